@@ -1,0 +1,102 @@
+"""Offscreen rendering: meshes land where K projects them, overlays touch only the hand's region."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+from conftest import require
+
+K = np.array([[500.0, 0.0, 320.0], [0.0, 500.0, 240.0], [0.0, 0.0, 1.0]])
+CENTRE = np.array([0.05, 0.03, 0.5])
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    try:
+        from handmesh.render import MeshRenderer
+
+        r = MeshRenderer(640, 480)
+    except Exception as exc:  # no EGL / no GL driver
+        r = None
+        reason = f"offscreen EGL rendering unavailable: {exc}"
+    require(r is not None, reason if r is None else "")
+    yield r
+    r.close()
+
+
+def _sphere(radius=0.03, centre=CENTRE):
+    s = trimesh.creation.icosphere(subdivisions=3, radius=radius)
+    return s.vertices + centre, s.faces
+
+
+def test_render_projects_where_K_says(renderer):
+    from handmesh.render import project
+
+    v, f = _sphere()
+    rgba, depth = renderer.render([(v, f, (1.0, 0.7, 0.5, 1.0))], K)
+    assert rgba.shape == (480, 640, 4) and rgba.dtype == np.uint8
+    assert depth.shape == (480, 640)
+    ys, xs = np.nonzero(rgba[..., 3] > 127)
+    assert len(xs) > 100
+    expected = project(CENTRE[None], K)[0]
+    assert abs(xs.mean() - expected[0]) < 1.0 and abs(ys.mean() - expected[1]) < 1.0
+    # the sphere's image radius is about f * r / z = 30 px
+    assert 25 < (xs.max() - xs.min()) / 2 < 35
+    cy, cx = int(round(expected[1])), int(round(expected[0]))
+    assert abs(depth[cy, cx] - (CENTRE[2] - 0.03)) < 2e-3
+    assert depth[0, 0] == 0 and rgba[0, 0, 3] == 0
+    # lit, not black: smooth shading with the light rig
+    assert rgba[cy, cx, :3].mean() > 100
+
+
+def test_render_empty_and_custom_size(renderer):
+    rgba, depth = renderer.render([], K)
+    assert rgba.shape == (480, 640, 4) and not rgba.any() and not depth.any()
+    v, f = _sphere()
+    rgba, _ = renderer.render([(v, f, (1, 1, 1, 1))], K, size=(200, 100))
+    assert rgba.shape == (100, 200, 4)
+
+
+@pytest.mark.parametrize("max_render_size", [320, 24])
+def test_overlay_matches_full_render_and_only_touches_region(renderer, max_render_size):
+    v, f = _sphere()
+    meshes = [(v, f, (1.0, 0.7, 0.5, 1.0))]
+    frame = np.full((480, 640, 3), 60, np.uint8)
+    out = renderer.overlay(frame, meshes, K, opacity=1.0, max_render_size=max_render_size)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert (frame == 60).all(), "the input frame must not be modified"
+    changed = np.abs(out.astype(int) - frame).sum(-1) > 30
+    full = renderer.render(meshes, K)[0][..., 3] > 127
+    iou = (changed & full).sum() / (changed | full).sum()
+    assert iou > (0.95 if max_render_size >= 100 else 0.8)
+    ys, xs = np.nonzero(changed)
+    assert xs.min() > 250 and xs.max() < 420 and ys.min() > 200 and ys.max() < 320
+
+
+def test_overlay_no_mesh_or_offscreen_returns_frame(renderer):
+    frame = np.zeros((48, 64, 3), np.uint8)
+    assert renderer.overlay(frame, [], K) is frame
+    v, f = _sphere(centre=np.array([0.0, 0.0, -1.0]))  # behind the camera
+    assert renderer.overlay(frame, [(v, f, (1, 1, 1, 1))], K) is frame
+
+
+def test_composite_opacity():
+    from handmesh.render import composite
+
+    frame = np.full((4, 4, 3), 100, np.uint8)
+    patch = np.zeros((2, 2, 4), np.uint8)
+    patch[...] = (200, 200, 200, 255)
+    assert (composite(frame, patch, (1, 1), opacity=0.0) == frame).all()
+    out = composite(frame, patch, (1, 1), opacity=0.5)
+    assert out[1, 1, 0] == 150 and out[0, 0, 0] == 100
+
+
+def test_draw_skeleton_draws_bones():
+    from handmesh.render import draw_skeleton
+
+    img = np.zeros((64, 64, 3), np.uint8)
+    pts = np.stack([np.linspace(5, 58, 21), np.full(21, 32.0)], 1)
+    parents = [-1] + list(range(20))
+    draw_skeleton(img, pts, (0, 255, 0), 1, parents=parents)
+    assert img[32, 10:55, 1].min() > 0 and img[5:20, :, 1].max() == 0
