@@ -146,26 +146,25 @@ class MeshRenderer:
             return None
         return x0, y0, x1, y1
 
-    def overlay(
+    def render_region(
         self,
-        frame: np.ndarray,
         meshes: Sequence[Mesh],
         K: np.ndarray,
-        opacity: float = 0.85,
+        frame_size: tuple[int, int],
         margin: int = 6,
         max_render_size: int = 320,
-    ) -> np.ndarray:
-        """Composite the meshes over an RGB frame, rendering only the hands' bounding region.
+    ) -> tuple[np.ndarray, tuple[int, int]] | None:
+        """Render only the meshes' bounding region of a (width, height) frame: (rgba patch, (x0, y0)).
 
         A region larger than `max_render_size` pixels is rendered at a lower resolution and upsampled:
         software GL (llvmpipe) cost grows with the pixel count, and the 4x MSAA keeps edges clean.
+        Returns None when nothing is on screen.
         """
         if not meshes:
-            return frame
-        height, width = frame.shape[:2]
-        box = self.region(meshes, K, (width, height), margin)
+            return None
+        box = self.region(meshes, K, frame_size, margin)
         if box is None:
-            return frame
+            return None
         x0, y0, x1, y1 = box
         w, h = x1 - x0, y1 - y0
         scale = min(1.0, max_render_size / max(w, h))
@@ -184,7 +183,26 @@ class MeshRenderer:
         rgba = rgba[:rh, :rw]
         if (rw, rh) != (w, h):
             rgba = cv2.resize(rgba, (w, h), interpolation=cv2.INTER_LINEAR)
-        return composite(frame, rgba, (x0, y0), opacity)
+        return rgba, (x0, y0)
+
+    def overlay(
+        self,
+        frame: np.ndarray,
+        meshes: Sequence[Mesh],
+        K: np.ndarray,
+        opacity: float = 0.85,
+        margin: int = 6,
+        max_render_size: int = 320,
+    ) -> np.ndarray:
+        """Composite the meshes over an RGB frame (a new array), rendering only the hands' region.
+
+        Returns `frame` itself when no mesh is on screen.
+        """
+        height, width = frame.shape[:2]
+        patch = self.render_region(meshes, K, (width, height), margin, max_render_size)
+        if patch is None:
+            return frame
+        return composite(frame, patch[0], patch[1], opacity)
 
 
 def composite(
