@@ -1,0 +1,200 @@
+"""Loading MANO files safely: a restricted unpickler for official pickles, and clean .npz files.
+
+Official MANO pickles are Python 2 pickles holding chumpy arrays and a scipy sparse matrix. chumpy
+does not import on current numpy, and unpickling runs whatever callables a file names, so the
+unpickler below resolves only the few names a MANO file needs, rebuilds chumpy and sparse objects as
+plain numpy, and refuses everything else before it can run.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from handmesh.errors import HandmeshError, MissingFileError
+from handmesh.hand_model.arrays import SCHEMA, validate_arrays
+
+MANO_FILES = {"right": "MANO_RIGHT", "left": "MANO_LEFT"}
+DEFAULT_MANO_DIR = Path("data") / "mano"
+
+
+class _Stub:
+    """Stands in for a chumpy or scipy.sparse object: keeps its pickled state, runs nothing."""
+
+    qualname = ""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args = args
+        self.state = None
+
+    def __setstate__(self, state) -> None:
+        self.state = state
+
+
+def _stub_class(qualname: str) -> type:
+    return type("Stub_" + qualname.replace(".", "_"), (_Stub,), {"qualname": qualname})
+
+
+def _reconstruct_ndarray(subtype, shape, dtype):
+    if subtype is not np.ndarray:
+        raise HandmeshError(f"pickle asks to rebuild an array of type {subtype!r}")
+    return np.ndarray.__new__(np.ndarray, shape, dtype)
+
+
+def _copyreg_reconstructor(cls, base, state):
+    # Python 2 protocols rebuild plain objects this way; only stub classes may come through.
+    if not (isinstance(cls, type) and issubclass(cls, _Stub)) or base is not object or state is not None:
+        raise HandmeshError(f"pickle asks to rebuild {cls!r} from {base!r}")
+    return cls()
+
+
+def _codecs_encode(text, encoding="utf-8", errors="strict"):
+    # Python 3 pickles of bytes under protocol 2 use codecs.encode(str, "latin1").
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise HandmeshError("pickle calls codecs.encode with unexpected arguments")
+    return codecs.encode(text, encoding, errors)
+
+
+def _scalar(dtype, data=None):
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise HandmeshError("pickle asks for a non-numeric numpy scalar")
+    if isinstance(data, str):  # Python 2 str read with encoding="latin1"
+        data = data.encode("latin1")
+    return np.frombuffer(data, dtype=dtype, count=1)[0]
+
+
+_CHUMPY_MODULES = ("chumpy.ch", "chumpy.ch_ops", "chumpy.reordering", "chumpy.linalg", "chumpy.utils")
+_SPARSE = {"csc_matrix": "csc", "csr_matrix": "csr"}
+
+
+def _allowed(module: str, name: str):
+    """The object a MANO pickle may reference as `module.name`, or None when it is not allowed."""
+    numpy_core = module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    if numpy_core and name == "_reconstruct":
+        return _reconstruct_ndarray
+    if numpy_core and name == "scalar":
+        return _scalar
+    if module == "numpy" and name == "ndarray":
+        return np.ndarray
+    if module == "numpy" and name == "dtype":
+        return np.dtype
+    if module in ("copy_reg", "copyreg") and name == "_reconstructor":
+        return _copyreg_reconstructor
+    if module in ("__builtin__", "builtins") and name == "object":
+        return object
+    if module == "_codecs" and name == "encode":
+        return _codecs_encode
+    if module in _CHUMPY_MODULES and name.isidentifier():
+        return _stub_class(f"{module}.{name}")
+    if module.startswith("scipy.sparse") and name in _SPARSE:
+        return _stub_class(f"scipy.sparse.{name}")
+    return None
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only what MANO pickles need and refuses every other global."""
+
+    def find_class(self, module: str, name: str):
+        found = _allowed(module, name)
+        if found is None:
+            raise HandmeshError(
+                f"refusing to load this pickle: it references {module}.{name}, which a MANO file never needs"
+            )
+        return found
+
+
+def _to_numpy(obj):
+    """Turn stubs (chumpy arrays, sparse matrices) into numpy arrays; other values pass through."""
+    if isinstance(obj, _Stub):
+        state = obj.state if isinstance(obj.state, dict) else {}
+        kind = type(obj).qualname
+        if kind.startswith("scipy.sparse."):
+            import scipy.sparse
+
+            shape = state.get("_shape", state.get("shape"))
+            maker = scipy.sparse.csc_matrix if kind.endswith("csc_matrix") else scipy.sparse.csr_matrix
+            try:
+                return maker((state["data"], state["indices"], state["indptr"]), shape=shape).toarray()
+            except KeyError as exc:
+                raise HandmeshError(f"sparse matrix in pickle lacks {exc}") from None
+        if "x" in state:  # chumpy.ch.Ch and its subclasses keep their value in `x`
+            return np.asarray(_to_numpy(state["x"]))
+        raise HandmeshError(f"unsupported chumpy object {kind} (no stored value)")
+    if isinstance(obj, dict):
+        return {k: _to_numpy(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_numpy(v) for v in obj)
+    return obj
+
+
+def read_mano_pickle(path: str | Path) -> dict:
+    """Read an official MANO pickle through the restricted unpickler; values come back as numpy."""
+    with open(path, "rb") as fh:
+        try:
+            raw = RestrictedUnpickler(fh, encoding="latin1").load()
+        except HandmeshError as exc:
+            raise HandmeshError(f"{path}: {exc}") from None
+        except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError) as exc:
+            raise HandmeshError(f"{path}: not a readable MANO pickle ({exc})") from None
+    if not isinstance(raw, dict):
+        raise HandmeshError(f"{path}: expected a dict of arrays, got {type(raw).__name__}")
+    return _to_numpy(raw)
+
+
+def side_from_name(path: str | Path) -> str | None:
+    """'left' / 'right' when the file name says so (MANO_LEFT / MANO_RIGHT), else None."""
+    name = Path(path).name.upper()
+    if "LEFT" in name:
+        return "left"
+    if "RIGHT" in name:
+        return "right"
+    return None
+
+
+def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], str | None]:
+    """Validated MANO-schema arrays from a .pkl or .npz file, and the side it says it is (or None)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"no MANO file at {path}")
+    side = side_from_name(path)
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                data = {k: npz[k] for k in npz.files}
+        except ValueError as exc:
+            raise HandmeshError(f"{path}: not a clean .npz ({exc})") from None
+        if "side" in data:
+            side = str(data.pop("side"))
+    elif path.suffix == ".pkl":
+        data = read_mano_pickle(path)
+    else:
+        raise HandmeshError(f"{path}: expected a .pkl or .npz MANO file")
+    return validate_arrays(data, source=str(path)), side
+
+
+def save_npz(arrays: dict[str, np.ndarray], path: str | Path, side: str) -> Path:
+    """Write MANO-schema arrays (and the side) as an uncompressed-pickle-free .npz."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean = {k: np.asarray(arrays[k]) for k in SCHEMA}
+    np.savez_compressed(path, side=np.array(side), **clean)
+    return path
+
+
+def mano_dir() -> Path:
+    """Where MANO files are looked for: $HANDMESH_MANO_DIR, else ./data/mano."""
+    return Path(os.environ.get("HANDMESH_MANO_DIR") or DEFAULT_MANO_DIR)
+
+
+def find_mano_file(folder: str | Path, side: str) -> Path | None:
+    """MANO_{SIDE}.npz or .pkl inside `folder` (the clean .npz preferred), or None."""
+    folder = Path(folder)
+    for ext in (".npz", ".pkl"):
+        candidate = folder / (MANO_FILES[side] + ext)
+        if candidate.is_file():
+            return candidate
+    return None
