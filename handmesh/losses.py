@@ -1,0 +1,68 @@
+"""Training losses of the regressor, each masked per sample by the batch's `has_*` flags.
+
+3D terms are root-relative because the model predicts the hand in its own frame without translation:
+joints are compared after subtracting the root joint (9, middle MCP — FreiHAND's root), vertices after
+subtracting their centroid (a custom sample may carry vertices without joints). The 2D term compares the
+model's crop-pixel joints with the ground truth, both divided by the crop size so that the weight does
+not depend on the input resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from handmesh.geometry import axis_angle_to_matrix
+
+ROOT_JOINT = 9
+
+
+def masked_mean(per_sample: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of per-sample values over the samples whose mask is set (0 when none is)."""
+    mask = mask.to(per_sample.dtype).reshape(per_sample.shape)
+    return (per_sample * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def _l1_points(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean L1 distance of (B,N,D) point sets."""
+    return (pred - gt).abs().mean(dim=(1, 2))
+
+
+def compute_losses(
+    out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], weights: Mapping[str, float], img_size: int
+) -> dict[str, torch.Tensor]:
+    """Unweighted loss terms plus their weighted sum under "total" (model and dataset contracts)."""
+    f32 = torch.float32
+    pred_j = out["joints"].to(f32)
+    pred_v = out["vertices"].to(f32)
+    terms: dict[str, torch.Tensor] = {}
+
+    gt_j = batch["joints3d"].to(f32)
+    rel_pred_j = pred_j - pred_j[:, ROOT_JOINT : ROOT_JOINT + 1]
+    rel_gt_j = gt_j - gt_j[:, ROOT_JOINT : ROOT_JOINT + 1]
+    terms["joints3d"] = masked_mean(_l1_points(rel_pred_j, rel_gt_j), batch["has_joints3d"])
+
+    gt_v = batch["vertices"].to(f32)
+    rel_pred_v = pred_v - pred_v.mean(dim=1, keepdim=True)
+    rel_gt_v = gt_v - gt_v.mean(dim=1, keepdim=True)
+    terms["vertices"] = masked_mean(_l1_points(rel_pred_v, rel_gt_v), batch["has_vertices"])
+
+    scale = float(img_size)
+    terms["joints2d"] = masked_mean(
+        _l1_points(out["joints2d"].to(f32) / scale, batch["joints2d"].to(f32) / scale), batch["has_joints2d"]
+    )
+
+    # Rotations are compared as matrices: axis-angle has a 2*pi ambiguity and 6D is not unique.
+    pose = batch["mano_pose"].to(f32).reshape(-1, 16, 3)
+    gt_rot = axis_angle_to_matrix(pose)
+    pred_rot = torch.cat([out["global_orient"].to(f32).reshape(-1, 1, 3, 3), out["hand_pose"].to(f32)], dim=1)
+    rot_err = ((pred_rot - gt_rot) ** 2).mean(dim=(1, 2, 3))
+    betas_err = ((out["betas"].to(f32) - batch["betas"].to(f32)) ** 2).mean(dim=1)
+    terms["mano"] = masked_mean(rot_err + betas_err, batch["has_mano"])
+
+    terms["betas_prior"] = (out["betas"].to(f32) ** 2).mean()
+
+    total = sum(weights.get(name, 0.0) * value for name, value in terms.items())
+    terms["total"] = total
+    return terms

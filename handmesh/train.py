@@ -1,0 +1,787 @@
+"""Training loop of the regressor: FreiHAND-layout or custom datasets, single process or torchrun DDP.
+
+One script covers every setting: `torchrun --nproc_per_node N train_freihand.py ...` starts N workers
+(gloo on CPU, nccl on GPU) with a DistributedSampler; rank 0 alone validates, logs and writes
+checkpoints. A run folder holds `config.json`, `last.pt` (every epoch), `best.pt` (lowest validation
+PA-MPJPE) and TensorBoard events under `tb/`. Both checkpoints load with `handmesh.load_model` (model
+config + weights; the EMA weights when EMA is on) and also carry everything `--resume` needs to continue
+exactly from the last completed epoch: raw weights, optimizer, schedule, AMP scaler, EMA, epoch, step,
+best score and the RNG states of every rank — all plain tensors/numbers (`weights_only=True`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from handmesh import config as cfgutil
+from handmesh.errors import HandmeshError, MissingFileError
+
+TRAIN_FORMAT = "handmesh-train"
+
+
+@dataclass
+class TrainConfig:
+    """Everything about a training run except the model itself (that is `ModelConfig`)."""
+
+    data: str = ""
+    out: str = "runs/train"
+    dataset: str = "auto"  # auto | freihand | custom (auto: annotations.jsonl -> custom, else FreiHAND)
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01
+    loss_joints3d: float = 5.0
+    loss_vertices: float = 5.0
+    loss_joints2d: float = 1.0
+    loss_mano: float = 1.0
+    loss_betas_prior: float = 1e-3
+    grad_clip: float = 1.0  # max gradient norm; 0 = off
+    amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | fp16 | off
+    channels_last: str = "auto"  # auto (on for GPU) | on | off
+    ema_decay: float | None = None  # e.g. 0.999; None = no EMA
+    workers: int = 4
+    seed: int = 0
+    val_fraction: float = 0.05
+    augment: bool = True
+    log_every: int = 20  # optimizer steps between TensorBoard scalars
+    ckpt_every: int = 1  # epochs between last.pt writes (the final epoch is always written)
+    image_grid: int = 8  # validation samples rendered into TensorBoard; 0 = none
+    time_budget_min: float | None = None  # stop (and end the cosine decay) after this many minutes
+    deterministic: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    progress: bool = True
+
+    def loss_weights(self) -> dict[str, float]:
+        """Loss term name -> weight."""
+        names = ("joints3d", "vertices", "joints2d", "mano", "betas_prior")
+        return {name: float(getattr(self, "loss_" + name)) for name in names}
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def detect_dataset_kind(data_dir: str | Path) -> str:
+    """'custom' for a folder with annotations.jsonl, 'freihand' for FreiHAND's layout; else an error."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise MissingFileError(f"dataset folder {root} does not exist (FreiHAND goes under data/freihand/)")
+    if (root / "annotations.jsonl").is_file():
+        return "custom"
+    if any(
+        (root / name).is_file() for name in ("training_mano.json", "training_xyz.json", "evaluation_K.json")
+    ):
+        return "freihand"
+    raise MissingFileError(
+        f"{root} is neither FreiHAND's layout (training_*.json, training/rgb/) nor a custom dataset "
+        "(annotations.jsonl); see data/README.md"
+    )
+
+
+def build_datasets(
+    cfg: TrainConfig, img_size: int
+) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
+    """Training and validation datasets of the configured folder (validation split held out by sample)."""
+    from handmesh import data
+
+    kind = detect_dataset_kind(cfg.data) if cfg.dataset == "auto" else cfg.dataset
+    if kind == "freihand":
+        return data.freihand_train_val(
+            cfg.data, img_size=img_size, val_fraction=cfg.val_fraction, seed=cfg.seed, augment=cfg.augment
+        )
+    if kind == "custom":
+        return data.custom_train_val(
+            cfg.data, img_size=img_size, val_fraction=cfg.val_fraction, seed=cfg.seed, augment=cfg.augment
+        )
+    raise HandmeshError(f"unknown dataset kind {kind!r} (auto, freihand or custom)")
+
+
+# ----------------------------------------------------------------------------- distributed + devices
+
+
+@dataclass
+class DistInfo:
+    """Where this process sits in a torchrun job (world_size 1 without torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        """True inside a multi-process job."""
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        """True on the process that logs and writes checkpoints."""
+        return self.rank == 0
+
+
+def resolve_device(spec: str, dist_info: DistInfo) -> torch.device:
+    """'auto' -> this rank's GPU when CUDA is present, else the CPU."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cuda":
+        spec = f"cuda:{dist_info.local_rank}"
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise HandmeshError(f"device {spec} asked for but CUDA is not available")
+        torch.cuda.set_device(device)
+    return device
+
+
+def init_distributed(device_spec: str) -> DistInfo:
+    """Join the torchrun process group when torchrun's environment is set (nccl on GPU, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    import torch.distributed as dist
+
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        on_gpu = device_spec != "cpu" and torch.cuda.is_available()
+        if on_gpu:
+            torch.cuda.set_device(info.local_rank)
+        dist.init_process_group(backend="nccl" if on_gpu else "gloo")
+    return info
+
+
+# ----------------------------------------------------------------------------- RNG state
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy, torch (and CUDA) generator states as tensors and plain lists."""
+    py_version, py_internal, py_gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state = {
+        "python": [py_version, list(py_internal), py_gauss],
+        "numpy": [
+            np_name,
+            torch.from_numpy(np_keys.astype(np.int64)),
+            int(np_pos),
+            int(np_has_gauss),
+            float(np_gauss),
+        ],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured."""
+    py_version, py_internal, py_gauss = state["python"]
+    random.setstate((int(py_version), tuple(int(x) for x in py_internal), py_gauss))
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
+    np.random.set_state(
+        (np_name, np_keys.numpy().astype(np.uint32), int(np_pos), int(np_has_gauss), float(np_gauss))
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return (
+        model.module
+        if hasattr(model, "module") and isinstance(model, torch.nn.parallel.DistributedDataParallel)
+        else model
+    )
+
+
+def read_train_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a training checkpoint (last.pt/best.pt) and check that it can be resumed."""
+    from handmesh.checkpoint import load_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"no checkpoint to resume at {path} (run training with --out first)")
+    payload = load_checkpoint(path)
+    if not isinstance(payload, dict) or TRAIN_FORMAT not in payload:
+        raise HandmeshError(f"{path} is a model file without training state; it cannot be resumed")
+    return payload
+
+
+def check_resume_compatible(payload: dict[str, Any], model_cfg: Any, explicit: set[str], path: Path) -> Any:
+    """The checkpoint's model config, unless the user explicitly asked for a different model."""
+    from handmesh.models import ModelConfig
+
+    saved = cfgutil.from_dict(ModelConfig, payload["model_config"], strict=False)
+    for name in sorted(explicit):
+        want, have = getattr(model_cfg, name), getattr(saved, name)
+        if want != have:
+            raise HandmeshError(
+                f"cannot resume {path}: it was trained with {name}={have!r} but {name}={want!r} was asked; "
+                "drop the option or start a new --out folder"
+            )
+    return saved
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@torch.no_grad()
+def predict_camera_space(
+    model: torch.nn.Module, images: torch.Tensor, K: torch.Tensor, img_size: int
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Joints and vertices in the crop camera (metres): model output plus the camera's translation."""
+    from handmesh.models.camera import cam_to_translation
+
+    out = model(images)
+    transl = cam_to_translation(out["cam"].float(), K.float(), img_size)[:, None, :]
+    return out["joints"].float() + transl, out["vertices"].float() + transl, out
+
+
+@torch.no_grad()
+def validate(
+    model: torch.nn.Module,
+    loader: torch.utils.data.DataLoader,
+    cfg: TrainConfig,
+    img_size: int,
+    device: torch.device,
+    autocast: Callable[[], Any],
+    channels_last: bool,
+) -> dict[str, Any]:
+    """Validation loss and, on samples with 3D joints and vertices, the official metrics."""
+    from handmesh.losses import compute_losses
+    from handmesh.metrics import score_arrays
+
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    count = 0
+    preds_j, preds_v, gts_j, gts_v = [], [], [], []
+    first: dict[str, Any] | None = None
+    for batch in loader:
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        images = batch["image"]
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast():
+            joints, verts, out = predict_camera_space(model, images, batch["K"], img_size)
+        losses = compute_losses(out, batch, cfg.loss_weights(), img_size)
+        n = images.shape[0]
+        for key, value in losses.items():
+            sums[key] = sums.get(key, 0.0) + float(value) * n
+        count += n
+        full = (batch["has_joints3d"] > 0.5) & (batch["has_vertices"] > 0.5)
+        preds_j.append(joints[full].cpu())
+        preds_v.append(verts[full].cpu())
+        gts_j.append(batch["joints3d"][full].float().cpu())
+        gts_v.append(batch["vertices"][full].float().cpu())
+        if first is None:
+            first = {
+                "image": images[: cfg.image_grid].float().cpu(),
+                "K": batch["K"][: cfg.image_grid].cpu(),
+                "vertices": verts[: cfg.image_grid].cpu(),
+            }
+    model.train(was_training)
+    result: dict[str, Any] = {"loss_" + k: v / max(count, 1) for k, v in sums.items()}
+    result["num_samples"] = count
+    pj = torch.cat(preds_j) if preds_j else torch.zeros(0, 21, 3)
+    if len(pj):
+        scores = score_arrays(
+            pj.double().numpy(),
+            torch.cat(preds_v).double().numpy(),
+            torch.cat(gts_j).double().numpy(),
+            torch.cat(gts_v).double().numpy(),
+        )
+        result.update({k: float(v) for k, v in scores.items()})
+    result["_first"] = first
+    return result
+
+
+def render_grid(first: dict[str, Any], faces: np.ndarray) -> np.ndarray | None:
+    """Predicted meshes drawn over the validation inputs, as one (3,H,W) uint8 grid; None without EGL."""
+    import torchvision
+
+    from handmesh.render import RIGHT_COLOR, MeshRenderer
+
+    images = first["image"]
+    size = images.shape[-1]
+    renderer = MeshRenderer(size, size)
+    tiles = []
+    for img, K, verts in zip(images, first["K"], first["vertices"], strict=True):
+        frame = (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        drawn = renderer.overlay(frame, [(verts.numpy(), faces, RIGHT_COLOR)], K.numpy(), 0.6)
+        tiles.append(torch.from_numpy(np.ascontiguousarray(drawn)).permute(2, 0, 1))
+    return torchvision.utils.make_grid(torch.stack(tiles), nrow=min(4, len(tiles))).numpy()
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def _amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    mode = cfg.amp
+    if mode == "auto":
+        mode = "bf16" if device.type == "cuda" else "off"
+    if mode not in ("bf16", "fp16", "off"):
+        raise HandmeshError(f"amp must be auto, bf16, fp16 or off, not {cfg.amp!r}")
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[mode]
+
+
+def _channels_last(cfg: TrainConfig, device: torch.device) -> bool:
+    if cfg.channels_last not in ("auto", "on", "off"):
+        raise HandmeshError(f"channels_last must be auto, on or off, not {cfg.channels_last!r}")
+    return cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda")
+
+
+def _faces_of(model: torch.nn.Module) -> np.ndarray | None:
+    for owner in (model, getattr(model, "hand", None), getattr(model, "hand_model", None)):
+        faces = getattr(owner, "faces", None) if owner is not None else None
+        if faces is not None:
+            return np.asarray(faces.cpu() if torch.is_tensor(faces) else faces, dtype=np.int64)
+    return None
+
+
+def _all_agree(flag: bool, dist_info: DistInfo, device: torch.device) -> bool:
+    """True when any rank says so (ranks must stop on the same step or DDP hangs)."""
+    if not dist_info.enabled:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def _log(msg: str) -> None:
+    print(f"[train] {msg}", file=sys.stderr, flush=True)
+
+
+def train(
+    cfg: TrainConfig,
+    model_cfg: Any,
+    resume: str | Path | None = None,
+    datasets: tuple[torch.utils.data.Dataset, torch.utils.data.Dataset] | None = None,
+    explicit_model_fields: set[str] | None = None,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) a run; returns a summary (epochs, steps, best PA-MPJPE, images/s, wall time)."""
+    from handmesh.models import build_model
+
+    t_start = time.perf_counter()
+    dist_info = init_distributed(cfg.device)
+    device = resolve_device(cfg.device, dist_info)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    out_dir = Path(cfg.out)
+
+    payload = None
+    if resume is not None:
+        resume_path = Path(resume)
+        payload = read_train_checkpoint(resume_path)
+        model_cfg = check_resume_compatible(payload, model_cfg, explicit_model_fields or set(), resume_path)
+
+    seed_everything(cfg.seed + dist_info.rank)
+    model = build_model(**cfgutil.to_dict(model_cfg)).to(device)
+    model_cfg = getattr(model, "config", model_cfg)
+    channels_last = _channels_last(cfg, device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    train_set, val_set = datasets if datasets is not None else build_datasets(cfg, model_cfg.img_size)
+    if len(train_set) == 0:
+        raise HandmeshError(f"no training samples in {cfg.data}")
+    per_rank_batch = cfg.batch_size
+    loader_gen = torch.Generator().manual_seed(cfg.seed)
+    sampler = None
+    if dist_info.enabled:
+        sampler = torch.utils.data.DistributedSampler(
+            train_set,
+            num_replicas=dist_info.world_size,
+            rank=dist_info.rank,
+            shuffle=True,
+            seed=cfg.seed,
+            drop_last=True,
+        )
+    pin = device.type == "cuda"
+    loader_kw: dict[str, Any] = {"num_workers": cfg.workers, "pin_memory": pin}
+    if cfg.workers > 0:
+        loader_kw["persistent_workers"] = False
+    drop_last = len(train_set) // max(1, dist_info.world_size) >= per_rank_batch
+    train_loader = torch.utils.data.DataLoader(
+        train_set,
+        batch_size=per_rank_batch,
+        shuffle=sampler is None,
+        sampler=sampler,
+        generator=loader_gen,
+        drop_last=drop_last,
+        **loader_kw,
+    )
+    val_loader = torch.utils.data.DataLoader(
+        val_set,
+        batch_size=per_rank_batch,
+        shuffle=False,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        **loader_kw,
+    )
+    steps_per_epoch = len(train_loader)
+    if steps_per_epoch == 0:
+        raise HandmeshError(f"batch size {cfg.batch_size} leaves no full batch of {len(train_set)} samples")
+
+    from handmesh.losses import compute_losses
+    from handmesh.optim import ModelEMA, WarmupCosine, build_optimizer
+
+    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
+    total_steps = cfg.epochs * steps_per_epoch
+    scheduler = WarmupCosine(
+        optimizer, total_steps, round(cfg.warmup_epochs * steps_per_epoch), cfg.min_lr_ratio
+    )
+    amp_dtype = _amp_dtype(cfg, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay else None
+
+    def autocast():
+        return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+
+    start_epoch, step, best, elapsed_before, finished = 0, 0, math.inf, 0.0, False
+    history: list[dict[str, Any]] = []
+    if payload is not None:
+        state = payload[TRAIN_FORMAT]
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+        start_epoch, step = int(state["epoch"]), int(state["step"])
+        best, elapsed_before = float(state["best"]), float(state["elapsed_s"])
+        finished = bool(state.get("finished", False))
+        history = list(state.get("history", []))
+        loader_gen.set_state(state["loader_generator"])
+        ranks = state["rng"]
+        if len(ranks) == dist_info.world_size:
+            set_rng_state(ranks[dist_info.rank])
+        else:
+            seed_everything(cfg.seed + 1000 * start_epoch + dist_info.rank)
+        if dist_info.main:
+            _log(f"resumed {resume} at epoch {start_epoch}, step {step}")
+
+    train_model: torch.nn.Module = model
+    if dist_info.enabled:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    writer = None
+    if dist_info.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.json").write_text(
+            json.dumps({"train": cfgutil.to_dict(cfg), "model": cfgutil.to_dict(model_cfg)}, indent=2) + "\n"
+        )
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir=str(out_dir / "tb"), purge_step=step if payload is not None else None)
+    faces = _faces_of(model)
+    grid_warned = False
+    budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
+    images_seen, loop_time = 0, 0.0
+    t_run = time.perf_counter()
+    last_val: dict[str, Any] = {}
+
+    epoch = start_epoch
+    while epoch < cfg.epochs and not finished:
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        train_model.train()
+        bar = None
+        if dist_info.main and cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=steps_per_epoch,
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                unit="step",
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+        t_epoch, n_epoch = time.perf_counter(), 0
+        for batch in train_loader:
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            images = batch["image"]
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with autocast():
+                out = train_model(images)
+            losses = compute_losses(out, batch, cfg.loss_weights(), model_cfg.img_size)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(losses["total"]).backward()
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+            )
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            if ema is not None:
+                ema.update(model)
+            step += 1
+            n = images.shape[0] * dist_info.world_size
+            n_epoch += n
+            images_seen += n
+            elapsed = elapsed_before + time.perf_counter() - t_run
+            if budget_s is not None and step > scheduler.warmup_steps + 10:
+                done_this_run = step - (start_epoch * steps_per_epoch)
+                run_time = time.perf_counter() - t_run
+                remaining_steps = (budget_s - elapsed) / max(run_time / max(done_this_run, 1), 1e-9)
+                scheduler.set_horizon(min(total_steps, step + max(0, int(remaining_steps))))
+            if bar is not None:
+                rate = n_epoch / max(time.perf_counter() - t_epoch, 1e-9)
+                bar.set_postfix(loss=f"{losses['total'].item():.4f}", img_s=f"{rate:.1f}")
+                bar.update(1)
+            if writer is not None and (step % max(1, cfg.log_every) == 0 or step == 1):
+                for key, value in losses.items():
+                    writer.add_scalar(f"train/loss_{key}", value.item(), step)
+                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+                writer.add_scalar("train/grad_norm", float(grad_norm), step)
+                writer.add_scalar(
+                    "train/images_per_s", n_epoch / max(time.perf_counter() - t_epoch, 1e-9), step
+                )
+            if budget_s is not None and _all_agree(elapsed >= budget_s, dist_info, device):
+                finished = True
+                break
+        if bar is not None:
+            bar.close()
+        epoch += 1
+        loop_time += time.perf_counter() - t_epoch
+        epoch_rate = n_epoch / max(time.perf_counter() - t_epoch, 1e-9)
+
+        # RNG states are captured before validation and restored after it: validation (its data
+        # pipeline may draw random numbers) then never shifts training, resumed or not.
+        ranks_rng = [rng_state()]
+        if dist_info.enabled:
+            import torch.distributed as dist
+
+            gathered: list[Any] = [None] * dist_info.world_size
+            dist.all_gather_object(gathered, ranks_rng[0])
+            ranks_rng = gathered
+        if dist_info.main:
+            eval_model = ema.module if ema is not None else model
+            val = validate(eval_model, val_loader, cfg, model_cfg.img_size, device, autocast, channels_last)
+            first = val.pop("_first")
+            metric = val.get("pa_mpjpe_mm", val.get("loss_total", math.inf))
+            improved = metric < best
+            best = min(best, metric)
+            record = {
+                "epoch": epoch,
+                "step": step,
+                "images_per_s": epoch_rate,
+                **{k: v for k, v in val.items() if isinstance(v, (int, float))},
+            }
+            history.append(record)
+            last_val = record
+            for key, value in val.items():
+                if isinstance(value, (int, float)):
+                    writer.add_scalar(f"val/{key}", value, step)
+            writer.add_scalar("train/epoch_images_per_s", epoch_rate, step)
+            if cfg.image_grid > 0 and first is not None and faces is not None:
+                try:
+                    writer.add_image("val/meshes", render_grid(first, faces), step)
+                except Exception as exc:  # noqa: BLE001 — a missing EGL must not stop training
+                    if not grid_warned:
+                        _log(f"mesh image grid skipped ({type(exc).__name__}: {exc})")
+                        grid_warned = True
+            writer.flush()
+            elapsed = elapsed_before + time.perf_counter() - t_run
+            summary = ", ".join(f"{k}={val[k]:.2f}" for k in ("pa_mpjpe_mm", "pa_mpvpe_mm") if k in val)
+            _log(
+                f"epoch {epoch}/{cfg.epochs} step {step} val loss {val.get('loss_total', math.nan):.4f} "
+                f"{summary} ({epoch_rate:.1f} img/s)"
+            )
+            state = {
+                "epoch": epoch,
+                "step": step,
+                "best": best,
+                "elapsed_s": elapsed,
+                "finished": finished,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "loader_generator": loader_gen.get_state(),
+                "rng": ranks_rng,
+                "train_config": cfgutil.to_dict(cfg),
+                "history": history,
+            }
+            weights = (ema.module if ema is not None else model).state_dict()
+            final = epoch >= cfg.epochs or finished
+            if improved:
+                write_checkpoint(out_dir / "best.pt", model_cfg, weights, state)
+            if final or epoch % max(1, cfg.ckpt_every) == 0:
+                write_checkpoint(out_dir / "last.pt", model_cfg, weights, state)
+        set_rng_state(ranks_rng[dist_info.rank])
+        if dist_info.enabled:
+            import torch.distributed as dist
+
+            dist.barrier()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, last_val)
+
+    if writer is not None:
+        writer.close()
+    wall = time.perf_counter() - t_start
+    result = {
+        "epochs": epoch,
+        "steps": step,
+        "best_pa_mpjpe_mm": best if math.isfinite(best) else None,
+        "images_per_s": images_seen / max(loop_time, 1e-9) if images_seen else None,
+        "wall_s": wall,
+        "train_elapsed_s": elapsed_before + time.perf_counter() - t_run,
+        "last": last_val,
+        "out": str(out_dir),
+    }
+    if dist_info.enabled:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return result
+
+
+def write_checkpoint(
+    path: Path, model_cfg: Any, weights: dict[str, torch.Tensor], state: dict[str, Any]
+) -> None:
+    """One file `handmesh.load_model` reads (config + weights) that also carries the training state."""
+    from handmesh.checkpoint import save_checkpoint
+    from handmesh.models import checkpoint_payload
+
+    payload = checkpoint_payload(model_cfg, weights)
+    payload[TRAIN_FORMAT] = state
+    save_checkpoint(path, payload)
+
+
+# ----------------------------------------------------------------------------- command line
+
+MODEL_OPTIONS = ("variant", "img_size", "backbone_weights")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `handmesh train` / train_freihand.py."""
+    parser.add_argument("--variant", default=None, help="FastViT variant (default fastvit_t8)")
+    parser.add_argument(
+        "--img-size", dest="img_size", type=int, default=None, help="input size (default 224)"
+    )
+    parser.add_argument(
+        "--backbone-weights",
+        dest="backbone_weights",
+        default=None,
+        help="local ImageNet weights of the encoder (data/weights/...)",
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="CKPT",
+        help="continue OUT/last.pt (or the given checkpoint) from its last completed epoch",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override any TrainConfig or ModelConfig field (repeatable)",
+    )
+    cfgutil.add_dataclass_args(parser, TrainConfig)
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, Any, Path | None, set[str]]:
+    """TrainConfig, ModelConfig, checkpoint to resume (or None) and the model fields the user set."""
+    from handmesh.models import ModelConfig
+
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    train_over, model_over = [], []
+    for item in args.overrides:
+        key = item.split("=", 1)[0].strip().replace("-", "_")
+        if key in train_fields:
+            train_over.append(item)
+        elif key in model_fields:
+            model_over.append(item)
+        else:
+            raise HandmeshError(f"--set {item}: no TrainConfig or ModelConfig field named {key!r}")
+    for name in MODEL_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            model_over.append(f"{name}={value}")
+    explicit_model = {item.split("=", 1)[0].strip().replace("-", "_") for item in model_over}
+
+    cfg = TrainConfig()
+    resume_path = None
+    if args.resume is not None:
+        out = args.out or cfg.out
+        resume_path = Path(out) / "last.pt" if args.resume == "auto" else Path(args.resume)
+        if args.out is None and args.resume != "auto":
+            args.out = str(resume_path.parent)
+        saved = read_train_checkpoint(resume_path)[TRAIN_FORMAT]["train_config"]
+        cfg = cfgutil.from_dict(TrainConfig, saved, strict=False)
+    cfg = cfgutil.dataclass_from_args(cfg, args)
+    cfg = cfgutil.apply_overrides(cfg, train_over)
+    if not cfg.data:
+        raise HandmeshError("--data DIR is required (a FreiHAND folder or a custom dataset)")
+    model_cfg = cfgutil.apply_overrides(ModelConfig(), model_over)
+    return cfg, model_cfg, resume_path, explicit_model
+
+
+def run(args: argparse.Namespace) -> int:
+    """`handmesh train`: parse the configuration and train."""
+    cfg, model_cfg, resume_path, explicit = config_from_args(args)
+    result = train(cfg, model_cfg, resume=resume_path, explicit_model_fields=explicit)
+    if int(os.environ.get("RANK", "0")) == 0:
+        printable = {k: v for k, v in result.items() if k != "last"}
+        print(json.dumps(printable, indent=2))
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register `handmesh train`."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train the regressor (FreiHAND or a custom dataset)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of train_freihand.py (same options as `handmesh train`)."""
+    from handmesh.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
