@@ -1,0 +1,44 @@
+"""Single-file checkpoints: atomic writes and safe loading (tensors and plain containers only)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from handmesh.errors import HandmeshError, MissingFileError
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write payload with torch.save to a temp file beside path, then rename it into place (atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint dict with torch.load(weights_only=True); unreadable files raise a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"checkpoint {path} not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated, corrupt or foreign files all mean the same to a user
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HandmeshError(f"checkpoint {path} is unreadable or corrupt ({reason[:120]})") from exc
+    if not isinstance(payload, dict):
+        raise HandmeshError(f"checkpoint {path} does not hold a dict (got {type(payload).__name__})")
+    return payload

@@ -1,0 +1,99 @@
+"""The crop camera of the regressor and its conversion to a perspective camera (crop or full image).
+
+The head predicts a weak-perspective camera ``cam = (s, tx, ty)`` in normalized crop coordinates
+(-1 .. 1 across the crop, x right, y down): a point X of the hand model's frame (no translation) lands at
+
+    u = S/2 * (1 + s * (X_x + tx)),   v = S/2 * (1 + s * (X_y + ty))        (S = crop size in pixels)
+
+``s`` is in 1/metres (about 2 / hand extent when the hand fills the crop). The equivalent perspective
+translation for a crop camera K_crop = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] keeps the pixel scale of
+the hand (pixels per metre at the hand's depth) and the pixel where the model frame's origin lands:
+
+    Tz = 2 f / (S s)  with f = (fx + fy) / 2,   Tx = (u0 - cx) Tz / fx,   Ty = (v0 - cy) Tz / fy,
+    (u0, v0) = (S/2 (1 + s tx), S/2 (1 + s ty)).
+
+For the nominal camera (fx = fy = focal, cx = cy = S/2) this is the usual T = (tx, ty, 2 focal / (S s)).
+The model's ``joints2d`` are the perspective projection of ``joints + T`` with the nominal camera, so
+training supervises the same projection that inference uses; weak and perspective differ only by the
+hand's depth relief (|dZ| / Tz, a few per cent).
+
+Crop to full image: the crop is a pixel-space affine map of the image (``geometry.crop_intrinsics``),
+so the camera frame is unchanged. With ``K_crop = crop_intrinsics(K_image, box, S)``, ``vertices + T``
+are camera-space points of the full image and project with ``K_image`` to image pixels. A left hand is
+predicted on the mirrored crop (``np.fliplr``): see `crop_to_camera`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from handmesh.geometry import project_points
+
+
+def nominal_K(img_size: int, focal: float, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """Intrinsics (3,3) of the nominal crop camera: focal in pixels, principal point at the crop centre."""
+    c = img_size / 2.0
+    return torch.tensor([[focal, 0.0, c], [0.0, focal, c], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
+
+
+def weak_perspective_project(points: torch.Tensor, cam: torch.Tensor, img_size: int) -> torch.Tensor:
+    """Crop pixels (B,N,2) of hand-frame points (B,N,3) under the weak-perspective camera (B,3)."""
+    s = cam[:, None, 0:1]
+    return img_size / 2.0 * (1.0 + s * (points[..., :2] + cam[:, None, 1:3]))
+
+
+def cam_to_translation(cam: torch.Tensor, K_crop: torch.Tensor, img_size: int) -> torch.Tensor:
+    """Translation (B,3) metres that puts hand-frame points into the camera of K_crop (B,3,3) or (3,3)."""
+    K = K_crop.to(cam).expand(cam.shape[0], 3, 3)
+    fx, fy, cx, cy = K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]
+    s, tx, ty = cam.unbind(-1)
+    half = img_size / 2.0
+    tz = (fx + fy) / (img_size * s)
+    u0 = half * (1.0 + s * tx)
+    v0 = half * (1.0 + s * ty)
+    return torch.stack([(u0 - cx) * tz / fx, (v0 - cy) * tz / fy, tz], dim=-1)
+
+
+def translation_to_cam(transl: torch.Tensor, K_crop: torch.Tensor, img_size: int) -> torch.Tensor:
+    """Inverse of `cam_to_translation`: the weak-perspective camera (B,3) of a translation (B,3)."""
+    K = K_crop.to(transl).expand(transl.shape[0], 3, 3)
+    fx, fy, cx, cy = K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]
+    tx, ty, tz = transl.unbind(-1)
+    half = img_size / 2.0
+    s = (fx + fy) / (img_size * tz)
+    u0 = cx + fx * tx / tz
+    v0 = cy + fy * ty / tz
+    return torch.stack([s, (u0 / half - 1.0) / s, (v0 / half - 1.0) / s], dim=-1)
+
+
+def flip_intrinsics(K: torch.Tensor, width: int) -> torch.Tensor:
+    """Intrinsics of an image flipped left-right (np.fliplr: pixel u -> width - 1 - u) seen as a mirrored world."""
+    K = K.clone()
+    K[..., 0, 2] = (width - 1) - K[..., 0, 2]
+    K[..., 0, 1] = -K[..., 0, 1]
+    return K
+
+
+def crop_to_camera(
+    points: torch.Tensor, cam: torch.Tensor, K_crop: torch.Tensor, img_size: int, mirrored: bool = False
+) -> torch.Tensor:
+    """Camera-space points (B,N,3) of hand-frame model outputs (B,N,3) for a crop with intrinsics K_crop.
+
+    K_crop is the intrinsics of the crop as cut from the image (``crop_intrinsics(K, box, S)``). With
+    ``mirrored`` the network saw ``np.fliplr(crop)`` (a left hand predicted as a right hand): the points
+    are placed in the mirrored world of the flipped crop and mirrored back (x negated); the caller
+    reverses the face winding (``hand_model.mirror_faces``).
+    """
+    if not mirrored:
+        return points + cam_to_translation(cam, K_crop, img_size)[:, None, :]
+    flipped = flip_intrinsics(K_crop.to(cam).expand(cam.shape[0], 3, 3), img_size)
+    placed = points + cam_to_translation(cam, flipped, img_size)[:, None, :]
+    return placed * placed.new_tensor([-1.0, 1.0, 1.0])
+
+
+def project_with_cam(
+    points: torch.Tensor, cam: torch.Tensor, K_crop: torch.Tensor, img_size: int
+) -> torch.Tensor:
+    """Crop pixels (B,N,2) of hand-frame points under the perspective equivalent of `cam` for K_crop."""
+    K = K_crop.to(points).expand(points.shape[0], 3, 3)
+    return project_points(points + cam_to_translation(cam, K, img_size)[:, None, :], K)

@@ -1,0 +1,109 @@
+"""The full regressor: [0,1] RGB crop -> FastViT features -> MANO parameters -> hand mesh and joints."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from handmesh.geometry import matrix_to_rot6d, project_points, rot6d_to_matrix
+from handmesh.models.camera import cam_to_translation, nominal_K
+from handmesh.models.config import ModelConfig
+from handmesh.models.encoder import FastViTEncoder
+from handmesh.models.head import IterativeHead
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+OUTPUT_NAMES: tuple[str, ...] = (
+    "vertices",
+    "joints",
+    "global_orient",
+    "hand_pose",
+    "betas",
+    "cam",
+    "joints2d",
+)
+# Fraction of the crop the mean hand spans at the mean camera (detector boxes carry a margin).
+MEAN_FILL = 0.8
+
+
+def mean_global_orient() -> torch.Tensor:
+    """Initial global orientation (3,3): palm towards the camera, fingers up (image -y), thumb right.
+
+    MANO's (and the stand-in's) rest hand points its fingers along -x with the palm facing -y and the
+    thumb towards +z; identity (or HMR's 180 degrees about x) would show that hand edge-on to an OpenCV
+    camera. The columns are the camera-frame images of the model's x, y, z axes.
+    """
+    return torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+@torch.no_grad()
+def mean_camera(hand_model: nn.Module, orient: torch.Tensor) -> torch.Tensor:
+    """Weak-perspective camera (s, tx, ty) that centres the mean hand and makes it fill MEAN_FILL of the crop."""
+    verts = hand_model(global_orient=orient[None]).vertices[0].float()
+    lo, hi = verts[:, :2].min(0).values, verts[:, :2].max(0).values
+    extent = float((hi - lo).max())
+    centre = (lo + hi) / 2
+    s = 2.0 * MEAN_FILL / max(extent, 1e-3)
+    return torch.tensor([s, -float(centre[0]), -float(centre[1])])
+
+
+class HandRegressor(nn.Module):
+    """Images (B,3,S,S) RGB in [0,1] -> dict of vertices, joints, MANO parameters, camera, joints2d."""
+
+    def __init__(self, config: ModelConfig, hand_model: nn.Module) -> None:
+        super().__init__()
+        self.config = config
+        self.img_size = int(config.img_size)
+        self.encoder = FastViTEncoder(config.variant, config.features)
+        orient = mean_global_orient()
+        init_pose = torch.eye(3).expand(16, 3, 3).clone()
+        init_pose[0] = orient
+        self.head = IterativeHead(
+            self.encoder.out_channels,
+            init_pose6d=matrix_to_rot6d(init_pose),
+            init_cam=mean_camera(hand_model, orient),
+            hidden=config.head_hidden,
+            layers=config.head_layers,
+            iterations=config.head_iterations,
+            dropout=config.head_dropout,
+        )
+        self.hand_model = hand_model
+        # non-persistent: derived from the config, never stale in a checkpoint
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1), persistent=False)
+        self.register_buffer("K_nominal", nominal_K(self.img_size, config.resolved_focal()), persistent=False)
+        self.deploy = False
+
+    @property
+    def faces(self):
+        """Triangle indices (F,3) int64 of the hand model (right hand)."""
+        return self.hand_model.faces
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled encoder features (B,C) of [0,1] images."""
+        x = (images - self.pixel_mean) / self.pixel_std
+        return self.encoder(x).mean(dim=(2, 3))
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Regress the hand in the model's frame (no translation) plus its crop camera and 2D joints."""
+        params = self.head(self.features(images))
+        rots = rot6d_to_matrix(params["pose6d"])
+        global_orient, hand_pose = rots[:, 0], rots[:, 1:]
+        hand = self.hand_model(global_orient=global_orient, hand_pose=hand_pose, betas=params["betas"])
+        cam = params["cam"]
+        transl = cam_to_translation(cam, self.K_nominal, self.img_size)
+        joints2d = project_points(hand.joints + transl[:, None, :], self.K_nominal)
+        return {
+            "vertices": hand.vertices,
+            "joints": hand.joints,
+            "global_orient": global_orient,
+            "hand_pose": hand_pose,
+            "betas": params["betas"],
+            "cam": cam,
+            "joints2d": joints2d,
+        }
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
