@@ -36,6 +36,7 @@ __all__ = [
     "ModelConfig",
     "build_model",
     "build_model_from_config",
+    "checkpoint_payload",
     "load_model",
     "model_from_payload",
     "model_payload",
@@ -93,17 +94,24 @@ def build_model(variant: str | None = None, **overrides: Any) -> HandRegressor:
     return build_model_from_config(ModelConfig(**overrides))
 
 
-def model_payload(model: HandRegressor) -> dict[str, Any]:
-    """The checkpoint dict of a model (train or deploy form) without the hand-model arrays."""
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith(HAND_MODEL_PREFIX)}
+def checkpoint_payload(
+    config: ModelConfig, state_dict: dict[str, torch.Tensor], deploy: bool = False
+) -> dict[str, Any]:
+    """The model-file dict of a config and its weights (hand-model arrays are dropped)."""
+    state = {k: v for k, v in state_dict.items() if not k.startswith(HAND_MODEL_PREFIX)}
     return {
         "format": FORMAT,
         "version": VERSION,
-        "model_config": to_dict(model.config),
+        "model_config": to_dict(config),
         "state_dict": state,
-        "deploy": bool(getattr(model, "deploy", False)),
-        "hand_model_kind": model.config.hand_model_kind,
+        "deploy": bool(deploy),
+        "hand_model_kind": config.hand_model_kind,
     }
+
+
+def model_payload(model: HandRegressor) -> dict[str, Any]:
+    """The model-file dict of a model (train or deploy form)."""
+    return checkpoint_payload(model.config, model.state_dict(), deploy=bool(getattr(model, "deploy", False)))
 
 
 def save_model(model: HandRegressor, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
