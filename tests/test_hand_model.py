@@ -17,7 +17,6 @@ from handmesh.hand_model.joints import (
     MANO_PARENTS,
     MANO_TO_FREIHAND,
 )
-from handmesh.hand_model.layer import _matrix_to_axis_angle
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +144,3 @@ def test_pca_with_all_components_equals_full_pose():
     assert few(hand_pose=torch.zeros(2, 6)).vertices.shape == (2, 778, 3)
     with pytest.raises(ValueError):
         few(hand_pose=torch.zeros(2, 45))
-
-
-def test_matrix_to_axis_angle_round_trip():
-    aa = _random_pose(50, seed=7, scale=1.7).reshape(-1, 3)
-    aa = torch.cat([aa, torch.zeros(1, 3), torch.tensor([[1e-7, 0, 0], [3.1, 0.0, 0.1]])])
-    back = _matrix_to_axis_angle(batch_rodrigues(aa))
-    assert torch.allclose(batch_rodrigues(back), batch_rodrigues(aa), atol=1e-5)

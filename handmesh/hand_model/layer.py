@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 import smplx
 import torch
-from smplx.lbs import batch_rodrigues
 from smplx.utils import Struct
 from torch import Tensor, nn
 
 from handmesh.errors import HandmeshError
+from handmesh.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from handmesh.hand_model.joints import (
     FREIHAND_TIP_VERTEX_IDS,
     MANO_TO_FREIHAND,
@@ -30,40 +30,6 @@ class HandOutput:
     vertices: Tensor
     joints: Tensor
     joints16: Tensor
-
-
-def _matrix_to_axis_angle(rot: Tensor) -> Tensor:
-    # Through the quaternion, built from whichever of its components is largest: well conditioned at
-    # every angle, including near zero where acos(trace) is not.
-    m = rot
-    m00, m01, m02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
-    m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
-    m20, m21, m22 = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
-    q_abs = torch.sqrt(
-        torch.stack(
-            [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1
-        ).clamp(min=1e-12)
-    )
-    rows = torch.stack(
-        [
-            torch.stack([q_abs[..., 0] ** 2, m21 - m12, m02 - m20, m10 - m01], -1),
-            torch.stack([m21 - m12, q_abs[..., 1] ** 2, m10 + m01, m02 + m20], -1),
-            torch.stack([m02 - m20, m10 + m01, q_abs[..., 2] ** 2, m12 + m21], -1),
-            torch.stack([m10 - m01, m20 + m02, m21 + m12, q_abs[..., 3] ** 2], -1),
-        ],
-        -2,
-    )
-    cands = rows / (2 * q_abs.clamp(min=0.1)[..., None])
-    best = q_abs.argmax(-1)[..., None, None].expand(*q_abs.shape[:-1], 1, 4)
-    quat = torch.gather(cands, -2, best).squeeze(-2)
-    quat = torch.where(quat[..., :1] < 0, -quat, quat)
-    vec = quat[..., 1:]
-    sin_half = vec.norm(dim=-1, keepdim=True)
-    half = torch.atan2(sin_half, quat[..., :1])
-    # 2 * half / sin(half) -> 2 as the angle -> 0
-    safe = sin_half.clamp(min=1e-8)
-    scale = torch.where(sin_half > 1e-8, 2 * half / safe, torch.full_like(half, 2.0))
-    return vec * scale
 
 
 class HandModel(nn.Module):
@@ -148,7 +114,7 @@ class HandModel(nn.Module):
             if self.flat_hand_mean:
                 return hand_pose
             # Relative to the mean hand: add the mean in axis-angle space, as FreiHAND's parameters do.
-            aa = _matrix_to_axis_angle(hand_pose).reshape(-1, NUM_POSE) + self.hands_mean
+            aa = matrix_to_axis_angle(hand_pose).reshape(-1, NUM_POSE) + self.hands_mean
         elif hand_pose.dim() == 3 and hand_pose.shape[1:] == (NUM_MANO_JOINTS - 1, 3) and not self.use_pca:
             aa = self.pose_to_axis_angle(hand_pose.reshape(-1, NUM_POSE))
         elif hand_pose.dim() == 2 and (self.use_pca or hand_pose.shape[1] == NUM_POSE):
@@ -158,7 +124,7 @@ class HandModel(nn.Module):
             raise HandmeshError(
                 f"hand_pose: expected {want} or (B,15,3,3) matrices, got {tuple(hand_pose.shape)}"
             )
-        return batch_rodrigues(aa.reshape(-1, 3)).reshape(-1, NUM_MANO_JOINTS - 1, 3, 3)
+        return axis_angle_to_matrix(aa.reshape(-1, NUM_MANO_JOINTS - 1, 3))
 
     @staticmethod
     def _orient_rotmat(global_orient: Tensor | None, batch: int, ref: Tensor) -> Tensor:
@@ -166,7 +132,7 @@ class HandModel(nn.Module):
             return torch.eye(3, dtype=ref.dtype, device=ref.device).expand(batch, 1, 3, 3)
         global_orient = global_orient.to(ref)
         if global_orient.dim() == 2 and global_orient.shape[1] == 3:
-            return batch_rodrigues(global_orient).reshape(-1, 1, 3, 3)
+            return axis_angle_to_matrix(global_orient).reshape(-1, 1, 3, 3)
         if global_orient.shape[-2:] == (3, 3) and global_orient.dim() in (3, 4):
             return global_orient.reshape(-1, 1, 3, 3)
         raise HandmeshError(
