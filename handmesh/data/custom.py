@@ -1,0 +1,337 @@
+"""Custom hand datasets: a folder of images plus `annotations.jsonl`, one JSON object per hand.
+
+Keys (all but `image` optional; see docs/readme/datasets.md):
+  image         path relative to the folder
+  K             3x3 intrinsics of that image (pixels); absent: guessed (f = longest side, centre)
+  handedness    "right" (default) | "left"
+  mano          {"pose": 48, "betas": 10, "transl": 3}: axis-angle, 3 global + 45 articulation relative
+                to the mean hand (flat_hand_mean=False, FreiHAND's convention) of the model of that
+                handedness; vertices = model(pose, betas) + transl, camera frame, metres
+  joints3d      21x3 camera-frame metres, FreiHAND joint order
+  vertices      778x3 camera-frame metres
+  keypoints2d   21x2 pixels, or 21x3 with a visibility/confidence third column (0 = not labelled)
+  box           [x0, y0, x1, y1] pixels
+  confidence    0..1 weight of the sample
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from handmesh.data.io import read_image
+from handmesh.data.record import HandRecord
+from handmesh.data.transforms import AugmentConfig, HandTransform
+from handmesh.errors import HandmeshError, MissingFileError
+
+ANNOTATIONS = "annotations.jsonl"
+KNOWN_KEYS = {"image", "K", "handedness", "mano", "joints3d", "vertices", "keypoints2d", "box", "confidence"}
+ARRAY_SHAPES = {
+    "K": [(3, 3)],
+    "joints3d": [(21, 3)],
+    "vertices": [(778, 3)],
+    "keypoints2d": [(21, 2), (21, 3)],
+}
+MANO_SHAPES = {"pose": (48,), "betas": (10,), "transl": (3,)}
+
+
+def is_custom_layout(root: str | Path) -> bool:
+    """Whether `root` holds an annotations.jsonl."""
+    return (Path(root) / ANNOTATIONS).is_file()
+
+
+@dataclass
+class Annotation:
+    """One validated line of annotations.jsonl (arrays float64; absent labels None)."""
+
+    line: int
+    image: Path
+    side: str = "right"
+    K: np.ndarray | None = None
+    joints3d: np.ndarray | None = None
+    vertices: np.ndarray | None = None
+    keypoints2d: np.ndarray | None = None
+    keypoints_conf: np.ndarray | None = None
+    mano: dict[str, np.ndarray] | None = None
+    box: np.ndarray | None = None
+    confidence: float = 1.0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _array(value, shapes, where: str, problems: list[str]) -> np.ndarray | None:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError):
+        problems.append(f"{where}: not a numeric array")
+        return None
+    if arr.shape not in shapes:
+        want = " or ".join("x".join(map(str, s)) for s in shapes)
+        problems.append(f"{where}: expected {want}, got shape {'x'.join(map(str, arr.shape)) or 'scalar'}")
+        return None
+    if not np.isfinite(arr).all():
+        problems.append(f"{where}: holds NaN or infinity")
+        return None
+    return arr
+
+
+def parse_line(
+    text: str, line: int, root: Path, check_files: bool = True
+) -> tuple[Annotation | None, list[str]]:
+    """Validate one annotations.jsonl line; returns the annotation (None if unusable) and its problems."""
+    problems: list[str] = []
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [f"line {line}: not valid JSON ({exc.msg} at column {exc.colno})"]
+    if not isinstance(obj, dict):
+        return None, [f"line {line}: expected a JSON object, got {type(obj).__name__}"]
+    p = []
+    image = obj.get("image")
+    if not isinstance(image, str) or not image:
+        p.append("'image' (a relative path) is required")
+        path = None
+    else:
+        path = root / image
+        if check_files and not path.is_file():
+            p.append(f"image file not found: {path}")
+    ann = Annotation(line=line, image=path if path is not None else root)
+    side = obj.get("handedness", "right")
+    if side not in ("right", "left"):
+        p.append(f"handedness must be 'right' or 'left', got {side!r}")
+    else:
+        ann.side = side
+    for key, shapes in ARRAY_SHAPES.items():
+        if key in obj:
+            setattr(ann, key, _array(obj[key], shapes, key, p))
+    if ann.K is not None:
+        K = ann.K
+        if not (
+            K[0, 0] > 0 and K[1, 1] > 0 and np.allclose(K[2], [0, 0, 1]) and K[1, 0] == 0 and K[2, 0] == 0
+        ):
+            p.append("K must be [[fx,s,cx],[0,fy,cy],[0,0,1]] with fx, fy > 0")
+            ann.K = None
+    for key in ("joints3d", "vertices"):
+        arr = getattr(ann, key)
+        if arr is not None and (arr[:, 2] <= 0).any():
+            p.append(f"{key}: points at or behind the camera (z <= 0); expected camera-frame metres")
+            setattr(ann, key, None)
+        elif arr is not None and np.abs(arr).max() > 20:
+            p.append(f"{key}: values up to {np.abs(arr).max():.3g} — expected metres, not millimetres")
+            setattr(ann, key, None)
+    if ann.keypoints2d is not None and ann.keypoints2d.shape[1] == 3:
+        conf = ann.keypoints2d[:, 2]
+        if (conf < 0).any() or (conf > 1).any():
+            p.append("keypoints2d: third column (visibility/confidence) must be in [0, 1]")
+        ann.keypoints_conf = np.clip(conf, 0, 1)
+        ann.keypoints2d = ann.keypoints2d[:, :2]
+    if "mano" in obj:
+        ann.mano = _parse_mano(obj["mano"], p)
+    if "box" in obj:
+        box = _array(obj["box"], [(4,)], "box", p)
+        if box is not None and not (box[2] > box[0] and box[3] > box[1]):
+            p.append("box must be [x0, y0, x1, y1] with x1 > x0 and y1 > y0")
+            box = None
+        ann.box = box
+    if "confidence" in obj:
+        c = obj["confidence"]
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 <= c <= 1:
+            p.append(f"confidence must be a number in [0, 1], got {c!r}")
+        else:
+            ann.confidence = float(c)
+    unknown = sorted(set(obj) - KNOWN_KEYS)
+    if unknown:
+        ann.warnings.append(f"line {line}: unknown key(s) {unknown} ignored")
+    labels = (ann.joints3d, ann.vertices, ann.keypoints2d, ann.mano)
+    if not p and all(x is None for x in labels):
+        ann.warnings.append(f"line {line}: no labels (mano, joints3d, vertices or keypoints2d)")
+    if not p and ann.K is not None and ann.joints3d is not None and ann.keypoints2d is not None:
+        _check_reprojection(ann)
+    problems = [f"line {line}: {msg}" for msg in p]
+    return (None if problems else ann), problems
+
+
+def _parse_mano(value, p: list[str]) -> dict[str, np.ndarray] | None:
+    if not isinstance(value, dict):
+        p.append('mano must be an object {"pose": 48, "betas": 10, "transl": 3}')
+        return None
+    out = {}
+    for key, shape in MANO_SHAPES.items():
+        if key in value:
+            arr = _array(value[key], [shape], f"mano.{key}", p)
+            if arr is not None:
+                out[key] = arr
+        elif key != "transl":
+            p.append(f"mano.{key} is required ({shape[0]} values)")
+    extra = set(value) - set(MANO_SHAPES)
+    if extra:
+        p.append(f"mano: unknown key(s) {sorted(extra)} (pose, betas, transl)")
+    return out if {"pose", "betas"} <= set(out) else None
+
+
+def _check_reprojection(ann: Annotation) -> None:
+    from handmesh.geometry import project_points_np
+
+    uv = project_points_np(ann.joints3d, ann.K)
+    conf = ann.keypoints_conf if ann.keypoints_conf is not None else np.ones(21)
+    sel = conf > 0
+    if sel.sum() < 2:
+        return
+    err = np.linalg.norm(uv[sel] - ann.keypoints2d[sel], axis=1).mean()
+    span = np.ptp(ann.keypoints2d[sel], axis=0).max()
+    if err > max(0.15 * span, 5.0):
+        ann.warnings.append(
+            f"line {ann.line}: joints3d projected with K land {err:.1f} px from keypoints2d on average "
+            "(different joint order, units or camera?)"
+        )
+
+
+def read_annotations(
+    root: str | Path, check_files: bool = True
+) -> tuple[list[Annotation], list[str], list[str]]:
+    """Parse and validate every line: (annotations, problems, warnings); problems name their line."""
+    root = Path(root)
+    path = root / ANNOTATIONS
+    if not path.is_file():
+        raise MissingFileError(f"no {ANNOTATIONS} in {root} (see docs/readme/datasets.md for the format)")
+    anns, problems, warnings = [], [], []
+    with open(path, encoding="utf-8") as fh:
+        for no, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            ann, probs = parse_line(text, no, root, check_files)
+            problems += probs
+            if ann is not None:
+                warnings += ann.warnings
+                anns.append(ann)
+    if not anns and not problems:
+        problems.append(f"{path}: no annotations")
+    return anns, problems, warnings
+
+
+def check_images(anns: list[Annotation]) -> list[str]:
+    """Decode every image once; problems (corrupt files, keypoints far outside) name their line."""
+    problems = []
+    decoded: dict[Path, tuple[int, int] | str] = {}
+    for ann in anns:
+        if ann.image not in decoded:
+            try:
+                decoded[ann.image] = read_image(ann.image).shape[:2]
+            except HandmeshError as exc:
+                decoded[ann.image] = str(exc)
+        res = decoded[ann.image]
+        if isinstance(res, str):
+            problems.append(f"line {ann.line}: {res}")
+            continue
+        h, w = res
+        if ann.box is not None and (ann.box[2] <= 0 or ann.box[3] <= 0 or ann.box[0] >= w or ann.box[1] >= h):
+            problems.append(f"line {ann.line}: box {ann.box.tolist()} lies outside the {w}x{h} image")
+    return problems
+
+
+def default_K(width: int, height: int) -> np.ndarray:
+    """A guessed pinhole camera for images without K: focal = longest side (about 53 deg), centred."""
+    f = float(max(width, height))
+    return np.array([[f, 0, width / 2.0], [0, f, height / 2.0], [0, 0, 1.0]])
+
+
+def complete_from_mano(anns: list[Annotation], hand_path: str | None = None) -> None:
+    """Fill joints3d / vertices of annotations that have MANO values with transl but no 3D points."""
+    todo = [
+        a
+        for a in anns
+        if a.mano is not None and "transl" in a.mano and (a.joints3d is None or a.vertices is None)
+    ]
+    if not todo:
+        return
+    from handmesh.data.freihand import data_hand_model
+
+    for side in ("right", "left"):
+        group = [a for a in todo if a.side == side]
+        if not group:
+            continue
+        hand = data_hand_model(side, hand_path)
+        pose = torch.as_tensor(np.stack([a.mano["pose"] for a in group]))
+        with torch.no_grad():
+            out = hand(
+                global_orient=pose[:, :3],
+                hand_pose=pose[:, 3:],
+                betas=torch.as_tensor(np.stack([a.mano["betas"] for a in group])),
+                transl=torch.as_tensor(np.stack([a.mano["transl"] for a in group])),
+            )
+        for a, v, j in zip(group, out.vertices.numpy(), out.joints.numpy(), strict=True):
+            a.vertices = v if a.vertices is None else a.vertices
+            a.joints3d = j if a.joints3d is None else a.joints3d
+
+
+class CustomDataset(Dataset):
+    """A custom-format folder as samples of the datasets contract (labels a line lacks are masked off).
+
+    split: "all", or "train" / "val" (a seeded `val_fraction` of the lines held out).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        cfg: AugmentConfig | None = None,
+        augment: bool | None = None,
+        val_fraction: float = 0.05,
+        split_seed: int = 0,
+        hand_path: str | None = None,
+    ):
+        if split not in ("all", "train", "val"):
+            raise HandmeshError(f"unknown custom-dataset split {split!r} (all, train, val)")
+        self.root = Path(root)
+        anns, problems, _ = read_annotations(self.root)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise HandmeshError(
+                f"{self.root / ANNOTATIONS}: {problems[0]}{more}; run `handmesh check-dataset {self.root}`"
+            )
+        complete_from_mano(anns, hand_path)
+        if split != "all":
+            from handmesh.data.freihand import validation_samples
+
+            val = set(validation_samples(len(anns), val_fraction, split_seed).tolist())
+            anns = [a for i, a in enumerate(anns) if (i in val) == (split == "val")]
+        self.anns = anns
+        if augment is None:
+            augment = split in ("train", "all")
+        self.transform = HandTransform(cfg, train=augment, crop="hand")
+
+    def __len__(self) -> int:
+        return len(self.anns)
+
+    def record(self, i: int) -> HandRecord:
+        """The raw (uncropped) record of item i."""
+        a = self.anns[i]
+        image = read_image(a.image)
+        K, estimated = a.K, a.K is None
+        if estimated:
+            K = default_K(image.shape[1], image.shape[0])
+        mano = a.mano or {}
+        return HandRecord(
+            image=image,
+            K=K,
+            side=a.side,
+            joints3d=a.joints3d,
+            vertices=a.vertices,
+            keypoints2d=a.keypoints2d,
+            keypoints_conf=a.keypoints_conf,
+            mano_pose=mano.get("pose"),
+            betas=mano.get("betas"),
+            box=a.box,
+            weight=a.confidence,
+            index=i,
+            K_estimated=estimated,
+        )
+
+    def __getitem__(self, i: int) -> dict:
+        sample = self.transform(self.record(i))
+        sample["line"] = torch.tensor(self.anns[i].line)
+        return sample

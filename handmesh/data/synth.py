@@ -1,0 +1,340 @@
+"""`handmesh synth`: render the hand model into a folder in FreiHAND's exact layout.
+
+Geometry (poses, shapes, orientations, cameras) is drawn per sample from its own seed
+(seed, split, sample) and turned into labels in one float64 pass through the hand-model layer using the
+same FreiHAND convention the reader uses, so labels round-trip exactly. Images are rendered by worker
+processes from per-sample (and per-version) seeds, so the worker count never changes a pixel.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from handmesh.data import procedural
+from handmesh.data.freihand import ROOT_JOINT, SYNTH_INFO, data_hand_model, mano_to_mesh, uv_scale_from_root
+from handmesh.data.io import dump_json, write_jpeg
+from handmesh.errors import HandmeshError
+
+SPLIT_CODES = {"training": 1, "evaluation": 2}
+NAMED_POSES = ("relaxed", "fist", "pinch", "spread", "point", "flat")
+
+
+@dataclass
+class SynthConfig:
+    """What `handmesh synth` generates."""
+
+    train: int = 64
+    eval: int = 16
+    seed: int = 0
+    size: int = 224
+    versions: int = 1  # background versions per training sample (FreiHAND has 4)
+    workers: int = 1
+    hand_model: str | None = None  # MANO file/folder; None = configured MANO, else the stand-in
+    named_pose_prob: float = 0.5  # share of named poses (with noise); the rest from the prior's sampler
+    pose_noise: float = 0.15  # radians of noise on named poses
+    tilt_deg: float = 40.0  # std of out-of-plane tilt away from facing the camera
+    back_prob: float = 0.5  # share of hands showing their back
+    focal_range: tuple[float, float] = (400.0, 700.0)  # for size 224; scaled with size
+    depth_range: tuple[float, float] = (0.4, 0.9)
+    extent_range: tuple[float, float] = (0.5, 0.85)  # hand's longest projected side / image size
+    occluder_prob: float = 0.35
+    blur_prob: float = 0.2
+    noise_prob: float = 0.3
+    jpeg_quality: int = 92
+
+
+def sample_rng(seed: int, split: str, sample: int, *extra: int) -> np.random.Generator:
+    """The generator of one sample (plus e.g. its version): independent of order and worker."""
+    return np.random.default_rng([int(seed), SPLIT_CODES[split], int(sample), *map(int, extra)])
+
+
+def _rot(axis: str, angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    if axis == "x":
+        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+    if axis == "y":
+        return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+
+
+def canonical_orientation(hand) -> np.ndarray:
+    """Rotation taking the model's mean hand to face the camera, fingers up: a model-agnostic start."""
+    import torch
+
+    with torch.no_grad():
+        j = hand(betas=torch.zeros(1, 10, dtype=torch.float64)).joints[0].double().numpy()
+    up = j[ROOT_JOINT] - j[0]
+    up /= np.linalg.norm(up)
+    across = j[5] - j[17]  # index MCP minus pinky MCP
+    across -= up * (across @ up)
+    across /= np.linalg.norm(across)
+    normal = np.cross(across, up)
+    model = np.stack([across, up, normal], 1)
+    # camera: across -> +x, fingers -> image up (-y), normal -> +z or -z (right-handed: x, -y, -z)
+    cam = np.stack([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]], 1)
+    return cam @ model.T
+
+
+def _pose_prior():
+    from handmesh.hand_model import prior
+
+    return prior
+
+
+def draw_pose(rng: np.random.Generator, cfg: SynthConfig, hands_mean: np.ndarray) -> np.ndarray:
+    """45 articulation values relative to the mean hand (FreiHAND convention) from the pose prior."""
+    prior = _pose_prior()
+    if rng.random() < cfg.named_pose_prob:
+        name = NAMED_POSES[int(rng.integers(len(NAMED_POSES)))]
+        flat = np.asarray(prior.named_pose(name), np.float64) + rng.normal(0, cfg.pose_noise, 45)
+        flat = np.asarray(prior.clamp_to_limits(flat), np.float64)
+    else:
+        flat = np.asarray(prior.sample_poses(1, rng), np.float64)[0]
+    return flat - hands_mean
+
+
+def draw_geometry(rng: np.random.Generator, cfg: SynthConfig, R0: np.ndarray, hands_mean: np.ndarray) -> dict:
+    """Everything random about one sample's geometry except its placement (needs the posed mesh)."""
+    pose = draw_pose(rng, cfg, hands_mean)
+    betas = np.clip(rng.normal(0, 1, 10), -3, 3)
+    tilt = np.deg2rad(np.clip(rng.normal(0, cfg.tilt_deg, 2), -80, 80))
+    flip = _rot("y", np.pi) if rng.random() < cfg.back_prob else np.eye(3)
+    R = _rot("z", rng.uniform(-np.pi, np.pi)) @ _rot("x", tilt[0]) @ _rot("y", tilt[1]) @ flip @ R0
+    from handmesh.geometry import matrix_to_axis_angle_np
+
+    k = cfg.size / 224.0
+    f = rng.uniform(*cfg.focal_range) * k
+    K = np.array(
+        [
+            [f * rng.uniform(0.995, 1.005), 0, cfg.size / 2 + rng.normal(0, 2 * k)],
+            [0, f, cfg.size / 2 + rng.normal(0, 2 * k)],
+            [0, 0, 1],
+        ]
+    )
+    return {
+        "pose": np.concatenate([matrix_to_axis_angle_np(R), pose]),
+        "betas": betas,
+        "K": K,
+        "extent": rng.uniform(*cfg.extent_range) * cfg.size,
+        "centre": cfg.size / 2 + rng.normal(0, 0.04 * cfg.size, 2),
+        "skin": procedural.skin_tone(rng),
+    }
+
+
+def place(
+    verts0: np.ndarray, j9: np.ndarray, K: np.ndarray, extent: float, centre, depth_range
+) -> np.ndarray:
+    """Camera position of joint 9 so the projected hand has roughly `extent` pixels, centred on `centre`."""
+    rel = verts0 - j9
+    f = (K[0, 0] + K[1, 1]) / 2
+    size_m = float(np.max(rel[:, :2].max(0) - rel[:, :2].min(0)))
+    z = float(np.clip(f * size_m / extent, *depth_range))
+    root = np.array([(centre[0] - K[0, 2]) / K[0, 0] * z, (centre[1] - K[1, 2]) / K[1, 1] * z, z])
+    for _ in range(3):
+        pts = rel + root
+        uv = pts[:, :2] / pts[:, 2:3] * [K[0, 0], K[1, 1]] + K[:2, 2]
+        mid = (uv.min(0) + uv.max(0)) / 2
+        root[:2] += (np.asarray(centre) - mid) / [K[0, 0], K[1, 1]] * root[2]
+    return root
+
+
+def make_split_labels(cfg: SynthConfig, split: str, count: int, hand) -> dict:
+    """All labels of one split: K, FreiHAND MANO values, xyz, verts, skin tones (float64)."""
+    import torch
+
+    hands_mean = hand.hands_mean.double().numpy()
+    R0 = canonical_orientation(hand)
+    geo = [draw_geometry(sample_rng(cfg.seed, split, i), cfg, R0, hands_mean) for i in range(count)]
+    if count == 0:
+        return {
+            "K": np.zeros((0, 3, 3)),
+            "mano": np.zeros((0, 61)),
+            "xyz": np.zeros((0, 21, 3)),
+            "verts": np.zeros((0, 778, 3)),
+            "skin": np.zeros((0, 3)),
+        }
+    pose = np.stack([g["pose"] for g in geo])
+    betas = np.stack([g["betas"] for g in geo])
+    K = np.stack([g["K"] for g in geo])
+    with torch.no_grad():
+        out = hand(
+            global_orient=torch.as_tensor(pose[:, :3]),
+            hand_pose=torch.as_tensor(pose[:, 3:]),
+            betas=torch.as_tensor(betas),
+        )
+    verts0, joints0 = out.vertices.numpy(), out.joints.numpy()
+    roots = np.stack(
+        [
+            place(verts0[i], joints0[i, ROOT_JOINT], K[i], g["extent"], g["centre"], cfg.depth_range)
+            for i, g in enumerate(geo)
+        ]
+    )
+    uv, scale = uv_scale_from_root(roots, K)
+    mano = np.concatenate([pose, betas, uv, scale[:, None]], 1)
+    # labels come from the written values through the reader's own function: the round trip is exact
+    mesh = mano_to_mesh(mano, K, hand)
+    return {
+        "K": K,
+        "mano": mano,
+        "xyz": mesh["joints"],
+        "verts": mesh["vertices"],
+        "skin": np.stack([g["skin"] for g in geo]),
+    }
+
+
+# ---- image rendering (worker processes) -------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _init_worker(size: int, faces: np.ndarray) -> None:
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    import cv2
+
+    cv2.setNumThreads(1)
+    from handmesh.render import MeshRenderer
+
+    _WORKER["renderer"] = MeshRenderer(size, size)
+    _WORKER["faces"] = faces
+
+
+def render_hand(verts: np.ndarray, K: np.ndarray, skin: np.ndarray, rng: np.random.Generator) -> tuple:
+    """The shaded hand (premultiplied float RGB, coverage alpha in 0..1, silhouette) with random lighting."""
+    renderer = _WORKER["renderer"]
+    rgba, depth = renderer.render([(verts, _WORKER["faces"], (*skin, 1.0))], K)
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32)
+    h, w = depth.shape
+    # light variety on top of the renderer's fixed rig: exposure, colour temperature, a soft gradient
+    gain = rng.uniform(0.55, 1.35) * np.array([1.0, *rng.uniform(0.9, 1.1, 2)], np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / max(h, w)
+    g = rng.normal(0, 0.6, 2)
+    ramp = np.clip(1 + g[0] * (xx - 0.5) + g[1] * (yy - 0.5), 0.3, 1.7)[..., None]
+    return rgb * gain * ramp, alpha, depth > 0
+
+
+def render_image(cfg: SynthConfig, split: str, sample: int, version: int, verts, K, skin) -> tuple:
+    """One RGB image (uint8) and the hand's silhouette for a sample/version."""
+    rng = sample_rng(cfg.seed, split, sample, version, 1)
+    size = cfg.size
+    background = procedural.random_background(rng, size, size).astype(np.float32)
+    hand_rgb, alpha, silhouette = render_hand(verts, K, skin, rng)
+    image = np.clip(background * (1 - alpha) + hand_rgb, 0, 255).astype(np.uint8)
+    if rng.random() < cfg.occluder_prob and silhouette.any():
+        ys, xs = np.nonzero(silhouette)
+        image, _ = procedural.add_occluders(image, rng, (xs.min(), ys.min(), xs.max(), ys.max()))
+    image = procedural.colour_jitter(image, rng, 0.15, 0.15, 0.2, 0.02)
+    if rng.random() < cfg.blur_prob:
+        image = procedural.blur(image, rng, 1.2)
+    if rng.random() < cfg.noise_prob:
+        image = procedural.sensor_noise(image, rng, 5.0)
+    return image, silhouette
+
+
+def _render_job(job: tuple) -> int:
+    cfg, out, split, sample, versions, n, verts, K, skin = job
+    for v in range(versions):
+        image, silhouette = render_image(cfg, split, sample, v, verts, K, skin)
+        write_jpeg(Path(out) / split / "rgb" / f"{sample + n * v:08d}.jpg", image, cfg.jpeg_quality)
+        if split == "training" and v == 0:
+            # one silhouette per sample, like FreiHAND's masks: the whole hand, occluders ignored
+            mask = silhouette.astype(np.uint8) * 255
+            write_jpeg(Path(out) / split / "mask" / f"{sample:08d}.jpg", mask, cfg.jpeg_quality)
+    return versions
+
+
+def _write_split(cfg: SynthConfig, out: Path, split: str, labels: dict, pool, progress) -> int:
+    n = len(labels["K"])
+    (out / split / "rgb").mkdir(parents=True, exist_ok=True)
+    if split == "training":
+        (out / split / "mask").mkdir(parents=True, exist_ok=True)
+    versions = cfg.versions if split == "training" else 1
+    jobs = (
+        (
+            cfg,
+            str(out),
+            split,
+            i,
+            versions,
+            n,
+            labels["verts"][i].astype(np.float32),
+            labels["K"][i],
+            labels["skin"][i],
+        )
+        for i in range(n)
+    )
+    done = 0
+    results = pool.imap(_render_job, jobs, chunksize=8) if pool is not None else map(_render_job, jobs)
+    for count in results:
+        done += count
+        if progress:
+            progress(split, done, n * versions)
+    mano = labels["mano"][:, None, :]  # FreiHAND stores each entry as 1x61
+    dump_json(out / f"{split}_K.json", labels["K"])
+    dump_json(out / f"{split}_mano.json", mano)
+    dump_json(out / f"{split}_xyz.json", labels["xyz"])
+    dump_json(out / f"{split}_verts.json", labels["verts"])
+    if split == "evaluation":
+        bone = np.linalg.norm(labels["xyz"][:, 9] - labels["xyz"][:, 10], axis=1)
+        dump_json(out / "evaluation_scale.json", bone)
+    return done
+
+
+def synthesize(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
+    """Generate the dataset into `out`; returns timing figures (images, seconds, images_per_s)."""
+    if cfg.train < 0 or cfg.eval < 0 or cfg.versions < 1 or cfg.size < 32:
+        raise HandmeshError("synth: --train/--eval must be >= 0, --versions >= 1, --size >= 32")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    hand = data_hand_model(path=cfg.hand_model)
+    labels = {
+        s: make_split_labels(cfg, s, n, hand) for s, n in (("training", cfg.train), ("evaluation", cfg.eval))
+    }
+    t_labels = time.perf_counter() - t0
+    faces = np.asarray(hand.faces, np.int64)
+    workers = max(int(cfg.workers), 1)
+    images = 0
+    t1 = time.perf_counter()
+    if workers == 1:
+        _init_worker(cfg.size, faces)
+        try:
+            for split in labels:
+                images += _write_split(cfg, out, split, labels[split], None, progress)
+        finally:
+            _WORKER.pop("renderer").close()
+    else:
+        # spawn: no GL or OpenMP state inherited from this process
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg.size, faces)) as pool:
+            for split in labels:
+                images += _write_split(cfg, out, split, labels[split], pool, progress)
+    t_images = time.perf_counter() - t1
+    from handmesh.config import to_dict
+
+    info = {
+        "generator": "handmesh synth",
+        "hand_model": hand.kind,
+        "config": to_dict(cfg),
+        "training_samples": cfg.train,
+        "training_versions": cfg.versions,
+        "evaluation_samples": cfg.eval,
+    }
+    (out / SYNTH_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    total = time.perf_counter() - t0
+    return {
+        "images": images,
+        "workers": workers,
+        "label_seconds": round(t_labels, 3),
+        "render_seconds": round(t_images, 3),
+        "seconds": round(total, 3),
+        "images_per_s": round(images / max(total, 1e-9), 2),
+        "render_images_per_s": round(images / max(t_images, 1e-9), 2),
+    }
