@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from collections.abc import Sequence
 
 # pyrender picks its GL platform when it is imported; EGL is the one that works headless here.
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+
+def _preload_triton() -> None:
+    """Import triton (torch's GPU compiler) before Mesa's GL driver loads.
+
+    Both bring their own LLVM; importing triton after an llvmpipe EGL context exists segfaults (seen
+    here with torch 2.14 / triton 3.8 when timm pulls in torch._dynamo). The other order is fine.
+    """
+    if importlib.util.find_spec("triton") is None:
+        return
+    try:
+        import triton  # noqa: F401
+    except Exception:  # a broken triton only matters to torch.compile, not to rendering
+        pass
+
+
+_preload_triton()
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402

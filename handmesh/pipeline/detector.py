@@ -1,0 +1,203 @@
+"""Hand detectors: boxes, handedness and landmarks per frame, behind one small interface.
+
+Handedness convention: `HandDetection.handedness` is the hand *as it appears in the given image*
+("right" = it looks like a right hand in these pixels). That is what the mesh geometry needs. A selfie
+view (e.g. the browser webcam with mirroring on) shows a person's right hand as a left hand; the app
+translates for display where it knows the image is mirrored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from handmesh.errors import HandmeshError
+
+
+@dataclasses.dataclass
+class HandDetection:
+    """One detected hand: box [x0,y0,x1,y1] px, handedness "left"|"right", landmarks in FreiHAND order."""
+
+    box: np.ndarray
+    handedness: str = "right"
+    score: float = 1.0
+    keypoints2d: np.ndarray | None = None  # (21, 2) pixels
+    keypoints3d: np.ndarray | None = None  # (21, 3) metric world landmarks (metres, hand-centred)
+    track_id: int = -1
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Anything that finds hands in an RGB uint8 frame."""
+
+    def detect(self, frame: np.ndarray, static: bool = False) -> list[HandDetection]:
+        """Hands in `frame`; `static=True` treats it as an unrelated single image (no tracking)."""
+        ...
+
+
+def flip_handedness(label: str) -> str:
+    """ "left" <-> "right"."""
+    return "left" if label == "right" else "right"
+
+
+class StaticDetector:
+    """Returns the same known boxes for every frame (tests, benchmarks, the browser test)."""
+
+    def __init__(self, detections: list[HandDetection] | list[tuple] | None = None):
+        self.detections = [
+            d if isinstance(d, HandDetection) else _detection_from_tuple(d) for d in detections or []
+        ]
+
+    def detect(self, frame: np.ndarray, static: bool = False) -> list[HandDetection]:
+        """Copies of the configured detections, clipped to hands that touch the frame."""
+        h, w = frame.shape[:2]
+        out = []
+        for d in self.detections:
+            x0, y0, x1, y1 = d.box
+            if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+                continue
+            out.append(dataclasses.replace(d, box=np.asarray(d.box, dtype=np.float64).copy()))
+        return out
+
+
+def _detection_from_tuple(item: tuple) -> HandDetection:
+    box, *rest = item
+    handedness = rest[0] if rest else "right"
+    return HandDetection(box=np.asarray(box, dtype=np.float64), handedness=handedness)
+
+
+def parse_detector_spec(spec: str) -> Detector:
+    """Build a detector from a command-line spec.
+
+    "mediapipe", "mediapipe-full" (the larger landmark model), or
+    "static:X0,Y0,X1,Y1[,left|right][;X0,...]" — fixed boxes, for tests and benchmarks only.
+    """
+    spec = spec.strip()
+    if spec in ("mediapipe", "mediapipe-lite"):
+        return MediaPipeDetector(model_complexity=0)
+    if spec == "mediapipe-full":
+        return MediaPipeDetector(model_complexity=1)
+    if spec.startswith("static:"):
+        dets = []
+        for part in spec[len("static:") :].split(";"):
+            fields = [f.strip() for f in part.split(",") if f.strip()]
+            if len(fields) not in (4, 5):
+                raise HandmeshError(f"detector spec {part!r}: expected X0,Y0,X1,Y1[,left|right]")
+            try:
+                box = np.array([float(f) for f in fields[:4]])
+            except ValueError as exc:
+                raise HandmeshError(f"detector spec {part!r}: box values must be numbers") from exc
+            side = fields[4].lower() if len(fields) == 5 else "right"
+            if side not in ("left", "right"):
+                raise HandmeshError(f"detector spec {part!r}: handedness must be left or right")
+            if box[2] <= box[0] or box[3] <= box[1]:
+                raise HandmeshError(f"detector spec {part!r}: need X1 > X0 and Y1 > Y0")
+            dets.append(HandDetection(box=box, handedness=side))
+        return StaticDetector(dets)
+    raise HandmeshError(
+        f"unknown detector {spec!r}: use mediapipe, mediapipe-full or static:X0,Y0,X1,Y1[,side]"
+    )
+
+
+class MediaPipeDetector:
+    """MediaPipe Hands (palm detector + landmark model), offline, tracking between frames.
+
+    With `static_image_mode=False` MediaPipe re-runs the palm detector only when it has lost a track,
+    so most video frames cost just the landmark model. Its 21 landmarks are in the same order as
+    FreiHAND's joints (wrist, then thumb, index, middle, ring, pinky from base to tip), so no
+    reordering is needed. MediaPipe labels handedness as if the image were a mirrored selfie; we
+    report the handedness as seen in the image, i.e. the opposite label (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        max_hands: int = 2,
+        model_complexity: int = 0,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+    ):
+        try:
+            import mediapipe as mp
+        except ImportError as exc:  # pragma: no cover - mediapipe is in the demo extra
+            raise HandmeshError("mediapipe is not installed: pip install 'handmesh[demo]'") from exc
+        self._hands_cls = mp.solutions.hands.Hands
+        self.kwargs = dict(
+            max_num_hands=int(max_hands),
+            model_complexity=int(model_complexity),
+            min_detection_confidence=float(min_detection_confidence),
+            min_tracking_confidence=float(min_tracking_confidence),
+        )
+        self._video = None
+        self._image = None
+        self._lock = threading.Lock()
+
+    @property
+    def max_hands(self) -> int:
+        """The most hands reported per frame."""
+        return self.kwargs["max_num_hands"]
+
+    def set_max_hands(self, n: int) -> None:
+        """Change the hand limit (rebuilds the MediaPipe graphs lazily)."""
+        if int(n) != self.kwargs["max_num_hands"]:
+            with self._lock:
+                self.kwargs["max_num_hands"] = int(n)
+                self._close_graphs()
+
+    def _graph(self, static: bool):
+        if static:
+            if self._image is None:
+                self._image = self._hands_cls(static_image_mode=True, **self.kwargs)
+            return self._image
+        if self._video is None:
+            self._video = self._hands_cls(static_image_mode=False, **self.kwargs)
+        return self._video
+
+    def detect(self, frame: np.ndarray, static: bool = False) -> list[HandDetection]:
+        """Hands in an RGB uint8 frame; `static=True` uses a separate graph without tracking."""
+        h, w = frame.shape[:2]
+        image = np.ascontiguousarray(frame)
+        image.flags.writeable = False
+        with self._lock:
+            result = self._graph(static).process(image)
+        if not result.multi_hand_landmarks:
+            return []
+        worlds = result.multi_hand_world_landmarks or [None] * len(result.multi_hand_landmarks)
+        out = []
+        for lms, world, handed in zip(
+            result.multi_hand_landmarks, worlds, result.multi_handedness, strict=True
+        ):
+            kp2d = np.array([[p.x * w, p.y * h] for p in lms.landmark], dtype=np.float64)
+            kp3d = None if world is None else np.array([[p.x, p.y, p.z] for p in world.landmark])
+            cls = handed.classification[0]
+            box = np.concatenate([kp2d.min(axis=0), kp2d.max(axis=0)])
+            out.append(
+                HandDetection(
+                    box=box,
+                    handedness=flip_handedness(cls.label.lower()),
+                    score=float(cls.score),
+                    keypoints2d=kp2d,
+                    keypoints3d=kp3d,
+                )
+            )
+        return out
+
+    def reset(self) -> None:
+        """Forget the video tracks (a new stream starts)."""
+        with self._lock:
+            if self._video is not None:
+                self._video.close()
+                self._video = None
+
+    def _close_graphs(self) -> None:
+        for g in (self._video, self._image):
+            if g is not None:
+                g.close()
+        self._video = self._image = None
+
+    def close(self) -> None:
+        """Release the MediaPipe graphs."""
+        with self._lock:
+            self._close_graphs()

@@ -1,0 +1,180 @@
+"""Mesh sources: turn a frame's hand detections into meshes in the frame's camera.
+
+`ModelEstimator` runs the trained regressor on square crops (left hands flipped); `LandmarkFitEstimator`
+fits the hand model to MediaPipe's landmarks (no checkpoint needed). Both fill the same `HandEstimate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from handmesh.hand_model import mirror_faces, mirror_vertices
+from handmesh.pipeline.crop import crop_hand, square_box
+from handmesh.pipeline.detector import HandDetection
+from handmesh.pipeline.runtime import Runtime
+
+
+@dataclasses.dataclass
+class HandEstimate:
+    """One hand's mesh in the frame's camera (metres, OpenCV axes) and what it came from."""
+
+    vertices: np.ndarray  # (778, 3)
+    joints: np.ndarray  # (21, 3) FreiHAND order
+    faces: np.ndarray  # (F, 3), winding already reversed for left hands
+    handedness: str
+    score: float
+    track_id: int
+    box: np.ndarray  # (4,) detection box, frame pixels
+    params: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    source: str = "model"
+
+
+class MeshEstimator(Protocol):
+    """Detections of one frame -> meshes; adds its stage times (ms) to `timings`."""
+
+    name: str
+
+    def estimate(
+        self, frame: np.ndarray, detections: list[HandDetection], K: np.ndarray, timings: dict[str, float]
+    ) -> list[HandEstimate]:
+        """Meshes for `detections` in the camera K of `frame`."""
+        ...
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+class ModelEstimator:
+    """Crop -> regressor (one batch per frame) -> camera conversion into the frame's camera."""
+
+    def __init__(self, runtime: Runtime, crop_scale: float = 1.5):
+        self.runtime = runtime
+        self.crop_scale = float(crop_scale)
+        self.name = f"FastViT regressor: {runtime.name}"
+        self.faces = np.asarray(runtime.faces, dtype=np.int64)
+        self.left_faces = mirror_faces(self.faces)
+
+    def estimate(
+        self, frame: np.ndarray, detections: list[HandDetection], K: np.ndarray, timings: dict[str, float]
+    ) -> list[HandEstimate]:
+        """Meshes for `detections` in the camera K of `frame`."""
+        from handmesh.models.camera import crop_to_camera
+
+        if not detections:
+            return []
+        size = self.runtime.input_size
+        t0 = time.perf_counter()
+        crops = [
+            crop_hand(frame, square_box(d.box, self.crop_scale), K, size, mirror=d.handedness == "left")
+            for d in detections
+        ]
+        batch = np.stack([c.image for c in crops])
+        timings["crop"] = timings.get("crop", 0.0) + _ms(t0)
+
+        t0 = time.perf_counter()
+        out = self.runtime(batch)
+        timings["model"] = timings.get("model", 0.0) + _ms(t0)
+
+        t0 = time.perf_counter()
+        cam = torch.as_tensor(out["cam"], dtype=torch.float64)
+        K_crop = torch.as_tensor(np.stack([c.K for c in crops]))
+        verts = torch.as_tensor(out["vertices"], dtype=torch.float64)
+        joints = torch.as_tensor(out["joints"], dtype=torch.float64)
+        results = []
+        for i, (det, crop) in enumerate(zip(detections, crops, strict=True)):
+            # crop_to_camera handles one mirrored flag per call; hands are at most a handful per frame.
+            sl = slice(i, i + 1)
+            v = crop_to_camera(verts[sl], cam[sl], K_crop[sl], size, mirrored=crop.mirrored)[0]
+            j = crop_to_camera(joints[sl], cam[sl], K_crop[sl], size, mirrored=crop.mirrored)[0]
+            params = {
+                k: np.asarray(out[k][i]) for k in ("global_orient", "hand_pose", "betas", "cam") if k in out
+            }
+            # Parameters describe the right hand the network saw; for a flipped crop that hand sits in
+            # the mirrored camera, so its translation is taken before mirroring back.
+            seen = mirror_vertices(j) if crop.mirrored else j
+            params["transl"] = (seen[0] - joints[i, 0]).numpy()
+            params["crop_box"] = crop.box
+            params["mirrored"] = np.array(crop.mirrored)
+            results.append(
+                HandEstimate(
+                    vertices=v.numpy().astype(np.float32),
+                    joints=j.numpy().astype(np.float32),
+                    faces=self.left_faces if crop.mirrored else self.faces,
+                    handedness=det.handedness,
+                    score=float(det.score),
+                    track_id=det.track_id,
+                    box=np.asarray(det.box, dtype=np.float64),
+                    params=params,
+                    source="model",
+                )
+            )
+        timings["hand_model"] = timings.get("hand_model", 0.0) + _ms(t0)
+        return results
+
+
+class LandmarkFitEstimator:
+    """The hand model fitted to MediaPipe's 21 world + image landmarks (no trained checkpoint needed).
+
+    Its accuracy is bounded by the landmarks; it warm-starts each track from its previous fit.
+    """
+
+    def __init__(self, hand_model=None):
+        from handmesh.fit import default_hand_model, fit_keypoints
+
+        self._fit = fit_keypoints
+        self.hand = hand_model if hand_model is not None else default_hand_model()
+        self.faces = np.asarray(self.hand.faces, dtype=np.int64)
+        self.left_faces = mirror_faces(self.faces)
+        self.name = f"landmark fit ({self.hand.kind} hand model fitted to MediaPipe landmarks)"
+        self._previous: dict[int, dict[str, np.ndarray]] = {}
+
+    def estimate(
+        self, frame: np.ndarray, detections: list[HandDetection], K: np.ndarray, timings: dict[str, float]
+    ) -> list[HandEstimate]:
+        """Meshes for the detections that carry landmarks (others are skipped)."""
+        dets = [d for d in detections if d.keypoints3d is not None and d.keypoints2d is not None]
+        if not dets:
+            return []
+        t0 = time.perf_counter()
+        j3 = np.stack([d.keypoints3d for d in dets]).astype(np.float64)
+        j2 = np.stack([d.keypoints2d for d in dets]).astype(np.float64)
+        Ks = np.repeat(np.asarray(K, dtype=np.float64)[None], len(dets), axis=0)
+        sides = [d.handedness for d in dets]
+        init = None
+        prev = [self._previous.get(d.track_id) for d in dets]
+        if all(p is not None for p in prev) and dets[0].track_id >= 0:
+            init = {k: np.stack([p[k] for p in prev]) for k in prev[0]}
+        res = self._fit(j3, j2, Ks, side=sides, init=init, hand_model=self.hand)
+        timings["hand_model"] = timings.get("hand_model", 0.0) + _ms(t0)
+        verts, joints = np.asarray(res.vertices), np.asarray(res.joints)
+        out = []
+        live = {}
+        for i, d in enumerate(dets):
+            params = {k: np.asarray(v[i]) for k, v in res.params.items()}
+            live[d.track_id] = params
+            params = dict(params, fit_error_m=np.asarray(res.error[i]))
+            out.append(
+                HandEstimate(
+                    vertices=verts[i].astype(np.float32),
+                    joints=joints[i].astype(np.float32),
+                    faces=self.left_faces if d.handedness == "left" else self.faces,
+                    handedness=d.handedness,
+                    score=float(d.score),
+                    track_id=d.track_id,
+                    box=np.asarray(d.box, dtype=np.float64),
+                    params=params,
+                    source="landmark-fit",
+                )
+            )
+        self._previous = live
+        return out
+
+    def reset(self) -> None:
+        """Forget the warm starts (a new stream or an unrelated image)."""
+        self._previous = {}

@@ -1,0 +1,225 @@
+"""The frame-to-meshes pipeline: detect -> crop -> model -> camera -> smooth -> render -> composite."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from handmesh.errors import HandmeshError
+from handmesh.pipeline.crop import default_intrinsics
+from handmesh.pipeline.detector import Detector, HandDetection
+from handmesh.pipeline.estimator import HandEstimate, MeshEstimator
+from handmesh.pipeline.smoothing import SmoothingConfig, TrackSmoother
+from handmesh.pipeline.tracking import IoUTracker
+from handmesh.render import LEFT_COLOR, RIGHT_COLOR, composite, draw_skeleton, project
+
+STAGES = ("detect", "crop", "model", "hand_model", "smooth", "render", "composite")
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """Settings of the real-time pipeline (all adjustable between frames)."""
+
+    max_hands: int = 2
+    smoothing: bool = True  # One-Euro filtering of each track (never applied to single images)
+    min_cutoff: float = 1.5  # One-Euro cutoff at rest, Hz: lower = steadier
+    beta: float = 20.0  # One-Euro speed coefficient: higher = less lag on fast moves
+    skeleton: bool = False  # draw the 21 joints and bones over the mesh
+    opacity: float = 0.85  # mesh opacity in the composite
+    fov: float = 60.0  # horizontal field of view (degrees) of an uncalibrated camera
+    crop_scale: float = 1.5  # crop side = this x the hand box's longer side
+    runtime: str = "onnx"  # "onnx" (ONNX Runtime, CPU default) or "torch"
+    right_color: tuple[float, ...] = RIGHT_COLOR
+    left_color: tuple[float, ...] = LEFT_COLOR
+    max_render_size: int = 320  # larger hand regions render at lower resolution and are upsampled
+    min_score: float = 0.0  # detections below this handedness score are dropped
+
+
+@dataclasses.dataclass
+class PipelineResult:
+    """One processed frame: the composite, each hand's mesh, and per-stage times in milliseconds."""
+
+    frame: np.ndarray
+    hands: list[HandEstimate]
+    timings: dict[str, float]
+    K: np.ndarray
+    model: str
+    detections: list[HandDetection] = dataclasses.field(default_factory=list)
+
+
+def as_rgb_frame(frame: Any) -> np.ndarray:
+    """Validate/convert an image to RGB uint8 (H, W, 3): grey and RGBA are converted, others refused."""
+    frame = np.asarray(frame)
+    if frame.ndim == 2:
+        frame = np.repeat(frame[..., None], 3, axis=2)
+    if frame.ndim != 3 or frame.shape[2] not in (3, 4) or frame.shape[0] < 1 or frame.shape[1] < 1:
+        raise HandmeshError(f"expected an RGB image of shape (H, W, 3), got {frame.shape}")
+    if frame.shape[2] == 4:
+        frame = frame[..., :3]
+    if frame.dtype != np.uint8:
+        if np.issubdtype(frame.dtype, np.floating) and frame.max(initial=0) <= 1.0:
+            frame = frame * 255.0
+        frame = np.clip(frame, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(frame)
+
+
+class HandMeshPipeline:
+    """Frames in, composited frames and hand meshes out; one renderer and one detector reused."""
+
+    def __init__(
+        self,
+        estimator: MeshEstimator,
+        detector: Detector | None = None,
+        config: PipelineConfig | None = None,
+        renderer=None,
+    ):
+        self.config = config or PipelineConfig()
+        self.estimator = estimator
+        if detector is None:
+            from handmesh.pipeline.detector import MediaPipeDetector
+
+            detector = MediaPipeDetector(max_hands=self.config.max_hands)
+        self.detector = detector
+        self._renderer = renderer
+        self.tracker = IoUTracker()
+        self.smoother = TrackSmoother(self._smoothing_config())
+        self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        """What produces the meshes, in words (shown in the app)."""
+        return self.estimator.name
+
+    @property
+    def renderer(self):
+        """The offscreen renderer, created on first use (GL context creation is not free)."""
+        if self._renderer is None:
+            from handmesh.render import MeshRenderer
+
+            self._renderer = MeshRenderer(64, 64)
+        return self._renderer
+
+    def _smoothing_config(self) -> SmoothingConfig:
+        c = self.config
+        return SmoothingConfig(enabled=c.smoothing, min_cutoff=c.min_cutoff, beta=c.beta)
+
+    def update_config(self, **changes) -> None:
+        """Change settings between frames (max_hands, smoothing, skeleton, opacity, ...)."""
+        with self._lock:
+            self.config = dataclasses.replace(self.config, **changes)
+            self.smoother.config = self._smoothing_config()
+            if hasattr(self.detector, "set_max_hands"):
+                self.detector.set_max_hands(self.config.max_hands)
+
+    def reset(self) -> None:
+        """Start a new stream: forget tracks, filters and warm starts."""
+        with self._lock:
+            self.tracker.reset()
+            self.smoother.reset()
+            for part in (self.detector, self.estimator):
+                if hasattr(part, "reset"):
+                    part.reset()
+
+    def color_of(self, handedness: str) -> tuple[float, ...]:
+        """Mesh colour of a hand by its handedness."""
+        return tuple(self.config.left_color if handedness == "left" else self.config.right_color)
+
+    def process(
+        self,
+        frame: np.ndarray,
+        K: np.ndarray | None = None,
+        timestamp: float | None = None,
+        static: bool = False,
+    ) -> PipelineResult:
+        """Process one RGB frame. `static=True`: an unrelated single image (no tracking, no smoothing).
+
+        A frame without hands comes back untouched (the same array), never as an error.
+        """
+        with self._lock:
+            return self._process(frame, K, timestamp, static)
+
+    def _process(self, frame, K, timestamp, static) -> PipelineResult:
+        cfg = self.config
+        frame = as_rgb_frame(frame)
+        h, w = frame.shape[:2]
+        K = default_intrinsics(w, h, cfg.fov) if K is None else np.asarray(K, dtype=np.float64)
+        t = time.monotonic() if timestamp is None else float(timestamp)
+        timings = dict.fromkeys(STAGES, 0.0)
+
+        t0 = time.perf_counter()
+        dets = self.detector.detect(frame, static=static)
+        dets = [d for d in dets if d.score >= cfg.min_score]
+        dets = sorted(dets, key=lambda d: -d.score)[: cfg.max_hands]
+        if static:
+            for i, d in enumerate(dets):
+                d.track_id = i
+        else:
+            self.tracker.update(dets)
+        timings["detect"] = (time.perf_counter() - t0) * 1000.0
+
+        hands = self.estimator.estimate(frame, dets, K, timings) if dets else []
+
+        t0 = time.perf_counter()
+        if not static and cfg.smoothing:
+            for hand in hands:
+                sm = self.smoother.smooth(
+                    hand.track_id, {"vertices": hand.vertices, "joints": hand.joints}, t
+                )
+                hand.vertices = sm["vertices"].astype(np.float32)
+                hand.joints = sm["joints"].astype(np.float32)
+        if not static:
+            self.smoother.keep(self.tracker.live_ids)
+        timings["smooth"] = (time.perf_counter() - t0) * 1000.0
+
+        out = frame
+        if hands:
+            t0 = time.perf_counter()
+            meshes = [(hd.vertices, hd.faces, self.color_of(hd.handedness)) for hd in hands]
+            patch = self.renderer.render_region(meshes, K, (w, h), max_render_size=cfg.max_render_size)
+            timings["render"] = (time.perf_counter() - t0) * 1000.0
+            t0 = time.perf_counter()
+            if patch is not None:
+                out = composite(frame, patch[0], patch[1], cfg.opacity)
+            if cfg.skeleton:
+                out = out.copy() if out is frame else out
+                for hd in hands:
+                    color = tuple(int(255 * c) for c in self.color_of(hd.handedness)[:3])
+                    draw_skeleton(out, project(hd.joints.astype(np.float64), K), color=color, thickness=2)
+            timings["composite"] = (time.perf_counter() - t0) * 1000.0
+        timings["total"] = sum(timings[s] for s in STAGES)
+        return PipelineResult(
+            frame=out, hands=hands, timings=timings, K=K, model=self.model_name, detections=dets
+        )
+
+
+def hand_to_dict(hand: HandEstimate, K: np.ndarray | None = None, include_mesh: bool = False) -> dict:
+    """A JSON-safe description of one hand (parameters, joints, box; vertices when asked)."""
+    d: dict[str, Any] = {
+        "handedness": hand.handedness,
+        "score": float(hand.score),
+        "track_id": int(hand.track_id),
+        "source": hand.source,
+        "box": [float(x) for x in hand.box],
+        "joints3d": np.round(hand.joints.astype(np.float64), 6).tolist(),
+        "params": {k: np.asarray(v).tolist() for k, v in hand.params.items()},
+    }
+    if K is not None:
+        d["joints2d"] = np.round(project(hand.joints.astype(np.float64), K), 2).tolist()
+    if include_mesh:
+        d["vertices"] = np.round(hand.vertices.astype(np.float64), 6).tolist()
+    return d
+
+
+def result_to_dict(result: PipelineResult, include_mesh: bool = False) -> dict:
+    """A JSON-safe description of a processed frame."""
+    return {
+        "model": result.model,
+        "K": np.asarray(result.K).tolist(),
+        "image_size": [int(result.frame.shape[1]), int(result.frame.shape[0])],
+        "timings_ms": {k: round(float(v), 3) for k, v in result.timings.items()},
+        "hands": [hand_to_dict(h, result.K, include_mesh) for h in result.hands],
+    }

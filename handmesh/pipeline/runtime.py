@@ -1,0 +1,151 @@
+"""Inference runtimes for the regressor: ONNX Runtime (the CPU default) and torch (GPU or checkpoints).
+
+Both take a batch of crops (B, S, S, 3) uint8 RGB — all hands of a frame in one call — and return a
+dict of numpy arrays with the model's outputs (vertices, joints, global_orient, hand_pose, betas, cam,
+joints2d; see docs/api-contracts.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from handmesh.errors import HandmeshError, MissingFileError
+
+
+class Runtime(Protocol):
+    """A batched regressor: crops in, numpy outputs out."""
+
+    input_size: int
+    faces: np.ndarray
+    name: str
+
+    def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the model on (B, S, S, 3) uint8 RGB crops."""
+        ...
+
+
+def crops_to_nchw(crops: np.ndarray) -> np.ndarray:
+    """(B, S, S, 3) uint8 RGB -> (B, 3, S, S) float32 in [0, 1] (the model normalizes inside)."""
+    x = np.ascontiguousarray(np.asarray(crops).transpose(0, 3, 1, 2), dtype=np.float32)
+    x *= 1.0 / 255.0
+    return x
+
+
+def sidecar_path(onnx_path: str | Path) -> Path | None:
+    """The JSON written beside an exported model: `model.onnx.json`, else `model.json`."""
+    p = Path(onnx_path)
+    for cand in (Path(str(p) + ".json"), p.with_suffix(".json")):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _find_key(data: dict[str, Any], *names: str) -> Any:
+    """First of `names` at the top level or under a nested "model"/"config"/"model_config" dict."""
+    scopes = [data] + [data[k] for k in ("model", "config", "model_config") if isinstance(data.get(k), dict)]
+    for scope in scopes:
+        for name in names:
+            if name in scope:
+                return scope[name]
+    return None
+
+
+class OnnxRuntimeModel:
+    """An exported model run with ONNX Runtime; input size and faces come from its JSON sidecar."""
+
+    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None):
+        path = Path(path)
+        if not path.is_file():
+            raise MissingFileError(f"ONNX model not found: {path} (export one with `handmesh export`)")
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = int(threads or min(4, os.cpu_count() or 1))
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(
+                str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise HandmeshError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from exc
+        self.path = path
+        self.meta: dict[str, Any] = {}
+        side = sidecar_path(path)
+        if side is not None:
+            self.meta = json.loads(side.read_text())
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        size = _find_key(self.meta, "input_size", "img_size", "image_size")
+        if isinstance(size, (list, tuple)):
+            size = size[-1]
+        if size is None and isinstance(inp.shape[-1], int):
+            size = inp.shape[-1]
+        if size is None:
+            raise HandmeshError(f"{path}: cannot tell the input size (no sidecar JSON beside it)")
+        self.input_size = int(size)
+        faces = _find_key(self.meta, "faces")
+        if faces is None:
+            raise MissingFileError(f"{path}: the sidecar JSON with the mesh faces is missing ({path}.json)")
+        self.faces = np.asarray(faces, dtype=np.int64)
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        variant = _find_key(self.meta, "variant")
+        self.name = f"{variant or path.stem} (ONNX Runtime)"
+
+    def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the model on (B, S, S, 3) uint8 RGB crops."""
+        outs = self.session.run(self.output_names, {self.input_name: crops_to_nchw(crops)})
+        return dict(zip(self.output_names, outs, strict=True))
+
+
+class TorchRuntimeModel:
+    """A checkpoint (or an nn.Module) run with torch in deploy (reparameterized) form."""
+
+    def __init__(self, model_or_path, device: str | None = None, deploy: bool = True):
+        import torch
+
+        from handmesh.models import load_model, reparameterize
+
+        if isinstance(model_or_path, (str, Path)):
+            path = Path(model_or_path)
+            if not path.is_file():
+                raise MissingFileError(f"checkpoint not found: {path} (train one with train_freihand.py)")
+            model = load_model(path)
+            self.name = (
+                f"{getattr(getattr(model, 'config', None), 'variant', path.stem)} ({path.name}, torch)"
+            )
+        else:
+            model = model_or_path
+            self.name = f"{getattr(getattr(model, 'config', None), 'variant', type(model).__name__)} (torch)"
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model = model.eval()
+        if deploy:
+            model = reparameterize(model)
+        self.model = model.to(self.device).eval()
+        self.input_size = int(self.model.config.img_size)
+        self.faces = np.asarray(self.model.faces, dtype=np.int64)
+        self._torch = torch
+
+    def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the model on (B, S, S, 3) uint8 RGB crops."""
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(crops_to_nchw(crops)).to(self.device)
+            out = self.model(x)
+        return {k: v.detach().float().cpu().numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
+
+
+def load_runtime(checkpoint: str | Path | None = None, onnx: str | Path | None = None, **kwargs) -> Runtime:
+    """The runtime for a checkpoint (.pt, torch) or an exported .onnx file."""
+    if onnx is not None:
+        return OnnxRuntimeModel(onnx, **kwargs)
+    if checkpoint is not None:
+        if str(checkpoint).endswith(".onnx"):
+            return OnnxRuntimeModel(checkpoint, **kwargs)
+        return TorchRuntimeModel(checkpoint, **kwargs)
+    raise HandmeshError("no model given: pass --checkpoint CKPT or --onnx FILE")

@@ -1,0 +1,297 @@
+"""The frame-to-meshes pipeline with injected boxes: crops, mirroring, batching, smoothing, tracking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from handmesh.pipeline import (
+    HandDetection,
+    HandMeshPipeline,
+    ModelEstimator,
+    PipelineConfig,
+    StaticDetector,
+    crop_hand,
+    default_intrinsics,
+    parse_detector_spec,
+    square_box,
+)
+from handmesh.pipeline.smoothing import OneEuroFilter, SmoothingConfig, TrackSmoother
+from handmesh.pipeline.tracking import IoUTracker
+
+S = 64  # crop size of the fake runtime
+
+
+class FakeRuntime:
+    """A stand-in regressor: the same asymmetric blob for every crop, centred in it; records its calls."""
+
+    input_size = S
+    name = "fake"
+
+    def __init__(self):
+        blob = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
+        v = blob.vertices * np.array([0.04, 0.07, 0.02]) + np.array([0.0, 0.0, 0.0])
+        v[:, 0] += 0.3 * v[:, 1]  # shear: not symmetric under x -> -x
+        self.vertices = v.astype(np.float32)
+        self.faces = blob.faces.astype(np.int64)
+        self.batches: list[np.ndarray] = []
+
+    def __call__(self, crops):
+        self.batches.append(crops.copy())
+        b = len(crops)
+        verts = np.repeat(self.vertices[None], b, 0)
+        return {
+            "vertices": verts,
+            "joints": verts[:, :21].copy(),
+            "cam": np.tile(np.array([[2.0 / 0.2, 0.0, 0.0]], np.float32), (b, 1)),
+            "betas": np.zeros((b, 10), np.float32),
+            "global_orient": np.tile(np.eye(3, dtype=np.float32), (b, 1, 1)),
+            "hand_pose": np.tile(np.eye(3, dtype=np.float32), (b, 15, 1, 1)),
+        }
+
+
+class NoRenderer:
+    """Records the meshes instead of drawing them (keeps most tests GL-free)."""
+
+    def render_region(self, meshes, K, frame_size, margin=6, max_render_size=320):
+        return None
+
+
+def make_pipeline(boxes, config=None, runtime=None, renderer=None):
+    rt = runtime or FakeRuntime()
+    det = StaticDetector([HandDetection(box=np.array(b[0], float), handedness=b[1]) for b in boxes])
+    pipe = HandMeshPipeline(ModelEstimator(rt), det, config or PipelineConfig(), renderer or NoRenderer())
+    return pipe, rt
+
+
+def _project(points, K):
+    p = points @ K.T
+    return p[:, :2] / p[:, 2:3]
+
+
+def test_default_intrinsics_and_square_box():
+    K = default_intrinsics(640, 480, 90.0)
+    assert np.isclose(K[0, 0], 320.0) and np.isclose(K[0, 2], 319.5) and np.isclose(K[1, 2], 239.5)
+    b = square_box(np.array([10, 20, 30, 60]), scale=1.5)
+    assert np.allclose(b, [-10, 10, 50, 70])
+    assert np.allclose(square_box(np.array([5, 5, 5, 5]), min_size=16), [-3, -3, 13, 13])
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_crop_K_consistency(mirror):
+    """A 3D point lands at the same image content through the frame K and the crop K."""
+    rng = np.random.default_rng(0)
+    K = np.array([[600.0, 0, 300.0], [0, 620.0, 250.0], [0, 0, 1]])
+    point = np.array([0.05, -0.02, 0.6])
+    u, v = _project(point[None], K)[0]
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[int(round(v)) - 2 : int(round(v)) + 3, int(round(u)) - 2 : int(round(u)) + 3] = 255
+    box = np.array([u - 70.3, v - 50.1, u + 59.7, v + 79.9])  # off-centre square, 130 px
+    crop = crop_hand(frame, box, K, 96, mirror=mirror)
+    uc, vc = _project(point[None], crop.K)[0]
+    if mirror:
+        uc = 96 - 1 - uc  # the flipped image of a point at uc
+    ys, xs = np.nonzero(crop.image[..., 0] > 100)
+    assert abs(xs.mean() - uc) < 0.6 and abs(ys.mean() - vc) < 0.6
+    # crop K is the frame K seen through the crop's pixel map
+    sx = 96 / 130.0
+    assert np.isclose(crop.K[0, 0], K[0, 0] * sx) and np.isclose(crop.K[1, 1], K[1, 1] * sx)
+    del rng
+
+
+def test_crop_to_camera_places_mesh_over_box():
+    pipe, rt = make_pipeline([([200, 150, 320, 270], "right")])
+    frame = np.zeros((480, 640, 3), np.uint8)
+    res = pipe.process(frame, static=True)
+    (hand,) = res.hands
+    uv = _project(hand.vertices.astype(np.float64), res.K)
+    centre = uv.mean(0)
+    assert np.allclose(centre, [260, 210], atol=3.0)
+    # the blob is 0.08 m wide and the weak camera puts 0.2 m across the 180 px crop: about 72 px
+    assert 55 < np.ptp(uv[:, 0]) < 85
+    assert hand.vertices.shape == (rt.vertices.shape[0], 3) and hand.joints.shape == (21, 3)
+    assert hand.params["transl"].shape == (3,) and hand.source == "model"
+    assert all(np.isfinite(v).all() for v in (hand.vertices, hand.joints))
+
+
+def test_left_hand_is_mirrored_right_hand():
+    """A left hand in a flipped frame gives exactly the mirror image of the right hand's mesh."""
+    W, H = 640, 480
+    K = default_intrinsics(W, H, 60.0)  # principal point at the image centre: x -> -x maps pixels u -> W-1-u
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+    det = np.array([180.0, 140.0, 300.0, 250.0])
+    pipe_r, rt_r = make_pipeline([(det, "right")])
+    right = pipe_r.process(frame, K, static=True).hands[0]
+    # mirror the box so the crop of the flipped frame is exactly the flipped crop (crop_affine maps the
+    # box edges to 0..S, a flip maps u -> S-1-u: a shift of one crop pixel in frame units)
+    delta = 1.5 * max(det[2] - det[0], det[3] - det[1]) / S
+    det_m = np.array([W - 1 - det[2] + delta, det[1], W - 1 - det[0] + delta, det[3]])
+    pipe_l, rt_l = make_pipeline([(det_m, "left")])
+    left = pipe_l.process(np.ascontiguousarray(frame[:, ::-1]), K, static=True).hands[0]
+    assert np.array_equal(rt_l.batches[0], rt_r.batches[0]), "the network must see the same right hand"
+    assert np.allclose(left.vertices, right.vertices * np.array([-1, 1, 1]), atol=1e-5)
+    assert np.allclose(left.joints, right.joints * np.array([-1, 1, 1]), atol=1e-5)
+    assert np.array_equal(left.faces, right.faces[:, ::-1])
+    assert left.handedness == "left" and bool(left.params["mirrored"])
+
+
+def test_two_hands_one_batch_and_no_hand():
+    pipe, rt = make_pipeline([([50, 50, 150, 150], "left"), ([400, 100, 520, 220], "right")])
+    frame = np.zeros((480, 640, 3), np.uint8)
+    res = pipe.process(frame)
+    assert len(res.hands) == 2 and [len(b) for b in rt.batches] == [2]
+    assert {h.handedness for h in res.hands} == {"left", "right"}
+    assert set(res.timings) >= {"detect", "crop", "model", "hand_model", "smooth", "render", "composite"}
+    empty, rt0 = make_pipeline([])
+    res0 = empty.process(frame)
+    assert res0.frame is frame and res0.hands == [] and rt0.batches == []
+
+
+def test_max_hands_keeps_best_scores():
+    det = StaticDetector(
+        [
+            HandDetection(box=np.array([0, 0, 50, 50.0]), score=0.2),
+            HandDetection(box=np.array([100, 0, 150, 50.0]), score=0.9),
+        ]
+    )
+    pipe = HandMeshPipeline(ModelEstimator(FakeRuntime()), det, PipelineConfig(max_hands=1), NoRenderer())
+    res = pipe.process(np.zeros((100, 200, 3), np.uint8))
+    assert len(res.hands) == 1 and res.hands[0].score == 0.9
+
+
+@pytest.mark.parametrize(
+    "shape,box", [((32, 32, 3), [4, 4, 28, 28]), ((3000, 4000, 3), [1500, 1000, 2300, 1900])]
+)
+def test_tiny_and_huge_frames(shape, box):
+    pipe, _ = make_pipeline([(box, "right")])
+    frame = np.full(shape, 90, np.uint8)
+    res = pipe.process(frame)
+    assert res.frame.shape == shape and len(res.hands) == 1
+    assert np.isfinite(res.hands[0].vertices).all()
+
+
+def test_grey_and_float_frames_are_accepted():
+    pipe, _ = make_pipeline([([4, 4, 28, 28], "right")])
+    assert pipe.process(np.zeros((32, 32), np.uint8)).frame.shape == (32, 32, 3)
+    assert pipe.process(np.zeros((32, 32, 4), np.float32)).frame.shape == (32, 32, 3)
+    with pytest.raises(ValueError):
+        pipe.process(np.zeros((4, 4, 5), np.uint8))
+
+
+def test_one_euro_reduces_jitter_and_follows_a_step():
+    rng = np.random.default_rng(0)
+    f = OneEuroFilter(min_cutoff=1.0, beta=20.0)
+    fps = 30.0
+    truth = np.array([[0.1, -0.05, 0.5]])
+    raw, out = [], []
+    for i in range(90):
+        x = truth + rng.normal(0, 0.003, truth.shape)
+        raw.append(x)
+        out.append(f(x, i / fps))
+    raw, out = np.array(raw[30:]), np.array(out[30:])
+    assert np.std(out - truth) < 0.4 * np.std(raw - truth)
+    # a 10 cm step: the filter gets there within a third of a second
+    for i in range(90, 100):
+        y = f(truth + 0.1, i / fps)
+    assert np.abs(y - (truth + 0.1)).max() < 0.01
+
+
+def test_track_smoother_and_disable():
+    sm = TrackSmoother(SmoothingConfig(enabled=True))
+    a = sm.smooth(0, {"j": np.zeros((21, 3))}, 0.0)["j"]
+    b = sm.smooth(0, {"j": np.ones((21, 3)) * 0.01}, 1 / 30)["j"]
+    assert a.sum() == 0 and 0 < b.mean() < 0.01
+    sm.keep([])
+    c = sm.smooth(0, {"j": np.ones((21, 3))}, 2 / 30)["j"]
+    assert np.allclose(c, 1.0)  # a forgotten track restarts from the sample
+    off = TrackSmoother(SmoothingConfig(enabled=False))
+    x = {"j": np.ones(3)}
+    assert off.smooth(0, x, 0.0) is x
+
+
+def test_pipeline_smoothing_on_video_off_for_images():
+    pipe, _ = make_pipeline([([200, 150, 320, 270], "right")])
+    frame = np.zeros((480, 640, 3), np.uint8)
+    K = default_intrinsics(640, 480)
+    first = pipe.process(frame, K, timestamp=0.0).hands[0].vertices
+    pipe.detector.detections[0].box = np.array([230.0, 150, 350, 270])  # the hand jumps 30 px
+    moved = pipe.process(frame, K, timestamp=1 / 30).hands[0].vertices
+    raw = pipe.process(frame, K, static=True).hands[0].vertices
+    step = raw.mean(0) - first.mean(0)
+    done = moved.mean(0) - first.mean(0)
+    assert 0.0 < done[0] < step[0]  # smoothed: partway there
+    for i in range(2, 30):  # a steady hand: the filter settles on it within a second
+        settled = pipe.process(frame, K, timestamp=i / 30).hands[0].vertices
+    assert np.allclose(settled.mean(0), raw.mean(0), atol=1e-4)
+
+
+def test_tracker_keeps_ids():
+    tr = IoUTracker()
+    a = HandDetection(box=np.array([0, 0, 100, 100.0]), handedness="left")
+    b = HandDetection(box=np.array([300, 0, 400, 100.0]), handedness="right")
+    tr.update([a, b])
+    ids = (a.track_id, b.track_id)
+    a2 = HandDetection(box=np.array([10, 5, 110, 105.0]), handedness="left")
+    b2 = HandDetection(box=np.array([290, 0, 390, 100.0]), handedness="right")
+    tr.update([b2, a2])
+    assert (a2.track_id, b2.track_id) == ids
+    c = HandDetection(box=np.array([600, 300, 650, 350.0]))
+    tr.update([c])
+    assert c.track_id not in ids
+
+
+def test_detector_spec():
+    det = parse_detector_spec("static:10,20,110,120,left;200,20,300,120")
+    hands = det.detect(np.zeros((240, 320, 3), np.uint8))
+    assert [h.handedness for h in hands] == ["left", "right"]
+    assert np.allclose(hands[0].box, [10, 20, 110, 120])
+    for bad in ("static:1,2,3", "static:1,2,3,4,up", "static:5,5,1,1", "yolo"):
+        with pytest.raises(ValueError):
+            parse_detector_spec(bad)
+
+
+def test_pipeline_renders_overlay():
+    from conftest import require
+
+    try:
+        from handmesh.render import MeshRenderer
+
+        renderer = MeshRenderer(64, 64)
+    except Exception as exc:
+        renderer = None
+        require(False, f"EGL unavailable: {exc}")
+    pipe, _ = make_pipeline(
+        [([200, 150, 320, 270], "right")], PipelineConfig(skeleton=True, opacity=1.0), renderer=renderer
+    )
+    frame = np.full((480, 640, 3), 40, np.uint8)
+    res = pipe.process(frame, static=True)
+    diff = np.abs(res.frame.astype(int) - frame).sum(-1) > 30
+    ys, xs = np.nonzero(diff)
+    assert diff.sum() > 500 and abs(xs.mean() - 260) < 15 and abs(ys.mean() - 210) < 15
+    assert res.timings["render"] > 0 and (frame == 40).all()
+
+
+def test_real_model_left_right_consistent():
+    """A small randomly initialised fastvit_t8 through the torch runtime: finite meshes, mirrored left hand."""
+    build_model = pytest.importorskip("handmesh.models").build_model
+    from handmesh.pipeline import TorchRuntimeModel
+
+    torch.manual_seed(0)
+    model = build_model("fastvit_t8", img_size=128)
+    rt = TorchRuntimeModel(model, device="cpu")
+    W, H = 320, 240
+    K = default_intrinsics(W, H)
+    frame = np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8)
+    det = np.array([100.0, 60, 180, 150])
+    pipe_r, _ = make_pipeline([(det, "right")], runtime=rt)
+    right = pipe_r.process(frame, K, static=True).hands[0]
+    delta = 1.5 * 90 / rt.input_size
+    pipe_l, _ = make_pipeline(
+        [([W - 1 - det[2] + delta, 60, W - 1 - det[0] + delta, 150], "left")], runtime=rt
+    )
+    left = pipe_l.process(np.ascontiguousarray(frame[:, ::-1]), K, static=True).hands[0]
+    assert right.vertices.shape == (778, 3) and np.isfinite(right.vertices).all()
+    assert np.allclose(left.vertices, right.vertices * np.array([-1, 1, 1]), atol=2e-3)
