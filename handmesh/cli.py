@@ -13,6 +13,8 @@ SUBCOMMANDS: dict[str, str] = {
     "check-dataset": "handmesh.data.check_cli",
     "mano": "handmesh.hand_model.cli",
     "score": "handmesh.metrics_cli",
+    "train": "handmesh.train",
+    "evaluate": "handmesh.evaluate",
 }
 
 

@@ -4,7 +4,8 @@
 joints are compared after subtracting the root joint (9, middle MCP — FreiHAND's root), vertices after
 subtracting their centroid (a custom sample may carry vertices without joints). The 2D term compares the
 model's crop-pixel joints with the ground truth, both divided by the crop size so that the weight does
-not depend on the input resolution.
+not depend on the input resolution; keypoints are weighted by `joints2d_conf` and samples by `weight`
+when the batch has them.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ ROOT_JOINT = 9
 
 
 def masked_mean(per_sample: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of per-sample values over the samples whose mask is set (0 when none is)."""
+    """Mean of per-sample values weighted by `mask` (0/1 flags or confidences; 0 when all are 0)."""
     mask = mask.to(per_sample.dtype).reshape(per_sample.shape)
-    return (per_sample * mask).sum() / mask.sum().clamp(min=1.0)
+    return (per_sample * mask).sum() / mask.sum().clamp(min=1e-6)
 
 
 def _l1_points(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -37,21 +38,28 @@ def compute_losses(
     pred_j = out["joints"].to(f32)
     pred_v = out["vertices"].to(f32)
     terms: dict[str, torch.Tensor] = {}
+    # a dataset may weight samples by their label confidence
+    sample_weight = batch["weight"].to(f32) if "weight" in batch else torch.ones_like(pred_j[:, 0, 0])
 
     gt_j = batch["joints3d"].to(f32)
     rel_pred_j = pred_j - pred_j[:, ROOT_JOINT : ROOT_JOINT + 1]
     rel_gt_j = gt_j - gt_j[:, ROOT_JOINT : ROOT_JOINT + 1]
-    terms["joints3d"] = masked_mean(_l1_points(rel_pred_j, rel_gt_j), batch["has_joints3d"])
+    terms["joints3d"] = masked_mean(_l1_points(rel_pred_j, rel_gt_j), batch["has_joints3d"] * sample_weight)
 
     gt_v = batch["vertices"].to(f32)
     rel_pred_v = pred_v - pred_v.mean(dim=1, keepdim=True)
     rel_gt_v = gt_v - gt_v.mean(dim=1, keepdim=True)
-    terms["vertices"] = masked_mean(_l1_points(rel_pred_v, rel_gt_v), batch["has_vertices"])
+    terms["vertices"] = masked_mean(_l1_points(rel_pred_v, rel_gt_v), batch["has_vertices"] * sample_weight)
 
     scale = float(img_size)
-    terms["joints2d"] = masked_mean(
-        _l1_points(out["joints2d"].to(f32) / scale, batch["joints2d"].to(f32) / scale), batch["has_joints2d"]
-    )
+    err2d = (out["joints2d"].to(f32) - batch["joints2d"].to(f32)).abs().sum(-1) / (2 * scale)  # (B,21)
+    conf = batch.get("joints2d_conf")
+    if conf is None:
+        per_sample_2d = err2d.mean(1)
+    else:  # unlabelled keypoints (conf 0) do not count; a sample without any gets 0
+        conf = conf.to(f32)
+        per_sample_2d = (err2d * conf).sum(1) / conf.sum(1).clamp(min=1e-6)
+    terms["joints2d"] = masked_mean(per_sample_2d, batch["has_joints2d"] * sample_weight)
 
     # Rotations are compared as matrices: axis-angle has a 2*pi ambiguity and 6D is not unique.
     pose = batch["mano_pose"].to(f32).reshape(-1, 16, 3)
@@ -59,7 +67,7 @@ def compute_losses(
     pred_rot = torch.cat([out["global_orient"].to(f32).reshape(-1, 1, 3, 3), out["hand_pose"].to(f32)], dim=1)
     rot_err = ((pred_rot - gt_rot) ** 2).mean(dim=(1, 2, 3))
     betas_err = ((out["betas"].to(f32) - batch["betas"].to(f32)) ** 2).mean(dim=1)
-    terms["mano"] = masked_mean(rot_err + betas_err, batch["has_mano"])
+    terms["mano"] = masked_mean(rot_err + betas_err, batch["has_mano"] * sample_weight)
 
     terms["betas_prior"] = (out["betas"].to(f32) ** 2).mean()
 

@@ -106,13 +106,3 @@ class ModelEMA:
                 value.lerp_(src.to(value.dtype), 1.0 - decay)
             else:
                 value.copy_(src)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Averaged weights and the update count."""
-        return {"module": self.module.state_dict(), "updates": self.updates, "decay": self.decay}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the state written by `state_dict`."""
-        self.module.load_state_dict(state["module"])
-        self.updates = int(state["updates"])
-        self.decay = float(state["decay"])

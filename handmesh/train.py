@@ -97,18 +97,21 @@ def build_datasets(
     cfg: TrainConfig, img_size: int
 ) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
     """Training and validation datasets of the configured folder (validation split held out by sample)."""
-    from handmesh import data
+    from handmesh.data.transforms import AugmentConfig
 
     kind = detect_dataset_kind(cfg.data) if cfg.dataset == "auto" else cfg.dataset
+    aug = AugmentConfig(img_size=img_size)
+    common = {"cfg": aug, "val_fraction": cfg.val_fraction, "split_seed": cfg.seed}
     if kind == "freihand":
-        return data.freihand_train_val(
-            cfg.data, img_size=img_size, val_fraction=cfg.val_fraction, seed=cfg.seed, augment=cfg.augment
-        )
-    if kind == "custom":
-        return data.custom_train_val(
-            cfg.data, img_size=img_size, val_fraction=cfg.val_fraction, seed=cfg.seed, augment=cfg.augment
-        )
-    raise HandmeshError(f"unknown dataset kind {kind!r} (auto, freihand or custom)")
+        from handmesh.data.freihand import FreiHANDDataset as Dataset
+    elif kind == "custom":
+        from handmesh.data.custom import CustomDataset as Dataset
+    else:
+        raise HandmeshError(f"unknown dataset kind {kind!r} (auto, freihand or custom)")
+    return (
+        Dataset(cfg.data, split="train", augment=cfg.augment, **common),
+        Dataset(cfg.data, split="val", augment=False, **common),
+    )
 
 
 # ----------------------------------------------------------------------------- distributed + devices
@@ -249,18 +252,6 @@ def check_resume_compatible(payload: dict[str, Any], model_cfg: Any, explicit: s
 
 
 @torch.no_grad()
-def predict_camera_space(
-    model: torch.nn.Module, images: torch.Tensor, K: torch.Tensor, img_size: int
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """Joints and vertices in the crop camera (metres): model output plus the camera's translation."""
-    from handmesh.models.camera import cam_to_translation
-
-    out = model(images)
-    transl = cam_to_translation(out["cam"].float(), K.float(), img_size)[:, None, :]
-    return out["joints"].float() + transl, out["vertices"].float() + transl, out
-
-
-@torch.no_grad()
 def validate(
     model: torch.nn.Module,
     loader: torch.utils.data.DataLoader,
@@ -271,6 +262,7 @@ def validate(
     channels_last: bool,
 ) -> dict[str, Any]:
     """Validation loss and, on samples with 3D joints and vertices, the official metrics."""
+    from handmesh.evaluate import predict_camera_space
     from handmesh.losses import compute_losses
     from handmesh.metrics import score_arrays
 
@@ -404,6 +396,8 @@ def train(
         resume_path = Path(resume)
         payload = read_train_checkpoint(resume_path)
         model_cfg = check_resume_compatible(payload, model_cfg, explicit_model_fields or set(), resume_path)
+        # the weights come from the checkpoint: the initial backbone file is not needed (or present) again
+        model_cfg = dataclasses.replace(model_cfg, backbone_weights=None)
 
     seed_everything(cfg.seed + dist_info.rank)
     model = build_model(**cfgutil.to_dict(model_cfg)).to(device)
@@ -471,12 +465,13 @@ def train(
     history: list[dict[str, Any]] = []
     if payload is not None:
         state = payload[TRAIN_FORMAT]
-        model.load_state_dict(state["model"])
+        load_own_state(model, state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
+            load_own_state(ema.module, state["ema"]["module"])
+            ema.updates = int(state["ema"]["updates"])
         start_epoch, step = int(state["epoch"]), int(state["step"])
         best, elapsed_before = float(state["best"]), float(state["elapsed_s"])
         finished = bool(state.get("finished", False))
@@ -627,22 +622,21 @@ def train(
                 "best": best,
                 "elapsed_s": elapsed,
                 "finished": finished,
-                "model": model.state_dict(),
+                "model": own_state(model),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
+                "ema": None if ema is None else {"module": own_state(ema.module), "updates": ema.updates},
                 "loader_generator": loader_gen.get_state(),
                 "rng": ranks_rng,
                 "train_config": cfgutil.to_dict(cfg),
                 "history": history,
             }
-            weights = (ema.module if ema is not None else model).state_dict()
             final = epoch >= cfg.epochs or finished
             if improved:
-                write_checkpoint(out_dir / "best.pt", model_cfg, weights, state)
+                write_checkpoint(out_dir / "best.pt", eval_model, state)
             if final or epoch % max(1, cfg.ckpt_every) == 0:
-                write_checkpoint(out_dir / "last.pt", model_cfg, weights, state)
+                write_checkpoint(out_dir / "last.pt", eval_model, state)
         set_rng_state(ranks_rng[dist_info.rank])
         if dist_info.enabled:
             import torch.distributed as dist
@@ -671,16 +665,33 @@ def train(
     return result
 
 
-def write_checkpoint(
-    path: Path, model_cfg: Any, weights: dict[str, torch.Tensor], state: dict[str, Any]
-) -> None:
+def write_checkpoint(path: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
     """One file `handmesh.load_model` reads (config + weights) that also carries the training state."""
     from handmesh.checkpoint import save_checkpoint
-    from handmesh.models import checkpoint_payload
+    from handmesh.models import model_payload
 
-    payload = checkpoint_payload(model_cfg, weights)
+    payload = model_payload(model)
     payload[TRAIN_FORMAT] = state
     save_checkpoint(path, payload)
+
+
+def own_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State dict without the hand-model layer's arrays (rebuilt from its files; MANO's may not be shared)."""
+    from handmesh.models import HAND_MODEL_PREFIX
+
+    return {k: v for k, v in module.state_dict().items() if not k.startswith(HAND_MODEL_PREFIX)}
+
+
+def load_own_state(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load what `own_state` saved; anything else missing or unexpected is an error."""
+    from handmesh.models import HAND_MODEL_PREFIX
+
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(HAND_MODEL_PREFIX)]
+    if missing or unexpected:
+        raise HandmeshError(
+            f"checkpoint weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
 
 
 # ----------------------------------------------------------------------------- command line

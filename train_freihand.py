@@ -1,0 +1,12 @@
+"""Train the hand-mesh regressor: `python train_freihand.py --data DIR --out RUN [...]`.
+
+The same options as `handmesh train` (see `--help`); for several processes or GPUs start it with
+`torchrun --nproc_per_node N train_freihand.py ...`.
+"""
+
+import sys
+
+from handmesh.train import main
+
+if __name__ == "__main__":
+    sys.exit(main())
