@@ -1,0 +1,234 @@
+"""fit_keypoints: hand-model parameters, mesh and joints from 21 keypoints (3D, optionally 2D + K).
+
+Left hands are mirrored (x -> -x in 3D, u -> 2 cx - u in 2D), fitted with the right-hand model and
+their vertices and joints mirrored back, as everywhere else in handmesh (the right hand is canonical).
+So `params` of a left hand are right-hand parameters of its mirror image.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from handmesh.errors import HandmeshError
+from handmesh.fit.placement import translation_to_keypoints
+from handmesh.fit.skeleton import NODE_TO_FREIHAND, NUM_LOCAL, Skeleton, log_rotation, rodrigues
+from handmesh.fit.solver import SkeletonParams, SolverWeights, initialize, place_root, refine
+from handmesh.hand_model.joints import NUM_BETAS, NUM_JOINTS
+
+
+@dataclass
+class FitConfig:
+    """Settings of the landmark fitter."""
+
+    iters: int = 10  # Levenberg-Marquardt iterations at most (it stops earlier once converged)
+    tol: float = 1e-4  # relative cost decrease below which a hand counts as converged
+    pose_prior: float = 1e-3  # metres of joint error one radian away from the mean hand is worth
+    limits: float = 0.1  # metres of joint error one radian beyond a joint limit is worth
+    shape_prior: float = 2e-3  # metres of joint error one unit of beta is worth
+    fit_shape: bool = True
+    tip_corrections: int = 1  # rounds that re-aim the skeleton's tips where the skinned mesh puts them
+    correction_iters: int = 3
+    correction_threshold: float = 2e-4  # metres; below it the skeleton's joints count as the mesh's
+
+
+@dataclass
+class FitResult:
+    """Fitted hands: params dict (global_orient (B,3), hand_pose (B,45) relative to the mean hand,
+    betas (B,10), transl (B,3)), vertices (B,778,3), joints (B,21,3) FreiHAND order, metres;
+    error (B,) mean 3D distance of the fitted joints to the target keypoints, metres; iterations (B,).
+    """
+
+    params: dict
+    vertices: Tensor | np.ndarray
+    joints: Tensor | np.ndarray
+    error: Tensor | np.ndarray
+    iterations: Tensor | np.ndarray
+    sides: list[str] = field(default_factory=list)
+
+    def mano_pose(self) -> Tensor | np.ndarray:
+        """(B,48) axis-angle: global orientation then articulation, as FreiHAND stores it."""
+        go, hp = self.params["global_orient"], self.params["hand_pose"]
+        return np.concatenate([go, hp], -1) if isinstance(go, np.ndarray) else torch.cat([go, hp], -1)
+
+
+@lru_cache(maxsize=1)
+def default_hand_model():
+    """The right-hand model load_hand_model() finds (MANO when installed, else the stand-in), cached."""
+    from handmesh.hand_model import load_hand_model
+
+    return load_hand_model(side="right").eval()
+
+
+_SKELETONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def skeleton_of(hand) -> Skeleton:
+    """The (cached) kinematic skeleton of a hand model."""
+    skel = _SKELETONS.get(hand)
+    if skel is None:
+        skel = Skeleton.from_hand_model(hand)
+        _SKELETONS[hand] = skel
+    return skel
+
+
+@lru_cache(maxsize=1)
+def _limits() -> tuple[np.ndarray, np.ndarray]:
+    from handmesh.hand_model.prior import JOINT_LIMITS_LOWER, JOINT_LIMITS_UPPER
+
+    def arr(x):
+        return np.asarray(x.detach().cpu() if isinstance(x, Tensor) else x, dtype=np.float64).reshape(
+            NUM_LOCAL, 3
+        )
+
+    return arr(JOINT_LIMITS_LOWER), arr(JOINT_LIMITS_UPPER)
+
+
+def _as_array(x, name: str, shape_tail: tuple[int, ...]) -> np.ndarray:
+    a = np.asarray(x.detach().cpu() if isinstance(x, Tensor) else x, dtype=np.float64)
+    if a.ndim == len(shape_tail):
+        a = a[None]
+    if a.ndim != len(shape_tail) + 1 or tuple(a.shape[1:]) != shape_tail:
+        raise HandmeshError(f"{name}: expected (B,{','.join(map(str, shape_tail))}), got {tuple(a.shape)}")
+    return a
+
+
+def _sides(side, batch: int) -> list[str]:
+    sides = [side] * batch if isinstance(side, str) else list(side)
+    if len(sides) != batch or any(s not in ("left", "right") for s in sides):
+        raise HandmeshError(f"side must be 'left'/'right' or one of them per hand, got {side!r}")
+    return sides
+
+
+def _start_from_init(skel: Skeleton, init: dict, target: np.ndarray) -> SkeletonParams:
+    """Warm start: previous rotations and shape; translation re-placed on the new palm."""
+    batch = target.shape[0]
+    go = np.broadcast_to(_as_array(init["global_orient"], "init global_orient", (3,)), (batch, 3))
+    hp = np.broadcast_to(_as_array(init["hand_pose"], "init hand_pose", (45,)), (batch, 45))
+    betas = np.broadcast_to(_as_array(init["betas"], "init betas", (NUM_BETAS,)), (batch, NUM_BETAS)).copy()
+    root = rodrigues(go)
+    local = hp.reshape(batch, NUM_LOCAL, 3) + skel.hands_mean
+    return SkeletonParams(root, local, betas, place_root(skel, root, betas, target))
+
+
+def _run_model(hand, params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    ref = hand.hands_mean
+    with torch.no_grad():
+        out = hand(**{k: torch.as_tensor(v).to(ref) for k, v in params.items()})
+    return out.vertices.double().cpu().numpy(), out.joints.double().cpu().numpy()
+
+
+def fit_keypoints(
+    joints3d,
+    joints2d=None,
+    K=None,
+    side: str | list[str] = "right",
+    fit_shape: bool | None = None,
+    init: dict | None = None,
+    iters: int | None = None,
+    weights=None,
+    hand_model=None,
+    config: FitConfig | None = None,
+) -> FitResult:
+    """Fit the hand model to keypoints (B,21,3) FreiHAND order, metres; optionally place it over (B,21,2) px with K.
+
+    Without joints2d/K the result is in the frame of joints3d; with them, in the camera frame of K.
+    `side` is one value or one per hand; `init` (a previous FitResult.params) warm-starts video;
+    `weights` (B,21) down-weights unsure keypoints. Outputs are torch when joints3d is a tensor, else numpy.
+    """
+    cfg = config or FitConfig()
+    as_torch = isinstance(joints3d, Tensor)
+    target = _as_array(joints3d, "joints3d", (NUM_JOINTS, 3)).copy()
+    batch = target.shape[0]
+    sides = _sides(side, batch)
+    flip = np.where(np.array(sides) == "left", -1.0, 1.0)
+    target[..., 0] *= flip[:, None]
+    w = np.ones((batch, NUM_JOINTS)) if weights is None else _as_array(weights, "weights", (NUM_JOINTS,))
+    w = np.broadcast_to(w, (batch, NUM_JOINTS))
+
+    hand = hand_model if hand_model is not None else default_hand_model()
+    skel = skeleton_of(hand)
+    lower, upper = _limits()
+    node_target = target[:, NODE_TO_FREIHAND]
+    node_w = w[:, NODE_TO_FREIHAND]
+    if init is not None:
+        start = _start_from_init(skel, init, node_target)
+    else:
+        start = initialize(
+            skel,
+            node_target,
+            np.broadcast_to(skel.hands_mean, (batch, NUM_LOCAL, 3)),
+            np.zeros((batch, NUM_BETAS)),
+        )
+    sw = SolverWeights(cfg.pose_prior, cfg.limits, cfg.shape_prior)
+    shape = cfg.fit_shape if fit_shape is None else fit_shape
+    n_iter = cfg.iters if iters is None else iters
+    p, used, _ = refine(skel, start, node_target, node_w, lower, upper, sw, n_iter, shape, cfg.tol)
+    params, vertices, joints = _finish(hand, skel, p, lower, upper)
+    for _ in range(cfg.tip_corrections):
+        # The skeleton carries fingertips rigidly; the mesh skins them (and adds pose correctives).
+        # Aim the skeleton where the mesh's joints miss by, then refine briefly from where it stands.
+        skel_nodes = skel.forward(p.root, rodrigues(p.local), p.betas, p.transl).points
+        offset = joints[:, NODE_TO_FREIHAND] - skel_nodes
+        if np.abs(offset).max() < cfg.correction_threshold:
+            break
+        p, more, _ = refine(
+            skel, p, node_target - offset, node_w, lower, upper, sw, cfg.correction_iters, shape, cfg.tol
+        )
+        used = used + more
+        params, vertices, joints = _finish(hand, skel, p, lower, upper)
+    error = np.linalg.norm(joints - target, axis=-1).mean(-1)
+
+    if joints2d is not None or K is not None:
+        if joints2d is None or K is None:
+            raise HandmeshError("placing the hand over 2D keypoints needs both joints2d and K")
+        kp = _as_array(joints2d, "joints2d", (NUM_JOINTS, 2)).copy()
+        cam = np.broadcast_to(_as_array(K, "K", (3, 3)), (batch, 3, 3))
+        # Mirroring x in the camera maps pixel u to 2 cx - u (zero skew).
+        kp[..., 0] = np.where(flip[:, None] < 0, 2 * cam[:, 0, 2][:, None] - kp[..., 0], kp[..., 0])
+        delta = translation_to_keypoints(joints, kp, cam, w)
+        params["transl"] = params["transl"] + delta
+        vertices = vertices + delta[:, None]
+        joints = joints + delta[:, None]
+
+    vertices[..., 0] *= flip[:, None]
+    joints[..., 0] *= flip[:, None]
+    result = FitResult(
+        {k: v.astype(np.float32) for k, v in params.items()},
+        vertices.astype(np.float32),
+        joints.astype(np.float32),
+        error.astype(np.float32),
+        used,
+        sides,
+    )
+    return _to_torch(result) if as_torch else result
+
+
+def _finish(hand, skel: Skeleton, p: SkeletonParams, lower: np.ndarray, upper: np.ndarray):
+    """Clamp to the joint limits, convert to hand-model parameters and run the full model."""
+    batch = p.root.shape[0]
+    local = np.clip(p.local, lower, upper)
+    params = {
+        "global_orient": log_rotation(p.root),
+        "hand_pose": (local - skel.hands_mean).reshape(batch, 3 * NUM_LOCAL),
+        "betas": p.betas,
+        "transl": p.transl,
+    }
+    vertices, joints = _run_model(hand, params)
+    return params, vertices, joints
+
+
+def _to_torch(result: FitResult) -> FitResult:
+    return FitResult(
+        {k: torch.from_numpy(v) for k, v in result.params.items()},
+        torch.from_numpy(result.vertices),
+        torch.from_numpy(result.joints),
+        torch.from_numpy(result.error),
+        torch.from_numpy(result.iterations),
+        result.sides,
+    )

@@ -1,0 +1,200 @@
+"""The hand model's kinematic skeleton: 16 rotating joints plus 5 fingertips, linear in the shape.
+
+The fitter never runs the full mesh model inside its loop: joint positions only depend on the rest
+joints (linear in betas) and the chain of rotations, so forward kinematics and its analytic Jacobian
+over 21 points are all it needs. Fingertips are mesh vertices in the full model; here they ride
+rigidly on their distal joint (the fitter corrects the small skinning difference afterwards).
+Nodes are in "MANO-extended" order: MANO's 16 joints, then the tips (thumb, index, middle, ring, pinky).
+
+This runs in float64 numpy: at one or two hands per call, per-operation overhead is the whole cost,
+and numpy's is several times lower than torch's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from handmesh.hand_model.joints import FREIHAND_PARENTS, MANO_TO_FREIHAND, NUM_BETAS, NUM_MANO_JOINTS
+
+NUM_NODES = 21
+NUM_LOCAL = NUM_MANO_JOINTS - 1
+# Where each FreiHAND joint sits among the extended nodes, and the inverse map.
+FREIHAND_TO_NODE = np.asarray(MANO_TO_FREIHAND, dtype=np.int64)
+NODE_TO_FREIHAND = np.argsort(FREIHAND_TO_NODE)
+
+
+def _node_parents() -> np.ndarray:
+    """Parent of every extended node, derived from FreiHAND's tree so both orders stay in step."""
+    parents = np.full(NUM_NODES, -1, dtype=np.int64)
+    for joint, parent in enumerate(FREIHAND_PARENTS):
+        if parent >= 0:
+            parents[FREIHAND_TO_NODE[joint]] = FREIHAND_TO_NODE[parent]
+    return parents
+
+
+NODE_PARENTS = _node_parents()
+
+
+def _ancestor_pairs() -> tuple[np.ndarray, np.ndarray]:
+    """(node, rotating joint) pairs where the joint is a strict ancestor: the Jacobian's non-zero blocks."""
+    nodes, joints = [], []
+    for k in range(NUM_NODES):
+        p = NODE_PARENTS[k]
+        while p >= 0:
+            nodes.append(k)
+            joints.append(p)
+            p = NODE_PARENTS[p]
+    return np.asarray(nodes), np.asarray(joints)
+
+
+def _levels() -> tuple[np.ndarray, ...]:
+    depth = np.zeros(NUM_NODES, dtype=np.int64)
+    for k in range(1, NUM_NODES):
+        depth[k] = depth[NODE_PARENTS[k]] + 1 if NODE_PARENTS[k] < k else -1
+    if (depth < 0).any():
+        raise AssertionError("extended nodes must list parents before children")
+    return tuple(np.flatnonzero(depth == d) for d in range(1, depth.max() + 1))
+
+
+# Nodes grouped by depth (each level is one vectorized step of forward kinematics).
+LEVELS = _levels()
+PAIR_NODES, PAIR_JOINTS = _ancestor_pairs()
+# The single child of each rotating joint other than the wrist: the bone its rotation swings.
+CHILD = np.array([np.flatnonzero(NODE_PARENTS == j)[0] if j else -1 for j in range(NUM_MANO_JOINTS)])
+
+
+def skew(v: np.ndarray) -> np.ndarray:
+    """Cross-product matrices (...,3,3) of vectors (...,3)."""
+    x, y, z = v[..., 0], v[..., 1], v[..., 2]
+    o = np.zeros_like(x)
+    return np.stack([o, -z, y, z, o, -x, -y, x, o], axis=-1).reshape(v.shape[:-1] + (3, 3))
+
+
+def _angle_coeffs(aa: np.ndarray):
+    """angle^2, sin(t)/t, (1-cos t)/t^2, (t - sin t)/t^3 with series near t = 0; shapes (...,1,1)."""
+    t2 = (aa * aa).sum(-1)[..., None, None]
+    small = t2 < 1e-8
+    s2 = np.where(small, 1.0, t2)
+    t = np.sqrt(s2)
+    a = np.where(small, 1 - t2 / 6, np.sin(t) / t)
+    b = np.where(small, 0.5 - t2 / 24, (1 - np.cos(t)) / s2)
+    c = np.where(small, 1 / 6 - t2 / 120, (t - np.sin(t)) / (s2 * t))
+    return a, b, c
+
+
+def rodrigues(aa: np.ndarray) -> np.ndarray:
+    """Axis-angle (...,3) -> rotation matrices (...,3,3)."""
+    a, b, _ = _angle_coeffs(aa)
+    k = skew(aa)
+    return np.eye(3) + a * k + b * (k @ k)
+
+
+def log_rotation(R: np.ndarray) -> np.ndarray:
+    """Rotation matrices (...,3,3) -> axis-angle (...,3), angle in [0, pi], stable at 0 and near pi."""
+    w = 0.5 * np.stack(
+        [R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1
+    )
+    sin = np.linalg.norm(w, axis=-1)
+    cos = 0.5 * (np.trace(R, axis1=-2, axis2=-1) - 1)
+    angle = np.arctan2(sin, cos)
+    small = sin < 1e-8
+    aa = w * np.where(small, 1.0 + angle**2 / 6, angle / np.where(small, 1.0, sin))[..., None]
+    near_pi = cos < -0.9
+    if near_pi.any():
+        # sin(angle) loses the axis near pi; the symmetric part R + R^T = 2 cos I + 2 (1 - cos) a a^T keeps it.
+        sym = (R + np.swapaxes(R, -1, -2)) / 2 - cos[..., None, None] * np.eye(3)
+        col = np.take_along_axis(
+            sym, np.argmax(np.diagonal(sym, axis1=-2, axis2=-1), -1)[..., None, None], -1
+        )
+        axis = col[..., 0] / np.linalg.norm(col[..., 0], axis=-1, keepdims=True).clip(min=1e-12)
+        axis = axis * np.where((axis * w).sum(-1) < 0, -1.0, 1.0)[..., None]
+        aa = np.where(near_pi[..., None], axis * angle[..., None], aa)
+    return aa
+
+
+def right_jacobian(aa: np.ndarray) -> np.ndarray:
+    """SO(3) right Jacobian (...,3,3): exp(aa + d) ~= exp(aa) exp(Jr(aa) d)."""
+    _, b, c = _angle_coeffs(aa)
+    k = skew(aa)
+    return np.eye(3) - b * k + c * (k @ k)
+
+
+@dataclass
+class Posed:
+    """Forward kinematics: node positions (B,21,3), joint frames (B,16,3,3), d positions/d betas (B,21,3,10)."""
+
+    points: np.ndarray
+    frames: np.ndarray
+    shape_jac: np.ndarray
+
+
+class Skeleton:
+    """Rest joints of one hand model (linear in betas) with batched forward kinematics and Jacobians."""
+
+    def __init__(self, rest: np.ndarray, shape_dirs: np.ndarray, hands_mean: np.ndarray) -> None:
+        self.rest = rest  # (21,3) extended order, betas = 0
+        self.shape_dirs = shape_dirs  # (21,3,10)
+        self.hands_mean = hands_mean  # (15,3) flat-relative mean articulation
+        parents = NODE_PARENTS.clip(min=0)
+        self.bone_dirs = shape_dirs - np.where((NODE_PARENTS >= 0)[:, None, None], shape_dirs[parents], 0.0)
+        self._level_parents = [NODE_PARENTS[lv] for lv in LEVELS]
+        self._level_rot = [lv[lv < NUM_MANO_JOINTS] for lv in LEVELS]
+
+    @classmethod
+    @torch.no_grad()
+    def from_hand_model(cls, hand) -> Skeleton:
+        """Read the skeleton off a HandModel through its public forward (flat pose, unit betas)."""
+        n = NUM_BETAS + 1
+        ref = hand.hands_mean
+        betas = torch.cat([ref.new_zeros(1, NUM_BETAS), torch.eye(NUM_BETAS, dtype=ref.dtype)], 0)
+        flat = -ref.reshape(1, -1).expand(n, -1)
+        out = hand(global_orient=ref.new_zeros(n, 3), hand_pose=flat, betas=betas, transl=ref.new_zeros(n, 3))
+        nodes = out.joints.double().cpu().numpy()[:, NODE_TO_FREIHAND]
+        # The flat-pose joints are exactly linear in betas, so unit betas give the shape directions.
+        rest = nodes[0]
+        dirs = np.ascontiguousarray((nodes[1:] - rest).transpose(1, 2, 0))
+        return cls(rest, dirs, ref.double().cpu().numpy().reshape(NUM_LOCAL, 3))
+
+    def rest_joints(self, betas: np.ndarray) -> np.ndarray:
+        """Rest node positions (B,21,3) for betas (B,10)."""
+        return self.rest + (self.shape_dirs @ betas.T).transpose(2, 0, 1)
+
+    def forward(self, root: np.ndarray, local: np.ndarray, betas: np.ndarray, transl: np.ndarray) -> Posed:
+        """Pose the skeleton: root (B,3,3), local rotations (B,15,3,3), betas (B,10), transl (B,3)."""
+        batch = root.shape[0]
+        rest = self.rest_joints(betas)
+        bones = rest - rest[:, NODE_PARENTS.clip(min=0)]
+        rot = np.concatenate([root[:, None], local], 1)
+        frames = np.empty((batch, NUM_MANO_JOINTS, 3, 3))
+        points = np.empty((batch, NUM_NODES, 3))
+        shape_jac = np.empty((batch, NUM_NODES, 3, NUM_BETAS))
+        frames[:, 0] = root
+        points[:, 0] = rest[:, 0] + transl
+        shape_jac[:, 0] = self.shape_dirs[0]
+        for nodes, parents, rnodes in zip(LEVELS, self._level_parents, self._level_rot, strict=True):
+            g = frames[:, parents]
+            points[:, nodes] = points[:, parents] + (g @ bones[:, nodes, :, None])[..., 0]
+            shape_jac[:, nodes] = shape_jac[:, parents] + g @ self.bone_dirs[nodes]
+            if len(rnodes):
+                frames[:, rnodes] = frames[:, NODE_PARENTS[rnodes]] @ rot[:, rnodes]
+        return Posed(points, frames, shape_jac)
+
+    def rotation_jacobian(self, posed: Posed, local_aa: np.ndarray) -> np.ndarray:
+        """d points / d (root increment, local axis-angle) as (B,63,48).
+
+        The root is updated multiplicatively (R <- R exp(d)); the 15 local joints additively in
+        axis-angle (so joint limits stay box constraints), hence their right Jacobian. Only
+        (node, ancestor) blocks are non-zero: a point moves by w x (p_k - p_j) when joint j turns by w.
+        """
+        pts, frames = posed.points, posed.frames
+        batch = pts.shape[0]
+        world = frames.copy()
+        world[:, 1:] = frames[:, 1:] @ right_jacobian(local_aa)
+        lever = pts[:, PAIR_NODES] - pts[:, PAIR_JOINTS]
+        blocks = -skew(lever) @ world[:, PAIR_JOINTS]  # (B,P,3,3)
+        jac = np.zeros((batch, NUM_NODES, 3, NUM_MANO_JOINTS, 3))
+        jac[:, PAIR_NODES, :, PAIR_JOINTS, :] = blocks.transpose(1, 0, 2, 3)
+        return jac.reshape(batch, NUM_NODES * 3, NUM_MANO_JOINTS * 3)

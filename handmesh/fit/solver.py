@@ -1,0 +1,246 @@
+"""Analytic initialization and Levenberg-Marquardt refinement of skeleton parameters to 21 keypoints.
+
+Parameters (float64 numpy): root rotation matrix (B,3,3), local articulation as flat-relative
+axis-angle (B,15,3) (MANO's hands_mean + hand_pose: the space the joint limits are written in),
+betas (B,10) and translation (B,3). All hands of a batch are solved together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import lapack
+
+from handmesh.fit.skeleton import (
+    CHILD,
+    LEVELS,
+    NODE_PARENTS,
+    NUM_LOCAL,
+    NUM_NODES,
+    Posed,
+    Skeleton,
+    log_rotation,
+    rodrigues,
+)
+from handmesh.hand_model.joints import NUM_BETAS, NUM_MANO_JOINTS
+
+# Wrist and the five finger bases are rigid with the wrist's rotation; the thumb base is where
+# landmark detectors and MANO disagree most, so it counts half.
+PALM_NODES = np.array([0, 1, 4, 7, 10, 13])
+PALM_WEIGHTS = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.5])
+NUM_PARAMS = 3 + 3 * NUM_LOCAL + NUM_BETAS + 3
+_ROOT, _POSE, _BETAS, _TRANSL = slice(0, 3), slice(3, 48), slice(48, 58), slice(58, 61)
+
+
+@dataclass
+class SolverWeights:
+    """Prior weights, in metres of joint error that one unit of each prior is worth."""
+
+    pose_prior: float = 1e-3  # per radian away from the mean hand
+    limits: float = 0.1  # per radian beyond a joint limit
+    shape_prior: float = 2e-3  # per unit beta
+
+
+@dataclass
+class SkeletonParams:
+    """Solver state: root (B,3,3), local flat-relative axis-angle (B,15,3), betas (B,10), transl (B,3)."""
+
+    root: np.ndarray
+    local: np.ndarray
+    betas: np.ndarray
+    transl: np.ndarray
+
+    def select(self, keep: np.ndarray, other: SkeletonParams) -> SkeletonParams:
+        """Per batch element: self where keep (B,) is true, else other."""
+        out = []
+        for a, b in zip(self.astuple(), other.astuple(), strict=True):
+            out.append(np.where(keep.reshape((-1,) + (1,) * (a.ndim - 1)), a, b))
+        return SkeletonParams(*out)
+
+    def astuple(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The four arrays in constructor order."""
+        return self.root, self.local, self.betas, self.transl
+
+
+def kabsch(src: np.ndarray, dst: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Proper rotation (B,3,3) best mapping centred src (B,N,3) onto centred dst, weights (N,)."""
+    w = (weights / weights.sum())[:, None]
+    src_c = src - (w * src).sum(-2, keepdims=True)
+    dst_c = dst - (w * dst).sum(-2, keepdims=True)
+    cov = src_c.transpose(0, 2, 1) @ (w * dst_c)
+    u, _, vt = np.linalg.svd(cov)
+    v, ut = vt.transpose(0, 2, 1), u.transpose(0, 2, 1)
+    d = np.sign(np.linalg.det(v @ ut))
+    v[:, :, 2] *= d[:, None]
+    return v @ ut
+
+
+def swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest rotation (...,3,3) turning direction a (...,3) onto direction b."""
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True).clip(min=1e-12)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True).clip(min=1e-12)
+    axis = np.cross(a, b)
+    sin = np.linalg.norm(axis, axis=-1, keepdims=True)
+    angle = np.arctan2(sin, (a * b).sum(-1, keepdims=True))
+    return rodrigues(axis * (angle / sin.clip(min=1e-12)))
+
+
+def place_root(skel: Skeleton, root: np.ndarray, betas: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Translation (B,3) matching the palm centroids once the root rotation is fixed."""
+    rest = skel.rest_joints(betas)
+    w = (PALM_WEIGHTS / PALM_WEIGHTS.sum())[:, None]
+    c_rest = (w * rest[:, PALM_NODES]).sum(-2)
+    c_tgt = (w * target[:, PALM_NODES]).sum(-2)
+    j0 = rest[:, 0]
+    # MANO rotates about the rest wrist: p = R (x - j0) + j0 + t.
+    return c_tgt - (root @ (c_rest - j0)[..., None])[..., 0] - j0
+
+
+def initialize(
+    skel: Skeleton, target: np.ndarray, base_local: np.ndarray, betas: np.ndarray
+) -> SkeletonParams:
+    """Analytic start: root by Kabsch on the palm, then each finger joint by a swing from base_local.
+
+    base_local (B,15,3) flat-relative axis-angle (the mean hand, or the previous frame) supplies the
+    twist about each bone, which keypoints cannot see; the swing then points every bone exactly at
+    its target keypoint, so the start is exact up to bone lengths.
+    """
+    batch = target.shape[0]
+    rest = skel.rest_joints(betas)
+    root = kabsch(rest[:, PALM_NODES], target[:, PALM_NODES], PALM_WEIGHTS)
+    base = rodrigues(base_local)
+    frames = np.empty((batch, NUM_MANO_JOINTS, 3, 3))
+    frames[:, 0] = root
+    local = np.empty((batch, NUM_LOCAL, 3, 3))
+    for level in LEVELS:
+        joints = level[level < NUM_MANO_JOINTS]
+        if not len(joints):
+            continue
+        child = CHILD[joints]
+        parent_frames = frames[:, NODE_PARENTS[joints]]
+        m = base[:, joints - 1]
+        rest_dir = (m @ (rest[:, child] - rest[:, joints])[..., None])[..., 0]
+        tgt_vec = (target[:, child] - target[:, joints])[..., None]
+        tgt_dir = (parent_frames.transpose(0, 1, 3, 2) @ tgt_vec)[..., 0]
+        rot = swing(rest_dir, tgt_dir) @ m
+        local[:, joints - 1] = rot
+        frames[:, joints] = parent_frames @ rot
+    local_aa = log_rotation(local)
+    return SkeletonParams(root, local_aa, betas, place_root(skel, root, betas, target))
+
+
+def _solve_spd(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """Solve hess x = grad per hand (hess symmetric positive definite thanks to damping and priors).
+
+    One LAPACK Cholesky solve per hand: at this size it runs single-threaded, where a batched LU
+    solve was several times slower on a busy 2-core machine (thread hand-off).
+    """
+    out = np.empty_like(grad)
+    for i in range(hess.shape[0]):
+        _, x, info = lapack.dposv(hess[i], grad[i])
+        out[i] = x if info == 0 else np.linalg.lstsq(hess[i], grad[i], rcond=None)[0]
+    return out
+
+
+@dataclass
+class _State:
+    params: SkeletonParams
+    points: np.ndarray
+    frames: np.ndarray
+    shape_jac: np.ndarray
+    res: np.ndarray
+    dev: np.ndarray
+    viol: np.ndarray
+    cost: np.ndarray
+
+
+def _evaluate(skel, p: SkeletonParams, target, w, lower, upper, sw: SolverWeights) -> _State:
+    posed = skel.forward(p.root, rodrigues(p.local), p.betas, p.transl)
+    res = (posed.points - target) * w[..., None]
+    dev = p.local - skel.hands_mean
+    viol = np.maximum(p.local - upper, 0.0) - np.maximum(lower - p.local, 0.0)
+    cost = (
+        (res**2).sum((-1, -2))
+        + sw.pose_prior**2 * (dev**2).sum((-1, -2))
+        + sw.limits**2 * (viol**2).sum((-1, -2))
+        + sw.shape_prior**2 * (p.betas**2).sum(-1)
+    )
+    return _State(p, posed.points, posed.frames, posed.shape_jac, res, dev, viol, cost)
+
+
+def _select(keep: np.ndarray, a: _State, b: _State) -> _State:
+    out = {"params": a.params.select(keep, b.params)}
+    for name in ("points", "frames", "shape_jac", "res", "dev", "viol", "cost"):
+        x, y = getattr(a, name), getattr(b, name)
+        out[name] = np.where(keep.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
+    return _State(**out)
+
+
+def refine(
+    skel: Skeleton,
+    start: SkeletonParams,
+    target: np.ndarray,
+    weights: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    sw: SolverWeights,
+    iters: int,
+    fit_shape: bool = True,
+    tol: float = 1e-4,
+) -> tuple[SkeletonParams, np.ndarray, np.ndarray]:
+    """Levenberg-Marquardt on joint error + pose prior + joint-limit penalty (+ shape prior).
+
+    target (B,21,3) and weights (B,21) in extended node order. Returns the parameters, the
+    iterations each hand ran before it converged (B,) and its final cost (B,). A hand converges
+    when an accepted step lowers its cost by less than `tol` (relative).
+    """
+    batch = target.shape[0]
+    state = _evaluate(skel, start, target, weights, lower, upper, sw)
+    mu = np.full(batch, 1e-3)
+    done = np.zeros(batch, dtype=bool)
+    used = np.zeros(batch, dtype=np.int64)
+    prior_diag = np.zeros(NUM_PARAMS)
+    prior_diag[_POSE] = sw.pose_prior**2
+    prior_diag[_BETAS] = sw.shape_prior**2
+    row_w = np.repeat(weights, 3, axis=-1)[..., None]
+    diag_idx = np.arange(NUM_PARAMS)
+    for _ in range(iters):
+        if done.all():
+            break
+        p = state.params
+        jac = np.empty((batch, 3 * NUM_NODES, NUM_PARAMS))
+        jac[..., :48] = skel.rotation_jacobian(Posed(state.points, state.frames, state.shape_jac), p.local)
+        jac[..., _BETAS] = state.shape_jac.reshape(batch, 3 * NUM_NODES, NUM_BETAS)
+        jac[..., _TRANSL] = np.tile(np.eye(3), (NUM_NODES, 1))
+        jac *= row_w
+        jac_t = jac.transpose(0, 2, 1)
+        hess = jac_t @ jac
+        grad = (jac_t @ state.res.reshape(batch, -1, 1))[..., 0]
+        diag = np.broadcast_to(prior_diag, (batch, NUM_PARAMS)).copy()
+        diag[:, _POSE] += sw.limits**2 * (state.viol != 0).reshape(batch, -1)
+        grad[:, _POSE] += (sw.pose_prior**2 * state.dev + sw.limits**2 * state.viol).reshape(batch, -1)
+        grad[:, _BETAS] += sw.shape_prior**2 * p.betas
+        hess[:, diag_idx, diag_idx] += diag
+        if not fit_shape:
+            hess[:, _BETAS, :] = 0.0
+            hess[:, :, _BETAS] = 0.0
+            hess[:, _BETAS, _BETAS] = np.eye(NUM_BETAS)
+            grad[:, _BETAS] = 0.0
+        hess[:, diag_idx, diag_idx] *= 1 + mu[:, None]
+        hess[:, diag_idx, diag_idx] += 1e-12
+        step = -_solve_spd(hess, grad)
+        cand = SkeletonParams(
+            p.root @ rodrigues(step[:, _ROOT]),
+            p.local + step[:, _POSE].reshape(batch, NUM_LOCAL, 3),
+            p.betas + step[:, _BETAS],
+            p.transl + step[:, _TRANSL],
+        )
+        trial = _evaluate(skel, cand, target, weights, lower, upper, sw)
+        accept = (trial.cost < state.cost) & ~done
+        newly_done = accept & ((state.cost - trial.cost) < tol * state.cost)
+        used += ~done
+        state = _select(accept, trial, state)
+        mu = np.where(accept, np.maximum(mu * 0.3, 1e-7), mu * 10)
+        done |= newly_done | (mu > 1e4)
+    return state.params, used, state.cost
