@@ -9,6 +9,7 @@ import sys
 # name -> module exposing `add_parser(subparsers)`; imported lazily so `handmesh --help` stays fast
 # and a subcommand's heavy dependencies (torch, mediapipe, gradio) load only when it runs.
 SUBCOMMANDS: dict[str, str] = {
+    "predict": "handmesh.predict",
     "synth": "handmesh.data.synth_cli",
     "check-dataset": "handmesh.data.check_cli",
     "mano": "handmesh.hand_model.cli",

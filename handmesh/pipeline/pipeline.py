@@ -187,7 +187,9 @@ class HandMeshPipeline:
             if cfg.skeleton:
                 out = out.copy() if out is frame else out
                 for hd in hands:
-                    color = tuple(int(255 * c) for c in self.color_of(hd.handedness)[:3])
+                    color = tuple(
+                        int(140 * c) for c in self.color_of(hd.handedness)[:3]
+                    )  # darker than the mesh
                     draw_skeleton(out, project(hd.joints.astype(np.float64), K), color=color, thickness=2)
             timings["composite"] = (time.perf_counter() - t0) * 1000.0
         timings["total"] = sum(timings[s] for s in STAGES)

@@ -1,0 +1,80 @@
+"""`handmesh predict` on an image, a corrupt file and a short video, with a small random checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from handmesh.cli import main
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    import torch
+
+    from handmesh.models import build_model, save_model
+    from handmesh.pipeline.media import VideoWriter, write_image
+
+    root = tmp_path_factory.mktemp("predict")
+    torch.manual_seed(0)
+    save_model(build_model("fastvit_t8", img_size=128), root / "model.pt")
+    folder = root / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    write_image(folder / "a.png", frame)
+    (folder / "broken.jpg").write_bytes(b"definitely not a jpeg")
+    with VideoWriter(folder / "clip.mp4", 10, (160, 120)) as w:
+        for i in range(4):
+            w.write(np.roll(frame, 3 * i, axis=1))
+    return root
+
+
+def test_predict_folder(inputs, capsys):
+    out = inputs / "out"
+    rc = main(
+        [
+            "predict",
+            str(inputs / "in"),
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(inputs / "model.pt"),
+            "--detector",
+            "static:40,20,110,100,left",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1, "one corrupt input -> exit status 1"
+    assert "broken.jpg" in err and len([ln for ln in err.splitlines() if "error" in ln]) == 1
+    for name in (
+        "a_overlay.png",
+        "a.glb",
+        "a_hand0.obj",
+        "a_hand0.ply",
+        "a.json",
+        "clip_overlay.mp4",
+        "clip.json",
+    ):
+        assert (out / name).is_file(), name
+    data = json.loads((out / "a.json").read_text())
+    (hand,) = data["hands"]
+    assert hand["handedness"] == "left" and len(hand["joints3d"]) == 21 and len(hand["joints2d"]) == 21
+    assert {"global_orient", "hand_pose", "betas", "cam", "transl"} <= set(hand["params"])
+    video = json.loads((out / "clip.json").read_text())
+    assert len(video["frames"]) == 4 and all(len(f["hands"]) == 1 for f in video["frames"])
+    import trimesh
+
+    mesh = trimesh.load(out / "a_hand0.obj", process=False)
+    assert mesh.vertices.shape == (778, 3)
+
+
+def test_predict_user_errors(inputs, capsys):
+    assert main(["predict", str(inputs / "missing.png"), "--out", str(inputs / "o2")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    rc = main(
+        ["predict", str(inputs / "in"), "--out", str(inputs / "o3"), "--onnx", str(inputs / "nope.onnx")]
+    )
+    assert rc == 2
