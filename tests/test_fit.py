@@ -198,3 +198,39 @@ def test_weights_downweight_a_wrong_keypoint(hand):
     w[0, 8] = 0.0
     fit = fit_keypoints(bad, weights=w, config=FitConfig(iters=15))
     assert mean_err_mm(np.delete(fit.joints, 8, 1), np.delete(joints, 8, 1)) < 2.0
+
+
+def test_auto_side_picks_the_hand_that_fits(hand):
+    _, joints, _ = make_hands(hand, 4, seed=13)
+    sides = ["left", "right", "left", "right"]
+    mixed = np.where(np.array(sides)[:, None, None] == "left", joints * [-1.0, 1.0, 1.0], joints)
+    fit = fit_keypoints(mixed, side="auto")
+    assert fit.sides == sides
+    assert mean_err_mm(fit.joints, mixed) < 2.0
+
+
+def test_own_side_params_pose_the_left_model(hand):
+    from handmesh.fit import own_side_params
+    from handmesh.hand_model import load_hand_model
+
+    _, joints, _ = make_hands(hand, 2, seed=14)
+    left_joints = joints * [-1.0, 1.0, 1.0]
+    uv = project_points_np(left_joints, np.tile(K, (2, 1, 1)))
+    fit = fit_keypoints(left_joints - left_joints.mean(1, keepdims=True), uv, K, side="left")
+    own = own_side_params(fit.params, fit.sides)
+    with torch.no_grad():
+        out = load_hand_model(side="left")(
+            **{k: torch.tensor(v, dtype=torch.float32) for k, v in own.items()}
+        )
+    np.testing.assert_allclose(out.vertices.numpy(), fit.vertices, atol=1e-5)
+
+
+def test_partial_warm_start_with_nan_rows(hand):
+    _, joints, _ = make_hands(hand, 2, seed=15)
+    first = fit_keypoints(joints)
+    init = {k: v.copy() for k, v in first.params.items()}
+    for v in init.values():
+        v[1] = np.nan
+    fit = fit_keypoints(joints, init=init)
+    assert np.isfinite(fit.vertices).all()
+    assert mean_err_mm(fit.joints, joints) < 2.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 import torch
@@ -65,6 +65,7 @@ def default_hand_model():
     return load_hand_model(side="right").eval()
 
 
+SIDES = ("left", "right", "auto")
 _SKELETONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -100,20 +101,35 @@ def _as_array(x, name: str, shape_tail: tuple[int, ...]) -> np.ndarray:
 
 def _sides(side, batch: int) -> list[str]:
     sides = [side] * batch if isinstance(side, str) else list(side)
-    if len(sides) != batch or any(s not in ("left", "right") for s in sides):
-        raise HandmeshError(f"side must be 'left'/'right' or one of them per hand, got {side!r}")
+    if len(sides) != batch or any(s not in SIDES for s in sides):
+        raise HandmeshError(f"side must be 'left', 'right' or 'auto', or one of them per hand, got {side!r}")
     return sides
 
 
 def _start_from_init(skel: Skeleton, init: dict, target: np.ndarray) -> SkeletonParams:
-    """Warm start: previous rotations and shape; translation re-placed on the new palm."""
+    """Warm start: previous rotations and shape, translation re-placed on the new palm.
+
+    Hands whose init rows hold NaN (no previous frame) get the cold analytic start instead.
+    """
     batch = target.shape[0]
     go = np.broadcast_to(_as_array(init["global_orient"], "init global_orient", (3,)), (batch, 3))
     hp = np.broadcast_to(_as_array(init["hand_pose"], "init hand_pose", (45,)), (batch, 45))
-    betas = np.broadcast_to(_as_array(init["betas"], "init betas", (NUM_BETAS,)), (batch, NUM_BETAS)).copy()
+    betas = np.broadcast_to(_as_array(init["betas"], "init betas", (NUM_BETAS,)), (batch, NUM_BETAS))
+    known = np.isfinite(go).all(-1) & np.isfinite(hp).all(-1) & np.isfinite(betas).all(-1)
+    go, hp, betas = (np.where(known[:, None], x, 0.0) for x in (go, hp, betas))
     root = rodrigues(go)
     local = hp.reshape(batch, NUM_LOCAL, 3) + skel.hands_mean
-    return SkeletonParams(root, local, betas, place_root(skel, root, betas, target))
+    warm = SkeletonParams(root, local, betas, place_root(skel, root, betas, target))
+    if known.all():
+        return warm
+    cold = _cold_start(skel, target)
+    return warm.select(known, cold)
+
+
+def _cold_start(skel: Skeleton, target: np.ndarray) -> SkeletonParams:
+    batch = target.shape[0]
+    base = np.broadcast_to(skel.hands_mean, (batch, NUM_LOCAL, 3))
+    return initialize(skel, target, base, np.zeros((batch, NUM_BETAS)))
 
 
 def _run_model(hand, params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -138,37 +154,75 @@ def fit_keypoints(
     """Fit the hand model to keypoints (B,21,3) FreiHAND order, metres; optionally place it over (B,21,2) px with K.
 
     Without joints2d/K the result is in the frame of joints3d; with them, in the camera frame of K.
-    `side` is one value or one per hand; `init` (a previous FitResult.params) warm-starts video;
+    `side` is "left", "right" or "auto" (fit both ways, keep the closer fit), one value or one per
+    hand. `init` (a previous FitResult.params; NaN rows = no previous frame) warm-starts video;
     `weights` (B,21) down-weights unsure keypoints. Outputs are torch when joints3d is a tensor, else numpy.
     """
     cfg = config or FitConfig()
     as_torch = isinstance(joints3d, Tensor)
-    target = _as_array(joints3d, "joints3d", (NUM_JOINTS, 3)).copy()
+    target = _as_array(joints3d, "joints3d", (NUM_JOINTS, 3))
     batch = target.shape[0]
     sides = _sides(side, batch)
-    flip = np.where(np.array(sides) == "left", -1.0, 1.0)
-    target[..., 0] *= flip[:, None]
     w = np.ones((batch, NUM_JOINTS)) if weights is None else _as_array(weights, "weights", (NUM_JOINTS,))
     w = np.broadcast_to(w, (batch, NUM_JOINTS))
-
+    if (joints2d is None) != (K is None):
+        raise HandmeshError("placing the hand over 2D keypoints needs both joints2d and K")
+    kp = cam = None
+    if joints2d is not None:
+        kp = np.broadcast_to(_as_array(joints2d, "joints2d", (NUM_JOINTS, 2)), (batch, NUM_JOINTS, 2))
+        cam = np.broadcast_to(_as_array(K, "K", (3, 3)), (batch, 3, 3))
     hand = hand_model if hand_model is not None else default_hand_model()
+    fit_shape = cfg.fit_shape if fit_shape is None else fit_shape
+    run = partial(_fit_sided, hand=hand, cfg=cfg, fit_shape=fit_shape, iters=iters)
+
+    auto = np.array([s == "auto" for s in sides])
+    first = ["right" if s == "auto" else s for s in sides]
+    result = run(target, kp, cam, first, w, init)
+    if auto.any():
+        idx = np.flatnonzero(auto)
+        sub_init = None if init is None else {k: _rows(v, idx, batch) for k, v in init.items()}
+        other = run(
+            target[idx],
+            None if kp is None else kp[idx],
+            None if cam is None else cam[idx],
+            ["left"] * len(idx),
+            w[idx],
+            sub_init,
+        )
+        better = other.error < result.error[idx]
+        result = _replace_rows(result, idx[better], other, np.flatnonzero(better))
+    return _to_torch(result) if as_torch else result
+
+
+def _rows(value, idx: np.ndarray, batch: int) -> np.ndarray:
+    arr = np.asarray(value.detach().cpu() if isinstance(value, Tensor) else value)
+    return arr[idx] if arr.ndim > 1 and arr.shape[0] == batch else arr
+
+
+def _replace_rows(result: FitResult, dst: np.ndarray, other: FitResult, src: np.ndarray) -> FitResult:
+    """result with its rows dst taken from other's rows src."""
+    for k in result.params:
+        result.params[k][dst] = other.params[k][src]
+    for name in ("vertices", "joints", "error", "iterations"):
+        getattr(result, name)[dst] = getattr(other, name)[src]
+    for d, s in zip(dst, src, strict=True):
+        result.sides[d] = other.sides[s]
+    return result
+
+
+def _fit_sided(target, kp, cam, sides, w, init, hand, cfg: FitConfig, fit_shape: bool, iters) -> FitResult:
+    """The fit with every hand's side known (numpy in, numpy out)."""
+    flip = np.where(np.array(sides) == "left", -1.0, 1.0)
+    target = target.copy()
+    target[..., 0] *= flip[:, None]
     skel = skeleton_of(hand)
     lower, upper = _limits()
     node_target = target[:, NODE_TO_FREIHAND]
     node_w = w[:, NODE_TO_FREIHAND]
-    if init is not None:
-        start = _start_from_init(skel, init, node_target)
-    else:
-        start = initialize(
-            skel,
-            node_target,
-            np.broadcast_to(skel.hands_mean, (batch, NUM_LOCAL, 3)),
-            np.zeros((batch, NUM_BETAS)),
-        )
+    start = _cold_start(skel, node_target) if init is None else _start_from_init(skel, init, node_target)
     sw = SolverWeights(cfg.pose_prior, cfg.limits, cfg.shape_prior)
-    shape = cfg.fit_shape if fit_shape is None else fit_shape
     n_iter = cfg.iters if iters is None else iters
-    p, used, _ = refine(skel, start, node_target, node_w, lower, upper, sw, n_iter, shape, cfg.tol)
+    p, used, _ = refine(skel, start, node_target, node_w, lower, upper, sw, n_iter, fit_shape, cfg.tol)
     params, vertices, joints = _finish(hand, skel, p, lower, upper)
     for _ in range(cfg.tip_corrections):
         # The skeleton carries fingertips rigidly; the mesh skins them (and adds pose correctives).
@@ -178,17 +232,14 @@ def fit_keypoints(
         if np.abs(offset).max() < cfg.correction_threshold:
             break
         p, more, _ = refine(
-            skel, p, node_target - offset, node_w, lower, upper, sw, cfg.correction_iters, shape, cfg.tol
+            skel, p, node_target - offset, node_w, lower, upper, sw, cfg.correction_iters, fit_shape, cfg.tol
         )
         used = used + more
         params, vertices, joints = _finish(hand, skel, p, lower, upper)
     error = np.linalg.norm(joints - target, axis=-1).mean(-1)
 
-    if joints2d is not None or K is not None:
-        if joints2d is None or K is None:
-            raise HandmeshError("placing the hand over 2D keypoints needs both joints2d and K")
-        kp = _as_array(joints2d, "joints2d", (NUM_JOINTS, 2)).copy()
-        cam = np.broadcast_to(_as_array(K, "K", (3, 3)), (batch, 3, 3))
+    if kp is not None:
+        kp = kp.copy()
         # Mirroring x in the camera maps pixel u to 2 cx - u (zero skew).
         kp[..., 0] = np.where(flip[:, None] < 0, 2 * cam[:, 0, 2][:, None] - kp[..., 0], kp[..., 0])
         delta = translation_to_keypoints(joints, kp, cam, w)
@@ -198,15 +249,33 @@ def fit_keypoints(
 
     vertices[..., 0] *= flip[:, None]
     joints[..., 0] *= flip[:, None]
-    result = FitResult(
+    return FitResult(
         {k: v.astype(np.float32) for k, v in params.items()},
         vertices.astype(np.float32),
         joints.astype(np.float32),
         error.astype(np.float32),
         used,
-        sides,
+        list(sides),
     )
-    return _to_torch(result) if as_torch else result
+
+
+def own_side_params(params: dict, sides: list[str]) -> dict[str, np.ndarray]:
+    """FitResult.params in each hand's own model convention: left hands become left-model parameters.
+
+    A left hand was fitted as the right-hand mirror image; MANO's left convention mirrors axis-angle
+    as (x, -y, -z) and the translation as -x. Exact for a left model that mirrors the right one
+    (the stand-in, or MANO when only the right file is installed); approximate for MANO_LEFT.
+    """
+    left = np.array([s == "left" for s in sides])[:, None]
+    pose_sign = np.where(left, np.tile([1.0, -1.0, -1.0], 16)[None], 1.0)
+    out = {
+        k: np.asarray(v.detach().cpu() if isinstance(v, Tensor) else v, dtype=np.float64)
+        for k, v in params.items()
+    }
+    pose = np.concatenate([out["global_orient"], out["hand_pose"]], -1) * pose_sign
+    out["global_orient"], out["hand_pose"] = pose[:, :3], pose[:, 3:]
+    out["transl"] = out["transl"] * np.where(left, [-1.0, 1.0, 1.0], 1.0)
+    return out
 
 
 def _finish(hand, skel: Skeleton, p: SkeletonParams, lower: np.ndarray, upper: np.ndarray):
