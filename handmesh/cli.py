@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "score": "handmesh.metrics_cli",
     "train": "handmesh.train",
     "evaluate": "handmesh.evaluate",
+    "label": "handmesh.label",
 }
 
 

@@ -1,0 +1,295 @@
+"""`handmesh label INPUT --out DATASET`: pseudo-label a video or a folder of images with landmark fits.
+
+Each detected hand (MediaPipe landmarks) is fitted with the hand model (`handmesh.fit`) and written as
+one line of a custom dataset (`annotations.jsonl`, see docs/readme/datasets.md) beside a copy of its
+image: K, handedness, box, the detector's 2D keypoints, the fitted MANO parameters (in the convention
+of the hand's own side) and 3D joints in the camera frame, and a confidence. The labels are only as
+good as the landmarks; the confidence says how well the fit agreed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from handmesh.errors import HandmeshError, MissingFileError
+
+ANNOTATIONS = "annotations.jsonl"
+REPORT = "label_report.json"
+IMAGES = "images"
+# Scales of the confidence terms: a fit this far from the 3D landmarks (metres), or whose joints
+# project this far from the 2D landmarks (fraction of the box side), is worth exp(-1) of a perfect one.
+FIT_ERROR_SCALE = 0.008
+REPROJECTION_SCALE = 0.1
+
+
+@dataclass
+class LabelConfig:
+    """Settings of `handmesh label`."""
+
+    min_confidence: float = 0.5  # hands below it are dropped (or kept and listed, with keep_low)
+    keep_low: bool = False
+    fov: float = 60.0  # horizontal field of view (degrees) of the camera that took the input
+    every: int = 1  # video: label every n-th frame
+    max_frames: int = 0  # video: stop after this many frames read (0: all)
+    max_hands: int = 2
+    detector: str = "mediapipe-full"  # the larger landmark model: labelling is offline
+    handedness: str = "detector"  # "detector": trust its label; "fit": keep the side that fits better
+    overwrite: bool = False
+
+
+@dataclass
+class Frame:
+    """One input picture: its output name, pixels, the file it came from (images) and whether it is video."""
+
+    name: str
+    image: np.ndarray
+    source: Path | None
+    video: bool
+
+
+def iter_frames(path: Path, every: int = 1, max_frames: int = 0) -> Iterator[Frame]:
+    """Frames of a video file, a single image, or every image under a folder (sorted)."""
+    from handmesh.pipeline.media import IMAGE_EXTS, VIDEO_EXTS, iter_video, read_image
+
+    if not path.exists():
+        raise MissingFileError(f"{path}: no such file or folder")
+    suffix = path.suffix.lower()
+    if path.is_file() and suffix in VIDEO_EXTS:
+        for i, frame in enumerate(iter_video(path, max_frames or None)):
+            if i % every == 0:
+                yield Frame(f"{path.stem}_{i:06d}.jpg", frame, None, True)
+        return
+    if path.is_file():
+        if suffix not in IMAGE_EXTS:
+            raise HandmeshError(f"{path}: not an image ({', '.join(sorted(IMAGE_EXTS))}) or a video")
+        files, base = [path], path.parent
+    else:
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        base = path
+        if not files:
+            raise HandmeshError(f"{path}: no images found in this folder")
+    for f in files:
+        # Folder structure flattened into the name, so images in different sub-folders cannot collide.
+        yield Frame("__".join(f.relative_to(base).parts), read_image(f), f, False)
+
+
+def hand_confidence(score: float, fit_error: float, reprojection_px: float, box: np.ndarray) -> float:
+    """Detector score x agreement of the fit with the 3D landmarks x with the 2D landmarks, in [0, 1]."""
+    side = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
+    q3 = np.exp(-((fit_error / FIT_ERROR_SCALE) ** 2))
+    q2 = np.exp(-((reprojection_px / side / REPROJECTION_SCALE) ** 2))
+    return float(np.clip(score, 0.0, 1.0) * q3 * q2)
+
+
+def build_detector(spec: str, max_hands: int):
+    """The detector for labelling: MediaPipe (lite or full landmark model)."""
+    from handmesh.pipeline.detector import MediaPipeDetector
+
+    if spec not in ("mediapipe", "mediapipe-full"):
+        raise HandmeshError(f"unknown detector {spec!r}: use mediapipe or mediapipe-full")
+    return MediaPipeDetector(max_hands=max_hands, model_complexity=1 if spec == "mediapipe-full" else 0)
+
+
+def _round(a, digits: int) -> list:
+    return np.round(np.asarray(a, dtype=np.float64), digits).tolist()
+
+
+def annotation_line(image: str, K: np.ndarray, det, fit, i: int, own: dict, confidence: float) -> dict:
+    """One annotations.jsonl object for hand i of a fit (metres rounded to micrometres, pixels to 0.01)."""
+    pose = np.concatenate([own["global_orient"][i], own["hand_pose"][i]])
+    return {
+        "image": image,
+        "K": _round(K, 4),
+        "handedness": fit.sides[i],
+        "box": _round(det.box, 2),
+        "keypoints2d": _round(det.keypoints2d, 2),
+        "mano": {
+            "pose": _round(pose, 6),
+            "betas": _round(own["betas"][i], 6),
+            "transl": _round(own["transl"][i], 6),
+        },
+        "joints3d": _round(fit.joints[i], 6),
+        "confidence": round(confidence, 4),
+    }
+
+
+def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = None, detector=None) -> dict:
+    """Detect, fit and write the dataset; returns the report (also saved as label_report.json)."""
+    from handmesh.fit import fit_keypoints, own_side_params
+    from handmesh.geometry import project_points_np
+    from handmesh.pipeline.crop import default_intrinsics
+    from handmesh.pipeline.media import write_image
+
+    cfg = cfg or LabelConfig()
+    if cfg.handedness not in ("detector", "fit"):
+        raise HandmeshError(f"--handedness must be 'detector' or 'fit', got {cfg.handedness!r}")
+    if cfg.every < 1:
+        raise HandmeshError("--every must be at least 1")
+    if not 0.0 <= cfg.min_confidence <= 1.0:
+        raise HandmeshError("--min-confidence must be in [0, 1]")
+    input_path, out = Path(input_path), Path(out)
+    frames = iter_frames(input_path, cfg.every, cfg.max_frames)
+    first = next(frames)  # fails on bad input before anything is written
+    ann_path = out / ANNOTATIONS
+    if ann_path.exists() and not cfg.overwrite:
+        raise HandmeshError(f"{ann_path} exists: pass --overwrite to replace it, or choose another --out")
+    (out / IMAGES).mkdir(parents=True, exist_ok=True)
+    detector = detector if detector is not None else build_detector(cfg.detector, cfg.max_hands)
+
+    stats = {"frames": 0, "frames_with_hands": 0, "hands_detected": 0, "hands_kept": 0, "hands_dropped": 0}
+    low: list[dict] = []
+    fit_ms: list[float] = []
+    lines = 0
+    with open(ann_path, "w", encoding="utf-8") as fh:
+        for frame in _chain(first, frames):
+            stats["frames"] += 1
+            dets = [
+                d
+                for d in detector.detect(frame.image, static=not frame.video)
+                if d.keypoints2d is not None and d.keypoints3d is not None
+            ]
+            if not dets:
+                continue
+            stats["frames_with_hands"] += 1
+            stats["hands_detected"] += len(dets)
+            h, w = frame.image.shape[:2]
+            K = default_intrinsics(w, h, cfg.fov)
+            sides = [d.handedness for d in dets] if cfg.handedness == "detector" else "auto"
+            t0 = time.perf_counter()
+            fit = fit_keypoints(
+                np.stack([d.keypoints3d for d in dets]),
+                np.stack([d.keypoints2d for d in dets]),
+                K,
+                side=sides,
+            )
+            fit_ms.append((time.perf_counter() - t0) * 1000 / len(dets))
+            own = own_side_params(fit.params, fit.sides)
+            uv = project_points_np(
+                fit.joints.astype(np.float64), np.broadcast_to(K, (len(dets), 3, 3)).copy()
+            )
+            image_rel = f"{IMAGES}/{frame.name}"
+            wrote_image = False
+            for i, d in enumerate(dets):
+                reproj = float(np.linalg.norm(uv[i] - d.keypoints2d, axis=-1).mean())
+                conf = hand_confidence(d.score, float(fit.error[i]), reproj, d.box)
+                if conf < cfg.min_confidence:
+                    entry = {"image": image_rel, "hand": i, "confidence": round(conf, 4)}
+                    if not cfg.keep_low:
+                        stats["hands_dropped"] += 1
+                        low.append(dict(entry, kept=False))
+                        continue
+                    low.append(dict(entry, kept=True, line=lines + 1))
+                if not wrote_image:
+                    _save_image(frame, out / image_rel, write_image)
+                    wrote_image = True
+                fh.write(json.dumps(annotation_line(image_rel, K, d, fit, i, own, conf)) + "\n")
+                lines += 1
+                stats["hands_kept"] += 1
+    report = {
+        "input": str(input_path),
+        "dataset": str(out),
+        **stats,
+        "annotations": lines,
+        "low_confidence": low,
+        "fit_ms_per_hand": round(float(np.mean(fit_ms)), 3) if fit_ms else None,
+        "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+    }
+    (out / REPORT).write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _chain(first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
+    yield first
+    yield from rest
+
+
+def _save_image(frame: Frame, dest: Path, write_image) -> None:
+    if frame.source is not None:
+        shutil.copyfile(frame.source, dest)  # the original bytes: no second lossy encoding
+    else:
+        write_image(dest, frame.image)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `handmesh label`."""
+    d = LabelConfig()
+    p = subparsers.add_parser(
+        "label",
+        help="pseudo-label a video or image folder with landmark fits (a custom dataset)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", help="a video file (e.g. a webcam recording), an image, or a folder of images")
+    p.add_argument("--out", required=True, help="dataset folder to write (annotations.jsonl, images/)")
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=d.min_confidence,
+        help=f"drop hands below it (default {d.min_confidence})",
+    )
+    p.add_argument(
+        "--keep-low",
+        action="store_true",
+        help="keep low-confidence hands (their confidence weights them) and list them in the report",
+    )
+    p.add_argument(
+        "--fov",
+        type=float,
+        default=d.fov,
+        help=f"horizontal field of view of the camera, degrees (default {d.fov:g})",
+    )
+    p.add_argument("--every", type=int, default=d.every, help="video: label every n-th frame (default 1)")
+    p.add_argument(
+        "--max-frames", type=int, default=d.max_frames, help="video: read at most this many frames"
+    )
+    p.add_argument(
+        "--max-hands", type=int, default=d.max_hands, help=f"hands per frame (default {d.max_hands})"
+    )
+    p.add_argument(
+        "--detector",
+        default=d.detector,
+        choices=("mediapipe", "mediapipe-full"),
+        help=f"(default {d.detector})",
+    )
+    p.add_argument(
+        "--handedness",
+        default=d.handedness,
+        choices=("detector", "fit"),
+        help="trust the detector's left/right, or keep whichever side the landmarks fit better",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing annotations.jsonl")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Label, print a one-line summary, exit 0 (1 when no hand was kept)."""
+    cfg = LabelConfig(
+        min_confidence=args.min_confidence,
+        keep_low=args.keep_low,
+        fov=args.fov,
+        every=args.every,
+        max_frames=args.max_frames,
+        max_hands=args.max_hands,
+        detector=args.detector,
+        handedness=args.handedness,
+        overwrite=args.overwrite,
+    )
+    report = label(args.input, args.out, cfg)
+    n_low = sum(1 for e in report["low_confidence"] if e["kept"])
+    print(
+        f"{report['frames']} frame(s), {report['hands_detected']} hand(s) detected: {report['hands_kept']} labelled"
+        f" ({n_low} low-confidence kept), {report['hands_dropped']} dropped -> {Path(args.out) / ANNOTATIONS};"
+        f" check it with `handmesh check-dataset {args.out}`",
+        file=sys.stderr,
+    )
+    return 0 if report["hands_kept"] else 1
