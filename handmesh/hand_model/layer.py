@@ -160,7 +160,8 @@ class HandModel(nn.Module):
             if transl.dim() != 2 or transl.shape[1] != 3:
                 raise HandmeshError(f"transl: expected (B,3), got {tuple(transl.shape)}")
             shapes.add(transl.shape[0])
-        if len(shapes) != 1:
+        # sizes are tensors while tracing for ONNX export, so the set check only runs eagerly
+        if len(shapes) != 1 and not torch.jit.is_tracing():
             raise HandmeshError("global_orient, hand_pose, betas and transl must share the batch size")
         out = self.mano(global_orient=orient, hand_pose=pose, betas=betas)
         vertices, joints16 = out.vertices, out.joints
