@@ -1,0 +1,169 @@
+"""ONNX export of the deploy (fused) regressor, hand-model layer included, plus its JSON sidecar.
+
+``export_onnx(model, "m.onnx")`` writes two files:
+
+- ``m.onnx``: opset 17 (default). Input ``image``: float32 (B,3,S,S), RGB in [0,1], NCHW, dynamic batch
+  (ImageNet normalization is inside the graph). Outputs, all float32 with the batch as first dim:
+  ``vertices`` (B,778,3) and ``joints`` (B,21,3, FreiHAND order) in metres in the hand model's frame
+  (no translation); ``global_orient`` (B,3,3) and ``hand_pose`` (B,15,3,3) rotation matrices (relative to
+  the mean hand); ``betas`` (B,10); ``cam`` (B,3) weak-perspective (s, tx, ty); ``joints2d`` (B,21,2)
+  crop pixels under the nominal crop camera. The camera conversions are in ``handmesh.models.camera``
+  (``cam_to_translation(cam, K_crop, S)`` gives the translation for the crop's real intrinsics).
+- ``m.onnx.json`` (the sidecar, always the ONNX path plus ".json"; see `sidecar_path`): a JSON object
+  ``{"format": "handmesh-onnx", "version": 1, "onnx_file": "m.onnx", "input_name": "image",
+  "input_size": S, "input_format": "...", "output_names": [...], "output_shapes": {name: [dims]},
+  "faces": [[i, j, k], ...] (right hand, int), "hand_model_kind": "mano"|"standin",
+  "focal_length": f (nominal crop camera, pixels), "model_config": {...}, "opset": 17,
+  "max_abs_diff_vs_torch": float or null}``.
+
+A runtime needs only onnxruntime, numpy and this sidecar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from handmesh.errors import HandmeshError, MissingFileError
+
+SIDECAR_FORMAT = "handmesh-onnx"
+SIDECAR_VERSION = 1
+INPUT_NAME = "image"
+
+
+def sidecar_path(onnx_path: str | os.PathLike) -> Path:
+    """The JSON sidecar of an ONNX file: the same path with ".json" appended (m.onnx -> m.onnx.json)."""
+    return Path(str(onnx_path) + ".json")
+
+
+class _TupleOutputs(nn.Module):
+    """The regressor with its dict output flattened into OUTPUT_NAMES order (ONNX needs a tuple)."""
+
+    def __init__(self, model: nn.Module, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.names = names
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(image)
+        return tuple(out[n] for n in self.names)
+
+
+def _atomic_target(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _max_diff_vs_torch(model: nn.Module, onnx_file: Path, names: tuple[str, ...], img_size: int) -> float:
+    """Largest |ORT - torch| over all outputs for two random images (checks the dynamic batch too)."""
+    import onnxruntime as ort
+
+    x = torch.rand(2, 3, img_size, img_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = model(x)
+    sess = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    got = sess.run(list(names), {INPUT_NAME: x.numpy()})
+    return max(float((torch.from_numpy(g) - ref[n]).abs().max()) for n, g in zip(names, got, strict=True))
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, verify: bool = True) -> Path:
+    """Export the fused form of a regressor (train or deploy form) to ONNX with its JSON sidecar."""
+    from handmesh.config import to_dict
+    from handmesh.models import OUTPUT_NAMES, reparameterize
+
+    path = Path(path)
+    deploy = reparameterize(model).cpu().float().eval()
+    img_size = int(deploy.config.img_size)
+    names = tuple(OUTPUT_NAMES)
+    wrapper = _TupleOutputs(deploy, names).eval()
+    dummy = torch.rand(1, 3, img_size, img_size)
+    axes = {INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}}
+    tmp = _atomic_target(path)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapper,
+                (dummy,),
+                str(tmp),
+                input_names=[INPUT_NAME],
+                output_names=list(names),
+                dynamic_axes=axes,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        diff = _max_diff_vs_torch(deploy, tmp, names, img_size) if verify else None
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    with torch.no_grad():
+        shapes = {n: [None, *list(v.shape[1:])] for n, v in deploy(dummy).items() if n in names}
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "version": SIDECAR_VERSION,
+        "onnx_file": path.name,
+        "input_name": INPUT_NAME,
+        "input_size": img_size,
+        "input_format": "float32 (B,3,S,S) RGB in [0,1], NCHW; normalization is inside the graph",
+        "output_names": list(names),
+        "output_shapes": shapes,
+        "faces": deploy.faces.tolist(),
+        "hand_model_kind": deploy.config.hand_model_kind,
+        "focal_length": deploy.config.resolved_focal(),
+        "model_config": to_dict(deploy.config),
+        "opset": opset,
+        "max_abs_diff_vs_torch": diff,
+    }
+    side = sidecar_path(path)
+    tmp_side = _atomic_target(side)
+    tmp_side.write_text(json.dumps(sidecar) + "\n")
+    os.replace(tmp_side, side)
+    return path
+
+
+def load_sidecar(onnx_path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check the JSON sidecar of an exported ONNX file."""
+    side = sidecar_path(onnx_path)
+    if not side.is_file():
+        raise MissingFileError(
+            f"ONNX sidecar {side} not found: re-export with `handmesh export CKPT --onnx OUT`"
+        )
+    try:
+        data = json.loads(side.read_text())
+    except (OSError, ValueError) as exc:
+        raise HandmeshError(f"ONNX sidecar {side} is not valid JSON") from exc
+    if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
+        raise HandmeshError(f"{side} is not a handmesh ONNX sidecar")
+    if data.get("version") != SIDECAR_VERSION:
+        raise HandmeshError(f"{side}: sidecar version {data.get('version')!r} is not supported")
+    return data
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `handmesh export CKPT --onnx OUT`."""
+    p = subparsers.add_parser("export", help="export a model checkpoint to ONNX (fused, hand model inside)")
+    p.add_argument("checkpoint", help="model file (.pt) written by training or save_model")
+    p.add_argument("--onnx", required=True, metavar="OUT", help="ONNX file to write (sidecar: OUT.json)")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the ORT vs torch check")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from handmesh.models import load_model
+
+    model = load_model(args.checkpoint)
+    out = export_onnx(model, args.onnx, opset=args.opset, verify=args.verify)
+    diff = load_sidecar(out)["max_abs_diff_vs_torch"]
+    note = "" if diff is None else f" (max |ORT - torch| {diff:.2e})"
+    print(f"wrote {out} and {sidecar_path(out)}{note}")
+    return 0
