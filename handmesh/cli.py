@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "handmesh.train",
     "evaluate": "handmesh.evaluate",
     "label": "handmesh.label",
+    "export": "handmesh.export",
+    "bench": "handmesh.bench_cli",
 }
 
 
