@@ -82,6 +82,7 @@ class MeshRenderer:
     def __init__(self, width: int = 640, height: int = 480, znear: float = 0.01, zfar: float = 20.0):
         self.width, self.height = int(width), int(height)
         self._renderer = pyrender.OffscreenRenderer(self.width, self.height)
+        self._release_context()
         # Gradio calls handlers from worker threads; an EGL context may be current in one thread only.
         self._lock = threading.Lock()
         self._scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0), ambient_light=(0.22, 0.21, 0.2))
@@ -96,6 +97,21 @@ class MeshRenderer:
         ):
             light = pyrender.DirectionalLight(color=np.array(color), intensity=intensity)
             self._scene.add(light, pose=_look_at_pose(direction))
+
+    def _release_context(self) -> None:
+        """Detach the GL context from the calling thread.
+
+        An EGL context can be current in one thread only, and pyrender's EGL platform never releases it
+        (its make_uncurrent is a no-op). Gradio calls handlers from a thread pool, so every render
+        releases the context for whichever thread renders next.
+        """
+        platform = getattr(self._renderer, "_platform", None)
+        display = getattr(platform, "_egl_display", None)
+        if display is None:
+            return
+        from OpenGL import EGL
+
+        EGL.eglMakeCurrent(display, EGL.EGL_NO_SURFACE, EGL.EGL_NO_SURFACE, EGL.EGL_NO_CONTEXT)
 
     def close(self) -> None:
         """Free the GL context."""
@@ -141,6 +157,7 @@ class MeshRenderer:
                 self._renderer.viewport_width, self._renderer.viewport_height = width, height
                 rgba, depth = self._renderer.render(self._scene, flags=pyrender.RenderFlags.RGBA)
             finally:
+                self._release_context()
                 for node in nodes:
                     self._scene.remove_node(node)
         return np.ascontiguousarray(rgba), np.asarray(depth, dtype=np.float32)

@@ -100,3 +100,22 @@ def test_draw_skeleton_draws_bones():
     parents = [-1] + list(range(20))
     draw_skeleton(img, pts, (0, 255, 0), 1, parents=parents)
     assert img[32, 10:55, 1].min() > 0 and img[5:20, :, 1].max() == 0
+
+
+def test_render_from_another_thread(renderer):
+    """Gradio calls handlers from worker threads: the context must not stay bound to one thread."""
+    import threading
+
+    v, f = _sphere()
+    results = []
+
+    def work():
+        rgba, _ = renderer.render([(v, f, (1, 1, 1, 1))], K)
+        results.append(int((rgba[..., 3] > 0).sum()))
+
+    for _ in range(2):
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+    work()
+    assert len(results) == 3 and min(results) > 100

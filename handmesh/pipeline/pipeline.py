@@ -11,7 +11,7 @@ import numpy as np
 
 from handmesh.errors import HandmeshError
 from handmesh.pipeline.crop import default_intrinsics
-from handmesh.pipeline.detector import Detector, HandDetection
+from handmesh.pipeline.detector import Detector, HandDetection, flip_handedness
 from handmesh.pipeline.estimator import HandEstimate, MeshEstimator
 from handmesh.pipeline.smoothing import SmoothingConfig, TrackSmoother
 from handmesh.pipeline.tracking import IoUTracker
@@ -37,6 +37,7 @@ class PipelineConfig:
     left_color: tuple[float, ...] = LEFT_COLOR
     max_render_size: int = 320  # larger hand regions render at lower resolution and are upsampled
     min_score: float = 0.0  # detections below this handedness score are dropped
+    selfie: bool = False  # frames are a mirrored selfie view: colours/labels name the person's own hand
 
 
 @dataclasses.dataclass
@@ -124,9 +125,14 @@ class HandMeshPipeline:
                 if hasattr(part, "reset"):
                     part.reset()
 
+    def display_handedness(self, handedness: str) -> str:
+        """The person's hand for an image-space handedness (they differ in a mirrored selfie view)."""
+        return flip_handedness(handedness) if self.config.selfie else handedness
+
     def color_of(self, handedness: str) -> tuple[float, ...]:
-        """Mesh colour of a hand by its handedness."""
-        return tuple(self.config.left_color if handedness == "left" else self.config.right_color)
+        """Mesh colour of a hand (image-space handedness in, colour of the person's hand out)."""
+        left = self.display_handedness(handedness) == "left"
+        return tuple(self.config.left_color if left else self.config.right_color)
 
     def process(
         self,
