@@ -28,8 +28,11 @@ def translation_to_keypoints(
     the depth the size ratio gives instead.
     """
     batch, n = points.shape[:2]
-    rays = np.concatenate([keypoints2d, np.ones((batch, n, 1))], -1) @ np.linalg.inv(K).transpose(0, 2, 1)
-    a, b = rays[..., 0], rays[..., 1]
+    # K^-1 of an upper-triangular pinhole K written out (a LAPACK inverse costs more than the whole solve).
+    fx, fy, skew = K[:, 0, 0, None], K[:, 1, 1, None], K[:, 0, 1, None]
+    b = (keypoints2d[..., 1] - K[:, 1, 2, None]) / fy
+    a = (keypoints2d[..., 0] - K[:, 0, 2, None] - skew * b) / fx
+    rays = np.stack([a, b, np.ones_like(a)], -1)
     x, y, z = points[..., 0], points[..., 1], points[..., 2]
     w = np.ones((batch, n)) if weights is None else weights
     # Normal equations of the 2N x 3 system, written out: rows (1, 0, -a) and (0, 1, -b).
