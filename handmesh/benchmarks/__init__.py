@@ -1,0 +1,1 @@
+"""Benchmarks run by `handmesh bench NAME` (see handmesh/bench_cli.py)."""

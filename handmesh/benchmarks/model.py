@@ -1,0 +1,299 @@
+"""Regressor latency per FastViT variant: train vs fused forms, torch vs ONNX Runtime, params, GFLOPs.
+
+CPU (default): batch 1 at the model's input size, in one process, after warm-up; the forms are timed
+in interleaved rounds (one call of each form per round) so that load drifting on a shared machine hits
+them alike. Forms: the train form in torch (eval mode), the deploy (fused) form in torch, the deploy form
+with channels_last memory format, and the deploy form exported to ONNX and run by ONNX Runtime with
+``--threads`` intra-op threads. Every form includes the head and the hand-model layer. GFLOPs are
+counted with ``torch.utils.flop_counter`` on the deploy form (one multiply-add = 2 FLOPs).
+
+GPU (``--device cuda``): batch ``--batch`` (64) throughput in images/s of the train and deploy forms
+under fp16 and bf16 autocast, written to bench/results/model_gpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_VARIANTS = (
+    "fastvit_t8",
+    "fastvit_t12",
+    "fastvit_s12",
+    "fastvit_sa12",
+    "fastvit_sa24",
+    "fastvit_sa36",
+    "fastvit_ma36",
+)
+RESULTS_DIR = Path("bench/results")
+CPU_FORMS = ("train_torch", "deploy_torch", "deploy_torch_cl", "deploy_ort")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `handmesh bench model`."""
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(DEFAULT_VARIANTS),
+        help="FastViT variants (space or comma separated; default: t8 t12 s12 sa12 sa24 sa36 ma36)",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads")
+    parser.add_argument("--runs", type=int, default=30, help="timed calls per form (median reported)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed calls per form first")
+    parser.add_argument("--img-size", dest="img_size", type=int, default=224)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--batch", type=int, default=64, help="batch size of the GPU throughput run")
+    parser.add_argument(
+        "--json", default=None, help="output JSON (default bench/results/model_{cpu,gpu}.json)"
+    )
+
+
+def _variants(items: list[str]) -> list[str]:
+    names = [v.strip() for item in items for v in item.split(",") if v.strip()]
+    return [v if v.startswith("fastvit_") else f"fastvit_{v}" for v in names]
+
+
+def _stats(times_ms: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(times_ms, n=10) if len(times_ms) >= 2 else [times_ms[0]] * 9
+    return {
+        "median_ms": round(statistics.median(times_ms), 3),
+        "p10_ms": round(q[0], 3),
+        "p90_ms": round(q[-1], 3),
+        "mean_ms": round(statistics.fmean(times_ms), 3),
+    }
+
+
+def count_gflops(model: Any, x: Any) -> float:
+    """GFLOPs of one forward pass (torch.utils.flop_counter: a multiply-add counts 2)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(x)
+    return counter.get_total_flops() / 1e9
+
+
+def _cpu_forms(variant: str, img_size: int, threads: int, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Callables per form (each runs one batch-1 forward) and static facts about the variant."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from handmesh.export import export_onnx
+    from handmesh.models import build_model, reparameterize
+
+    torch.manual_seed(0)
+    model = build_model(variant, img_size=img_size).eval()
+    deploy = reparameterize(model)
+    deploy_cl = reparameterize(model).to(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, img_size, img_size)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    onnx_path = export_onnx(model, tmp / f"{variant}.onnx", verify=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    feed = {"image": x.numpy()}
+    with torch.inference_mode():
+        ref = model(x)["vertices"]
+        fused_diff = float((deploy(x)["vertices"] - ref).abs().max())
+    ort_diff = float(np.abs(sess.run(["vertices"], feed)[0] - ref.numpy()).max())
+    facts = {
+        "variant": variant,
+        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
+        "params_deploy_m": round(sum(p.numel() for p in deploy.parameters()) / 1e6, 3),
+        "encoder_params_m": round(sum(p.numel() for p in model.encoder.parameters()) / 1e6, 3),
+        "gflops": round(count_gflops(deploy, x), 3),
+        "gflops_train_form": round(count_gflops(model, x), 3),
+        "max_abs_diff_fused_m": fused_diff,
+        "max_abs_diff_ort_m": ort_diff,
+        "onnx_mb": round(onnx_path.stat().st_size / 1e6, 2),
+        "hand_model_kind": model.config.hand_model_kind,
+    }
+
+    def infer(m, inp):
+        def call():
+            with torch.inference_mode():
+                m(inp)
+
+        return call
+
+    forms = {
+        "train_torch": infer(model, x),
+        "deploy_torch": infer(deploy, x),
+        "deploy_torch_cl": infer(deploy_cl, x_cl),
+        "deploy_ort": lambda: sess.run(None, feed),
+    }
+    return forms, facts
+
+
+def bench_cpu(variants: list[str], img_size: int, threads: int, runs: int, warmup: int) -> dict[str, Any]:
+    """Time every form of every variant on the CPU; returns the JSON-ready result."""
+    import torch
+
+    torch.set_num_threads(threads)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="handmesh-bench-") as tmp:
+        for variant in variants:
+            forms, facts = _cpu_forms(variant, img_size, threads, Path(tmp))
+            for call in forms.values():
+                for _ in range(warmup):
+                    call()
+            times: dict[str, list[float]] = {name: [] for name in forms}
+            for _ in range(runs):
+                for name, call in forms.items():
+                    t0 = time.perf_counter()
+                    call()
+                    times[name].append((time.perf_counter() - t0) * 1e3)
+            row = dict(facts)
+            for name in forms:
+                row[name] = _stats(times[name])
+            row["speedup_ort_vs_train"] = round(
+                row["train_torch"]["median_ms"] / row["deploy_ort"]["median_ms"], 2
+            )
+            row["speedup_deploy_vs_train_torch"] = round(
+                row["train_torch"]["median_ms"] / row["deploy_torch"]["median_ms"], 2
+            )
+            rows.append(row)
+            print(_row_line(row), flush=True)
+    return {
+        "device": "cpu",
+        "batch": 1,
+        "img_size": img_size,
+        "threads": threads,
+        "runs": runs,
+        "warmup": warmup,
+        "environment": environment(),
+        "results": rows,
+    }
+
+
+def bench_gpu(variants: list[str], img_size: int, batch: int, runs: int, warmup: int) -> dict[str, Any]:
+    """Batch throughput (images/s) of train and deploy forms under fp16/bf16 autocast on CUDA."""
+    import torch
+
+    from handmesh.models import build_model, reparameterize
+
+    if not torch.cuda.is_available():
+        from handmesh.errors import HandmeshError
+
+        raise HandmeshError("--device cuda: no CUDA device is available")
+    dev = torch.device("cuda")
+    rows = []
+    for variant in variants:
+        torch.manual_seed(0)
+        model = build_model(variant, img_size=img_size).eval().to(dev)
+        deploy = reparameterize(model).to(dev)
+        x = torch.rand(batch, 3, img_size, img_size, device=dev)
+        row: dict[str, Any] = {"variant": variant}
+        for form, m in (("train", model), ("deploy", deploy)):
+            for dtype_name, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
+                with torch.inference_mode(), torch.autocast("cuda", dtype=dtype):
+                    for _ in range(warmup):
+                        m(x)
+                    torch.cuda.synchronize()
+                    times = []
+                    for _ in range(runs):
+                        t0 = time.perf_counter()
+                        m(x)
+                        torch.cuda.synchronize()
+                        times.append(time.perf_counter() - t0)
+                row[f"{form}_{dtype_name}_images_per_s"] = round(batch / statistics.median(times), 1)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    env = environment()
+    env["gpu"] = torch.cuda.get_device_name(0)
+    return {
+        "device": "cuda",
+        "batch": batch,
+        "img_size": img_size,
+        "runs": runs,
+        "warmup": warmup,
+        "environment": env,
+        "results": rows,
+    }
+
+
+def environment() -> dict[str, Any]:
+    """Versions and machine facts recorded with every result."""
+    import onnxruntime
+    import timm
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def _row_line(row: dict[str, Any]) -> str:
+    forms = " ".join(f"{f}={row[f]['median_ms']:.2f}ms" for f in CPU_FORMS)
+    return f"{row['variant']}: {forms} (ORT {row['speedup_ort_vs_train']:.2f}x vs train torch)"
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The CPU result as a markdown table (median ms, batch 1)."""
+    head = (
+        "| variant | params (M) | GFLOPs | train torch (ms) | deploy torch (ms) | deploy channels_last (ms) "
+        "| deploy ONNX Runtime (ms) | ORT vs train |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    lines = [head]
+    for r in result["results"]:
+        lines.append(
+            f"| {r['variant'].removeprefix('fastvit_')} | {r['params_m']:.1f} | {r['gflops']:.2f} "
+            f"| {r['train_torch']['median_ms']:.1f} | {r['deploy_torch']['median_ms']:.1f} "
+            f"| {r['deploy_torch_cl']['median_ms']:.1f} | {r['deploy_ort']['median_ms']:.1f} "
+            f"| {r['speedup_ort_vs_train']:.2f}x |"
+        )
+    env = result["environment"]
+    lines.append(
+        f"\n{env['cpu']}, {result['threads']} threads, batch 1, {result['img_size']} px, median of "
+        f"{result['runs']} runs; torch {env['torch']}, timm {env['timm']}, onnxruntime {env['onnxruntime']}."
+    )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `handmesh bench model`."""
+    from handmesh.errors import HandmeshError
+    from handmesh.models import FASTVIT_VARIANTS
+
+    variants = _variants(args.variants)
+    unknown = [v for v in variants if v not in FASTVIT_VARIANTS]
+    if unknown:
+        raise HandmeshError(f"unknown variant(s) {unknown}; choose from {', '.join(FASTVIT_VARIANTS)}")
+    if args.runs < 1 or args.warmup < 0:
+        raise HandmeshError("--runs must be >= 1 and --warmup >= 0")
+    if args.device == "cuda":
+        result = bench_gpu(variants, args.img_size, args.batch, args.runs, args.warmup)
+    else:
+        result = bench_cpu(variants, args.img_size, args.threads, args.runs, args.warmup)
+    out = Path(args.json) if args.json else RESULTS_DIR / f"model_{args.device.replace('cuda', 'gpu')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    if args.device == "cpu":
+        print(markdown_table(result))
+    print(f"wrote {out}")
+    return 0
