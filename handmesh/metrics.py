@@ -135,6 +135,7 @@ class _SampleIndex:
         n, p, _ = points.shape
         w = np.broadcast_to((np.arange(n, dtype=np.float64) * spacing)[:, None, None], (n, p, 1))
         self.shape = (n, p)
+        self.spacing = spacing
         self.lifted = np.concatenate([points, w], axis=-1).reshape(n * p, 4)
         self._tree: cKDTree | None = None
 
@@ -144,15 +145,19 @@ class _SampleIndex:
             self._tree = cKDTree(self.lifted, balanced_tree=False, compact_nodes=False)
         return self._tree
 
-    def nearest_to(self, queries: _SampleIndex, bound: float, mask: np.ndarray | None = None) -> np.ndarray:
-        """Distance (N,Pq) from each query point to its sample's nearest point here; inf beyond bound or off mask."""
+    def nearest_to(
+        self, queries: _SampleIndex, bound: float, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For each query point (N,Pq): distance to its sample's nearest point here and that point's flat
+        index; inf and -1 beyond `bound` or where `mask` is False."""
         pts = queries.lifted if mask is None else queries.lifted[mask.reshape(-1)]
-        d, _ = self.tree.query(pts, distance_upper_bound=bound, workers=-1)
+        d, i = self.tree.query(pts, distance_upper_bound=bound, workers=-1)
+        i[~np.isfinite(d)] = -1
         if mask is None:
-            return d.reshape(queries.shape)
-        out = np.full(queries.shape, np.inf)
-        out[mask] = d
-        return out
+            return d.reshape(queries.shape), i.reshape(queries.shape)
+        dist, idx = np.full(queries.shape, np.inf), np.full(queries.shape, -1, dtype=i.dtype)
+        dist[mask], idx[mask] = d, i
+        return dist, idx
 
 
 def nn_distances(a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +169,7 @@ def nn_distances(a, b) -> tuple[np.ndarray, np.ndarray]:
     # Wider than any distance inside one sample, so unbounded queries stay within their sample.
     spacing = 4.0 * max(float(np.abs(x).max(initial=0.0)) for x in (a_np, b_np)) + 1.0
     ia, ib = _SampleIndex(a_np, spacing), _SampleIndex(b_np, spacing)
-    return ib.nearest_to(ia, np.inf), ia.nearest_to(ib, np.inf)
+    return ib.nearest_to(ia, np.inf)[0], ia.nearest_to(ib, np.inf)[0]
 
 
 def f_scores_from_distances(
@@ -185,20 +190,27 @@ def _f_scores(
     thr = np.asarray(thresholds, dtype=np.float64)
     # Margin so a distance equal to the largest threshold is still measured (then compared with <).
     bound = float(thr.max()) * (1 + 1e-9) + 1e-12
-    if bound >= _BOUNDED_SPACING / 2:
-        raise HandmeshError(f"F-score thresholds must be below {_BOUNDED_SPACING / 2} m")
-    gt_index = gt_index or _SampleIndex(gt, _BOUNDED_SPACING)
-    pred_index = _SampleIndex(pred, _BOUNDED_SPACING)
+    if not np.isfinite(bound) or thr.min() < 0:
+        raise HandmeshError(f"F-score thresholds must be finite and non-negative, got {thr.tolist()}")
+    spacing = max(_BOUNDED_SPACING, 4 * bound)  # samples farther apart than any bounded query reaches
+    if gt_index is None or gt_index.spacing < spacing:
+        gt_index = _SampleIndex(gt, spacing)
+    pred_index = _SampleIndex(pred, gt_index.spacing)
+    # Any known distance to some point of the other set bounds the nearest one from above. Where that
+    # bound is already below every threshold the exact distance cannot change a count, so the point
+    # skips the search; elsewhere min(bound, searched distance) is the exact nearest distance.
+    # Bounds: the corresponding point (same vertex id), and for gt points, every pred point whose
+    # nearest gt point they are.
     if pred.shape == gt.shape:
-        # The corresponding point bounds the nearest one both ways: where it is already closer than
-        # every threshold the exact distance cannot change a count, so those points skip the search.
-        upper = np.sqrt(((pred - gt) ** 2).sum(-1))
-        need = upper >= thr.min()
-        pred_to_gt = np.minimum(gt_index.nearest_to(pred_index, bound, need), upper)
-        gt_to_pred = np.minimum(pred_index.nearest_to(gt_index, bound, need), upper)
+        upper_pred = np.sqrt(((pred - gt) ** 2).sum(-1))
+        upper_gt = upper_pred.copy()
     else:
-        pred_to_gt = gt_index.nearest_to(pred_index, bound)
-        gt_to_pred = pred_index.nearest_to(gt_index, bound)
+        upper_pred, upper_gt = np.full(pred.shape[:2], np.inf), np.full(gt.shape[:2], np.inf)
+    d, nearest_gt = gt_index.nearest_to(pred_index, bound, upper_pred >= thr.min())
+    pred_to_gt = np.minimum(d, upper_pred)
+    found = nearest_gt >= 0
+    np.minimum.at(upper_gt.reshape(-1), nearest_gt[found], d[found])
+    gt_to_pred = np.minimum(pred_index.nearest_to(gt_index, bound, upper_gt >= thr.min())[0], upper_gt)
     return f_scores_from_distances(pred_to_gt, gt_to_pred, thr)
 
 

@@ -132,6 +132,8 @@ def test_f_score_uneven_precision_recall_and_zero():
     # recall (pred near gt) 1, precision (gt near pred) 1/2: F = 2 * 1/2 / (3/2) = 2/3.
     assert m.f_score(pred[None], gt[None], 0.005)[0] == pytest.approx(2 / 3, rel=1e-15)
     assert m.f_score(gt[None] + 1.0, gt[None], 0.015)[0] == 0.0  # precision = recall = 0 -> 0
+    # Thresholds far beyond the default sample separation in the lifted tree still work.
+    assert m.f_score(gt[None] + 1.0, gt[None], 2.0)[0] == 1.0
 
 
 def test_auc_of_constant_error():
