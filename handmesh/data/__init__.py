@@ -9,20 +9,37 @@ and the synthetic FreiHAND-format generator (`handmesh synth`).
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from handmesh.data.custom import CustomDataset, is_custom_layout
-from handmesh.data.freihand import (
-    FreiHANDAnnotations,
-    FreiHANDDataset,
-    is_freihand_layout,
-    mano_to_mesh,
-    root_from_uv_scale,
-    uv_scale_from_root,
-)
-from handmesh.data.record import HandRecord
-from handmesh.data.transforms import AugmentConfig, HandTransform
 from handmesh.errors import MissingFileError
+
+if TYPE_CHECKING:
+    from handmesh.data.transforms import AugmentConfig
+
+# Lazy exports (PEP 562): importing handmesh.data.<module> (e.g. in synth's render workers) must not
+# pull in torch and the readers.
+_EXPORTS = {
+    "CustomDataset": "custom",
+    "is_custom_layout": "custom",
+    "FreiHANDAnnotations": "freihand",
+    "FreiHANDDataset": "freihand",
+    "is_freihand_layout": "freihand",
+    "mano_to_mesh": "freihand",
+    "root_from_uv_scale": "freihand",
+    "uv_scale_from_root": "freihand",
+    "HandRecord": "record",
+    "AugmentConfig": "transforms",
+    "HandTransform": "transforms",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"handmesh.data.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'handmesh.data' has no attribute {name!r}")
+
 
 __all__ = [
     "AugmentConfig",
@@ -43,6 +60,9 @@ __all__ = [
 
 def dataset_kind(root: str | Path) -> str:
     """ "freihand" or "custom" from the folder's files; a one-line MissingFileError when neither."""
+    from handmesh.data.custom import is_custom_layout
+    from handmesh.data.freihand import is_freihand_layout
+
     if is_freihand_layout(root):
         return "freihand"
     if is_custom_layout(root):
@@ -63,6 +83,9 @@ def open_dataset(
 ):
     """A dataset of either kind. split: "train"/"val" (held out by sample), "training"/"all" (everything
     for training), "evaluation" (FreiHAND's evaluation split; for a custom folder every line, unaugmented)."""
+    from handmesh.data.custom import CustomDataset
+    from handmesh.data.freihand import FreiHANDDataset
+
     kind = dataset_kind(root)
     if kind == "freihand":
         split = {"all": "training"}.get(split, split)

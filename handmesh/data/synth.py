@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from handmesh.data import procedural
-from handmesh.data.freihand import ROOT_JOINT, SYNTH_INFO, data_hand_model, mano_to_mesh, uv_scale_from_root
 from handmesh.data.io import dump_json, write_jpeg
 from handmesh.errors import HandmeshError
 
+ROOT_JOINT = (
+    9  # FreiHAND's root keypoint (handmesh.data.freihand.ROOT_JOINT; not imported: workers stay light)
+)
 SPLIT_CODES = {"training": 1, "evaluation": 2}
 NAMED_POSES = ("relaxed", "fist", "pinch", "spread", "point", "flat")
 
@@ -149,6 +151,8 @@ def make_split_labels(cfg: SynthConfig, split: str, count: int, hand) -> dict:
     """All labels of one split: K, FreiHAND MANO values, xyz, verts, skin tones (float64)."""
     import torch
 
+    from handmesh.data.freihand import mano_to_mesh, uv_scale_from_root
+
     hands_mean = hand.hands_mean.double().numpy()
     R0 = canonical_orientation(hand)
     geo = [draw_geometry(sample_rng(cfg.seed, split, i), cfg, R0, hands_mean) for i in range(count)]
@@ -194,8 +198,11 @@ def make_split_labels(cfg: SynthConfig, split: str, count: int, hand) -> dict:
 _WORKER: dict = {}
 
 
-def _init_worker(size: int, faces: np.ndarray) -> None:
+def _init_worker(size: int, faces: np.ndarray, gl_threads: int | None = None) -> None:
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    if gl_threads:
+        # llvmpipe starts one render thread per core in every process; more workers -> fewer each
+        os.environ["LP_NUM_THREADS"] = str(gl_threads)
     import cv2
 
     cv2.setNumThreads(1)
@@ -293,7 +300,10 @@ def synthesize(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
         raise HandmeshError("synth: --train/--eval must be >= 0, --versions >= 1, --size >= 32")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    from handmesh.data.freihand import SYNTH_INFO, data_hand_model
+
     t0 = time.perf_counter()
+    cpu0 = _cpu_seconds()
     hand = data_hand_model(path=cfg.hand_model)
     labels = {
         s: make_split_labels(cfg, s, n, hand) for s, n in (("training", cfg.train), ("evaluation", cfg.eval))
@@ -311,11 +321,15 @@ def synthesize(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
         finally:
             _WORKER.pop("renderer").close()
     else:
-        # spawn: no GL or OpenMP state inherited from this process
+        gl_threads = max((os.cpu_count() or 1) // workers, 1)
+        # spawn, not fork: a forked child deadlocks in EGL when this process already holds a GL context,
+        # and torch's OpenMP pool does not survive a fork. Workers import neither torch nor the reader.
         ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg.size, faces)) as pool:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg.size, faces, gl_threads)) as pool:
             for split in labels:
                 images += _write_split(cfg, out, split, labels[split], pool, progress)
+            pool.close()
+            pool.join()
     t_images = time.perf_counter() - t1
     from handmesh.config import to_dict
 
@@ -337,4 +351,14 @@ def synthesize(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
         "seconds": round(total, 3),
         "images_per_s": round(images / max(total, 1e-9), 2),
         "render_images_per_s": round(images / max(t_images, 1e-9), 2),
+        "cpu_ms_per_image": round(1000 * (_cpu_seconds() - cpu0) / max(images, 1), 1),
     }
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (workers and their GL threads)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
