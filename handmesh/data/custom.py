@@ -82,7 +82,8 @@ def _array(value, shapes, where: str, problems: list[str]) -> np.ndarray | None:
 def parse_line(
     text: str, line: int, root: Path, check_files: bool = True
 ) -> tuple[Annotation | None, list[str]]:
-    """Validate one annotations.jsonl line; returns the annotation (None if unusable) and its problems."""
+    """Validate one annotations.jsonl line: (annotation or None when unparsable, problems); an annotation
+    with problems must not be used."""
     problems: list[str] = []
     try:
         obj = json.loads(text)
@@ -151,8 +152,7 @@ def parse_line(
         ann.warnings.append(f"line {line}: no labels (mano, joints3d, vertices or keypoints2d)")
     if not p and ann.K is not None and ann.joints3d is not None and ann.keypoints2d is not None:
         _check_reprojection(ann)
-    problems = [f"line {line}: {msg}" for msg in p]
-    return (None if problems else ann), problems
+    return ann, [f"line {line}: {msg}" for msg in p]
 
 
 def _parse_mano(value, p: list[str]) -> dict[str, np.ndarray] | None:
@@ -207,7 +207,8 @@ def read_annotations(
             problems += probs
             if ann is not None:
                 warnings += ann.warnings
-                anns.append(ann)
+                if not probs:
+                    anns.append(ann)
     if not anns and not problems:
         problems.append(f"{path}: no annotations")
     return anns, problems, warnings
