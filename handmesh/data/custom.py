@@ -84,7 +84,6 @@ def parse_line(
 ) -> tuple[Annotation | None, list[str]]:
     """Validate one annotations.jsonl line: (annotation or None when unparsable, problems); an annotation
     with problems must not be used."""
-    problems: list[str] = []
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
