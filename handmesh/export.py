@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, veri
     axes = {INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}}
     tmp = _atomic_target(path)
     try:
-        with torch.no_grad():
+        # the tracer warns about every Python-level shape check in the model; they are all static here
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 wrapper,
                 (dummy,),
