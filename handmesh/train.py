@@ -311,20 +311,29 @@ def validate(
     return result
 
 
-def render_grid(first: dict[str, Any], faces: np.ndarray) -> np.ndarray | None:
-    """Predicted meshes drawn over the validation inputs, as one (3,H,W) uint8 grid; None without EGL."""
+def render_grid(first: dict[str, Any], faces: np.ndarray, min_tile: int = 160) -> np.ndarray:
+    """Predicted meshes drawn over the validation inputs, as one (3,H,W) uint8 grid (tiles >= min_tile px)."""
+    import cv2
     import torchvision
 
     from handmesh.render import RIGHT_COLOR, MeshRenderer
 
     images = first["image"]
-    size = images.shape[-1]
+    up = max(1, math.ceil(min_tile / images.shape[-1]))  # small training inputs are upscaled to be legible
+    size = images.shape[-1] * up
     renderer = MeshRenderer(size, size)
     tiles = []
-    for img, K, verts in zip(images, first["K"], first["vertices"], strict=True):
-        frame = (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        drawn = renderer.overlay(frame, [(verts.numpy(), faces, RIGHT_COLOR)], K.numpy(), 0.6)
-        tiles.append(torch.from_numpy(np.ascontiguousarray(drawn)).permute(2, 0, 1))
+    try:
+        for img, K, verts in zip(images, first["K"], first["vertices"], strict=True):
+            frame = (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_NEAREST)
+            K_up = K.double().numpy().copy()
+            K_up[:2] *= up
+            K_up[:2, 2] += (up - 1) / 2.0  # pixel centres sit at integer coordinates (OpenCV)
+            drawn = renderer.overlay(frame, [(verts.numpy(), faces, RIGHT_COLOR)], K_up, 0.6)
+            tiles.append(torch.from_numpy(np.ascontiguousarray(drawn)).permute(2, 0, 1))
+    finally:
+        renderer.close()
     return torchvision.utils.make_grid(torch.stack(tiles), nrow=min(4, len(tiles))).numpy()
 
 
@@ -402,6 +411,7 @@ def train(
     seed_everything(cfg.seed + dist_info.rank)
     model = build_model(**cfgutil.to_dict(model_cfg)).to(device)
     model_cfg = getattr(model, "config", model_cfg)
+    freeze_hand_model(model)
     channels_last = _channels_last(cfg, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -523,7 +533,7 @@ def train(
                 dynamic_ncols=True,
                 file=sys.stderr,
             )
-        t_epoch, n_epoch = time.perf_counter(), 0
+        t_epoch, n_epoch, loss_sum, loss_steps = time.perf_counter(), 0, 0.0, 0
         for batch in train_loader:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             images = batch["image"]
@@ -544,6 +554,8 @@ def train(
             if ema is not None:
                 ema.update(model)
             step += 1
+            loss_sum += float(losses["total"].detach())
+            loss_steps += 1
             n = images.shape[0] * dist_info.world_size
             n_epoch += n
             images_seen += n
@@ -594,7 +606,8 @@ def train(
                 "epoch": epoch,
                 "step": step,
                 "images_per_s": epoch_rate,
-                **{k: v for k, v in val.items() if isinstance(v, (int, float))},
+                "train_loss": loss_sum / max(loss_steps, 1),
+                **{"val_" + k: v for k, v in val.items() if isinstance(v, (int, float))},
             }
             history.append(record)
             last_val = record
@@ -673,6 +686,16 @@ def write_checkpoint(path: Path, model: torch.nn.Module, state: dict[str, Any]) 
     payload = model_payload(model)
     payload[TRAIN_FORMAT] = state
     save_checkpoint(path, payload)
+
+
+def freeze_hand_model(model: torch.nn.Module) -> None:
+    """The hand-model layer is fixed geometry: none of its tensors is trained (DDP also needs every
+    trainable parameter to receive a gradient)."""
+    from handmesh.models import HAND_MODEL_PREFIX
+
+    for name, param in model.named_parameters():
+        if name.startswith(HAND_MODEL_PREFIX):
+            param.requires_grad_(False)
 
 
 def own_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

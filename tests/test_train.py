@@ -1,0 +1,307 @@
+"""Training: masked losses, schedule, a short run that learns, exact kill-and-resume, DDP, best.pt, CLI errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import require
+
+from handmesh.losses import compute_losses
+from handmesh.optim import WarmupCosine
+from handmesh.train import TRAIN_FORMAT, TrainConfig, detect_dataset_kind, train
+
+REPO = Path(__file__).resolve().parents[1]
+IMG = 64  # the smallest input the model accepts: keeps every run here to seconds
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory) -> Path:
+    """A tiny FreiHAND-layout dataset from `handmesh synth` (16 training, 4 evaluation images)."""
+    from handmesh.data.synth import SynthConfig, synthesize
+
+    out = tmp_path_factory.mktemp("synth")
+    try:
+        synthesize(SynthConfig(train=16, eval=4, size=IMG, seed=3), out)
+    except Exception as exc:  # no EGL / GL driver on this machine
+        require(False, f"offscreen EGL rendering unavailable for synth data: {exc}")
+    return out
+
+
+@pytest.fixture
+def restore_determinism():
+    """train(deterministic=True) switches torch to deterministic algorithms; undo it for other tests."""
+    before = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
+def tiny_config(data: Path, out: Path, **changes) -> TrainConfig:
+    """A run of a few seconds: 64 px, batch 4, no workers, no progress bar."""
+    base = TrainConfig(
+        data=str(data),
+        out=str(out),
+        epochs=2,
+        batch_size=4,
+        workers=0,
+        val_fraction=0.25,
+        lr=1e-3,
+        warmup_epochs=0.5,
+        progress=False,
+        image_grid=2,
+        log_every=1,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def model_config(**changes):
+    from handmesh.models import ModelConfig
+
+    return ModelConfig(variant="fastvit_t8", img_size=IMG, **changes)
+
+
+# ----------------------------------------------------------------------------- units
+
+
+def _fake_batch(b: int = 2) -> tuple[dict, dict]:
+    g = torch.Generator().manual_seed(0)
+    eye = torch.eye(3).expand(b, 16, 3, 3)
+    out = {
+        "joints": torch.randn(b, 21, 3, generator=g) * 0.05,
+        "vertices": torch.randn(b, 778, 3, generator=g) * 0.05,
+        "joints2d": torch.rand(b, 21, 2, generator=g) * IMG,
+        "global_orient": eye[:, 0],
+        "hand_pose": eye[:, 1:],
+        "betas": torch.zeros(b, 10),
+        "cam": torch.ones(b, 3),
+    }
+    batch = {
+        "joints3d": torch.randn(b, 21, 3, generator=g) * 0.05 + torch.tensor([0, 0, 0.6]),
+        "vertices": torch.randn(b, 778, 3, generator=g) * 0.05 + torch.tensor([0, 0, 0.6]),
+        "joints2d": torch.rand(b, 21, 2, generator=g) * IMG,
+        "mano_pose": torch.zeros(b, 48),
+        "betas": torch.zeros(b, 10),
+        **{k: torch.ones(b) for k in ("has_joints3d", "has_vertices", "has_joints2d", "has_mano")},
+    }
+    return out, batch
+
+
+def test_losses_are_masked_per_sample_and_root_relative():
+    out, batch = _fake_batch(2)
+    weights = TrainConfig().loss_weights()
+    only_first = {k: (v[:1] if torch.is_tensor(v) else v) for k, v in batch.items()}
+    ref = compute_losses({k: v[:1] for k, v in out.items()}, only_first, weights, IMG)
+    # sample 1 carries garbage labels but every mask is off: the losses are sample 0's alone
+    for key in ("joints3d", "vertices", "joints2d", "mano"):
+        batch[key if key != "mano" else "mano_pose"][1] = 1e3
+        batch["has_" + key][1] = 0.0
+    masked = compute_losses(out, batch, weights, IMG)
+    for key in ("joints3d", "vertices", "joints2d", "mano"):
+        assert torch.allclose(masked[key], ref[key]), key
+    # 3D terms ignore translation: shifting the ground truth changes nothing
+    shifted = dict(only_first, joints3d=only_first["joints3d"] + 0.3, vertices=only_first["vertices"] - 0.2)
+    again = compute_losses({k: v[:1] for k, v in out.items()}, shifted, weights, IMG)
+    assert torch.allclose(again["joints3d"], ref["joints3d"]) and torch.allclose(
+        again["vertices"], ref["vertices"]
+    )
+    # a perfect rotation/shape prediction has zero MANO loss; no labelled sample gives 0, not NaN
+    assert float(ref["mano"]) == 0.0
+    none = dict(batch, has_joints3d=torch.zeros(2))
+    assert float(compute_losses(out, none, weights, IMG)["joints3d"]) == 0.0
+
+
+def test_warmup_cosine_schedule():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = WarmupCosine(opt, total_steps=20, warmup_steps=4, min_ratio=0.1)
+    lrs = [sched.get_last_lr()[0]]
+    for _ in range(25):
+        sched.step()
+        lrs.append(sched.get_last_lr()[0])
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:], strict=False))  # non-increasing after warm-up
+    assert lrs[20] == pytest.approx(0.1) and lrs[-1] == pytest.approx(0.1)
+    clone = WarmupCosine(opt, total_steps=1, warmup_steps=0)
+    clone.load_state_dict(sched.state_dict())
+    assert clone.get_last_lr() == sched.get_last_lr()
+
+
+def test_dataset_kind_detection(tmp_path, synth_dir):
+    from handmesh.errors import MissingFileError
+
+    assert detect_dataset_kind(synth_dir) == "freihand"
+    (tmp_path / "annotations.jsonl").write_text("")
+    assert detect_dataset_kind(tmp_path) == "custom"
+    with pytest.raises(MissingFileError):
+        detect_dataset_kind(tmp_path / "nope")
+
+
+# ----------------------------------------------------------------------------- a real short run
+
+
+@pytest.fixture(scope="module")
+def short_run(synth_dir, tmp_path_factory):
+    """Four epochs without augmentation on 12 images: enough for the loss to fall."""
+    out = tmp_path_factory.mktemp("run")
+    history = []
+    cfg = tiny_config(synth_dir, out, epochs=4, augment=False)
+    result = train(cfg, model_config(), on_epoch_end=lambda epoch, rec: history.append(rec))
+    return out, result, history
+
+
+def test_short_run_lowers_the_loss(short_run):
+    out, result, history = short_run
+    assert result["epochs"] == 4 and len(history) == 4
+    first, last = history[0]["train_loss"], history[-1]["train_loss"]
+    assert last < 0.8 * first, [h["train_loss"] for h in history]
+    assert (out / "config.json").is_file()
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train"]["epochs"] == 4 and saved["model"]["variant"] == "fastvit_t8"
+
+
+def test_best_checkpoint_is_lowest_validation_pa_mpjpe(short_run):
+    from handmesh.checkpoint import load_checkpoint
+    from handmesh.models import load_model
+
+    out, result, history = short_run
+    scores = [h["val_pa_mpjpe_mm"] for h in history]
+    best_epoch = 1 + min(range(len(scores)), key=scores.__getitem__)
+    best = load_checkpoint(out / "best.pt")[TRAIN_FORMAT]
+    assert best["epoch"] == best_epoch and best["best"] == pytest.approx(min(scores))
+    assert result["best_pa_mpjpe_mm"] == pytest.approx(min(scores))
+    assert load_checkpoint(out / "last.pt")[TRAIN_FORMAT]["epoch"] == 4
+    # both files are ordinary model files too
+    for name in ("best.pt", "last.pt"):
+        model = load_model(out / name)
+        assert model.config.img_size == IMG
+        assert model(torch.rand(1, 3, IMG, IMG))["vertices"].shape == (1, 778, 3)
+
+
+def test_tensorboard_has_losses_lr_metrics_and_mesh_grid(short_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, _, _ = short_run
+    events = EventAccumulator(str(out / "tb"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {
+        "train/loss_total",
+        "train/lr",
+        "val/pa_mpjpe_mm",
+        "val/pa_mpvpe_mm",
+        "val/pa_f5",
+        "val/pa_f15",
+    } <= scalars
+    if events.Tags()["images"]:  # rendered with EGL; skipped (with a notice) where there is none
+        assert "val/meshes" in events.Tags()["images"]
+
+
+def test_resume_with_another_variant_fails_clearly(short_run, synth_dir, capsys):
+    from handmesh.cli import main
+
+    out, _, _ = short_run
+    code = main(
+        ["train", "--data", str(synth_dir), "--out", str(out), "--resume", "--variant", "fastvit_s12"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "fastvit_t8" in err[-1] and "fastvit_s12" in err[-1] and len(err) == 1
+
+
+def test_resume_of_a_model_only_file_fails_clearly(tmp_path, synth_dir, capsys):
+    from handmesh.cli import main
+    from handmesh.models import build_model, save_model
+
+    save_model(build_model("fastvit_t8", img_size=IMG), tmp_path / "model.pt")
+    code = main(
+        ["train", "--data", str(synth_dir), "--out", str(tmp_path), "--resume", str(tmp_path / "model.pt")]
+    )
+    assert code == 2
+    assert "cannot be resumed" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- exact resume
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_kill_and_resume_gives_identical_weights(synth_dir, tmp_path, restore_determinism):
+    from handmesh.checkpoint import load_checkpoint
+
+    # augmentation on (its random draws must be restored too), EMA on, deterministic CPU kernels
+    def cfg(out):
+        return tiny_config(synth_dir, out, epochs=2, ema_decay=0.9, deterministic=True, image_grid=0)
+
+    train(cfg(tmp_path / "straight"), model_config())
+
+    def kill_after_first(epoch, _record):
+        if epoch == 1:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train(cfg(tmp_path / "resumed"), model_config(), on_epoch_end=kill_after_first)
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")[TRAIN_FORMAT]["epoch"] == 1
+    train(cfg(tmp_path / "resumed"), model_config(), resume=tmp_path / "resumed" / "last.pt")
+
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert a[TRAIN_FORMAT]["step"] == b[TRAIN_FORMAT]["step"]
+    for key in ("state_dict",):
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), name
+    for name, value in a[TRAIN_FORMAT]["model"].items():
+        assert torch.equal(value, b[TRAIN_FORMAT]["model"][name]), name
+    opt_a, opt_b = a[TRAIN_FORMAT]["optimizer"]["state"], b[TRAIN_FORMAT]["optimizer"]["state"]
+    for idx in opt_a:
+        assert torch.equal(opt_a[idx]["exp_avg"], opt_b[idx]["exp_avg"])
+
+
+# ----------------------------------------------------------------------------- DDP
+
+
+def test_two_process_gloo_ddp_run_writes_a_checkpoint(synth_dir, tmp_path):
+    from handmesh.checkpoint import load_checkpoint
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(REPO / "train_freihand.py"),
+        "--data",
+        str(synth_dir),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--img-size",
+        str(IMG),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--progress",
+        "0",
+        "--image-grid",
+        "0",
+        "--set",
+        "val_fraction=0.25",
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = load_checkpoint(tmp_path / "ddp" / "last.pt")[TRAIN_FORMAT]
+    # 12 training images over 2 ranks x batch 2: 3 steps, one RNG state per rank
+    assert state["epoch"] == 1 and state["step"] == 3 and len(state["rng"]) == 2
