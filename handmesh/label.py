@@ -125,7 +125,6 @@ def annotation_line(image: str, K: np.ndarray, det, fit, i: int, own: dict, conf
 def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = None, detector=None) -> dict:
     """Detect, fit and write the dataset; returns the report (also saved as label_report.json)."""
     from handmesh.fit import fit_keypoints, own_side_params
-    from handmesh.geometry import project_points_np
     from handmesh.pipeline.crop import default_intrinsics
     from handmesh.pipeline.media import write_image
 
@@ -173,14 +172,10 @@ def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = Non
             )
             fit_ms.append((time.perf_counter() - t0) * 1000 / len(dets))
             own = own_side_params(fit.params, fit.sides)
-            uv = project_points_np(
-                fit.joints.astype(np.float64), np.broadcast_to(K, (len(dets), 3, 3)).copy()
-            )
             image_rel = f"{IMAGES}/{frame.name}"
             wrote_image = False
             for i, d in enumerate(dets):
-                reproj = float(np.linalg.norm(uv[i] - d.keypoints2d, axis=-1).mean())
-                conf = hand_confidence(d.score, float(fit.error[i]), reproj, d.box)
+                conf = hand_confidence(d.score, float(fit.error[i]), float(fit.reprojection[i]), d.box)
                 if conf < cfg.min_confidence:
                     entry = {"image": image_rel, "hand": i, "confidence": round(conf, 4)}
                     if not cfg.keep_low:

@@ -18,7 +18,15 @@ from torch import Tensor
 from handmesh.errors import HandmeshError
 from handmesh.fit.placement import translation_to_keypoints
 from handmesh.fit.skeleton import NODE_TO_FREIHAND, NUM_LOCAL, Skeleton, log_rotation, rodrigues
-from handmesh.fit.solver import SkeletonParams, SolverWeights, initialize, place_root, refine
+from handmesh.fit.solver import (
+    CameraObjective,
+    PointObjective,
+    SkeletonParams,
+    SolverWeights,
+    initialize,
+    place_root,
+    refine,
+)
 from handmesh.hand_model.joints import NUM_BETAS, NUM_JOINTS
 
 
@@ -35,13 +43,19 @@ class FitConfig:
     tip_corrections: int = 1  # rounds that re-aim the skeleton's tips where the skinned mesh puts them
     correction_iters: int = 3
     correction_threshold: float = 2e-4  # metres; below it the skeleton's joints count as the mesh's
+    reprojection_weight: float = (
+        1.0  # with 2D keypoints: weight of one pixel vs one metre at the hand's depth
+    )
+    reprojection_iters: int = 4  # iterations of the joint 2D + 3D refinement (0: placement only)
 
 
 @dataclass
 class FitResult:
     """Fitted hands: params dict (global_orient (B,3), hand_pose (B,45) relative to the mean hand,
     betas (B,10), transl (B,3)), vertices (B,778,3), joints (B,21,3) FreiHAND order, metres;
-    error (B,) mean 3D distance of the fitted joints to the target keypoints, metres; iterations (B,).
+    error (B,) mean 3D distance of the fitted joints to the 3D keypoints, metres (about their centroids
+    when 2D keypoints placed the hand); iterations (B,); reprojection (B,) mean distance in pixels of
+    the projected joints to the 2D keypoints (NaN without them).
     """
 
     params: dict
@@ -50,6 +64,7 @@ class FitResult:
     error: Tensor | np.ndarray
     iterations: Tensor | np.ndarray
     sides: list[str] = field(default_factory=list)
+    reprojection: Tensor | np.ndarray | None = None
 
     def mano_pose(self) -> Tensor | np.ndarray:
         """(B,48) axis-angle: global orientation then articulation, as FreiHAND stores it."""
@@ -203,7 +218,7 @@ def _replace_rows(result: FitResult, dst: np.ndarray, other: FitResult, src: np.
     """result with its rows dst taken from other's rows src."""
     for k in result.params:
         result.params[k][dst] = other.params[k][src]
-    for name in ("vertices", "joints", "error", "iterations"):
+    for name in ("vertices", "joints", "error", "iterations", "reprojection"):
         getattr(result, name)[dst] = getattr(other, name)[src]
     for d, s in zip(dst, src, strict=True):
         result.sides[d] = other.sides[s]
@@ -220,32 +235,59 @@ def _fit_sided(target, kp, cam, sides, w, init, hand, cfg: FitConfig, fit_shape:
     node_target = target[:, NODE_TO_FREIHAND]
     node_w = w[:, NODE_TO_FREIHAND]
     start = _cold_start(skel, node_target) if init is None else _start_from_init(skel, init, node_target)
-    sw = SolverWeights(cfg.pose_prior, cfg.limits, cfg.shape_prior)
-    n_iter = cfg.iters if iters is None else iters
-    p, used, _ = refine(skel, start, node_target, node_w, lower, upper, sw, n_iter, fit_shape, cfg.tol)
+    solve = partial(
+        refine,
+        skel,
+        lower=lower,
+        upper=upper,
+        sw=SolverWeights(cfg.pose_prior, cfg.limits, cfg.shape_prior),
+        fit_shape=fit_shape,
+        tol=cfg.tol,
+    )
+    p, used, _ = solve(
+        start, PointObjective(node_target, node_w), iters=cfg.iters if iters is None else iters
+    )
     params, vertices, joints = _finish(hand, skel, p, lower, upper)
+    offset = np.zeros_like(node_target)
     for _ in range(cfg.tip_corrections):
         # The skeleton carries fingertips rigidly; the mesh skins them (and adds pose correctives).
         # Aim the skeleton where the mesh's joints miss by, then refine briefly from where it stands.
-        skel_nodes = skel.forward(p.root, rodrigues(p.local), p.betas, p.transl).points
-        offset = joints[:, NODE_TO_FREIHAND] - skel_nodes
+        offset = joints[:, NODE_TO_FREIHAND] - _skeleton_points(skel, p)
         if np.abs(offset).max() < cfg.correction_threshold:
             break
-        p, more, _ = refine(
-            skel, p, node_target - offset, node_w, lower, upper, sw, cfg.correction_iters, fit_shape, cfg.tol
-        )
+        p, more, _ = solve(p, PointObjective(node_target, node_w, offset), iters=cfg.correction_iters)
         used = used + more
         params, vertices, joints = _finish(hand, skel, p, lower, upper)
+        offset = joints[:, NODE_TO_FREIHAND] - _skeleton_points(skel, p)
     error = np.linalg.norm(joints - target, axis=-1).mean(-1)
+    reprojection = np.full(len(sides), np.nan)
 
     if kp is not None:
         kp = kp.copy()
         # Mirroring x in the camera maps pixel u to 2 cx - u (zero skew).
         kp[..., 0] = np.where(flip[:, None] < 0, 2 * cam[:, 0, 2][:, None] - kp[..., 0], kp[..., 0])
         delta = translation_to_keypoints(joints, kp, cam, w)
+        p = SkeletonParams(p.root, p.local, p.betas, p.transl + delta)
         params["transl"] = params["transl"] + delta
         vertices = vertices + delta[:, None]
         joints = joints + delta[:, None]
+        if cfg.reprojection_weight > 0 and cfg.reprojection_iters > 0:
+            # The 3D landmarks fix the hand's shape and size, the 2D keypoints where it sits in the image.
+            objective = CameraObjective(
+                node_target,
+                node_w,
+                kp[:, NODE_TO_FREIHAND],
+                cam,
+                _skeleton_points(skel, p),
+                cfg.reprojection_weight,
+                offset,
+            )
+            p, more, _ = solve(p, objective, iters=cfg.reprojection_iters)
+            used = used + more
+            params, vertices, joints = _finish(hand, skel, p, lower, upper)
+        error = _centred_error(joints, target, w)
+        q = joints @ cam.transpose(0, 2, 1)
+        reprojection = np.linalg.norm(q[..., :2] / q[..., 2:].clip(min=1e-6) - kp, axis=-1).mean(-1)
 
     vertices[..., 0] *= flip[:, None]
     joints[..., 0] *= flip[:, None]
@@ -256,7 +298,20 @@ def _fit_sided(target, kp, cam, sides, w, init, hand, cfg: FitConfig, fit_shape:
         error.astype(np.float32),
         used,
         list(sides),
+        reprojection.astype(np.float32),
     )
+
+
+def _skeleton_points(skel: Skeleton, p: SkeletonParams) -> np.ndarray:
+    return skel.forward(p.root, rodrigues(p.local), p.betas, p.transl).points
+
+
+def _centred_error(joints: np.ndarray, target: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Mean joint distance after moving both weighted centroids to the origin (B,)."""
+    omega = (w / w.sum(-1, keepdims=True))[..., None]
+    a = joints - (omega * joints).sum(-2, keepdims=True)
+    b = target - (omega * target).sum(-2, keepdims=True)
+    return np.linalg.norm(a - b, axis=-1).mean(-1)
 
 
 def own_side_params(params: dict, sides: list[str]) -> dict[str, np.ndarray]:
@@ -300,4 +355,5 @@ def _to_torch(result: FitResult) -> FitResult:
         torch.from_numpy(result.error),
         torch.from_numpy(result.iterations),
         result.sides,
+        torch.from_numpy(result.reprojection),
     )

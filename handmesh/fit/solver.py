@@ -143,6 +143,73 @@ def _solve_spd(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
     return out
 
 
+class PointObjective:
+    """Skeleton points (plus a fixed offset) onto 3D targets: residuals w_k (p_k + offset_k - t_k).
+
+    target (B,21,3) and weights (B,21) in extended node order; offset (B,21,3) carries what the full
+    mesh model adds to the skeleton (fingertip skinning), measured once and held fixed.
+    """
+
+    def __init__(self, target: np.ndarray, weights: np.ndarray, offset: np.ndarray | None = None) -> None:
+        self.target = target if offset is None else target - offset
+        self.w = weights[..., None]
+
+    def residuals(self, points: np.ndarray) -> np.ndarray:
+        """(B, M) weighted residuals."""
+        return ((points - self.target) * self.w).reshape(points.shape[0], -1)
+
+    def jacobian(self, points: np.ndarray, jac_points: np.ndarray) -> np.ndarray:
+        """(B, M, P) from d points / d params (B, 63, P)."""
+        return jac_points * np.repeat(self.w[..., 0], 3, axis=-1)[..., None]
+
+
+class CameraObjective:
+    """Hand-centred 3D landmarks (their frame's origin unknown) and 2D keypoints through K, together.
+
+    The 3D term compares shapes about the weighted centroids, so the translation is left to the 2D
+    term: w_k ((p_k - c(p)) - (l_k - c(l))). The 2D term is w_k (pi(p_k) - uv_k) scaled by metres per
+    pixel at the hand's starting depth, times sqrt(reprojection_weight), so both are in metres.
+    """
+
+    def __init__(self, landmarks, weights, keypoints2d, K, start_points, reprojection_weight, offset=None):
+        self.offset = np.zeros_like(landmarks) if offset is None else offset
+        self.w = weights[..., None]
+        self.omega = (weights / weights.sum(-1, keepdims=True).clip(min=1e-12))[..., None]
+        self.shape = landmarks - (self.omega * landmarks).sum(-2, keepdims=True)
+        self.uv = keypoints2d
+        self.K = K
+        depth = (start_points[..., 2] + self.offset[..., 2]).mean(-1)
+        focal = 0.5 * (K[:, 0, 0] + K[:, 1, 1])
+        self.scale = (np.sqrt(reprojection_weight) * depth / focal)[:, None, None]
+
+    def _project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = points @ self.K.transpose(0, 2, 1)
+        z = q[..., 2:3].clip(min=1e-3)
+        return q[..., :2] / z, z
+
+    def residuals(self, points: np.ndarray) -> np.ndarray:
+        """(B, 105): 63 shape residuals then 42 scaled reprojection residuals."""
+        p = points + self.offset
+        centred = p - (self.omega * p).sum(-2, keepdims=True)
+        r3 = (centred - self.shape) * self.w
+        uv, _ = self._project(p)
+        r2 = (uv - self.uv) * self.w * self.scale
+        batch = points.shape[0]
+        return np.concatenate([r3.reshape(batch, -1), r2.reshape(batch, -1)], -1)
+
+    def jacobian(self, points: np.ndarray, jac_points: np.ndarray) -> np.ndarray:
+        """(B, 105, P) from d points / d params (B, 63, P)."""
+        batch, _, n_par = jac_points.shape
+        jp = jac_points.reshape(batch, NUM_NODES, 3, n_par)
+        j3 = (jp - (self.omega[..., None] * jp).sum(1, keepdims=True)) * self.w[..., None]
+        p = points + self.offset
+        uv, z = self._project(p)
+        # d(u, v)/dp = (K[:2] - (u, v) K[2]) / z
+        dproj = (self.K[:, None, :2, :] - uv[..., None] * self.K[:, None, 2:3, :]) / z[..., None]
+        j2 = (dproj @ jp) * (self.w * self.scale)[..., None]
+        return np.concatenate([j3.reshape(batch, -1, n_par), j2.reshape(batch, -1, n_par)], 1)
+
+
 @dataclass
 class _State:
     params: SkeletonParams
@@ -155,13 +222,13 @@ class _State:
     cost: np.ndarray
 
 
-def _evaluate(skel, p: SkeletonParams, target, w, lower, upper, sw: SolverWeights) -> _State:
+def _evaluate(skel, p: SkeletonParams, objective, lower, upper, sw: SolverWeights) -> _State:
     posed = skel.forward(p.root, rodrigues(p.local), p.betas, p.transl)
-    res = (posed.points - target) * w[..., None]
+    res = objective.residuals(posed.points)
     dev = p.local - skel.hands_mean
     viol = np.maximum(p.local - upper, 0.0) - np.maximum(lower - p.local, 0.0)
     cost = (
-        (res**2).sum((-1, -2))
+        (res**2).sum(-1)
         + sw.pose_prior**2 * (dev**2).sum((-1, -2))
         + sw.limits**2 * (viol**2).sum((-1, -2))
         + sw.shape_prior**2 * (p.betas**2).sum(-1)
@@ -180,8 +247,7 @@ def _select(keep: np.ndarray, a: _State, b: _State) -> _State:
 def refine(
     skel: Skeleton,
     start: SkeletonParams,
-    target: np.ndarray,
-    weights: np.ndarray,
+    objective: PointObjective | CameraObjective,
     lower: np.ndarray,
     upper: np.ndarray,
     sw: SolverWeights,
@@ -189,21 +255,19 @@ def refine(
     fit_shape: bool = True,
     tol: float = 1e-4,
 ) -> tuple[SkeletonParams, np.ndarray, np.ndarray]:
-    """Levenberg-Marquardt on joint error + pose prior + joint-limit penalty (+ shape prior).
+    """Levenberg-Marquardt on the objective's residuals + pose prior + joint-limit penalty (+ shape prior).
 
-    target (B,21,3) and weights (B,21) in extended node order. Returns the parameters, the
-    iterations each hand ran before it converged (B,) and its final cost (B,). A hand converges
-    when an accepted step lowers its cost by less than `tol` (relative).
+    Returns the parameters, the iterations each hand ran before it converged (B,) and its final
+    cost (B,). A hand converges when an accepted step lowers its cost by less than `tol` (relative).
     """
-    batch = target.shape[0]
-    state = _evaluate(skel, start, target, weights, lower, upper, sw)
+    batch = start.root.shape[0]
+    state = _evaluate(skel, start, objective, lower, upper, sw)
     mu = np.full(batch, 1e-3)
     done = np.zeros(batch, dtype=bool)
     used = np.zeros(batch, dtype=np.int64)
     prior_diag = np.zeros(NUM_PARAMS)
     prior_diag[_POSE] = sw.pose_prior**2
     prior_diag[_BETAS] = sw.shape_prior**2
-    row_w = np.repeat(weights, 3, axis=-1)[..., None]
     diag_idx = np.arange(NUM_PARAMS)
     for _ in range(iters):
         if done.all():
@@ -213,10 +277,10 @@ def refine(
         jac[..., :48] = skel.rotation_jacobian(Posed(state.points, state.frames, state.shape_jac), p.local)
         jac[..., _BETAS] = state.shape_jac.reshape(batch, 3 * NUM_NODES, NUM_BETAS)
         jac[..., _TRANSL] = np.tile(np.eye(3), (NUM_NODES, 1))
-        jac *= row_w
+        jac = objective.jacobian(state.points, jac)
         jac_t = jac.transpose(0, 2, 1)
         hess = jac_t @ jac
-        grad = (jac_t @ state.res.reshape(batch, -1, 1))[..., 0]
+        grad = (jac_t @ state.res[..., None])[..., 0]
         diag = np.broadcast_to(prior_diag, (batch, NUM_PARAMS)).copy()
         diag[:, _POSE] += sw.limits**2 * (state.viol != 0).reshape(batch, -1)
         grad[:, _POSE] += (sw.pose_prior**2 * state.dev + sw.limits**2 * state.viol).reshape(batch, -1)
@@ -236,7 +300,7 @@ def refine(
             p.betas + step[:, _BETAS],
             p.transl + step[:, _TRANSL],
         )
-        trial = _evaluate(skel, cand, target, weights, lower, upper, sw)
+        trial = _evaluate(skel, cand, objective, lower, upper, sw)
         accept = (trial.cost < state.cost) & ~done
         newly_done = accept & ((state.cost - trial.cost) < tol * state.cost)
         used += ~done
