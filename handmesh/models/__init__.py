@@ -15,7 +15,7 @@ recorded kind is checked on load.
 from __future__ import annotations
 
 import os
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from handmesh.models.reparam import reparameterize
 
 __all__ = [
     "FASTVIT_VARIANTS",
+    "HAND_MODEL_PREFIX",
     "OUTPUT_NAMES",
     "HandRegressor",
     "ModelConfig",
@@ -69,8 +70,6 @@ def _hand_model_for(config: ModelConfig) -> nn.Module:
 
 def build_model_from_config(config: ModelConfig) -> HandRegressor:
     """Build the train-form regressor of a config (records the hand-model kind in a copy of it)."""
-    from dataclasses import replace
-
     if config.img_size % 32 != 0 or config.img_size < 64:
         raise HandmeshError(f"img_size must be a multiple of 32 and >= 64, got {config.img_size}")
     hand = _hand_model_for(config)
