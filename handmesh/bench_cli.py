@@ -12,6 +12,8 @@ import argparse
 import importlib
 
 BENCHMARKS: dict[str, str] = {
+    "data": "handmesh.benchmarks.data",
+    "synth": "handmesh.benchmarks.synth",
     "model": "handmesh.benchmarks.model",
     "fit": "handmesh.benchmarks.fit",
 }

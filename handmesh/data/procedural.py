@@ -189,5 +189,5 @@ def blur(image: np.ndarray, rng: np.random.Generator, max_sigma: float = 1.5) ->
 def sensor_noise(image: np.ndarray, rng: np.random.Generator, max_std: float = 6.0) -> np.ndarray:
     """Additive Gaussian pixel noise."""
     std = rng.uniform(0, max_std)
-    noisy = image.astype(np.float32) + rng.normal(0, std, image.shape).astype(np.float32)
+    noisy = image.astype(np.float32) + np.float32(std) * rng.standard_normal(image.shape, dtype=np.float32)
     return np.clip(noisy, 0, 255).astype(np.uint8)

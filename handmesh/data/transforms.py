@@ -43,6 +43,14 @@ def rotation_z(angle: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
+def intrinsics_inverse(K: np.ndarray) -> np.ndarray:
+    """Closed-form inverse of an upper-triangular K (LAPACK's thread start-up costs more than the maths)."""
+    fx, s, cx, fy, cy = K[0, 0], K[0, 1], K[0, 2], K[1, 1], K[1, 2]
+    return np.array(
+        [[1 / fx, -s / (fx * fy), (s * cy - cx * fy) / (fx * fy)], [0.0, 1 / fy, -cy / fy], [0.0, 0.0, 1.0]]
+    )
+
+
 def crop_transform(
     K: np.ndarray, centre, side: float, out_size: int, angle: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -54,12 +62,13 @@ def crop_transform(
     K = np.asarray(K, np.float64)
     R = rotation_z(angle)
     zoom = out_size / float(side)
-    ray = R @ np.linalg.solve(K, np.array([centre[0], centre[1], 1.0]))
+    K_inv = intrinsics_inverse(K)
+    ray = R @ K_inv @ np.array([centre[0], centre[1], 1.0])
     K_crop = K.copy()
     K_crop[:2, :2] *= zoom
     K_crop[0, 2] = out_size / 2.0 - (K_crop[0, 0] * ray[0] + K_crop[0, 1] * ray[1])
     K_crop[1, 2] = out_size / 2.0 - K_crop[1, 1] * ray[1]
-    H = K_crop @ R @ np.linalg.inv(K)
+    H = K_crop @ R @ K_inv
     return H[:2] / H[2, 2], K_crop, R
 
 
@@ -203,7 +212,8 @@ class HandTransform:
             image = self._appearance(image, joints2d, conf, rng)
 
         sample = {
-            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0,
+            # numpy, not torch: in a single-process loader torch's intra-op threads cost more than they save
+            "image": torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255)),
             "K": torch.from_numpy(K_crop).float(),
         }
         _put(sample, "joints3d", None if rec.joints3d is None else rec.joints3d @ R.T, (21, 3))

@@ -1,0 +1,97 @@
+"""Data-loader throughput: augmented training samples per second through a torch DataLoader.
+
+Reads a FreiHAND-layout or custom folder (`--data`), or synthesizes a small FreiHAND-layout set first.
+Each worker count is timed after one warm-up batch (worker start-up excluded), over `--batches`
+batches. The machine's load average is recorded beside the figures: on a shared machine they are
+lower bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path("bench/results/data_cpu.json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `handmesh bench data`."""
+    parser.add_argument("--data", default=None, help="dataset folder (default: synthesize --samples images)")
+    parser.add_argument(
+        "--samples", type=int, default=128, help="samples to synthesize when --data is absent"
+    )
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader worker counts")
+    parser.add_argument("--batch-size", dest="batch_size", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=12, help="timed batches per worker count")
+    parser.add_argument("--img-size", dest="img_size", type=int, default=224)
+    parser.add_argument(
+        "--no-augment", dest="augment", action="store_false", help="time crops without augmentation"
+    )
+    parser.add_argument("--json", default=str(RESULTS), help=f"output JSON (default {RESULTS})")
+
+
+def loader_rate(dataset, workers: int, batch_size: int, batches: int) -> float:
+    """Images per second of a shuffled DataLoader in steady state: the clock starts once worker
+    start-up and the batches they prefetched meanwhile (2 per worker) have been consumed."""
+    import torch
+
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    warm = 2 * workers + 1
+    seen, done, t0 = 0, 0, None
+    while t0 is None or seen < batches * batch_size:
+        for batch in loader:
+            done += 1
+            if done == warm:
+                t0 = time.perf_counter()
+            elif done > warm:
+                seen += len(batch["image"])
+                if seen >= batches * batch_size:
+                    break
+    return seen / (time.perf_counter() - t0)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Time the loader for each worker count and write the JSON."""
+    from handmesh.data import open_dataset
+    from handmesh.data.transforms import AugmentConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.data
+        if root is None:
+            from handmesh.data.synth import SynthConfig, synthesize
+
+            root = tmp
+            synthesize(SynthConfig(train=args.samples, eval=0, workers=min(2, os.cpu_count() or 1)), root)
+        ds = open_dataset(root, "training", AugmentConfig(img_size=args.img_size), augment=args.augment)
+        load0 = os.getloadavg()[0]
+        rates = {}
+        for w in args.workers:
+            rates[str(w)] = round(loader_rate(ds, w, args.batch_size, args.batches), 1)
+            print(f"workers={w}: {rates[str(w)]} images/s", flush=True)
+    result = {
+        "benchmark": "data loader",
+        "images_per_s_by_workers": rates,
+        "dataset": "synthetic FreiHAND layout" if args.data is None else str(args.data),
+        "samples": len(ds),
+        "img_size": args.img_size,
+        "augment": args.augment,
+        "batch_size": args.batch_size,
+        "batches": args.batches,
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        "machine": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
