@@ -31,8 +31,8 @@ def skin_tone(rng: np.random.Generator) -> np.ndarray:
 
 
 def random_colour(rng: np.random.Generator) -> np.ndarray:
-    """A random RGB colour in 0..255 (float)."""
-    return rng.uniform(0, 255, size=3)
+    """A random RGB colour in 0..255 (float32)."""
+    return rng.uniform(0, 255, size=3).astype(np.float32)
 
 
 def value_noise(rng: np.random.Generator, h: int, w: int, octaves: int = 3) -> np.ndarray:
@@ -55,29 +55,29 @@ def value_noise(rng: np.random.Generator, h: int, w: int, octaves: int = 3) -> n
 def _gradient(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     angle = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    t = xx * np.cos(angle) + yy * np.sin(angle)
+    t = xx * np.float32(np.cos(angle)) + yy * np.float32(np.sin(angle))
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     c0, c1 = random_colour(rng), random_colour(rng)
-    return (1 - t)[..., None] * c0 + t[..., None] * c1
+    return c0 + t[..., None] * (c1 - c0)
 
 
 def _noise_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     n = value_noise(rng, h, w, octaves=int(rng.integers(2, 5)))[..., None]
     c0, c1 = random_colour(rng), random_colour(rng)
-    return (1 - n) * c0 + n * c1
+    return c0 + n * (c1 - c0)
 
 
 def _stripes(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     angle = rng.uniform(0, np.pi)
-    period = rng.uniform(6, 40)
+    period = np.float32(rng.uniform(6, 40))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    t = (xx * np.cos(angle) + yy * np.sin(angle)) / period
+    t = (xx * np.float32(np.cos(angle)) + yy * np.float32(np.sin(angle))) / period
     if rng.random() < 0.5:
         s = (np.floor(t) % 2)[..., None]
     else:
-        s = (0.5 + 0.5 * np.sin(2 * np.pi * t))[..., None]
+        s = (0.5 + 0.5 * np.sin(np.float32(2 * np.pi) * t))[..., None]
     c0, c1 = random_colour(rng), random_colour(rng)
-    return (1 - s) * c0 + s * c1
+    return c0 + s * (c1 - c0)
 
 
 def draw_shapes(image: np.ndarray, rng: np.random.Generator, count: int, region=None) -> np.ndarray:
@@ -118,7 +118,11 @@ def draw_shapes(image: np.ndarray, rng: np.random.Generator, count: int, region=
         if rng.random() < 0.5:
             image[sel] = random_colour(rng)
         else:
-            image[sel] = _noise_texture(rng, h, w)[sel]
+            ys, xs = np.nonzero(sel)
+            if len(ys):  # texture only the shape's bounding box
+                y0, x0 = ys.min(), xs.min()
+                tex = _noise_texture(rng, int(ys.max() - y0 + 1), int(xs.max() - x0 + 1))
+                image[ys, xs] = tex[ys - y0, xs - x0]
         mask |= layer
     return mask > 0
 
@@ -131,7 +135,7 @@ def random_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         # a second layer blended through smooth noise mixes two textures into one scene
         other = (_gradient, _noise_texture, _stripes)[int(rng.integers(0, 3))](rng, h, w)
         a = value_noise(rng, h, w, octaves=2)[..., None]
-        base = (1 - a) * base + a * other
+        base = base + a * (other - base)
     draw_shapes(base, rng, int(rng.integers(0, 8)))
     return np.clip(base, 0, 255).astype(np.uint8)
 
