@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "synth": "handmesh.benchmarks.synth",
     "model": "handmesh.benchmarks.model",
     "fit": "handmesh.benchmarks.fit",
+    "pipeline": "handmesh.benchmarks.pipeline",
     "train": "handmesh.benchmarks.train",
 }
 

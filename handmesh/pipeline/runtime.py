@@ -7,7 +7,6 @@ joints2d; see docs/api-contracts.md).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,33 +35,21 @@ def crops_to_nchw(crops: np.ndarray) -> np.ndarray:
     return x
 
 
-def sidecar_path(onnx_path: str | Path) -> Path | None:
-    """The JSON written beside an exported model: `model.onnx.json`, else `model.json`."""
-    p = Path(onnx_path)
-    for cand in (Path(str(p) + ".json"), p.with_suffix(".json")):
-        if cand.is_file():
-            return cand
-    return None
-
-
-def _find_key(data: dict[str, Any], *names: str) -> Any:
-    """First of `names` at the top level or under a nested "model"/"config"/"model_config" dict."""
-    scopes = [data] + [data[k] for k in ("model", "config", "model_config") if isinstance(data.get(k), dict)]
-    for scope in scopes:
-        for name in names:
-            if name in scope:
-                return scope[name]
-    return None
-
-
 class OnnxRuntimeModel:
-    """An exported model run with ONNX Runtime; input size and faces come from its JSON sidecar."""
+    """An exported model run with ONNX Runtime; input size and faces come from its sidecar (handmesh.export)."""
 
     def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None):
+        import onnxruntime as ort
+
+        from handmesh.export import load_sidecar
+
         path = Path(path)
         if not path.is_file():
-            raise MissingFileError(f"ONNX model not found: {path} (export one with `handmesh export`)")
-        import onnxruntime as ort
+            raise MissingFileError(
+                f"ONNX model not found: {path} (export one with `handmesh export CKPT --onnx OUT`)"
+            )
+        # fails early, with its own message, when the sidecar is missing or not handmesh's
+        self.meta: dict[str, Any] = load_sidecar(path)
 
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -75,26 +62,11 @@ class OnnxRuntimeModel:
         except Exception as exc:
             raise HandmeshError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from exc
         self.path = path
-        self.meta: dict[str, Any] = {}
-        side = sidecar_path(path)
-        if side is not None:
-            self.meta = json.loads(side.read_text())
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        size = _find_key(self.meta, "input_size", "img_size", "image_size")
-        if isinstance(size, (list, tuple)):
-            size = size[-1]
-        if size is None and isinstance(inp.shape[-1], int):
-            size = inp.shape[-1]
-        if size is None:
-            raise HandmeshError(f"{path}: cannot tell the input size (no sidecar JSON beside it)")
-        self.input_size = int(size)
-        faces = _find_key(self.meta, "faces")
-        if faces is None:
-            raise MissingFileError(f"{path}: the sidecar JSON with the mesh faces is missing ({path}.json)")
-        self.faces = np.asarray(faces, dtype=np.int64)
+        self.input_name = self.meta.get("input_name") or self.session.get_inputs()[0].name
+        self.input_size = int(self.meta["input_size"])
+        self.faces = np.asarray(self.meta["faces"], dtype=np.int64)
         self.output_names = [o.name for o in self.session.get_outputs()]
-        variant = _find_key(self.meta, "variant")
+        variant = (self.meta.get("model_config") or {}).get("variant")
         self.name = f"{variant or path.stem} (ONNX Runtime)"
 
     def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:

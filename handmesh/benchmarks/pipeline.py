@@ -1,0 +1,167 @@
+"""End-to-end pipeline frame rate and per-stage ms on a synthetic video (one and two hands).
+
+A video of the hand model rendered over a plain background (`handmesh.pipeline.synthetic`) is played
+through `HandMeshPipeline` in-process, frame after frame: detection (MediaPipe by default, tracking
+between frames), crops, the regressor (fastvit_t8 in deploy form, exported to ONNX and run by ONNX
+Runtime unless `--checkpoint`/`--onnx` is given; random weights cost the same as trained ones),
+camera conversion, One-Euro smoothing, region rendering (pyrender, EGL) and compositing.
+End-to-end FPS = frames / wall-clock seconds of `process` calls after warm-up. MediaPipe is set to
+track as many hands as the scenario has: with fewer tracked hands than its limit it re-runs its palm
+detector on every frame. Writes bench/results/pipeline_cpu.json; its top-level `fps` is one hand at
+the requested size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path("bench/results/pipeline_cpu.json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `handmesh bench pipeline`."""
+    parser.add_argument("--frames", type=int, default=300, help="timed frames per scenario")
+    parser.add_argument("--warmup", type=int, default=15, help="untimed frames first")
+    parser.add_argument("--size", default="640x480", help="frame size WxH")
+    parser.add_argument("--hands", default="1,2", help="scenarios: numbers of hands (comma list)")
+    parser.add_argument("--variant", default="fastvit_t8", help="FastViT variant when no model file is given")
+    parser.add_argument("--img-size", dest="img_size", type=int, default=224, help="crop size of that model")
+    parser.add_argument("--checkpoint", default=None, help="time this checkpoint (torch) instead")
+    parser.add_argument("--onnx", default=None, help="time this exported model (ONNX Runtime) instead")
+    parser.add_argument(
+        "--detector",
+        default="mediapipe",
+        choices=("mediapipe", "scripted"),
+        help="mediapipe (real cost) or scripted (ground-truth boxes, detection not timed)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="ONNX Runtime / torch threads (default: all cores)"
+    )
+    parser.add_argument(
+        "--unique-frames",
+        dest="unique",
+        type=int,
+        default=90,
+        help="distinct rendered frames, played in a loop (rendering them is not timed)",
+    )
+    parser.add_argument("--json", default=str(RESULTS), help="output JSON")
+
+
+def _size(text: str) -> tuple[int, int]:
+    from handmesh.errors import HandmeshError
+
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise HandmeshError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
+    if w < 32 or h < 32 or w % 2 or h % 2:
+        raise HandmeshError(f"--size {text!r}: need even sizes of at least 32")
+    return w, h
+
+
+def _runtime(args, workdir: Path):
+    """The runtime to time and a description of it."""
+    from handmesh.pipeline.runtime import OnnxRuntimeModel, TorchRuntimeModel
+
+    if args.onnx:
+        return OnnxRuntimeModel(args.onnx, threads=args.threads), f"onnx file {args.onnx}"
+    if args.checkpoint:
+        return TorchRuntimeModel(
+            args.checkpoint, device="cpu"
+        ), f"checkpoint {args.checkpoint} (torch deploy)"
+    import torch
+
+    from handmesh.export import export_onnx
+    from handmesh.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(args.variant, img_size=args.img_size)
+    path = export_onnx(model, workdir / f"{args.variant}.onnx")
+    return OnnxRuntimeModel(path, threads=args.threads), f"{args.variant} deploy ONNX (random weights)"
+
+
+def _scenario(runtime, hands: int, size, args) -> dict:
+    from handmesh.pipeline.detector import MediaPipeDetector
+    from handmesh.pipeline.estimator import ModelEstimator
+    from handmesh.pipeline.pipeline import STAGES, HandMeshPipeline, PipelineConfig
+    from handmesh.pipeline.synthetic import ScriptedDetector, render_hand_video
+
+    video = render_hand_video(max(1, min(args.unique, args.frames + args.warmup)), size=size, hands=hands)
+    if args.detector == "mediapipe":
+        detector = MediaPipeDetector(max_hands=hands, model_complexity=0)
+    else:
+        detector = ScriptedDetector(video.detections)
+    pipe = HandMeshPipeline(ModelEstimator(runtime), detector, PipelineConfig(max_hands=hands))
+    n = len(video.frames)
+    fps_video = 30.0
+    for i in range(args.warmup):
+        pipe.process(video.frames[i % n], video.K, timestamp=i / fps_video)
+    per_stage = {s: [] for s in (*STAGES, "total")}
+    found = []
+    t0 = time.perf_counter()
+    for i in range(args.warmup, args.warmup + args.frames):
+        res = pipe.process(video.frames[i % n], video.K, timestamp=i / fps_video)
+        for k in per_stage:
+            per_stage[k].append(res.timings.get(k, 0.0))
+        found.append(len(res.hands))
+    wall = time.perf_counter() - t0
+    return {
+        "hands": hands,
+        "fps": round(args.frames / wall, 2),
+        "ms_per_frame": round(1000.0 * wall / args.frames, 2),
+        "stage_ms_mean": {k: round(statistics.fmean(v), 3) for k, v in per_stage.items()},
+        "stage_ms_median": {k: round(statistics.median(v), 3) for k, v in per_stage.items()},
+        "frames_with_all_hands": round(sum(f >= hands for f in found) / len(found), 3),
+        "mean_hands_found": round(statistics.fmean(found), 3),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the scenarios and write the JSON."""
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    import torch
+
+    size = _size(args.size)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    scenarios = [int(h) for h in str(args.hands).split(",") if h.strip()]
+    with tempfile.TemporaryDirectory(prefix="handmesh-bench-") as tmp:
+        runtime, model_desc = _runtime(args, Path(tmp))
+        results = {}
+        for hands in scenarios:
+            r = _scenario(runtime, hands, size, args)
+            results[f"{hands}_hand" + ("s" if hands > 1 else "")] = r
+            print(
+                f"{hands} hand(s) {size[0]}x{size[1]}: {r['fps']:.1f} FPS end to end; ms per stage "
+                + ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_mean"].items())
+            )
+    one = next((r for r in results.values() if r["hands"] == 1), None)
+    out = {
+        "fps": one["fps"] if one else None,
+        "size": f"{size[0]}x{size[1]}",
+        "frames": args.frames,
+        "model": model_desc,
+        "detector": args.detector
+        + (" (model_complexity 0, tracking)" if args.detector == "mediapipe" else ""),
+        "scenarios": results,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "loadavg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        },
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {path}")
+    return 0
