@@ -325,7 +325,18 @@ def synthesize(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
         # spawn, not fork: a forked child deadlocks in EGL when this process already holds a GL context,
         # and torch's OpenMP pool does not survive a fork. Workers import neither torch nor the reader.
         ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg.size, faces, gl_threads)) as pool:
+        # the workers' numpy must not start BLAS threads (pyrender inverts 4x4 matrices every frame, and
+        # OpenBLAS thread hand-offs cost milliseconds on a busy machine); set before they import numpy
+        saved = os.environ.get("OPENBLAS_NUM_THREADS")
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        try:
+            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(cfg.size, faces, gl_threads))
+        finally:
+            if saved is None:
+                os.environ.pop("OPENBLAS_NUM_THREADS")
+            else:
+                os.environ["OPENBLAS_NUM_THREADS"] = saved
+        with pool:
             for split in labels:
                 images += _write_split(cfg, out, split, labels[split], pool, progress)
             pool.close()

@@ -175,7 +175,8 @@ class HandTransform:
     def __init__(self, cfg: AugmentConfig | None = None, train: bool = False, crop: str | None = None):
         self.cfg = cfg or AugmentConfig()
         self.train = train
-        self.crop = crop or self.cfg.crop
+        # an explicit cfg.crop wins; "auto" takes the dataset's default (FreiHAND: image, custom: hand)
+        self.crop = self.cfg.crop if self.cfg.crop != "auto" else (crop or "auto")
 
     def crop_box(self, rec: HandRecord, keypoints, conf) -> tuple[np.ndarray, float]:
         """Centre and side of the un-jittered square crop."""
