@@ -39,7 +39,6 @@ class TrainConfig:
 
     data: str = ""
     out: str = "runs/train"
-    dataset: str = "auto"  # auto | freihand | custom (auto: annotations.jsonl -> custom, else FreiHAND)
     epochs: int = 30
     batch_size: int = 32
     lr: float = 5e-4
@@ -76,41 +75,21 @@ class TrainConfig:
 # ----------------------------------------------------------------------------- datasets
 
 
-def detect_dataset_kind(data_dir: str | Path) -> str:
-    """'custom' for a folder with annotations.jsonl, 'freihand' for FreiHAND's layout; else an error."""
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise MissingFileError(f"dataset folder {root} does not exist (FreiHAND goes under data/freihand/)")
-    if (root / "annotations.jsonl").is_file():
-        return "custom"
-    if any(
-        (root / name).is_file() for name in ("training_mano.json", "training_xyz.json", "evaluation_K.json")
-    ):
-        return "freihand"
-    raise MissingFileError(
-        f"{root} is neither FreiHAND's layout (training_*.json, training/rgb/) nor a custom dataset "
-        "(annotations.jsonl); see data/README.md"
-    )
-
-
 def build_datasets(
     cfg: TrainConfig, img_size: int
 ) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
-    """Training and validation datasets of the configured folder (validation split held out by sample)."""
-    from handmesh.data.transforms import AugmentConfig
+    """Training and validation sets of the folder (FreiHAND layout or custom annotations.jsonl, detected
+    from its files); the validation split is held out by sample id and never augmented."""
+    from handmesh.data import AugmentConfig, open_dataset
 
-    kind = detect_dataset_kind(cfg.data) if cfg.dataset == "auto" else cfg.dataset
-    aug = AugmentConfig(img_size=img_size)
-    common = {"cfg": aug, "val_fraction": cfg.val_fraction, "split_seed": cfg.seed}
-    if kind == "freihand":
-        from handmesh.data.freihand import FreiHANDDataset as Dataset
-    elif kind == "custom":
-        from handmesh.data.custom import CustomDataset as Dataset
-    else:
-        raise HandmeshError(f"unknown dataset kind {kind!r} (auto, freihand or custom)")
+    common = {
+        "cfg": AugmentConfig(img_size=img_size),
+        "val_fraction": cfg.val_fraction,
+        "split_seed": cfg.seed,
+    }
     return (
-        Dataset(cfg.data, split="train", augment=cfg.augment, **common),
-        Dataset(cfg.data, split="val", augment=False, **common),
+        open_dataset(cfg.data, "train", augment=cfg.augment, **common),
+        open_dataset(cfg.data, "val", augment=False, **common),
     )
 
 
