@@ -295,3 +295,60 @@ def test_real_model_left_right_consistent():
     left = pipe_l.process(np.ascontiguousarray(frame[:, ::-1]), K, static=True).hands[0]
     assert right.vertices.shape == (778, 3) and np.isfinite(right.vertices).all()
     assert np.allclose(left.vertices, right.vertices * np.array([-1, 1, 1]), atol=2e-3)
+
+
+def test_onnx_runtime_matches_torch(tmp_path):
+    """The exported deploy model through ONNX Runtime gives the torch runtime's meshes."""
+    models = pytest.importorskip("handmesh.models")
+    from handmesh.export import export_onnx
+    from handmesh.pipeline import OnnxRuntimeModel, TorchRuntimeModel
+
+    torch.manual_seed(0)
+    model = models.build_model("fastvit_t8", img_size=128)
+    ort_rt = OnnxRuntimeModel(export_onnx(model, tmp_path / "m.onnx"), threads=2)
+    torch_rt = TorchRuntimeModel(model, device="cpu")
+    assert ort_rt.input_size == 128 and np.array_equal(ort_rt.faces, torch_rt.faces)
+    frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    boxes = [([40, 40, 140, 150], "left"), ([180, 60, 290, 170], "right")]
+    a = make_pipeline(boxes, runtime=ort_rt)[0].process(frame, static=True).hands
+    b = make_pipeline(boxes, runtime=torch_rt)[0].process(frame, static=True).hands
+    for ha, hb in zip(a, b, strict=True):
+        assert np.abs(ha.vertices - hb.vertices).max() < 1e-4
+
+
+def test_onnx_runtime_missing_sidecar(tmp_path):
+    from handmesh.errors import HandmeshError
+    from handmesh.pipeline import OnnxRuntimeModel
+
+    (tmp_path / "x.onnx").write_bytes(b"not onnx")
+    with pytest.raises(HandmeshError):
+        OnnxRuntimeModel(tmp_path / "x.onnx")
+    with pytest.raises(HandmeshError):
+        OnnxRuntimeModel(tmp_path / "absent.onnx")
+
+
+def test_bench_pipeline_smoke(tmp_path):
+    """`handmesh bench pipeline` with a tiny model, few frames and scripted boxes writes its JSON."""
+    from handmesh.cli import main
+
+    out = tmp_path / "pipeline.json"
+    argv = [
+        "bench",
+        "pipeline",
+        "--frames",
+        "3",
+        "--warmup",
+        "1",
+        "--unique-frames",
+        "2",
+        "--size",
+        "160x120",
+    ]
+    argv += ["--img-size", "64", "--detector", "scripted", "--hands", "1,2", "--json", str(out)]
+    assert main(argv) == 0
+    import json
+
+    data = json.loads(out.read_text())
+    assert data["fps"] > 0 and set(data["scenarios"]) == {"1_hand", "2_hands"}
+    assert data["scenarios"]["2_hands"]["mean_hands_found"] == 2
+    assert {"detect", "model", "render", "composite"} <= set(data["scenarios"]["1_hand"]["stage_ms_mean"])
