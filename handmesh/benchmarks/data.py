@@ -58,6 +58,22 @@ def loader_rate(dataset, workers: int, batch_size: int, batches: int) -> float:
     return seen / (time.perf_counter() - t0)
 
 
+def sample_cpu_ms(dataset, count: int) -> float:
+    """CPU milliseconds per sample (decode + crop + augment + tensors), one thread, in this process."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    try:
+        dataset[0]
+        t0 = time.process_time()
+        for i in range(count):
+            dataset[i % len(dataset)]
+        return 1000.0 * (time.process_time() - t0) / max(count, 1)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run(args: argparse.Namespace) -> int:
     """Time the loader for each worker count and write the JSON."""
     from handmesh.data import open_dataset
@@ -76,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         for w in args.workers:
             rates[str(w)] = round(loader_rate(ds, w, args.batch_size, args.batches), 1)
             print(f"workers={w}: {rates[str(w)]} images/s", flush=True)
+        cpu_ms = sample_cpu_ms(ds, min(len(ds), args.batches * args.batch_size))
+        print(f"{cpu_ms:.1f} ms CPU per sample", flush=True)
     result = {
         "benchmark": "data loader",
         "images_per_s_by_workers": rates,
@@ -83,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         "samples": len(ds),
         "img_size": args.img_size,
         "augment": args.augment,
+        "cpu_ms_per_sample": round(cpu_ms, 2),
+        # what the CPU time allows when the loader has every core to itself (a shared machine gets less)
+        "idle_machine_images_per_s": round((os.cpu_count() or 1) * 1000.0 / cpu_ms, 1),
         "batch_size": args.batch_size,
         "batches": args.batches,
         "cpu_count": os.cpu_count(),
