@@ -7,7 +7,7 @@ import pytest
 import torch
 from smplx.lbs import batch_rodrigues
 
-from handmesh.hand_model import load_hand_model, mirror_pose
+from handmesh.hand_model import HandModel, load_hand_model, mirror_pose
 from handmesh.hand_model.joints import (
     FINGER_MANO_JOINTS,
     FINGER_TIP_VERTEX,
@@ -17,6 +17,16 @@ from handmesh.hand_model.joints import (
     MANO_PARENTS,
     MANO_TO_FREIHAND,
 )
+from handmesh.hand_model.prior import (
+    JOINT_LIMITS_LOWER,
+    JOINT_LIMITS_UPPER,
+    NAMED_POSES,
+    ROWS,
+    clamp_to_limits,
+    named_pose,
+    sample_poses,
+)
+from handmesh.hand_model.standin import standin_arrays
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +154,156 @@ def test_pca_with_all_components_equals_full_pose():
     assert few(hand_pose=torch.zeros(2, 6)).vertices.shape == (2, 778, 3)
     with pytest.raises(ValueError):
         few(hand_pose=torch.zeros(2, 45))
+
+
+# --- the stand-in hand itself -----------------------------------------------------------------------
+
+
+def _edges(faces):
+    return np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+
+
+def test_shipped_standin_asset_is_what_the_generator_makes():
+    from handmesh.hand_model.standin import ASSET, build_standin
+
+    assert ASSET.is_file(), (
+        "handmesh/assets/standin_right.npz is missing: run python -m handmesh.hand_model.standin"
+    )
+    built = build_standin()
+    with np.load(ASSET, allow_pickle=False) as npz:
+        assert sorted(npz.files) == sorted(built)
+        for key, value in built.items():
+            assert npz[key].shape == value.shape, key
+            if value.dtype.kind == "i":
+                assert np.array_equal(npz[key], value), key
+            else:  # float arithmetic may differ in the last bits between BLAS builds
+                np.testing.assert_allclose(npz[key], value, rtol=0, atol=1e-10, err_msg=key)
+
+
+def test_standin_mesh_is_closed_oriented_and_hand_sized(right):
+    import trimesh
+
+    verts = right.v_template.numpy().astype(np.float64)
+    mesh = trimesh.Trimesh(verts, right.faces, process=False)
+    assert len(verts) == 778
+    assert mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0
+    joints = right().joints[0].numpy()
+    # MANO's right-hand frame: wrist at +x, fingers toward -x, thumb on the +z side, palm facing -y.
+    wrist_to_middle_tip = np.linalg.norm(joints[12] - joints[0])
+    assert 0.17 < wrist_to_middle_tip < 0.20
+    assert joints[0, 0] > 0.08 and joints[12, 0] < -0.08
+    assert joints[4, 2] > joints[8, 2] > joints[20, 2]
+    assert 0.08 < np.linalg.norm(joints[9] - joints[0]) < 0.11
+    fist = right(hand_pose=torch.tensor(named_pose("fist"), dtype=torch.float32)[None]).joints[0].numpy()
+    assert fist[11, 1] < joints[11, 1] - 0.03  # curling fingers move toward the palm side (-y)
+
+
+def test_standin_weights_regressor_and_bases_are_sane(right):
+    arrays = standin_arrays()
+    w = arrays["weights"]
+    assert (w >= 0).all() and np.allclose(w.sum(1), 1)
+    assert np.allclose(arrays["J_regressor"].sum(1), 1)
+    comps = arrays["hands_components"]
+    assert np.allclose(comps @ comps.T, np.eye(45), atol=1e-8)
+    assert np.allclose(arrays["hands_mean"], named_pose("relaxed"))
+    # Each tip vertex is carried by its finger's last joint.
+    for finger, vid in FINGER_TIP_VERTEX.items():
+        assert w[vid].argmax() == FINGER_MANO_JOINTS[finger][2]
+
+
+def test_standin_shape_directions(right):
+    base = right().joints[0]
+    bigger = right(betas=torch.tensor([[2.0] + [0.0] * 9])).joints[0]
+    ratio = np.linalg.norm((bigger[12] - bigger[0]).numpy()) / np.linalg.norm((base[12] - base[0]).numpy())
+    assert 1.08 < ratio < 1.16  # beta 0 is overall size, about 6 % per unit
+    longer = right(betas=torch.tensor([[0.0, 2.0] + [0.0] * 8])).joints[0]
+    palm = lambda j: np.linalg.norm((j[9] - j[0]).numpy())  # noqa: E731
+    finger = lambda j: np.linalg.norm((j[12] - j[9]).numpy())  # noqa: E731
+    assert finger(longer) > 1.05 * finger(base) and abs(palm(longer) - palm(base)) < 1e-4
+    dirs = standin_arrays()["shapedirs"].reshape(-1, 10)
+    assert np.linalg.matrix_rank(dirs, tol=1e-6) == 10
+
+
+def _stretch(hand, pose, mask=None):
+    rest = hand().vertices[0].numpy()
+    posed = hand(hand_pose=torch.tensor(pose, dtype=torch.float32).reshape(1, 45)).vertices[0].numpy()
+    e = _edges(hand.faces)
+    if mask is not None:
+        e = e[mask(e)]
+    ratio = np.linalg.norm(posed[e[:, 0]] - posed[e[:, 1]], axis=1) / np.linalg.norm(
+        rest[e[:, 0]] - rest[e[:, 1]], axis=1
+    )
+    return ratio.min(), ratio.max()
+
+
+def _finger_edges(hand, finger):
+    owner = hand.mano.lbs_weights.argmax(1).numpy()
+    ids = FINGER_MANO_JOINTS[finger]
+    return lambda e: np.isin(owner[e[:, 0]], ids) & np.isin(owner[e[:, 1]], ids)
+
+
+@pytest.mark.parametrize("finger", ["index", "middle", "ring", "pinky"])
+def test_bending_a_finger_90_degrees_does_not_tear(right, finger):
+    for k in range(3):
+        pose = np.zeros((15, 3))
+        pose[ROWS[finger][k], 2] = np.pi / 2
+        lo, hi = _stretch(right, pose, _finger_edges(right, finger))
+        assert lo > 0.35 and hi < 1.6, (finger, k, lo, hi)
+        lo, hi = _stretch(right, pose)
+        assert lo > 0.1 and hi < 2.6, (finger, k, lo, hi)
+
+
+def test_tearing_check_catches_rigid_skinning():
+    # The bound above must be able to fail: with rigid (one-joint) weights the knuckles tear open.
+    arrays = standin_arrays()
+    hard = np.zeros_like(arrays["weights"])
+    hard[np.arange(778), arrays["weights"].argmax(1)] = 1.0
+    arrays["weights"] = hard
+    rigid = HandModel(arrays, kind="standin", flat_hand_mean=True)
+    pose = np.zeros((15, 3))
+    pose[ROWS["middle"][1], 2] = np.pi / 2
+    assert _stretch(rigid, pose, _finger_edges(rigid, "middle"))[1] > 1.6
+
+
+def test_named_poses_do_not_tear(right):
+    for name in NAMED_POSES:
+        lo, hi = _stretch(right, named_pose(name))
+        assert lo > 0.1 and hi < 3.0, (name, lo, hi)
+
+
+# --- the articulation prior --------------------------------------------------------------------------
+
+
+def test_named_poses_and_limits():
+    lower, upper = np.asarray(JOINT_LIMITS_LOWER), np.asarray(JOINT_LIMITS_UPPER)
+    assert lower.shape == upper.shape == (15, 3) and (lower < upper).all()
+    for name in NAMED_POSES:
+        pose = named_pose(name).reshape(15, 3)
+        assert pose.shape == (15, 3)
+        assert (pose >= lower).all() and (pose <= upper).all(), name
+    assert np.array_equal(named_pose("flat"), np.zeros(45))
+    with pytest.raises(ValueError):
+        named_pose("jazz hands")
+
+
+def test_pinch_closes_and_fist_curls(right):
+    out = right(
+        hand_pose=torch.tensor(np.stack([named_pose("pinch"), named_pose("fist")]), dtype=torch.float32)
+    )
+    joints = out.joints.numpy()
+    assert np.linalg.norm(joints[0, 4] - joints[0, 8]) < 0.025  # thumb tip meets index tip
+    flat = right().joints[0].numpy()
+    for tip in (8, 12, 16, 20):
+        assert np.linalg.norm(joints[1, tip] - joints[1, 0]) < 0.75 * np.linalg.norm(flat[tip] - flat[0])
+
+
+def test_sample_poses_and_clamp():
+    a, b = sample_poses(64, 3), sample_poses(64, 3)
+    assert a.shape == (64, 45) and np.array_equal(a, b)
+    assert not np.array_equal(a, sample_poses(64, 4))
+    assert np.array_equal(clamp_to_limits(a), a)
+    wild = np.full((2, 45), 5.0)
+    clamped = clamp_to_limits(wild)
+    assert np.allclose(clamped, np.asarray(JOINT_LIMITS_UPPER).reshape(45))
+    t = clamp_to_limits(torch.full((2, 15, 3), -5.0))
+    assert torch.allclose(t, torch.tensor(JOINT_LIMITS_LOWER, dtype=torch.float32).expand(2, 15, 3))

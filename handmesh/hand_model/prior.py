@@ -75,6 +75,8 @@ def _thumb(pose: np.ndarray, oppose: float = 0.0, abduct: float = 0.0, flex=(0.0
 
 
 def _build(name: str) -> np.ndarray:
+    # Thumb amounts were tuned on the stand-in so the pinch closes and the fist's thumb rests on the
+    # middle phalanges (bench/render_standin.py shows them).
     pose = np.zeros((15, 3))
     if name == "flat":
         pass
@@ -83,26 +85,26 @@ def _build(name: str) -> np.ndarray:
             _finger(
                 pose, finger, (0.22 + 0.06 * k, 0.35 + 0.06 * k, 0.20 + 0.03 * k), spread=0.04 * (1.5 - k)
             )
-        _thumb(pose, oppose=0.35, flex=(0.05, 0.15, 0.25))
+        _thumb(pose, oppose=0.2, abduct=-0.2, flex=(0.05, 0.2, 0.25))
     elif name == "fist":
         for finger in LONG_FINGERS:
             _finger(pose, finger, (1.45, 1.75, 1.05))
-        _thumb(pose, oppose=0.85, flex=(0.15, 0.55, 0.85))
+        _thumb(pose, abduct=-0.5, flex=(-0.1, 0.5, 1.25))
     elif name == "spread":
         for finger, angle in zip(LONG_FINGERS, (0.30, 0.05, -0.18, -0.40), strict=True):
             _finger(pose, finger, (-0.08, 0.0, 0.0), spread=angle)
         _thumb(pose, abduct=0.45, flex=(0.0, -0.05, -0.05))
     elif name == "pinch":
-        _finger(pose, "index", (0.75, 0.85, 0.45))
+        _finger(pose, "index", (0.90, 0.93, 0.47), spread=0.14)
         _finger(pose, "middle", (0.35, 0.45, 0.25))
         _finger(pose, "ring", (0.40, 0.50, 0.25), spread=-0.05)
         _finger(pose, "pinky", (0.45, 0.55, 0.30), spread=-0.12)
-        _thumb(pose, oppose=0.95, flex=(0.0, 0.25, 0.35))
+        _thumb(pose, oppose=0.28, abduct=-0.5, flex=(0.03, 0.12, 0.11))
     elif name == "point":
         _finger(pose, "index", (0.0, 0.0, 0.0), spread=0.05)
         for finger in ("middle", "ring", "pinky"):
             _finger(pose, finger, (1.45, 1.75, 1.05))
-        _thumb(pose, oppose=0.75, flex=(0.15, 0.50, 0.60))
+        _thumb(pose, abduct=-0.5, flex=(-0.1, 0.5, 1.25))
     else:
         raise HandmeshError(f"unknown pose {name!r}; known: {', '.join(NAMED_POSES)}")
     return pose.reshape(NUM_POSE)
