@@ -86,10 +86,14 @@ def _angle_coeffs(aa: np.ndarray):
 
 
 def rodrigues(aa: np.ndarray) -> np.ndarray:
-    """Axis-angle (...,3) -> rotation matrices (...,3,3)."""
-    a, b, _ = _angle_coeffs(aa)
-    k = skew(aa)
-    return np.eye(3) + a * k + b * (k @ k)
+    """Axis-angle (...,3) -> rotation matrices (...,3,3): cos I + sin [n]x + (1 - cos) n n^T."""
+    angle = np.sqrt((aa * aa).sum(-1, keepdims=True))
+    # At angle 0 the axis is 0 and R = I exactly; below ~1e-8 rad the formula's error is below 1e-16.
+    n = aa / np.maximum(angle, 1e-300)
+    cos = np.cos(angle)[..., None]
+    out = (1 - cos) * (n[..., :, None] * n[..., None, :]) + np.sin(angle)[..., None] * skew(n)
+    out[..., [0, 1, 2], [0, 1, 2]] += cos[..., 0]
+    return out
 
 
 def log_rotation(R: np.ndarray) -> np.ndarray:

@@ -254,11 +254,11 @@ def refine(
     iters: int,
     fit_shape: bool = True,
     tol: float = 1e-4,
-) -> tuple[SkeletonParams, np.ndarray, np.ndarray]:
+) -> tuple[SkeletonParams, np.ndarray, np.ndarray, np.ndarray]:
     """Levenberg-Marquardt on the objective's residuals + pose prior + joint-limit penalty (+ shape prior).
 
-    Returns the parameters, the iterations each hand ran before it converged (B,) and its final
-    cost (B,). A hand converges when an accepted step lowers its cost by less than `tol` (relative).
+    Returns the parameters, the iterations each hand ran before it converged (B,), its final
+    cost (B,) and its skeleton points (B,21,3). A hand converges when an accepted step lowers its cost by less than `tol` (relative).
     """
     batch = start.root.shape[0]
     state = _evaluate(skel, start, objective, lower, upper, sw)
@@ -268,7 +268,7 @@ def refine(
     prior_diag = np.zeros(NUM_PARAMS)
     prior_diag[_POSE] = sw.pose_prior**2
     prior_diag[_BETAS] = sw.shape_prior**2
-    diag_idx = np.arange(NUM_PARAMS)
+    transl_block = np.tile(np.eye(3), (NUM_NODES, 1))
     for _ in range(iters):
         if done.all():
             break
@@ -276,23 +276,23 @@ def refine(
         jac = np.empty((batch, 3 * NUM_NODES, NUM_PARAMS))
         jac[..., :48] = skel.rotation_jacobian(Posed(state.points, state.frames, state.shape_jac), p.local)
         jac[..., _BETAS] = state.shape_jac.reshape(batch, 3 * NUM_NODES, NUM_BETAS)
-        jac[..., _TRANSL] = np.tile(np.eye(3), (NUM_NODES, 1))
+        jac[..., _TRANSL] = transl_block
         jac = objective.jacobian(state.points, jac)
         jac_t = jac.transpose(0, 2, 1)
         hess = jac_t @ jac
         grad = (jac_t @ state.res[..., None])[..., 0]
-        diag = np.broadcast_to(prior_diag, (batch, NUM_PARAMS)).copy()
+        diag = hess.reshape(batch, -1)[:, :: NUM_PARAMS + 1]  # a view: edits land in hess
+        diag += prior_diag
         diag[:, _POSE] += sw.limits**2 * (state.viol != 0).reshape(batch, -1)
         grad[:, _POSE] += (sw.pose_prior**2 * state.dev + sw.limits**2 * state.viol).reshape(batch, -1)
         grad[:, _BETAS] += sw.shape_prior**2 * p.betas
-        hess[:, diag_idx, diag_idx] += diag
         if not fit_shape:
             hess[:, _BETAS, :] = 0.0
             hess[:, :, _BETAS] = 0.0
-            hess[:, _BETAS, _BETAS] = np.eye(NUM_BETAS)
+            diag[:, _BETAS] = 1.0
             grad[:, _BETAS] = 0.0
-        hess[:, diag_idx, diag_idx] *= 1 + mu[:, None]
-        hess[:, diag_idx, diag_idx] += 1e-12
+        diag *= 1 + mu[:, None]
+        diag += 1e-12
         step = -_solve_spd(hess, grad)
         cand = SkeletonParams(
             p.root @ rodrigues(step[:, _ROOT]),
@@ -304,7 +304,7 @@ def refine(
         accept = (trial.cost < state.cost) & ~done
         newly_done = accept & ((state.cost - trial.cost) < tol * state.cost)
         used += ~done
-        state = _select(accept, trial, state)
+        state = trial if accept.all() else _select(accept, trial, state)
         mu = np.where(accept, np.maximum(mu * 0.3, 1e-7), mu * 10)
         done |= newly_done | (mu > 1e4)
-    return state.params, used, state.cost
+    return state.params, used, state.cost, state.points
