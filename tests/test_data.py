@@ -341,3 +341,30 @@ def test_corrupt_jpeg_names_the_file(tmp_path):
     (root / "img/0.jpg").write_bytes(b"not an image at all")
     with pytest.raises(HandmeshError, match=r"cannot decode image .*img/0\.jpg"):
         read_image(root / "img/0.jpg")
+
+
+def test_json_cache_is_used_and_refreshed(tmp_path, monkeypatch):
+    import os
+
+    from handmesh.data import io
+
+    monkeypatch.setattr(io, "CACHE_MIN_ENTRIES", 1)
+    path = tmp_path / "training_xyz.json"
+    path.write_text(json.dumps(np.zeros((3, 21, 3)).tolist()))
+    assert load_json_array(path, (21, 3)).shape == (3, 21, 3)
+    cached = tmp_path / ".handmesh_cache" / "training_xyz.json.npy"
+    assert cached.is_file()
+    np.save(cached, np.ones((3, 21, 3)))  # a stale-looking cache is still newer than the JSON: used
+    os.utime(cached, (path.stat().st_mtime + 10, path.stat().st_mtime + 10))
+    assert load_json_array(path, (21, 3)).max() == 1.0
+    path.write_text(json.dumps(np.full((2, 21, 3), 2.0).tolist()))  # the JSON changed: re-parsed
+    os.utime(path, (cached.stat().st_mtime + 10, cached.stat().st_mtime + 10))
+    assert load_json_array(path, (21, 3)).shape == (2, 21, 3)
+
+
+def test_loader_benchmark_measures(synth_dir):
+    from handmesh.benchmarks.data import loader_rate, sample_cpu_ms
+
+    ds = FreiHANDDataset(synth_dir, "training", CFG)
+    assert loader_rate(ds, 0, 2, 3) > 0
+    assert sample_cpu_ms(ds, 2) > 0

@@ -60,6 +60,9 @@ def dump_json(path: str | Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+CACHE_MIN_ENTRIES = 1000  # smaller files parse faster than a cache lookup is worth
+
+
 def _cache_path(path: Path) -> Path:
     return path.parent / ".handmesh_cache" / (path.name + ".npy")
 
@@ -100,7 +103,7 @@ def load_json_array(
     if not np.isfinite(arr).all():
         bad = int(np.nonzero(~np.isfinite(arr.reshape(len(data), -1)).all(axis=1))[0][0])
         raise HandmeshError(f"{path}: entry {bad} holds NaN or infinity")
-    if cache and len(data) > 1000:
+    if cache and len(data) >= CACHE_MIN_ENTRIES:
         try:
             cached.parent.mkdir(exist_ok=True)
             np.save(cached, arr)
