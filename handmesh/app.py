@@ -21,6 +21,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from handmesh.errors import HandmeshError
 
 NO_MODEL = "No model"
@@ -77,10 +79,21 @@ class DemoState:
             pipe = HandMeshPipeline(est, detector, PipelineConfig(), renderer=self._shared_renderer())
             self.pipelines[name] = pipe
         self.default = next(iter(self.pipelines), NO_MODEL)
+        self.warm_up()
         self._stamps: collections.deque[float] = collections.deque(maxlen=30)
         self._timings: dict[str, float] = {}
         self._lock = threading.Lock()
         self.outdir = Path(tempfile.mkdtemp(prefix="handmesh-app-"))
+
+    def warm_up(self) -> None:
+        """Pay the one-off costs (GL context, first model call) before the first visitor does."""
+        tri = (np.array([[0, 0, 0.5], [0.01, 0, 0.5], [0, 0.01, 0.5]]), np.array([[0, 1, 2]]), (1, 1, 1, 1))
+        if self.renderer is not None:
+            self.renderer.render([tri], np.array([[100.0, 0, 32], [0, 100.0, 32], [0, 0, 1]]), size=(64, 64))
+        for pipe in self.pipelines.values():
+            runtime = getattr(pipe.estimator, "runtime", None)
+            if runtime is not None:
+                runtime(np.zeros((1, runtime.input_size, runtime.input_size, 3), np.uint8))
 
     def _shared_renderer(self):
         if self.renderer is None:
