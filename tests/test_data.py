@@ -368,3 +368,13 @@ def test_loader_benchmark_measures(synth_dir):
     ds = FreiHANDDataset(synth_dir, "training", CFG)
     assert loader_rate(ds, 0, 2, 3) > 0
     assert sample_cpu_ms(ds, 2) > 0
+
+
+def test_custom_validation_split_by_image(tmp_path):
+    kp = [[60 + i, 50 + i] for i in range(21)]
+    lines = [{"image": f"img/{i % 3}.jpg", "keypoints2d": kp} for i in range(9)]  # 3 hands per image
+    root = _custom_dir(tmp_path, lines)
+    train = CustomDataset(root, "train", AugmentConfig(img_size=32), val_fraction=0.34)
+    val = CustomDataset(root, "val", AugmentConfig(img_size=32), val_fraction=0.34)
+    assert len(train) + len(val) == 9 and len(val) == 3
+    assert not {a.image for a in train.anns} & {a.image for a in val.anns}

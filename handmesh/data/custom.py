@@ -271,7 +271,7 @@ def complete_from_mano(anns: list[Annotation], hand_path: str | None = None) -> 
 class CustomDataset(Dataset):
     """A custom-format folder as samples of the datasets contract (labels a line lacks are masked off).
 
-    split: "all", or "train" / "val" (a seeded `val_fraction` of the lines held out).
+    split: "all", or "train" / "val" (a seeded `val_fraction` of the images held out with all their hands).
     """
 
     def __init__(
@@ -297,8 +297,10 @@ class CustomDataset(Dataset):
         if split != "all":
             from handmesh.data.freihand import validation_samples
 
-            val = set(validation_samples(len(anns), val_fraction, split_seed).tolist())
-            anns = [a for i, a in enumerate(anns) if (i in val) == (split == "val")]
+            # held out by image, so two hands of one photo never straddle the split
+            images = sorted({str(a.image) for a in anns})
+            val = {images[i] for i in validation_samples(len(images), val_fraction, split_seed)}
+            anns = [a for a in anns if (str(a.image) in val) == (split == "val")]
         self.anns = anns
         if augment is None:
             augment = split in ("train", "all")
