@@ -67,6 +67,23 @@ def _scalar(dtype, data=None):
     return np.frombuffer(data, dtype=dtype, count=1)[0]
 
 
+# Plain containers that chumpy objects keep in their state (and `object`, for copyreg); none runs code.
+_SAFE_BUILTINS = {
+    "object": object,
+    "set": set,
+    "frozenset": frozenset,
+    "slice": slice,
+    "bytearray": bytearray,
+}
+
+
+def _frombuffer(buf, dtype, shape, order):
+    # Protocol-5 pickles of numpy arrays (numpy >= 1.16 writing with protocol 5).
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise HandmeshError("pickle asks for a non-numeric numpy buffer")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order).copy()
+
+
 _CHUMPY_MODULES = ("chumpy.ch", "chumpy.ch_ops", "chumpy.reordering", "chumpy.linalg", "chumpy.utils")
 _SPARSE = {"csc_matrix": "csc", "csr_matrix": "csr"}
 
@@ -78,14 +95,16 @@ def _allowed(module: str, name: str):
         return _reconstruct_ndarray
     if numpy_core and name == "scalar":
         return _scalar
+    if module in ("numpy.core.numeric", "numpy._core.numeric") and name == "_frombuffer":
+        return _frombuffer
     if module == "numpy" and name == "ndarray":
         return np.ndarray
     if module == "numpy" and name == "dtype":
         return np.dtype
     if module in ("copy_reg", "copyreg") and name == "_reconstructor":
         return _copyreg_reconstructor
-    if module in ("__builtin__", "builtins") and name == "object":
-        return object
+    if module in ("__builtin__", "builtins") and name in _SAFE_BUILTINS:
+        return _SAFE_BUILTINS[name]
     if module == "_codecs" and name == "encode":
         return _codecs_encode
     if module in _CHUMPY_MODULES and name.isidentifier():
