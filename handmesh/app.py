@@ -42,6 +42,7 @@ class AppConfig:
     max_video_seconds: float = 60.0
     stream_every: float = 0.04  # seconds between webcam frames sent to the server
     mirror_webcam: bool = True  # selfie view; colours then follow the person's own hands
+    runtime: str = "auto"  # for --checkpoint: auto (torch on GPU, ONNX Runtime on CPU), onnx or torch
 
 
 class DemoState:
@@ -63,7 +64,7 @@ class DemoState:
             self.notes.append(f"Test detector in use: `{cfg.detector}` (fixed boxes, not a real detector).")
         estimators = {}
         if cfg.checkpoint or cfg.onnx:
-            est = build_estimator(cfg.checkpoint, cfg.onnx, mode="model")
+            est = build_estimator(cfg.checkpoint, cfg.onnx, mode="model", runtime=cfg.runtime)
             estimators[f"Model: {est.runtime.name}"] = est
         if landmark_fit_available():
             try:

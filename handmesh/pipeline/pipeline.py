@@ -32,7 +32,7 @@ class PipelineConfig:
     opacity: float = 0.85  # mesh opacity in the composite
     fov: float = 60.0  # horizontal field of view (degrees) of an uncalibrated camera
     crop_scale: float = 1.5  # crop side = this x the hand box's longer side
-    runtime: str = "onnx"  # "onnx" (ONNX Runtime, CPU default) or "torch"
+    runtime: str = "auto"  # for .pt checkpoints: auto = torch on GPU, ONNX Runtime on CPU; or onnx/torch
     right_color: tuple[float, ...] = RIGHT_COLOR
     left_color: tuple[float, ...] = LEFT_COLOR
     max_render_size: int = 320  # larger hand regions render at lower resolution and are upsampled
