@@ -234,3 +234,31 @@ def test_partial_warm_start_with_nan_rows(hand):
     fit = fit_keypoints(joints, init=init)
     assert np.isfinite(fit.vertices).all()
     assert mean_err_mm(fit.joints, joints) < 2.0
+
+
+def test_numpy_skinning_matches_the_layer_and_falls_back_without_it(hand):
+    params, _, vertices = make_hands(hand, 3, seed=16)
+    skel = skeleton_of(hand)
+    assert skel.skin is not None
+    flat = params["hand_pose"].reshape(3, 15, 3) + hand.hands_mean.numpy().reshape(15, 3)
+    local = rodrigues(flat)
+    posed = skel.forward(rodrigues(params["global_orient"]), local, params["betas"], params["transl"])
+    rest = skel.rest_joints(params["betas"])[:, :16]
+    ours = skel.skin.vertices(local, params["betas"], posed.frames, posed.points[:, :16], rest)
+    np.testing.assert_allclose(ours, vertices, atol=2e-6)
+
+    class Opaque(torch.nn.Module):
+        """A hand model that only offers the contract's forward (no smplx layer inside)."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.hands_mean, self.faces = inner, inner.hands_mean, inner.faces
+
+        def forward(self, **kw):
+            return self.inner(**kw)
+
+    opaque = Opaque(hand)
+    assert skeleton_of(opaque).skin is None
+    _, joints, _ = make_hands(hand, 1, seed=17)
+    a, b = fit_keypoints(joints, hand_model=opaque), fit_keypoints(joints)
+    np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-5)

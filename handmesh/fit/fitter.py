@@ -17,7 +17,14 @@ from torch import Tensor
 
 from handmesh.errors import HandmeshError
 from handmesh.fit.placement import translation_to_keypoints
-from handmesh.fit.skeleton import NODE_TO_FREIHAND, NUM_LOCAL, Skeleton, log_rotation, rodrigues
+from handmesh.fit.skeleton import (
+    FREIHAND_TO_NODE,
+    NODE_TO_FREIHAND,
+    NUM_LOCAL,
+    Skeleton,
+    log_rotation,
+    rodrigues,
+)
 from handmesh.fit.solver import (
     CameraObjective,
     PointObjective,
@@ -26,7 +33,7 @@ from handmesh.fit.solver import (
     initialize,
     refine,
 )
-from handmesh.hand_model.joints import NUM_BETAS, NUM_JOINTS
+from handmesh.hand_model.joints import NUM_BETAS, NUM_JOINTS, NUM_MANO_JOINTS
 
 
 @dataclass
@@ -329,7 +336,7 @@ def own_side_params(params: dict, sides: list[str]) -> dict[str, np.ndarray]:
 
 
 def _finish(hand, skel: Skeleton, p: SkeletonParams, lower: np.ndarray, upper: np.ndarray):
-    """Clamp to the joint limits, convert to hand-model parameters and run the full model."""
+    """Clamp to the joint limits, convert to hand-model parameters, and pose the mesh."""
     batch = p.root.shape[0]
     local = np.clip(p.local, lower, upper)
     params = {
@@ -338,8 +345,15 @@ def _finish(hand, skel: Skeleton, p: SkeletonParams, lower: np.ndarray, upper: n
         "betas": p.betas,
         "transl": p.transl,
     }
-    vertices, joints = _run_model(hand, params)
-    return params, vertices, joints
+    if skel.skin is None:
+        vertices, joints = _run_model(hand, params)
+        return params, vertices, joints
+    local_rot = rodrigues(local)
+    posed = skel.forward(p.root, local_rot, p.betas, p.transl)
+    rest = skel.rest_joints(p.betas)[:, :NUM_MANO_JOINTS]
+    vertices = skel.skin.vertices(local_rot, p.betas, posed.frames, posed.points[:, :NUM_MANO_JOINTS], rest)
+    nodes = np.concatenate([posed.points[:, :NUM_MANO_JOINTS], vertices[:, skel.skin.tip_ids]], 1)
+    return params, vertices, nodes[:, FREIHAND_TO_NODE]
 
 
 def _to_torch(result: FitResult) -> FitResult:

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from handmesh.hand_model.joints import FREIHAND_PARENTS, MANO_TO_FREIHAND, NUM_BETAS, NUM_MANO_JOINTS
+from handmesh.hand_model.joints import (
+    FREIHAND_PARENTS,
+    FREIHAND_TIP_VERTEX_IDS,
+    MANO_TO_FREIHAND,
+    NUM_BETAS,
+    NUM_MANO_JOINTS,
+)
 
 NUM_NODES = 21
 NUM_LOCAL = NUM_MANO_JOINTS - 1
@@ -127,6 +133,55 @@ def right_jacobian(aa: np.ndarray) -> np.ndarray:
 
 
 @dataclass
+class Skin:
+    """The mesh arrays of a MANO-schema model, for skinning the fitted skeleton in numpy.
+
+    One hand-model forward in torch costs ~2 ms of CPU at batch 1 (a few hundred tiny ops), more than
+    the whole solve; the same linear blend skinning in numpy, driven by the skeleton's own joint
+    frames, costs a tenth of that. tests/test_fit.py checks it against HandModel's output.
+    """
+
+    v_template: np.ndarray  # (V,3)
+    shapedirs: np.ndarray  # (V,3,10)
+    posedirs: np.ndarray  # (135, V*3): pose feature (R_j - I for the 15 joints, flattened) -> offsets
+    weights: np.ndarray  # (V,16)
+    tip_ids: np.ndarray  # (5,) fingertip vertices, thumb to pinky
+
+    @classmethod
+    def from_hand_model(cls, hand) -> Skin | None:
+        """The arrays of a HandModel's smplx layer, or None for a layer that does not expose them."""
+        layer = getattr(hand, "mano", None)
+        names = ("v_template", "shapedirs", "posedirs", "lbs_weights")
+        if layer is None or not all(isinstance(getattr(layer, n, None), torch.Tensor) for n in names):
+            return None
+        arr = {n: getattr(layer, n).detach().double().cpu().numpy() for n in names}
+        if arr["posedirs"].shape != (9 * NUM_LOCAL, arr["v_template"].size):
+            return None
+        tips = np.asarray(hand.tip_ids.cpu() if hasattr(hand, "tip_ids") else FREIHAND_TIP_VERTEX_IDS)
+        return cls(arr["v_template"], arr["shapedirs"], arr["posedirs"], arr["lbs_weights"], tips)
+
+    def vertices(
+        self,
+        local_rot: np.ndarray,
+        betas: np.ndarray,
+        frames: np.ndarray,
+        joints: np.ndarray,
+        rest: np.ndarray,
+    ) -> np.ndarray:
+        """Vertices (B,V,3): local rotations (B,15,3,3), betas (B,10), the skeleton's world frames
+        (B,16,3,3), posed joints (B,16,3) and rest joints (B,16,3) of that pose and shape."""
+        batch = betas.shape[0]
+        v = self.v_template + (self.shapedirs @ betas.T).transpose(2, 0, 1)
+        feature = (local_rot - np.eye(3)).reshape(batch, -1)
+        v = v + (feature @ self.posedirs).reshape(batch, -1, 3)
+        # Bone k maps a rest point x to G_k x + (p_k - G_k j_k).
+        offset = joints - (frames @ rest[..., None])[..., 0]
+        rot = np.einsum("vk,bkij->bvij", self.weights, frames)
+        shift = np.einsum("vk,bki->bvi", self.weights, offset)
+        return (rot @ v[..., None])[..., 0] + shift
+
+
+@dataclass
 class Posed:
     """Forward kinematics: node positions (B,21,3), joint frames (B,16,3,3), d positions/d betas (B,21,3,10)."""
 
@@ -138,10 +193,13 @@ class Posed:
 class Skeleton:
     """Rest joints of one hand model (linear in betas) with batched forward kinematics and Jacobians."""
 
-    def __init__(self, rest: np.ndarray, shape_dirs: np.ndarray, hands_mean: np.ndarray) -> None:
+    def __init__(
+        self, rest: np.ndarray, shape_dirs: np.ndarray, hands_mean: np.ndarray, skin: Skin | None = None
+    ) -> None:
         self.rest = rest  # (21,3) extended order, betas = 0
         self.shape_dirs = shape_dirs  # (21,3,10)
         self.hands_mean = hands_mean  # (15,3) flat-relative mean articulation
+        self.skin = skin
         parents = NODE_PARENTS.clip(min=0)
         self.bone_dirs = shape_dirs - np.where((NODE_PARENTS >= 0)[:, None, None], shape_dirs[parents], 0.0)
         self._level_parents = [NODE_PARENTS[lv] for lv in LEVELS]
@@ -160,7 +218,7 @@ class Skeleton:
         # The flat-pose joints are exactly linear in betas, so unit betas give the shape directions.
         rest = nodes[0]
         dirs = np.ascontiguousarray((nodes[1:] - rest).transpose(1, 2, 0))
-        return cls(rest, dirs, ref.double().cpu().numpy().reshape(NUM_LOCAL, 3))
+        return cls(rest, dirs, ref.double().cpu().numpy().reshape(NUM_LOCAL, 3), Skin.from_hand_model(hand))
 
     def rest_joints(self, betas: np.ndarray) -> np.ndarray:
         """Rest node positions (B,21,3) for betas (B,10)."""
