@@ -287,7 +287,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's command-line options (one per AppConfig field)."""
     d = AppConfig()
     src = parser.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="trained model file (.pt), run with torch")
+    src.add_argument("--checkpoint", help="trained model file (.pt); see --runtime")
     src.add_argument("--onnx", help="exported model (.onnx + its .json sidecar), run with ONNX Runtime")
     parser.add_argument(
         "--host", default=d.host, help=f"interface to bind (default {d.host}: this machine only)"
