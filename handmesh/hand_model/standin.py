@@ -36,13 +36,14 @@ PALM_RINGS = 8  # wrist ring ... knuckle (branch) ring
 PALM_COLS = 40  # vertices around a palm ring: 5 dorsal + 5 palmar per finger sector
 SECTOR = 5
 FINGER_K = 2 * SECTOR
-THUMB_K = 12
+THUMB_K = 14
 # Intermediate rings per segment (proximal, middle, distal); each finger also has a ring at its two
-# interphalangeal joints and two tip-cap rings: 9 + 10 + 9 + 8 finger rings and 8 thumb rings.
+# interphalangeal joints and two tip-cap rings: 9 + 10 + 9 + 8 finger rings and 7 thumb rings of 14.
 FINGER_SEGMENT_RINGS = {"index": (2, 1, 2), "middle": (2, 2, 2), "ring": (2, 1, 2), "pinky": (2, 1, 1)}
-THUMB_SEGMENT_RINGS = (2, 1, 1)
-# The thumb leaves the palm through a hole cut in palm rings 1..4, columns 37..0 (palmar-radial edge).
-HOLE_RINGS = (1, 4)
+THUMB_SEGMENT_RINGS = (1, 1, 1)
+# The thumb leaves the palm through a hole cut in palm rings 1..5, columns 37..0 (palmar-radial edge):
+# a 14-vertex loop; the 6 palm vertices inside it are left out.
+HOLE_RINGS = (1, 5)
 HOLE_COLS = (37, 38, 39, 0)
 
 
