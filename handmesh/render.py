@@ -220,6 +220,45 @@ class MeshRenderer:
             rgba = cv2.resize(rgba, (w, h), interpolation=cv2.INTER_LINEAR)
         return rgba, (x0, y0)
 
+    def render_regions(
+        self,
+        meshes: Sequence[Mesh],
+        K: np.ndarray,
+        frame_size: tuple[int, int],
+        margin: int = 6,
+        max_render_size: int = 320,
+    ) -> list[tuple[np.ndarray, tuple[int, int]]]:
+        """Patches (rgba, (x0, y0)) covering the meshes, one per group of meshes whose regions overlap.
+
+        Two hands apart in the image are rendered as two small regions instead of one large one
+        (fewer pixels, and each keeps its full resolution); overlapping ones are rendered together
+        so that they occlude each other correctly.
+        """
+        groups: list[tuple[list, tuple[int, int, int, int]]] = []
+        for mesh in meshes:
+            box = self.region([mesh], K, frame_size, margin)
+            if box is None:
+                continue
+            members = [mesh]
+            merged = True
+            while merged:  # absorb every group this box touches, growing the box each time
+                merged = False
+                for g in groups:
+                    gb = g[1]
+                    if box[0] < gb[2] and gb[0] < box[2] and box[1] < gb[3] and gb[1] < box[3]:
+                        groups.remove(g)
+                        members = g[0] + members
+                        box = (min(box[0], gb[0]), min(box[1], gb[1]), max(box[2], gb[2]), max(box[3], gb[3]))
+                        merged = True
+                        break
+            groups.append((members, box))
+        patches = []
+        for members, _ in groups:
+            patch = self.render_region(members, K, frame_size, margin, max_render_size)
+            if patch is not None:
+                patches.append(patch)
+        return patches
+
     def overlay(
         self,
         frame: np.ndarray,
@@ -229,15 +268,15 @@ class MeshRenderer:
         margin: int = 6,
         max_render_size: int = 320,
     ) -> np.ndarray:
-        """Composite the meshes over an RGB frame (a new array), rendering only the hands' region.
+        """Composite the meshes over an RGB frame (a new array), rendering only the hands' regions.
 
         Returns `frame` itself when no mesh is on screen.
         """
         height, width = frame.shape[:2]
-        patch = self.render_region(meshes, K, (width, height), margin, max_render_size)
-        if patch is None:
-            return frame
-        return composite(frame, patch[0], patch[1], opacity)
+        out = frame
+        for rgba, offset in self.render_regions(meshes, K, (width, height), margin, max_render_size):
+            out = composite(out, rgba, offset, opacity)
+        return out
 
 
 def composite(

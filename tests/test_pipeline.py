@@ -55,8 +55,8 @@ class FakeRuntime:
 class NoRenderer:
     """Records the meshes instead of drawing them (keeps most tests GL-free)."""
 
-    def render_region(self, meshes, K, frame_size, margin=6, max_render_size=320):
-        return None
+    def render_regions(self, meshes, K, frame_size, margin=6, max_render_size=320):
+        return []
 
 
 def make_pipeline(boxes, config=None, runtime=None, renderer=None):

@@ -119,3 +119,16 @@ def test_render_from_another_thread(renderer):
         t.join()
     work()
     assert len(results) == 3 and min(results) > 100
+
+
+def test_separate_hands_render_as_separate_regions(renderer):
+    left = _sphere(centre=np.array([-0.15, 0.0, 0.5]))
+    right = _sphere(centre=np.array([0.15, 0.0, 0.5]))
+    near = _sphere(centre=np.array([0.17, 0.01, 0.45]))
+    apart = renderer.render_regions([(*left, (1, 1, 1, 1)), (*right, (1, 1, 1, 1))], K, (640, 480))
+    assert len(apart) == 2 and all(p[0].shape[1] < 120 for p in apart)
+    together = renderer.render_regions([(*right, (1, 1, 1, 1)), (*near, (1, 0, 0, 1))], K, (640, 480))
+    assert len(together) == 1
+    frame = np.zeros((480, 640, 3), np.uint8)
+    out = renderer.overlay(frame, [(*left, (1, 1, 1, 1)), (*right, (1, 1, 1, 1))], K, opacity=1.0)
+    assert out[240, 170].sum() > 100 and out[240, 470].sum() > 100 and out[240, 320].sum() == 0

@@ -35,7 +35,9 @@ class PipelineConfig:
     runtime: str = "auto"  # for .pt checkpoints: auto = torch on GPU, ONNX Runtime on CPU; or onnx/torch
     right_color: tuple[float, ...] = RIGHT_COLOR
     left_color: tuple[float, ...] = LEFT_COLOR
-    max_render_size: int = 320  # larger hand regions render at lower resolution and are upsampled
+    max_render_size: int = (
+        200  # larger hand regions render at lower resolution and are upsampled (llvmpipe cost)
+    )
     min_score: float = 0.0  # detections below this handedness score are dropped
     selfie: bool = False  # frames are a mirrored selfie view: colours/labels name the person's own hand
 
@@ -185,17 +187,16 @@ class HandMeshPipeline:
         if hands:
             t0 = time.perf_counter()
             meshes = [(hd.vertices, hd.faces, self.color_of(hd.handedness)) for hd in hands]
-            patch = self.renderer.render_region(meshes, K, (w, h), max_render_size=cfg.max_render_size)
+            patches = self.renderer.render_regions(meshes, K, (w, h), max_render_size=cfg.max_render_size)
             timings["render"] = (time.perf_counter() - t0) * 1000.0
             t0 = time.perf_counter()
-            if patch is not None:
-                out = composite(frame, patch[0], patch[1], cfg.opacity)
+            for rgba, offset in patches:
+                out = composite(out, rgba, offset, cfg.opacity)
             if cfg.skeleton:
                 out = out.copy() if out is frame else out
                 for hd in hands:
-                    color = tuple(
-                        int(140 * c) for c in self.color_of(hd.handedness)[:3]
-                    )  # darker than the mesh
+                    # bones in a darker shade of the mesh colour, so they stay visible on top of it
+                    color = tuple(int(140 * c) for c in self.color_of(hd.handedness)[:3])
                     draw_skeleton(out, project(hd.joints.astype(np.float64), K), color=color, thickness=2)
             timings["composite"] = (time.perf_counter() - t0) * 1000.0
         timings["total"] = sum(timings[s] for s in STAGES)
