@@ -169,7 +169,10 @@ def test_mediapipe_end_to_end_on_rendered_hands(image_dir, tmp_path):
     """The real detector finds the rendered hands; the command line writes a dataset that validates."""
     pytest.importorskip("mediapipe")
     out = tmp_path / "mp"
-    assert cli_main(["label", str(image_dir), "--out", str(out), "--handedness", "fit"]) == 0
+    # The stand-in is not what MediaPipe was trained on: its landmarks fit loosely, hence the low bar.
+    args = ["label", str(image_dir), "--out", str(out), "--handedness", "fit", "--min-confidence", "0.1"]
+    assert cli_main(args) == 0
     report = json.loads((out / "label_report.json").read_text())
-    assert report["hands_kept"] >= 6
+    assert report["hands_detected"] >= 6 and report["hands_kept"] >= 6
+    assert report["annotations"] == report["hands_kept"]
     assert cli_main(["check-dataset", str(out)]) == 0
