@@ -20,11 +20,12 @@ SKIN = (0.86, 0.66, 0.53, 1.0)
 
 @dataclasses.dataclass
 class SyntheticVideo:
-    """Frames (N, H, W, 3) uint8, the camera K, and per-frame ground-truth detections."""
+    """Frames (N, H, W, 3) uint8, the camera K, per-frame ground-truth detections and camera-space joints."""
 
     frames: np.ndarray
     K: np.ndarray
     detections: list[list[HandDetection]]
+    joints: list[list[np.ndarray]] = dataclasses.field(default_factory=list)  # (21, 3) metres per hand
 
 
 class ScriptedDetector:
@@ -80,10 +81,10 @@ def render_hand_video(
     rng = np.random.default_rng(seed)
     phase = rng.uniform(0, 2 * np.pi, size=2)
     bg = background(width, height)
-    frames, dets = [], []
+    frames, dets, truth = [], [], []
     try:
         for i in range(n_frames):
-            meshes, frame_dets = [], []
+            meshes, frame_dets, frame_joints = [], [], []
             for h in range(hands):
                 side = "right" if h == 0 else "left"
                 a = 2 * np.pi * i / max(n_frames, 1) + phase[h]
@@ -110,6 +111,7 @@ def render_hand_video(
                     faces = mirror_faces(faces)
                 color = (RIGHT_COLOR if side == "right" else LEFT_COLOR) if color_by_side else SKIN
                 meshes.append((v, faces, color))
+                frame_joints.append(j)
                 uv = project(j, K)
                 box = np.concatenate([uv.min(0), uv.max(0)])
                 frame_dets.append(
@@ -119,10 +121,11 @@ def render_hand_video(
                 )
             frames.append(renderer.overlay(bg, meshes, K, opacity=1.0))
             dets.append(frame_dets)
+            truth.append(frame_joints)
     finally:
         if own:
             renderer.close()
-    return SyntheticVideo(frames=np.stack(frames), K=K, detections=dets)
+    return SyntheticVideo(frames=np.stack(frames), K=K, detections=dets, joints=truth)
 
 
 def iter_y4m_frames(frames: np.ndarray) -> Iterator[bytes]:
