@@ -61,6 +61,12 @@ def test_schema_and_shapes(right):
     assert torch.isfinite(out.vertices).all()
 
 
+def test_hand_model_has_buffers_only(right):
+    # Nothing in the hand model is learnable: regressors that embed it train only their own weights.
+    assert list(right.parameters()) == []
+    assert "hands_mean" in dict(right.named_buffers())
+
+
 def test_joint_order_constants():
     # FreiHAND joint i is MANO joint MANO_TO_FREIHAND[i]; parents must agree under that map.
     for i, parent in enumerate(FREIHAND_PARENTS):

@@ -70,6 +70,7 @@ class HandModel(nn.Module):
                 num_pca_comps=NUM_POSE,
                 flat_hand_mean=True,
                 num_betas=NUM_BETAS,
+                create_body_pose=False,  # SMPL's default would add a stray learnable parameter
             )
         self.faces = np.ascontiguousarray(np.asarray(arrays["f"], dtype=np.int64))
         self.register_buffer(
