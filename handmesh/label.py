@@ -195,7 +195,7 @@ def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = Non
         **stats,
         "annotations": lines,
         "low_confidence": low,
-        "fit_ms_per_hand": round(float(np.mean(fit_ms)), 3) if fit_ms else None,
+        "fit_ms_per_hand_median": round(float(np.median(fit_ms)), 3) if fit_ms else None,
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
     }
     (out / REPORT).write_text(json.dumps(report, indent=2))
