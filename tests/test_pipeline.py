@@ -410,14 +410,14 @@ def test_landmark_fit_mode_through_the_pipeline():
     from handmesh.pipeline.synthetic import ScriptedDetector, render_hand_video
 
     video = render_hand_video(3, size=(320, 240), hands=2)
-    pipe = HandMeshPipeline(
-        LandmarkFitEstimator(), ScriptedDetector(video.detections), PipelineConfig(), NoRenderer()
-    )
+    # smoothing off: three frames span a whole wave cycle, so a filter would (rightly) lag behind
+    config = PipelineConfig(smoothing=False)
+    pipe = HandMeshPipeline(LandmarkFitEstimator(), ScriptedDetector(video.detections), config, NoRenderer())
     for i, frame in enumerate(video.frames):
         res = pipe.process(frame, video.K, timestamp=i / 30)
         assert len(res.hands) == 2 and res.model.startswith("landmark fit")
         for hand, truth in zip(res.hands, video.joints[i], strict=True):
             assert hand.source == "landmark-fit" and hand.vertices.shape == (778, 3)
-            assert np.linalg.norm(hand.joints - truth, axis=1).mean() < 0.015  # metres
+            assert np.linalg.norm(hand.joints - truth, axis=1).mean() < 0.002  # metres
     assert {h.handedness for h in res.hands} == {"left", "right"}
     assert res.hands[0].faces is not res.hands[1].faces  # left hands get the reversed winding
