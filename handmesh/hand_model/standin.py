@@ -8,6 +8,12 @@ the +z side), MANO's 16-joint tree and order, and puts the five fingertips at Fr
 ids. Shape directions are derivatives of the generator with respect to ten design parameters; the pose
 PCA basis comes from the articulation prior's sampler; pose correctives are zero.
 
+Why this frame: MANO's right-hand template has its wrist joint at about (0.096, 0.006, 0.006) (the
+offset many codebases hard-code; the left hand's is mirrored in x) with the fingers extending toward -x,
+and the positive z components of its mean pose curl the fingers, which (fingers along -x, flexion about
++z) puts the palm on the -y side and, for a right hand, the thumb on +z. Matching it keeps global
+orientations, translations and pose priors interchangeable between MANO and the stand-in.
+
 `standin_arrays()` returns the shipped `handmesh/assets/standin_right.npz` (what `build_standin()`
 makes; a test rebuilds it and compares) and falls back to building it.
 """
