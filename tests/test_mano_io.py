@@ -30,8 +30,10 @@ def _fake_chumpy():
             self.x = np.asarray(x)
             self._dirty_vars = set()
 
-    class Select(Ch):
-        pass
+    class Select:  # a chumpy expression: no stored value, just its operands
+        def __init__(self, a, idxs, preferred_shape):
+            self.a, self.idxs, self.preferred_shape = a, idxs, preferred_shape
+            self._dirty_vars = {"a"}
 
     Ch.__module__, Select.__module__ = "chumpy.ch", "chumpy.reordering"
     Ch.__qualname__, Select.__qualname__ = "Ch", "Select"
@@ -48,7 +50,9 @@ def write_mano_style_pickle(path, arrays, protocol=2):
         data = {
             "v_template": ch(arrays["v_template"]),
             "shapedirs": ch(arrays["shapedirs"]),
-            "posedirs": sel(arrays["posedirs"]),
+            "posedirs": sel(
+                ch(arrays["posedirs"]), np.arange(arrays["posedirs"].size), arrays["posedirs"].shape
+            ),
             "J_regressor": scipy.sparse.csc_matrix(arrays["J_regressor"]),
             "weights": ch(arrays["weights"]),
             "kintree_table": arrays["kintree_table"],

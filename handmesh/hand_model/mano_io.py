@@ -140,14 +140,39 @@ def _to_numpy(obj):
                 return maker((state["data"], state["indices"], state["indptr"]), shape=shape).toarray()
             except KeyError as exc:
                 raise HandmeshError(f"sparse matrix in pickle lacks {exc}") from None
-        if "x" in state:  # chumpy.ch.Ch and its subclasses keep their value in `x`
-            return np.asarray(_to_numpy(state["x"]))
-        raise HandmeshError(f"unsupported chumpy object {kind} (no stored value)")
+        return _chumpy_value(kind, state)
     if isinstance(obj, dict):
         return {k: _to_numpy(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return type(obj)(_to_numpy(v) for v in obj)
     return obj
+
+
+def _chumpy_value(kind: str, state: dict) -> np.ndarray:
+    """The value of a chumpy object from its pickled attributes (a stored array or a simple expression)."""
+    if "x" in state:  # chumpy.ch.Ch keeps its value in `x`
+        return np.asarray(_to_numpy(state["x"]))
+    name = kind.rsplit(".", 1)[-1]
+
+    def arg(key):
+        if key not in state:
+            raise HandmeshError(f"chumpy {name} in pickle lacks {key!r}")
+        return np.asarray(_to_numpy(state[key]))
+
+    if name == "Select":
+        out = arg("a").ravel()[arg("idxs").astype(np.int64)]
+        shape = state.get("preferred_shape")
+        return out.reshape(shape) if shape is not None else out
+    if name == "Reshape":
+        return arg("a").reshape(tuple(np.atleast_1d(arg("newshape"))))
+    if name == "transpose":
+        return np.transpose(arg("a"), state.get("axes"))
+    binary = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide}
+    if name in binary:
+        return binary[name](arg("a"), arg("b"))
+    if name == "negative":
+        return -arg("a")
+    raise HandmeshError(f"unsupported chumpy object {kind} in pickle")
 
 
 def read_mano_pickle(path: str | Path) -> dict:
