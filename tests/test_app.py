@@ -33,7 +33,9 @@ def app_url(tmp_path_factory):
     assert state.default.startswith("Model:")
     demo = build_demo(state)
     demo.queue()
-    demo.launch(server_name="127.0.0.1", server_port=cfg.port, prevent_thread_lock=True, quiet=True)
+    demo.launch(
+        server_name="127.0.0.1", server_port=cfg.port, prevent_thread_lock=True, quiet=True, show_error=True
+    )
     yield f"http://127.0.0.1:{cfg.port}/", root
     demo.close()
 
@@ -61,3 +63,38 @@ def test_predict_image_api(app_url):
     assert any(n.endswith(".obj") for n in names) and any(n.endswith("_params.json") for n in names)
     data = params if isinstance(params, dict) else json.loads(params)
     assert len(data["hands"]) == 1 and data["model"].startswith("FastViT")
+
+
+def test_process_video_api(app_url):
+    from gradio_client import Client, handle_file
+
+    from handmesh.pipeline.media import VideoWriter
+
+    url, root = app_url
+    with VideoWriter(root / "clip.webm", 10, (240, 200)) as w:
+        for i in range(5):
+            frame = np.full((200, 240, 3), 70, np.uint8)
+            frame[60:140, 80 + i : 150 + i] = (200, 160, 130)
+            w.write(frame)
+    client = Client(url, verbose=False)
+    video, frames_json, message = client.predict(
+        handle_file(str(root / "clip.webm")), api_name="/process_video"
+    )
+    path = video["video"] if isinstance(video, dict) else video
+    assert str(path).endswith(".webm") and os.path.getsize(path) > 0
+    data = json.loads(open(frames_json).read())
+    assert len(data["frames"]) == 5 and all(len(f["hands"]) == 1 for f in data["frames"])
+    assert "5 frames" in message
+
+
+def test_app_starts_without_any_model(monkeypatch):
+    """No checkpoint and no landmark-fit mode: the page still builds and says how to get a model."""
+    import handmesh.pipeline.factory as factory
+    from handmesh.app import NO_MODEL, AppConfig, DemoState, build_demo
+
+    monkeypatch.setattr(factory, "landmark_fit_available", lambda: False)
+    state = DemoState(AppConfig(detector="static:0,0,10,10"))
+    assert state.default == NO_MODEL and state.pipelines == {}
+    assert any("--checkpoint" in n for n in state.notes)
+    assert state.pipeline(NO_MODEL, 2, True, False, 0.8) is None
+    build_demo(state)
