@@ -167,13 +167,15 @@ def make_split_labels(cfg: SynthConfig, split: str, count: int, hand) -> dict:
     pose = np.stack([g["pose"] for g in geo])
     betas = np.stack([g["betas"] for g in geo])
     K = np.stack([g["K"] for g in geo])
+    # one sample per forward pass: batched float64 maths differs in the last bits with the batch size,
+    # and a sample's labels (hence its pixels) must not depend on how many samples are generated
+    verts0, joints0 = [], []
     with torch.no_grad():
-        out = hand(
-            global_orient=torch.as_tensor(pose[:, :3]),
-            hand_pose=torch.as_tensor(pose[:, 3:]),
-            betas=torch.as_tensor(betas),
-        )
-    verts0, joints0 = out.vertices.numpy(), out.joints.numpy()
+        for p, b in zip(torch.as_tensor(pose), torch.as_tensor(betas), strict=True):
+            out = hand(global_orient=p[None, :3], hand_pose=p[None, 3:], betas=b[None])
+            verts0.append(out.vertices[0].numpy())
+            joints0.append(out.joints[0].numpy())
+    verts0, joints0 = np.stack(verts0), np.stack(joints0)
     roots = np.stack(
         [
             place(verts0[i], joints0[i, ROOT_JOINT], K[i], g["extent"], g["centre"], cfg.depth_range)
@@ -183,7 +185,7 @@ def make_split_labels(cfg: SynthConfig, split: str, count: int, hand) -> dict:
     uv, scale = uv_scale_from_root(roots, K)
     mano = np.concatenate([pose, betas, uv, scale[:, None]], 1)
     # labels come from the written values through the reader's own function: the round trip is exact
-    mesh = mano_to_mesh(mano, K, hand)
+    mesh = mano_to_mesh(mano, K, hand, chunk=1)
     return {
         "K": K,
         "mano": mano,
