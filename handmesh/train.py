@@ -52,7 +52,7 @@ class TrainConfig:
     loss_betas_prior: float = 1e-3
     grad_clip: float = 1.0  # max gradient norm; 0 = off
     amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | fp16 | off
-    channels_last: str = "auto"  # auto (on for GPU) | on | off
+    channels_last: str = "auto"  # auto/on: on a GPU (never on a CPU, see _channels_last) | off
     ema_decay: float | None = None  # e.g. 0.999; None = no EMA
     workers: int = 4
     seed: int = 0
@@ -331,7 +331,13 @@ def _amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
 def _channels_last(cfg: TrainConfig, device: torch.device) -> bool:
     if cfg.channels_last not in ("auto", "on", "off"):
         raise HandmeshError(f"channels_last must be auto, on or off, not {cfg.channels_last!r}")
-    return cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda")
+    if device.type != "cuda":
+        if cfg.channels_last == "on":
+            # torch 2.14's CPU convolution backward on channels-last FastViT tensors aborts the process
+            # ("double free or corruption"), checked with plain timm fastvit_t8: never on a CPU
+            _log("channels_last ignored on the CPU (its backward pass crashes there); it is for GPUs")
+        return False
+    return cfg.channels_last in ("on", "auto")
 
 
 def _faces_of(model: torch.nn.Module) -> np.ndarray | None:
