@@ -262,3 +262,9 @@ def test_numpy_skinning_matches_the_layer_and_falls_back_without_it(hand):
     _, joints, _ = make_hands(hand, 1, seed=17)
     a, b = fit_keypoints(joints, hand_model=opaque), fit_keypoints(joints)
     np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-5)
+
+
+def test_no_hands_give_empty_results():
+    fit = fit_keypoints(np.zeros((0, 21, 3)), np.zeros((0, 21, 2)), K, side=[])
+    assert fit.vertices.shape == (0, 778, 3) and fit.joints.shape == (0, 21, 3)
+    assert fit.params["hand_pose"].shape == (0, 45) and fit.sides == []

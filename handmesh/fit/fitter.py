@@ -187,6 +187,8 @@ def fit_keypoints(
         kp = np.broadcast_to(_as_array(joints2d, "joints2d", (NUM_JOINTS, 2)), (batch, NUM_JOINTS, 2))
         cam = np.broadcast_to(_as_array(K, "K", (3, 3)), (batch, 3, 3))
     hand = hand_model if hand_model is not None else default_hand_model()
+    if batch == 0:
+        return _empty(hand, as_torch)
     fit_shape = cfg.fit_shape if fit_shape is None else fit_shape
     run = partial(_fit_sided, hand=hand, cfg=cfg, fit_shape=fit_shape, iters=iters)
 
@@ -206,6 +208,26 @@ def fit_keypoints(
         )
         better = other.error < result.error[idx]
         result = _replace_rows(result, idx[better], other, np.flatnonzero(better))
+    return _to_torch(result) if as_torch else result
+
+
+def _empty(hand, as_torch: bool) -> FitResult:
+    """The result for zero hands (a frame without hands), with the usual shapes."""
+    n_verts = len(hand.v_template) if hasattr(hand, "v_template") else 778
+    params = {
+        k: np.zeros((0, n), np.float32)
+        for k, n in (("global_orient", 3), ("hand_pose", 45), ("betas", NUM_BETAS), ("transl", 3))
+    }
+    z = np.zeros(0, np.float32)
+    result = FitResult(
+        params,
+        np.zeros((0, n_verts, 3), np.float32),
+        np.zeros((0, NUM_JOINTS, 3), np.float32),
+        z,
+        np.zeros(0, np.int64),
+        [],
+        z.copy(),
+    )
     return _to_torch(result) if as_torch else result
 
 
