@@ -55,6 +55,10 @@ class OnnxRuntimeModel:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = int(threads or min(4, os.cpu_count() or 1))
         opts.inter_op_num_threads = 1
+        # No busy-waiting between calls: in the pipeline MediaPipe and the GL rasterizer run their own
+        # threads right after the model, and spinning ORT workers would steal their cores (measured
+        # 2x slower model calls with 2 spinning threads on a loaded 2-core machine).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"]
