@@ -72,11 +72,16 @@ PAIR_NODES, PAIR_JOINTS = _ancestor_pairs()
 CHILD = np.array([np.flatnonzero(NODE_PARENTS == j)[0] if j else -1 for j in range(NUM_MANO_JOINTS)])
 
 
+# v @ _SKEW, reshaped to 3x3, is the cross-product matrix [v]x: one small matmul, several times
+# cheaper than assembling its nine entries.
+_SKEW = np.zeros((3, 9))
+_SKEW[0, 5], _SKEW[0, 7], _SKEW[1, 2], _SKEW[1, 6], _SKEW[2, 1], _SKEW[2, 3] = -1, 1, 1, -1, -1, 1
+_EYE9 = np.eye(3).reshape(9)
+
+
 def skew(v: np.ndarray) -> np.ndarray:
     """Cross-product matrices (...,3,3) of vectors (...,3)."""
-    x, y, z = v[..., 0], v[..., 1], v[..., 2]
-    o = np.zeros_like(x)
-    return np.stack([o, -z, y, z, o, -x, -y, x, o], axis=-1).reshape(v.shape[:-1] + (3, 3))
+    return (v @ _SKEW).reshape(v.shape[:-1] + (3, 3))
 
 
 def _angle_coeffs(aa: np.ndarray):
@@ -96,10 +101,10 @@ def rodrigues(aa: np.ndarray) -> np.ndarray:
     angle = np.sqrt((aa * aa).sum(-1, keepdims=True))
     # At angle 0 the axis is 0 and R = I exactly; below ~1e-8 rad the formula's error is below 1e-16.
     n = aa / np.maximum(angle, 1e-300)
-    cos = np.cos(angle)[..., None]
-    out = (1 - cos) * (n[..., :, None] * n[..., None, :]) + np.sin(angle)[..., None] * skew(n)
-    out[..., [0, 1, 2], [0, 1, 2]] += cos[..., 0]
-    return out
+    cos = np.cos(angle)
+    out = ((1 - cos)[..., None] * (n[..., :, None] * n[..., None, :])).reshape(aa.shape[:-1] + (9,))
+    out += (np.sin(angle) * n) @ _SKEW + cos * _EYE9
+    return out.reshape(aa.shape[:-1] + (3, 3))
 
 
 def log_rotation(R: np.ndarray) -> np.ndarray:
