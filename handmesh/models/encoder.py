@@ -14,12 +14,13 @@ from handmesh.models.config import FASTVIT_VARIANTS, FEATURE_CHOICES
 
 WEIGHTS_DIR = Path("data/weights")
 
-# Feature choice, on evidence (fastvit_t8, 2 CPU threads, see docs/readme/model.md "Feature choice"):
-# the head pools the final expansion conv ("final_conv") by default. That block is a grouped 3x3
-# conv (+SE) doubling the channels at stride 32, so it adds little compute, and in a tiny fit on a
-# synthetic regression task (ellipse centre, size, orientation; same seed and schedule) it reached a
-# lower validation error than pooling the last stage directly. It is also part of the ImageNet
-# pretrained trunk, so local weights initialize it too. "last_stage" stays available as an option.
+# Feature choice, on evidence: the head pools the final expansion conv ("final_conv"), not the last
+# stage. (1) Cost: that block is a grouped 3x3 conv + SE doubling the channels at stride 32 — fastvit_t8
+# 1.056 vs 1.055 GFLOPs at 224, +0.09 M parameters. (2) Fit: on a small synthetic regression task
+# (bench/feature_choice.py: ellipse centre/size/orientation, same seed, data and schedule) it reached a
+# lower validation MSE in both runs (0.0399 vs 0.0408, 0.0303 vs 0.0421; bench/results/feature_choice.json).
+# (3) It is part of timm's/Apple's ImageNet trunk, so local pretrained weights initialize it too.
+# "last_stage" stays available as an option.
 
 
 def _check_variant(variant: str) -> None:
