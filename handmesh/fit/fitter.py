@@ -49,10 +49,9 @@ class FitConfig:
     tip_corrections: int = 1  # rounds that re-aim the skeleton's tips where the skinned mesh puts them
     correction_iters: int = 3
     correction_threshold: float = 2e-4  # metres; below it the skeleton's joints count as the mesh's
-    reprojection_weight: float = (
-        1.0  # with 2D keypoints: weight of one pixel vs one metre at the hand's depth
-    )
-    reprojection_iters: int = 4  # iterations of the joint 2D + 3D refinement (0: placement only)
+    # With 2D keypoints: the weight of their pixel error (as metres at the hand's depth) against the
+    # 3D landmarks' error about their centroid; 0 fits 3D only, then places the hand over the 2D points.
+    reprojection_weight: float = 1.0
 
 
 @dataclass
