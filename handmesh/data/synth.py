@@ -84,15 +84,10 @@ def canonical_orientation(hand) -> np.ndarray:
     return cam @ model.T
 
 
-def _pose_prior():
-    from handmesh.hand_model import prior
-
-    return prior
-
-
 def draw_pose(rng: np.random.Generator, cfg: SynthConfig, hands_mean: np.ndarray) -> np.ndarray:
     """45 articulation values relative to the mean hand (FreiHAND convention) from the pose prior."""
-    prior = _pose_prior()
+    from handmesh.hand_model import prior
+
     if rng.random() < cfg.named_pose_prob:
         name = NAMED_POSES[int(rng.integers(len(NAMED_POSES)))]
         flat = np.asarray(prior.named_pose(name), np.float64) + rng.normal(0, cfg.pose_noise, 45)
@@ -104,12 +99,13 @@ def draw_pose(rng: np.random.Generator, cfg: SynthConfig, hands_mean: np.ndarray
 
 def draw_geometry(rng: np.random.Generator, cfg: SynthConfig, R0: np.ndarray, hands_mean: np.ndarray) -> dict:
     """Everything random about one sample's geometry except its placement (needs the posed mesh)."""
+    from handmesh.geometry import matrix_to_axis_angle_np
+
     pose = draw_pose(rng, cfg, hands_mean)
     betas = np.clip(rng.normal(0, 1, 10), -3, 3)
     tilt = np.deg2rad(np.clip(rng.normal(0, cfg.tilt_deg, 2), -80, 80))
     flip = _rot("y", np.pi) if rng.random() < cfg.back_prob else np.eye(3)
     R = _rot("z", rng.uniform(-np.pi, np.pi)) @ _rot("x", tilt[0]) @ _rot("y", tilt[1]) @ flip @ R0
-    from handmesh.geometry import matrix_to_axis_angle_np
 
     k = cfg.size / 224.0
     f = rng.uniform(*cfg.focal_range) * k
@@ -134,14 +130,15 @@ def place(
     verts0: np.ndarray, j9: np.ndarray, K: np.ndarray, extent: float, centre, depth_range
 ) -> np.ndarray:
     """Camera position of joint 9 so the projected hand has roughly `extent` pixels, centred on `centre`."""
+    from handmesh.geometry import project_points_np
+
     rel = verts0 - j9
     f = (K[0, 0] + K[1, 1]) / 2
     size_m = float(np.max(rel[:, :2].max(0) - rel[:, :2].min(0)))
     z = float(np.clip(f * size_m / extent, *depth_range))
     root = np.array([(centre[0] - K[0, 2]) / K[0, 0] * z, (centre[1] - K[1, 2]) / K[1, 1] * z, z])
     for _ in range(3):
-        pts = rel + root
-        uv = pts[:, :2] / pts[:, 2:3] * [K[0, 0], K[1, 1]] + K[:2, 2]
+        uv = project_points_np(rel + root, K)
         mid = (uv.min(0) + uv.max(0)) / 2
         root[:2] += (np.asarray(centre) - mid) / [K[0, 0], K[1, 1]] * root[2]
     return root
