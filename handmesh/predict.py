@@ -31,7 +31,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("input", help="an image, a video, or a folder of them")
     p.add_argument("--out", required=True, help="output folder (created)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="trained model file (.pt, torch)")
+    src.add_argument(
+        "--checkpoint", help="trained model file (.pt); --runtime: ONNX Runtime on CPU, torch on GPU"
+    )
     src.add_argument("--onnx", help="exported model (.onnx, ONNX Runtime; its .json sidecar beside it)")
     p.add_argument(
         "--mode",
