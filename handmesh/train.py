@@ -348,15 +348,15 @@ def _faces_of(model: torch.nn.Module) -> np.ndarray | None:
     return None
 
 
-def _all_agree(flag: bool, dist_info: DistInfo, device: torch.device) -> bool:
-    """True when any rank says so (ranks must stop on the same step or DDP hangs)."""
+def _max_across_ranks(value: float, dist_info: DistInfo, device: torch.device) -> float:
+    """The largest of every rank's value (the value itself outside DDP)."""
     if not dist_info.enabled:
-        return flag
+        return value
     import torch.distributed as dist
 
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    return float(t.item())
 
 
 def _log(msg: str) -> None:
@@ -463,6 +463,8 @@ def train(
         load_own_state(model, state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if cfg.time_budget_min is None:  # a changed --epochs moves the end of the decay
+            scheduler.set_horizon(total_steps)
         scaler.load_state_dict(state["scaler"])
         if ema is not None and state.get("ema") is not None:
             load_own_state(ema.module, state["ema"]["module"])
@@ -544,12 +546,15 @@ def train(
             n = images.shape[0] * dist_info.world_size
             n_epoch += n
             images_seen += n
-            elapsed = elapsed_before + time.perf_counter() - t_run
-            if budget_s is not None and step > scheduler.warmup_steps + 10:
-                done_this_run = step - (start_epoch * steps_per_epoch)
-                run_time = time.perf_counter() - t_run
-                remaining_steps = (budget_s - elapsed) / max(run_time / max(done_this_run, 1), 1e-9)
-                scheduler.set_horizon(min(total_steps, step + max(0, int(remaining_steps))))
+            if budget_s is not None:
+                # every rank must take the same decisions (learning rate, stop), so the slowest clock rules
+                run_time = _max_across_ranks(time.perf_counter() - t_run, dist_info, device)
+                elapsed = elapsed_before + run_time
+                if step > scheduler.warmup_steps + 10:
+                    per_step = run_time / max(step - start_epoch * steps_per_epoch, 1)
+                    remaining = max(0, int((budget_s - elapsed) / max(per_step, 1e-9)))
+                    scheduler.set_horizon(min(total_steps, step + remaining))
+                finished = elapsed >= budget_s
             if bar is not None:
                 rate = n_epoch / max(time.perf_counter() - t_epoch, 1e-9)
                 bar.set_postfix(loss=f"{losses['total'].item():.4f}", img_s=f"{rate:.1f}")
@@ -562,8 +567,7 @@ def train(
                 writer.add_scalar(
                     "train/images_per_s", n_epoch / max(time.perf_counter() - t_epoch, 1e-9), step
                 )
-            if budget_s is not None and _all_agree(elapsed >= budget_s, dist_info, device):
-                finished = True
+            if finished:
                 break
         if bar is not None:
             bar.close()
