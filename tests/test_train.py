@@ -134,24 +134,29 @@ def test_warmup_cosine_schedule():
 # ----------------------------------------------------------------------------- a real short run
 
 
-@pytest.fixture(scope="module")
-def short_run(synth_dir, tmp_path_factory):
-    """Eight one-step epochs on the same 4 images (no augmentation): the loss must fall."""
+def small_sets(synth_dir: Path, n_train: int = 4, n_val: int = 2):
+    """The first few unaugmented training and validation samples."""
     from torch.utils.data import Subset
 
     from handmesh.data.freihand import FreiHANDDataset
     from handmesh.data.transforms import AugmentConfig
 
-    out = tmp_path_factory.mktemp("run")
     aug = AugmentConfig(img_size=IMG)
-    train_set = Subset(FreiHANDDataset(synth_dir, "train", aug, augment=False, val_fraction=0.25), range(4))
-    val_set = Subset(FreiHANDDataset(synth_dir, "val", aug, val_fraction=0.25), range(2))
+    train_set = FreiHANDDataset(synth_dir, "train", aug, augment=False, val_fraction=0.25)
+    val_set = FreiHANDDataset(synth_dir, "val", aug, val_fraction=0.25)
+    return Subset(train_set, range(n_train)), Subset(val_set, range(n_val))
+
+
+@pytest.fixture(scope="module")
+def short_run(synth_dir, tmp_path_factory):
+    """Eight one-step epochs on the same 4 images (no augmentation): the loss must fall."""
+    out = tmp_path_factory.mktemp("run")
     history = []
     cfg = tiny_config(synth_dir, out, epochs=8, augment=False, ckpt_every=4)
     result = train(
         cfg,
         model_config(),
-        datasets=(train_set, val_set),
+        datasets=small_sets(synth_dir),
         on_epoch_end=lambda epoch, rec: history.append(rec),
     )
     return out, result, history
@@ -308,3 +313,16 @@ def test_two_process_gloo_ddp_run_writes_a_checkpoint(synth_dir, tmp_path):
     state = load_checkpoint(tmp_path / "ddp" / "last.pt")[TRAIN_FORMAT]
     # 12 training images over 2 ranks x batch 2: 3 steps, one RNG state per rank
     assert state["epoch"] == 1 and state["step"] == 3 and len(state["rng"]) == 2
+
+
+def test_time_budget_stops_the_run_and_marks_it_finished(synth_dir, tmp_path):
+    from handmesh.checkpoint import load_checkpoint
+
+    sets = small_sets(synth_dir, n_train=8)
+    cfg = tiny_config(synth_dir, tmp_path, epochs=50, batch_size=2, time_budget_min=1e-4, image_grid=0)
+    result = train(cfg, model_config(), datasets=sets)
+    state = load_checkpoint(tmp_path / "last.pt")[TRAIN_FORMAT]
+    assert result["steps"] == 1 and state["finished"] and state["epoch"] == 1
+    # resuming a finished run does nothing
+    again = train(cfg, model_config(), datasets=sets, resume=tmp_path / "last.pt")
+    assert again["steps"] == 1
