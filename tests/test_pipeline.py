@@ -421,3 +421,13 @@ def test_landmark_fit_mode_through_the_pipeline():
             assert np.linalg.norm(hand.joints - truth, axis=1).mean() < 0.002  # metres
     assert {h.handedness for h in res.hands} == {"left", "right"}
     assert res.hands[0].faces is not res.hands[1].faces  # left hands get the reversed winding
+
+
+def test_plain_detector_without_static_argument():
+    class Plain:
+        def detect(self, frame):
+            return [HandDetection(box=np.array([10.0, 10, 60, 60]))]
+
+    pipe = HandMeshPipeline(ModelEstimator(FakeRuntime()), Plain(), PipelineConfig(), NoRenderer())
+    frame = np.zeros((80, 80, 3), np.uint8)
+    assert len(pipe.process(frame, static=True).hands) == 1 and len(pipe.process(frame).hands) == 1

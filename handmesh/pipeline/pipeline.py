@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import threading
 import time
 from typing import Any
@@ -87,6 +88,8 @@ class HandMeshPipeline:
 
             detector = MediaPipeDetector(max_hands=self.config.max_hands)
         self.detector = detector
+        # `static` is optional in the Detector protocol: plain detect(frame) detectors work too
+        self._detect_static = "static" in inspect.signature(detector.detect).parameters
         self._renderer = renderer
         self.tracker = IoUTracker()
         self.smoother = TrackSmoother(self._smoothing_config())
@@ -159,7 +162,9 @@ class HandMeshPipeline:
         timings = dict.fromkeys(STAGES, 0.0)
 
         t0 = time.perf_counter()
-        dets = self.detector.detect(frame, static=static)
+        dets = (
+            self.detector.detect(frame, static=static) if self._detect_static else self.detector.detect(frame)
+        )
         dets = [d for d in dets if d.score >= cfg.min_score]
         dets = sorted(dets, key=lambda d: -d.score)[: cfg.max_hands]
         if static:
