@@ -191,14 +191,6 @@ def seed_everything(seed: int) -> None:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return (
-        model.module
-        if hasattr(model, "module") and isinstance(model, torch.nn.parallel.DistributedDataParallel)
-        else model
-    )
-
-
 def read_train_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a training checkpoint (last.pt/best.pt) and check that it can be resumed."""
     from handmesh.checkpoint import load_checkpoint
@@ -363,6 +355,352 @@ def _log(msg: str) -> None:
     print(f"[train] {msg}", file=sys.stderr, flush=True)
 
 
+class Trainer:
+    """One training run: everything built from the configs (and restored from a checkpoint on resume),
+    then `fit()` runs the epochs. Use `train()` unless you need the pieces."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        model_cfg: Any,
+        resume: str | Path | None = None,
+        datasets: tuple[torch.utils.data.Dataset, torch.utils.data.Dataset] | None = None,
+        explicit_model_fields: set[str] | None = None,
+    ):
+        from handmesh.models import build_model
+        from handmesh.optim import ModelEMA, WarmupCosine, build_optimizer
+
+        self.t_start = time.perf_counter()
+        self.cfg = cfg
+        self.dist = init_distributed(cfg.device)
+        self.device = resolve_device(cfg.device, self.dist)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.out_dir = Path(cfg.out)
+
+        payload = None
+        if resume is not None:
+            payload = read_train_checkpoint(resume)
+            model_cfg = check_resume_compatible(
+                payload, model_cfg, explicit_model_fields or set(), Path(resume)
+            )
+            # the weights come from the checkpoint: the initial backbone file is not needed (or present) again
+            model_cfg = dataclasses.replace(model_cfg, backbone_weights=None)
+
+        seed_everything(cfg.seed + self.dist.rank)
+        self.model = build_model(**cfgutil.to_dict(model_cfg)).to(self.device)
+        self.model_cfg = getattr(self.model, "config", model_cfg)
+        self.img_size = int(self.model_cfg.img_size)
+        freeze_hand_model(self.model)
+        self.channels_last = _channels_last(cfg, self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+        train_set, val_set = datasets if datasets is not None else build_datasets(cfg, self.img_size)
+        self._make_loaders(train_set, val_set)
+
+        self.optimizer = build_optimizer(self.model, cfg.lr, cfg.weight_decay)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
+        self.scheduler = WarmupCosine(self.optimizer, self.total_steps, warmup, cfg.min_lr_ratio)
+        self.amp_dtype = _amp_dtype(cfg, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.ema = ModelEMA(self.model, cfg.ema_decay) if cfg.ema_decay else None
+        self.loss_weights = cfg.loss_weights()
+
+        self.epoch, self.step, self.best, self.elapsed_before, self.finished = 0, 0, math.inf, 0.0, False
+        self.history: list[dict[str, Any]] = []
+        if payload is not None:
+            self._restore(payload[TRAIN_FORMAT])
+            if self.dist.main:
+                _log(f"resumed {resume} at epoch {self.epoch}, step {self.step}")
+
+        self.train_model: torch.nn.Module = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.faces = _faces_of(self.model)
+        self.writer = None
+        self._grid_warned = False
+
+    # ------------------------------------------------------------------ setup
+
+    def _make_loaders(self, train_set: torch.utils.data.Dataset, val_set: torch.utils.data.Dataset) -> None:
+        cfg, dist_info = self.cfg, self.dist
+        if len(train_set) == 0:
+            raise HandmeshError(f"no training samples in {cfg.data}")
+        # shuffling draws from its own generator, saved in checkpoints, so a resumed run sees the same order
+        self.loader_gen = torch.Generator().manual_seed(cfg.seed)
+        self.sampler = None
+        if dist_info.enabled:
+            self.sampler = torch.utils.data.DistributedSampler(
+                train_set,
+                num_replicas=dist_info.world_size,
+                rank=dist_info.rank,
+                shuffle=True,
+                seed=cfg.seed,
+                drop_last=True,
+            )
+        common: dict[str, Any] = {"num_workers": cfg.workers, "pin_memory": self.device.type == "cuda"}
+        drop_last = len(train_set) // dist_info.world_size >= cfg.batch_size
+        self.train_loader = torch.utils.data.DataLoader(
+            train_set,
+            batch_size=cfg.batch_size,
+            shuffle=self.sampler is None,
+            sampler=self.sampler,
+            generator=self.loader_gen,
+            drop_last=drop_last,
+            **common,
+        )
+        self.val_loader = torch.utils.data.DataLoader(
+            val_set,
+            batch_size=cfg.batch_size,
+            shuffle=False,
+            generator=torch.Generator().manual_seed(cfg.seed),
+            **common,
+        )
+        self.steps_per_epoch = len(self.train_loader)
+        if self.steps_per_epoch == 0:
+            raise HandmeshError(
+                f"batch size {cfg.batch_size} leaves no full batch of {len(train_set)} samples"
+            )
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        load_own_state(self.model, state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.cfg.time_budget_min is None:  # a changed --epochs moves the end of the decay
+            self.scheduler.set_horizon(self.total_steps)
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema") is not None:
+            load_own_state(self.ema.module, state["ema"]["module"])
+            self.ema.updates = int(state["ema"]["updates"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.best, self.elapsed_before = float(state["best"]), float(state["elapsed_s"])
+        self.finished = bool(state.get("finished", False))
+        self.history = list(state.get("history", []))
+        self.loader_gen.set_state(state["loader_generator"])
+        ranks = state["rng"]
+        if len(ranks) == self.dist.world_size:
+            set_rng_state(ranks[self.dist.rank])
+        else:  # another number of processes: fresh, but still seeded, streams
+            seed_everything(self.cfg.seed + 1000 * self.epoch + self.dist.rank)
+
+    def autocast(self):
+        """The forward pass's autocast context (a no-op without AMP)."""
+        dtype = self.amp_dtype or torch.float32
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.amp_dtype is not None)
+
+    # ------------------------------------------------------------------ the run
+
+    def fit(self, on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Run the remaining epochs; returns a summary (epochs, steps, best PA-MPJPE, images/s, times)."""
+        cfg = self.cfg
+        if self.dist.main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            config = {"train": cfgutil.to_dict(cfg), "model": cfgutil.to_dict(self.model_cfg)}
+            (self.out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = self.step if self.step > 0 else None
+            self.writer = SummaryWriter(log_dir=str(self.out_dir / "tb"), purge_step=purge)
+        self.t_run = time.perf_counter()
+        self.start_step = self.step
+        images_seen, loop_time = 0, 0.0
+        last: dict[str, Any] = {}
+        while self.epoch < cfg.epochs and not self.finished:
+            stats = self._train_epoch()
+            images_seen += stats["images"]
+            loop_time += stats["seconds"]
+            last = self._end_epoch(stats)
+            if on_epoch_end is not None:
+                on_epoch_end(self.epoch, last)
+        if self.writer is not None:
+            self.writer.close()
+        best = self.best if math.isfinite(self.best) else None
+        result = {
+            "epochs": self.epoch,
+            "steps": self.step,
+            "best_pa_mpjpe_mm": best,
+            "images_per_s": images_seen / loop_time if images_seen else None,
+            "wall_s": time.perf_counter() - self.t_start,
+            "train_elapsed_s": self.elapsed_before + time.perf_counter() - self.t_run,
+            "last": last,
+            "out": str(self.out_dir),
+        }
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+        return result
+
+    def _train_epoch(self) -> dict[str, float]:
+        cfg = self.cfg
+        if self.sampler is not None:
+            self.sampler.set_epoch(self.epoch)
+        self.train_model.train()
+        bar = None
+        if self.dist.main and cfg.progress:
+            from tqdm import tqdm
+
+            desc = f"epoch {self.epoch + 1}/{cfg.epochs}"
+            bar = tqdm(
+                total=self.steps_per_epoch, desc=desc, unit="step", dynamic_ncols=True, file=sys.stderr
+            )
+        t0, images, loss_sum, steps = time.perf_counter(), 0, 0.0, 0
+        budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
+        for batch in self.train_loader:
+            losses, grad_norm = self._train_step(batch)
+            self.step += 1
+            steps += 1
+            loss_sum += float(losses["total"])
+            images += batch["image"].shape[0] * self.dist.world_size
+            rate = images / max(time.perf_counter() - t0, 1e-9)
+            if budget_s is not None:
+                self._follow_budget(budget_s)
+            if bar is not None:
+                bar.set_postfix(loss=f"{float(losses['total']):.4f}", img_s=f"{rate:.1f}")
+                bar.update(1)
+            if self.writer is not None and (self.step % max(1, cfg.log_every) == 0 or self.step == 1):
+                for key, value in losses.items():
+                    self.writer.add_scalar(f"train/loss_{key}", float(value), self.step)
+                self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
+                self.writer.add_scalar("train/grad_norm", float(grad_norm), self.step)
+                self.writer.add_scalar("train/images_per_s", rate, self.step)
+            if self.finished:
+                break
+        if bar is not None:
+            bar.close()
+        self.epoch += 1
+        seconds = time.perf_counter() - t0
+        return {
+            "images": images,
+            "seconds": seconds,
+            "images_per_s": images / max(seconds, 1e-9),
+            "train_loss": loss_sum / max(steps, 1),
+        }
+
+    def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        from handmesh.losses import compute_losses
+
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        images = batch["image"]
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            out = self.train_model(images)
+        losses = compute_losses(out, batch, self.loss_weights, self.img_size)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["total"]).backward()
+        self.scaler.unscale_(self.optimizer)
+        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return {k: v.detach() for k, v in losses.items()}, grad_norm
+
+    def _follow_budget(self, budget_s: float) -> None:
+        """Fit the cosine decay's end to the time left, and stop once the budget is spent."""
+        # every rank must take the same decisions (learning rate, stop): the slowest clock rules
+        run_time = _max_across_ranks(time.perf_counter() - self.t_run, self.dist, self.device)
+        elapsed = self.elapsed_before + run_time
+        if self.step > self.scheduler.warmup_steps + 10:
+            per_step = run_time / max(self.step - self.start_step, 1)
+            remaining = max(0, int((budget_s - elapsed) / max(per_step, 1e-9)))
+            self.scheduler.set_horizon(min(self.total_steps, self.step + remaining))
+        self.finished = elapsed >= budget_s
+
+    def _end_epoch(self, stats: dict[str, float]) -> dict[str, Any]:
+        """Validate, log and checkpoint (rank 0); returns this epoch's record."""
+        # RNG states are captured before validation and restored after it: validation (its data
+        # pipeline may draw random numbers) then never shifts training, resumed or not.
+        ranks_rng = [rng_state()]
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            gathered: list[Any] = [None] * self.dist.world_size
+            dist.all_gather_object(gathered, ranks_rng[0])
+            ranks_rng = gathered
+        record: dict[str, Any] = {}
+        if self.dist.main:
+            record = self._validate_and_save(stats, ranks_rng)
+        set_rng_state(ranks_rng[self.dist.rank])
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            dist.barrier()
+        return record
+
+    def _validate_and_save(self, stats: dict[str, float], ranks_rng: list[Any]) -> dict[str, Any]:
+        cfg, writer = self.cfg, self.writer
+        eval_model = self.ema.module if self.ema is not None else self.model
+        val = validate(
+            eval_model, self.val_loader, cfg, self.img_size, self.device, self.autocast, self.channels_last
+        )
+        first = val.pop("_first")
+        metric = val.get("pa_mpjpe_mm", val.get("loss_total", math.inf))
+        improved = metric < self.best
+        self.best = min(self.best, metric)
+        numbers = {k: v for k, v in val.items() if isinstance(v, (int, float))}
+        record = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "images_per_s": stats["images_per_s"],
+            "train_loss": stats["train_loss"],
+            **{"val_" + k: v for k, v in numbers.items()},
+        }
+        self.history.append(record)
+        for key, value in numbers.items():
+            writer.add_scalar(f"val/{key}", value, self.step)
+        writer.add_scalar("train/epoch_images_per_s", stats["images_per_s"], self.step)
+        if cfg.image_grid > 0 and first is not None and self.faces is not None:
+            try:
+                writer.add_image("val/meshes", render_grid(first, self.faces), self.step)
+            except Exception as exc:  # noqa: BLE001 — a missing EGL must not stop training
+                if not self._grid_warned:
+                    _log(f"mesh image grid skipped ({type(exc).__name__}: {exc})")
+                    self._grid_warned = True
+        writer.flush()
+        scores = ", ".join(f"{k}={val[k]:.2f}" for k in ("pa_mpjpe_mm", "pa_mpvpe_mm") if k in val)
+        _log(
+            f"epoch {self.epoch}/{cfg.epochs} step {self.step} val loss {val.get('loss_total', math.nan):.4f} "
+            f"{scores} ({stats['images_per_s']:.1f} img/s)"
+        )
+        state = self._state(ranks_rng)
+        if improved:
+            write_checkpoint(self.out_dir / "best.pt", eval_model, state)
+        if self.epoch >= cfg.epochs or self.finished or self.epoch % max(1, cfg.ckpt_every) == 0:
+            write_checkpoint(self.out_dir / "last.pt", eval_model, state)
+        return record
+
+    def _state(self, ranks_rng: list[Any]) -> dict[str, Any]:
+        """Everything `--resume` needs, as plain tensors and numbers."""
+        ema = self.ema
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "best": self.best,
+            "elapsed_s": self.elapsed_before + time.perf_counter() - self.t_run,
+            "finished": self.finished,
+            "model": own_state(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": None if ema is None else {"module": own_state(ema.module), "updates": ema.updates},
+            "loader_generator": self.loader_gen.get_state(),
+            "rng": ranks_rng,
+            "train_config": cfgutil.to_dict(self.cfg),
+            "history": self.history,
+        }
+
+
 def train(
     cfg: TrainConfig,
     model_cfg: Any,
@@ -372,299 +710,8 @@ def train(
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a run; returns a summary (epochs, steps, best PA-MPJPE, images/s, wall time)."""
-    from handmesh.models import build_model
-
-    t_start = time.perf_counter()
-    dist_info = init_distributed(cfg.device)
-    device = resolve_device(cfg.device, dist_info)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    out_dir = Path(cfg.out)
-
-    payload = None
-    if resume is not None:
-        resume_path = Path(resume)
-        payload = read_train_checkpoint(resume_path)
-        model_cfg = check_resume_compatible(payload, model_cfg, explicit_model_fields or set(), resume_path)
-        # the weights come from the checkpoint: the initial backbone file is not needed (or present) again
-        model_cfg = dataclasses.replace(model_cfg, backbone_weights=None)
-
-    seed_everything(cfg.seed + dist_info.rank)
-    model = build_model(**cfgutil.to_dict(model_cfg)).to(device)
-    model_cfg = getattr(model, "config", model_cfg)
-    freeze_hand_model(model)
-    channels_last = _channels_last(cfg, device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-
-    train_set, val_set = datasets if datasets is not None else build_datasets(cfg, model_cfg.img_size)
-    if len(train_set) == 0:
-        raise HandmeshError(f"no training samples in {cfg.data}")
-    per_rank_batch = cfg.batch_size
-    loader_gen = torch.Generator().manual_seed(cfg.seed)
-    sampler = None
-    if dist_info.enabled:
-        sampler = torch.utils.data.DistributedSampler(
-            train_set,
-            num_replicas=dist_info.world_size,
-            rank=dist_info.rank,
-            shuffle=True,
-            seed=cfg.seed,
-            drop_last=True,
-        )
-    pin = device.type == "cuda"
-    loader_kw: dict[str, Any] = {"num_workers": cfg.workers, "pin_memory": pin}
-    if cfg.workers > 0:
-        loader_kw["persistent_workers"] = False
-    drop_last = len(train_set) // max(1, dist_info.world_size) >= per_rank_batch
-    train_loader = torch.utils.data.DataLoader(
-        train_set,
-        batch_size=per_rank_batch,
-        shuffle=sampler is None,
-        sampler=sampler,
-        generator=loader_gen,
-        drop_last=drop_last,
-        **loader_kw,
-    )
-    val_loader = torch.utils.data.DataLoader(
-        val_set,
-        batch_size=per_rank_batch,
-        shuffle=False,
-        generator=torch.Generator().manual_seed(cfg.seed),
-        **loader_kw,
-    )
-    steps_per_epoch = len(train_loader)
-    if steps_per_epoch == 0:
-        raise HandmeshError(f"batch size {cfg.batch_size} leaves no full batch of {len(train_set)} samples")
-
-    from handmesh.losses import compute_losses
-    from handmesh.optim import ModelEMA, WarmupCosine, build_optimizer
-
-    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
-    total_steps = cfg.epochs * steps_per_epoch
-    scheduler = WarmupCosine(
-        optimizer, total_steps, round(cfg.warmup_epochs * steps_per_epoch), cfg.min_lr_ratio
-    )
-    amp_dtype = _amp_dtype(cfg, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay else None
-
-    def autocast():
-        return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
-
-    start_epoch, step, best, elapsed_before, finished = 0, 0, math.inf, 0.0, False
-    history: list[dict[str, Any]] = []
-    if payload is not None:
-        state = payload[TRAIN_FORMAT]
-        load_own_state(model, state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if cfg.time_budget_min is None:  # a changed --epochs moves the end of the decay
-            scheduler.set_horizon(total_steps)
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None and state.get("ema") is not None:
-            load_own_state(ema.module, state["ema"]["module"])
-            ema.updates = int(state["ema"]["updates"])
-        start_epoch, step = int(state["epoch"]), int(state["step"])
-        best, elapsed_before = float(state["best"]), float(state["elapsed_s"])
-        finished = bool(state.get("finished", False))
-        history = list(state.get("history", []))
-        loader_gen.set_state(state["loader_generator"])
-        ranks = state["rng"]
-        if len(ranks) == dist_info.world_size:
-            set_rng_state(ranks[dist_info.rank])
-        else:
-            seed_everything(cfg.seed + 1000 * start_epoch + dist_info.rank)
-        if dist_info.main:
-            _log(f"resumed {resume} at epoch {start_epoch}, step {step}")
-
-    train_model: torch.nn.Module = model
-    if dist_info.enabled:
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
-    writer = None
-    if dist_info.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(
-            json.dumps({"train": cfgutil.to_dict(cfg), "model": cfgutil.to_dict(model_cfg)}, indent=2) + "\n"
-        )
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(log_dir=str(out_dir / "tb"), purge_step=step if payload is not None else None)
-    faces = _faces_of(model)
-    grid_warned = False
-    budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
-    images_seen, loop_time = 0, 0.0
-    t_run = time.perf_counter()
-    last_val: dict[str, Any] = {}
-
-    epoch = start_epoch
-    while epoch < cfg.epochs and not finished:
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        train_model.train()
-        bar = None
-        if dist_info.main and cfg.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(
-                total=steps_per_epoch,
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                unit="step",
-                dynamic_ncols=True,
-                file=sys.stderr,
-            )
-        t_epoch, n_epoch, loss_sum, loss_steps = time.perf_counter(), 0, 0.0, 0
-        for batch in train_loader:
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            images = batch["image"]
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with autocast():
-                out = train_model(images)
-            losses = compute_losses(out, batch, cfg.loss_weights(), model_cfg.img_size)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(losses["total"]).backward()
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-            )
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            if ema is not None:
-                ema.update(model)
-            step += 1
-            loss_sum += float(losses["total"].detach())
-            loss_steps += 1
-            n = images.shape[0] * dist_info.world_size
-            n_epoch += n
-            images_seen += n
-            if budget_s is not None:
-                # every rank must take the same decisions (learning rate, stop), so the slowest clock rules
-                run_time = _max_across_ranks(time.perf_counter() - t_run, dist_info, device)
-                elapsed = elapsed_before + run_time
-                if step > scheduler.warmup_steps + 10:
-                    per_step = run_time / max(step - start_epoch * steps_per_epoch, 1)
-                    remaining = max(0, int((budget_s - elapsed) / max(per_step, 1e-9)))
-                    scheduler.set_horizon(min(total_steps, step + remaining))
-                finished = elapsed >= budget_s
-            if bar is not None:
-                rate = n_epoch / max(time.perf_counter() - t_epoch, 1e-9)
-                bar.set_postfix(loss=f"{losses['total'].item():.4f}", img_s=f"{rate:.1f}")
-                bar.update(1)
-            if writer is not None and (step % max(1, cfg.log_every) == 0 or step == 1):
-                for key, value in losses.items():
-                    writer.add_scalar(f"train/loss_{key}", value.item(), step)
-                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-                writer.add_scalar("train/grad_norm", float(grad_norm), step)
-                writer.add_scalar(
-                    "train/images_per_s", n_epoch / max(time.perf_counter() - t_epoch, 1e-9), step
-                )
-            if finished:
-                break
-        if bar is not None:
-            bar.close()
-        epoch += 1
-        loop_time += time.perf_counter() - t_epoch
-        epoch_rate = n_epoch / max(time.perf_counter() - t_epoch, 1e-9)
-
-        # RNG states are captured before validation and restored after it: validation (its data
-        # pipeline may draw random numbers) then never shifts training, resumed or not.
-        ranks_rng = [rng_state()]
-        if dist_info.enabled:
-            import torch.distributed as dist
-
-            gathered: list[Any] = [None] * dist_info.world_size
-            dist.all_gather_object(gathered, ranks_rng[0])
-            ranks_rng = gathered
-        if dist_info.main:
-            eval_model = ema.module if ema is not None else model
-            val = validate(eval_model, val_loader, cfg, model_cfg.img_size, device, autocast, channels_last)
-            first = val.pop("_first")
-            metric = val.get("pa_mpjpe_mm", val.get("loss_total", math.inf))
-            improved = metric < best
-            best = min(best, metric)
-            record = {
-                "epoch": epoch,
-                "step": step,
-                "images_per_s": epoch_rate,
-                "train_loss": loss_sum / max(loss_steps, 1),
-                **{"val_" + k: v for k, v in val.items() if isinstance(v, (int, float))},
-            }
-            history.append(record)
-            last_val = record
-            for key, value in val.items():
-                if isinstance(value, (int, float)):
-                    writer.add_scalar(f"val/{key}", value, step)
-            writer.add_scalar("train/epoch_images_per_s", epoch_rate, step)
-            if cfg.image_grid > 0 and first is not None and faces is not None:
-                try:
-                    writer.add_image("val/meshes", render_grid(first, faces), step)
-                except Exception as exc:  # noqa: BLE001 — a missing EGL must not stop training
-                    if not grid_warned:
-                        _log(f"mesh image grid skipped ({type(exc).__name__}: {exc})")
-                        grid_warned = True
-            writer.flush()
-            elapsed = elapsed_before + time.perf_counter() - t_run
-            summary = ", ".join(f"{k}={val[k]:.2f}" for k in ("pa_mpjpe_mm", "pa_mpvpe_mm") if k in val)
-            _log(
-                f"epoch {epoch}/{cfg.epochs} step {step} val loss {val.get('loss_total', math.nan):.4f} "
-                f"{summary} ({epoch_rate:.1f} img/s)"
-            )
-            state = {
-                "epoch": epoch,
-                "step": step,
-                "best": best,
-                "elapsed_s": elapsed,
-                "finished": finished,
-                "model": own_state(model),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "ema": None if ema is None else {"module": own_state(ema.module), "updates": ema.updates},
-                "loader_generator": loader_gen.get_state(),
-                "rng": ranks_rng,
-                "train_config": cfgutil.to_dict(cfg),
-                "history": history,
-            }
-            final = epoch >= cfg.epochs or finished
-            if improved:
-                write_checkpoint(out_dir / "best.pt", eval_model, state)
-            if final or epoch % max(1, cfg.ckpt_every) == 0:
-                write_checkpoint(out_dir / "last.pt", eval_model, state)
-        set_rng_state(ranks_rng[dist_info.rank])
-        if dist_info.enabled:
-            import torch.distributed as dist
-
-            dist.barrier()
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, last_val)
-
-    if writer is not None:
-        writer.close()
-    wall = time.perf_counter() - t_start
-    result = {
-        "epochs": epoch,
-        "steps": step,
-        "best_pa_mpjpe_mm": best if math.isfinite(best) else None,
-        "images_per_s": images_seen / max(loop_time, 1e-9) if images_seen else None,
-        "wall_s": wall,
-        "train_elapsed_s": elapsed_before + time.perf_counter() - t_run,
-        "last": last_val,
-        "out": str(out_dir),
-    }
-    if dist_info.enabled:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
-    return result
+    trainer = Trainer(cfg, model_cfg, resume, datasets, explicit_model_fields)
+    return trainer.fit(on_epoch_end)
 
 
 def write_checkpoint(path: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
