@@ -67,7 +67,11 @@ def compute_losses(
     pred_rot = torch.cat([out["global_orient"].to(f32).reshape(-1, 1, 3, 3), out["hand_pose"].to(f32)], dim=1)
     rot_err = ((pred_rot - gt_rot) ** 2).mean(dim=(1, 2, 3))
     betas_err = ((out["betas"].to(f32) - batch["betas"].to(f32)) ** 2).mean(dim=1)
-    terms["mano"] = masked_mean(rot_err + betas_err, batch["has_mano"] * sample_weight)
+    mano_mask = batch["has_mano"] * sample_weight
+    terms["mano_pose"] = masked_mean(rot_err, mano_mask)
+    # kept apart from the rotations: shape is hard to see in an image and its error (~1 for N(0,1)
+    # betas) would otherwise drown every other term
+    terms["mano_betas"] = masked_mean(betas_err, mano_mask)
 
     terms["betas_prior"] = (out["betas"].to(f32) ** 2).mean()
 

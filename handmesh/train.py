@@ -45,10 +45,14 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.01
-    loss_joints3d: float = 5.0
-    loss_vertices: float = 5.0
-    loss_joints2d: float = 1.0
-    loss_mano: float = 1.0
+    # Weights of the loss terms (handmesh.losses), set so that at the start of training the 3D terms
+    # (L1 in metres, ~0.04) lead, then the 2D (~0.15) and rotation (~0.1) terms; betas errors (~1) are
+    # down-weighted because shape is the least visible label.
+    loss_joints3d: float = 20.0
+    loss_vertices: float = 20.0
+    loss_joints2d: float = 2.0
+    loss_mano_pose: float = 2.0
+    loss_mano_betas: float = 0.05
     loss_betas_prior: float = 1e-3
     grad_clip: float = 1.0  # max gradient norm; 0 = off
     amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | fp16 | off
@@ -68,7 +72,7 @@ class TrainConfig:
 
     def loss_weights(self) -> dict[str, float]:
         """Loss term name -> weight."""
-        names = ("joints3d", "vertices", "joints2d", "mano", "betas_prior")
+        names = ("joints3d", "vertices", "joints2d", "mano_pose", "mano_betas", "betas_prior")
         return {name: float(getattr(self, "loss_" + name)) for name in names}
 
 

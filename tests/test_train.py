@@ -101,8 +101,9 @@ def test_losses_are_masked_per_sample_and_root_relative():
     for key in ("joints3d", "vertices", "joints2d", "mano"):
         batch[key if key != "mano" else "mano_pose"][1] = 1e3
         batch["has_" + key][1] = 0.0
+    batch["betas"][1] = 5.0
     masked = compute_losses(out, batch, weights, IMG)
-    for key in ("joints3d", "vertices", "joints2d", "mano"):
+    for key in ("joints3d", "vertices", "joints2d", "mano_pose", "mano_betas"):
         assert torch.allclose(masked[key], ref[key]), key
     # 3D terms ignore translation: shifting the ground truth changes nothing
     shifted = dict(only_first, joints3d=only_first["joints3d"] + 0.3, vertices=only_first["vertices"] - 0.2)
@@ -111,7 +112,7 @@ def test_losses_are_masked_per_sample_and_root_relative():
         again["vertices"], ref["vertices"]
     )
     # a perfect rotation/shape prediction has zero MANO loss; no labelled sample gives 0, not NaN
-    assert float(ref["mano"]) == 0.0
+    assert float(ref["mano_pose"]) == 0.0 and float(ref["mano_betas"]) == 0.0
     none = dict(batch, has_joints3d=torch.zeros(2))
     assert float(compute_losses(out, none, weights, IMG)["joints3d"]) == 0.0
 
