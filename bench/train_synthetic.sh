@@ -18,8 +18,8 @@ exec "$PY" -m handmesh.cli bench train \
     --train "${N_TRAIN:-2000}" \
     --eval "${N_EVAL:-200}" \
     --variant "${VARIANT:-fastvit_t8}" \
-    --img-size "${IMG_SIZE:-128}" \
-    --batch-size "${BATCH:-32}" \
+    --img-size "${IMG_SIZE:-64}" \
+    --batch-size "${BATCH:-16}" \
     --lr "${LR:-1e-3}" \
     --workers "${WORKERS:-1}" \
     --work "${WORK:-bench/tmp/train_synthetic}" \

@@ -34,10 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--img-size",
         dest="img_size",
         type=int,
-        default=128,
-        help="model input (the 224 px synthetic images are resized to it)",
+        default=64,
+        help="model input (the 224 px synthetic images are resized to it; 64 px: ~4x the steps of 128 px on a CPU)",
     )
-    parser.add_argument("--batch-size", dest="batch_size", type=int, default=32)
+    parser.add_argument("--batch-size", dest="batch_size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--workers", type=int, default=1, help="data-loader workers while training")
     parser.add_argument("--synth-workers", dest="synth_workers", type=int, default=2)
