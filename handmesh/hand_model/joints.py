@@ -61,6 +61,18 @@ FREIHAND_JOINT_NAMES: tuple[str, ...] = (
     "pinky3",
     "pinky4",
 )
+# MediaPipe Hands' 21 landmarks (WRIST, THUMB_CMC..THUMB_TIP, INDEX_FINGER_MCP..TIP, ..., PINKY_TIP) are
+# FreiHAND's order one for one; kept as an explicit index so a future detector with another order
+# changes one constant. MediaPipe's handedness label assumes a mirrored (selfie) image, so the label of
+# the hand as seen in the image is the opposite one: see `mediapipe_handedness_to_image`.
+MEDIAPIPE_TO_FREIHAND: tuple[int, ...] = tuple(range(21))
+
+
+def mediapipe_handedness_to_image(label: str) -> str:
+    """MediaPipe's "Left"/"Right" (selfie convention) -> "left"/"right" as the hand looks in the image."""
+    return "left" if label.lower() == "right" else "right"
+
+
 FREIHAND_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)
 
 # Finger name -> its three MANO joints (base to tip) and its tip vertex, in FreiHAND finger order.

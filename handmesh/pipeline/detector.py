@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from handmesh.errors import HandmeshError
+from handmesh.hand_model.joints import MEDIAPIPE_TO_FREIHAND, mediapipe_handedness_to_image
 
 
 @dataclasses.dataclass
@@ -173,13 +174,16 @@ class MediaPipeDetector:
             result.multi_hand_landmarks, worlds, result.multi_handedness, strict=True
         ):
             kp2d = np.array([[p.x * w, p.y * h] for p in lms.landmark], dtype=np.float64)
-            kp3d = None if world is None else np.array([[p.x, p.y, p.z] for p in world.landmark])
+            kp2d = kp2d[list(MEDIAPIPE_TO_FREIHAND)]
+            kp3d = None
+            if world is not None:
+                kp3d = np.array([[p.x, p.y, p.z] for p in world.landmark])[list(MEDIAPIPE_TO_FREIHAND)]
             cls = handed.classification[0]
             box = np.concatenate([kp2d.min(axis=0), kp2d.max(axis=0)])
             out.append(
                 HandDetection(
                     box=box,
-                    handedness=flip_handedness(cls.label.lower()),
+                    handedness=mediapipe_handedness_to_image(cls.label),
                     score=float(cls.score),
                     keypoints2d=kp2d,
                     keypoints3d=kp3d,
