@@ -51,6 +51,21 @@ def compute_losses(
     rel_gt_v = gt_v - gt_v.mean(dim=1, keepdim=True)
     terms["vertices"] = masked_mean(_l1_points(rel_pred_v, rel_gt_v), batch["has_vertices"] * sample_weight)
 
+    # The same shapes in the hand's own frame (global rotation removed from each side): root-relative
+    # points rotate rigidly with the global orientation, so `rel @ R` (= R^T rel) depends only on the
+    # articulation and shape. Without these terms a network that cannot yet see the hand's orientation
+    # lowers the global-frame terms by shrinking and curling the hand, which the Procrustes-aligned
+    # metrics punish; with them the articulation is learned from the start.
+    R_gt = axis_angle_to_matrix(batch["mano_pose"].to(f32)[:, :3])
+    R_pred = out["global_orient"].to(f32).reshape(-1, 3, 3)
+    local_mask = batch["has_mano"] * sample_weight
+    terms["joints3d_local"] = masked_mean(
+        _l1_points(rel_pred_j @ R_pred, rel_gt_j @ R_gt), local_mask * batch["has_joints3d"]
+    )
+    terms["vertices_local"] = masked_mean(
+        _l1_points(rel_pred_v @ R_pred, rel_gt_v @ R_gt), local_mask * batch["has_vertices"]
+    )
+
     scale = float(img_size)
     err2d = (out["joints2d"].to(f32) - batch["joints2d"].to(f32)).abs().sum(-1) / (2 * scale)  # (B,21)
     conf = batch.get("joints2d_conf")

@@ -117,6 +117,24 @@ def test_losses_are_masked_per_sample_and_root_relative():
     assert float(compute_losses(out, none, weights, IMG)["joints3d"]) == 0.0
 
 
+def test_hand_frame_terms_ignore_the_global_rotation():
+    from handmesh.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+
+    out, batch = _fake_batch(2)
+    weights = TrainConfig().loss_weights()
+    batch["mano_pose"][:, :3] = torch.tensor([[0.3, -0.2, 0.1], [1.0, 0.5, -0.4]])
+    ref = compute_losses(out, batch, weights, IMG)
+    # turn the ground truth (points and its global orientation) by R: hand-frame terms are unchanged
+    R = axis_angle_to_matrix(torch.tensor([0.4, 1.1, -0.7]))
+    turned = dict(batch, joints3d=batch["joints3d"] @ R.T, vertices=batch["vertices"] @ R.T)
+    turned["mano_pose"] = batch["mano_pose"].clone()
+    turned["mano_pose"][:, :3] = matrix_to_axis_angle(R @ axis_angle_to_matrix(batch["mano_pose"][:, :3]))
+    again = compute_losses(out, turned, weights, IMG)
+    for key in ("joints3d_local", "vertices_local"):
+        assert torch.allclose(again[key], ref[key], atol=1e-6), key
+    assert not torch.allclose(again["joints3d"], ref["joints3d"])  # the camera-frame term does change
+
+
 def test_warmup_cosine_schedule():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = WarmupCosine(opt, total_steps=20, warmup_steps=4, min_ratio=0.1)
