@@ -1,8 +1,9 @@
 """Regressor latency per FastViT variant: train vs fused forms, torch vs ONNX Runtime, params, GFLOPs.
 
-CPU (default): batch 1 at the model's input size, in one process, after warm-up; the forms are timed
-in interleaved rounds (one call of each form per round) so that load drifting on a shared machine hits
-them alike. Forms: the train form in torch (eval mode), the deploy (fused) form in torch, the deploy form
+CPU (default): batch 1 at the model's input size, in one process, after warm-up; each form is timed
+in its own block of consecutive calls. Interleaving the forms call by call was tried and is wrong here:
+ONNX Runtime's and OpenMP's worker threads spin-wait after each call, so on 2 cores the next form's
+threads fight the previous form's spinning threads (fastvit_t8's train form read 3.3 s instead of 50 ms). Forms: the train form in torch (eval mode), the deploy (fused) form in torch, the deploy form
 with channels_last memory format, and the deploy form exported to ONNX and run by ONNX Runtime with
 ``--threads`` intra-op threads. Every form includes the head and the hand-model layer. GFLOPs are
 counted with ``torch.utils.flop_counter`` on the deploy form (one multiply-add = 2 FLOPs).
@@ -146,12 +147,12 @@ def bench_cpu(variants: list[str], img_size: int, threads: int, runs: int, warmu
     with tempfile.TemporaryDirectory(prefix="handmesh-bench-") as tmp:
         for variant in variants:
             forms, facts = _cpu_forms(variant, img_size, threads, Path(tmp))
-            for call in forms.values():
+            times: dict[str, list[float]] = {name: [] for name in forms}
+            for name, call in forms.items():
+                time.sleep(0.5)  # let the previous form's spinning worker threads go idle
                 for _ in range(warmup):
                     call()
-            times: dict[str, list[float]] = {name: [] for name in forms}
-            for _ in range(runs):
-                for name, call in forms.items():
+                for _ in range(runs):
                     t0 = time.perf_counter()
                     call()
                     times[name].append((time.perf_counter() - t0) * 1e3)
