@@ -85,7 +85,11 @@ def draw_shapes(image: np.ndarray, rng: np.random.Generator, count: int, region=
     in place; with `region` (x0,y0,x1,y1) the shapes are centred inside it. Returns their union mask."""
     h, w = image.shape[:2]
     mask = np.zeros((h, w), np.uint8)
-    x0, y0, x1, y1 = region if region is not None else (0, 0, w, h)
+    x0, y0, x1, y1 = (float(v) for v in region) if region is not None else (0.0, 0.0, w, h)
+    if not all(np.isfinite((x0, y0, x1, y1))) or x1 < x0 or y1 < y0:
+        x0, y0, x1, y1 = 0.0, 0.0, w, h  # an unusable region (e.g. hand off the image): anywhere
+    x0, x1 = np.clip((x0, x1), -w, 2 * w)  # far-off points would overflow the uniform draw's range
+    y0, y1 = np.clip((y0, y1), -h, 2 * h)
     for _ in range(count):
         layer = np.zeros((h, w), np.uint8)
         cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)

@@ -241,9 +241,11 @@ class HandTransform:
         S = cfg.img_size
         if rng.random() < cfg.occluder_prob:
             region = (0, 0, S, S)
-            if joints2d is not None and conf is not None and (conf > 0).any():
-                pts = joints2d[conf > 0]
-                region = (*pts.min(0), *pts.max(0))
+            if joints2d is not None and conf is not None:
+                # only labelled, finite points: a NaN keypoint would make the region NaN and crash numpy
+                pts = joints2d[(conf > 0) & np.isfinite(joints2d).all(axis=1)]
+                if len(pts):
+                    region = (*pts.min(0), *pts.max(0))
             image, _ = procedural.add_occluders(image, rng, region)
         image = procedural.colour_jitter(image, rng, cfg.colour, cfg.colour, cfg.colour, cfg.hue)
         if rng.random() < cfg.blur_prob:
