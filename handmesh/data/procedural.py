@@ -92,7 +92,8 @@ def draw_shapes(image: np.ndarray, rng: np.random.Generator, count: int, region=
     y0, y1 = np.clip((y0, y1), -h, 2 * h)
     for _ in range(count):
         layer = np.zeros((h, w), np.uint8)
-        cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
+        # not rng.uniform(x0, x1): it rejects an empty range whose width is -0.0 (all points at x=0)
+        cx, cy = x0 + (x1 - x0) * rng.random(), y0 + (y1 - y0) * rng.random()
         size = rng.uniform(0.08, 0.35) * max(x1 - x0, y1 - y0, 8)
         kind = int(rng.integers(0, 4))
         centre = (int(cx), int(cy))
