@@ -125,9 +125,9 @@ def draw_shapes(image: np.ndarray, rng: np.random.Generator, count: int, region=
         else:
             ys, xs = np.nonzero(sel)
             if len(ys):  # texture only the shape's bounding box
-                y0, x0 = ys.min(), xs.min()
-                tex = _noise_texture(rng, int(ys.max() - y0 + 1), int(xs.max() - x0 + 1))
-                image[ys, xs] = tex[ys - y0, xs - x0]
+                top, left = ys.min(), xs.min()  # new names: x0/y0 are the region of the next shapes
+                tex = _noise_texture(rng, int(ys.max() - top + 1), int(xs.max() - left + 1))
+                image[ys, xs] = tex[ys - top, xs - left]
         mask |= layer
     return mask > 0
 
