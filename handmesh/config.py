@@ -81,9 +81,15 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str =
     """Add `--field-name VALUE` options for every field of `cls` (default None = keep the config's)."""
     for f in dataclasses.fields(cls):
         flag = "--" + prefix + f.name.replace("_", "-")
-        parser.add_argument(flag, dest=prefix.replace("-", "_") + f.name, default=None, metavar="V",
-                            help=f"{cls.__name__}.{f.name} (default {f.default!r})"
-                            if f.default is not dataclasses.MISSING else None)
+        parser.add_argument(
+            flag,
+            dest=prefix.replace("-", "_") + f.name,
+            default=None,
+            metavar="V",
+            help=f"{cls.__name__}.{f.name} (default {f.default!r})"
+            if f.default is not dataclasses.MISSING
+            else None,
+        )
 
 
 def dataclass_from_args(cfg: T, args: argparse.Namespace, prefix: str = "") -> T:
