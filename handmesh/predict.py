@@ -90,6 +90,7 @@ def predict_video(
     """Overlay video and per-frame JSON for one video file; `progress(done, total)` is called per frame."""
     from handmesh.pipeline.media import VideoWriter, iter_video, video_info
     from handmesh.pipeline.pipeline import result_to_dict
+    from handmesh.pipeline.stream import process_stream
 
     fps, total, size = video_info(path)
     if max_frames is not None:
@@ -99,8 +100,8 @@ def predict_video(
     video_path = out / f"{path.stem}_overlay{video_ext}"
     t0 = time.perf_counter()
     with VideoWriter(video_path, fps, size) as writer:
-        for i, frame in enumerate(iter_video(path, max_frames)):
-            result = pipeline.process(frame, timestamp=i / fps)
+        video = ((frame, None, i / fps) for i, frame in enumerate(iter_video(path, max_frames)))
+        for i, result in enumerate(process_stream(pipeline, video)):  # stages overlap across frames
             writer.write(result.frame)
             entry = result_to_dict(result)
             del entry["K"], entry["model"]

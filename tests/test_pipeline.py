@@ -349,9 +349,15 @@ def test_bench_pipeline_smoke(tmp_path):
     import json
 
     data = json.loads(out.read_text())
-    assert data["fps"] > 0 and set(data["scenarios"]) == {"1_hand", "2_hands"}
-    assert data["scenarios"]["2_hands"]["mean_hands_found"] == 2
-    assert {"detect", "model", "render", "composite"} <= set(data["scenarios"]["1_hand"]["stage_ms_mean"])
+    modes = ("sequential", "pipelined")
+    assert set(data["scenarios"]) == {f"{h}_{m}" for h in ("1_hand", "2_hands") for m in modes}
+    assert data["fps"] == data["fps_by_mode"]["pipelined"] > 0
+    assert data["scenarios"]["2_hands_pipelined"]["mean_hands_found"] == 2
+    for mode in modes:
+        assert {"detect", "model", "render", "composite"} <= set(
+            data["scenarios"][f"1_hand_{mode}"]["stage_ms_mean"]
+        )
+    assert data["scenarios"]["1_hand_pipelined"]["stage_ms_median"]["latency"] > 0
 
 
 def test_mediapipe_detector_offline_and_handedness_flips():
@@ -431,3 +437,67 @@ def test_plain_detector_without_static_argument():
     pipe = HandMeshPipeline(ModelEstimator(FakeRuntime()), Plain(), PipelineConfig(), NoRenderer())
     frame = np.zeros((80, 80, 3), np.uint8)
     assert len(pipe.process(frame, static=True).hands) == 1 and len(pipe.process(frame).hands) == 1
+
+
+class MovingDetector:
+    """One hand whose box moves 7 px a frame (frame index read from the frame's first pixel)."""
+
+    def detect(self, frame):
+        i = int(frame[0, 0, 0])
+        if i % 5 == 4:  # every fifth frame has no hand
+            return []
+        return [HandDetection(box=np.array([150.0 + 7 * i, 150, 270 + 7 * i, 270]), handedness="right")]
+
+
+def _video(n):
+    frames = []
+    for i in range(n):
+        f = np.full((240, 640, 3), 30, np.uint8)
+        f[0, 0, 0] = i
+        frames.append(f)
+    return frames
+
+
+def test_pipelined_stream_matches_sequential_in_order():
+    """Overlapping the stages changes nothing: same hands, same smoothing, same order; latency recorded."""
+    from handmesh.pipeline.stream import process_stream
+
+    K = default_intrinsics(640, 240)
+    frames = _video(23)
+    seq = HandMeshPipeline(ModelEstimator(FakeRuntime()), MovingDetector(), PipelineConfig(), NoRenderer())
+    expected = [seq.process(f, K, timestamp=i / 30) for i, f in enumerate(frames)]
+    pipe = HandMeshPipeline(ModelEstimator(FakeRuntime()), MovingDetector(), PipelineConfig(), NoRenderer())
+    got = list(process_stream(pipe, [(f, K, i / 30) for i, f in enumerate(frames)]))
+    assert len(got) == len(expected)
+    for i, (a, b) in enumerate(zip(expected, got, strict=True)):
+        assert int(b.frame[0, 0, 0]) == i and len(a.hands) == len(b.hands) == (0 if i % 5 == 4 else 1)
+        if a.hands:
+            assert np.array_equal(a.hands[0].vertices, b.hands[0].vertices)
+            assert a.hands[0].track_id == b.hands[0].track_id
+        else:
+            assert b.frame is frames[i]  # no hand: the frame itself, untouched
+        assert b.timings["latency"] > 0
+
+
+def test_pipelined_stream_reports_a_failed_frame_and_goes_on():
+    from handmesh.pipeline.stream import PipelinedStream
+
+    class FlakyRuntime(FakeRuntime):
+        def __call__(self, crops):
+            if len(self.batches) == 2:
+                self.batches.append(crops)
+                raise RuntimeError("model exploded")
+            return super().__call__(crops)
+
+    pipe = HandMeshPipeline(ModelEstimator(FlakyRuntime()), MovingDetector(), PipelineConfig(), NoRenderer())
+    with PipelinedStream(pipe) as stream:
+        frames = _video(4)
+        for f in frames:
+            stream.submit(f)
+        assert stream.get(timeout=10).hands and stream.get(timeout=10).hands
+        with pytest.raises(RuntimeError, match="model exploded"):
+            stream.get(timeout=10)
+        last = stream.get(timeout=10)
+        assert int(last.frame[0, 0, 0]) == 3 and last.hands and stream.pending == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        stream.submit(frames[0])

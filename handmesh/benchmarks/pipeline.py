@@ -5,7 +5,10 @@ through `HandMeshPipeline` in-process, frame after frame: detection (MediaPipe b
 between frames), crops, the regressor (fastvit_t8 in deploy form, exported to ONNX and run by ONNX
 Runtime unless `--checkpoint`/`--onnx` is given; random weights cost the same as trained ones),
 camera conversion, One-Euro smoothing, region rendering (pyrender, EGL) and compositing.
-End-to-end FPS = frames / wall-clock seconds of `process` calls after warm-up. MediaPipe is set to
+End-to-end FPS = frames / wall-clock seconds after warm-up, in two modes: "sequential" (`process`, one
+frame at a time: the cost of a single image) and "pipelined" (`handmesh.pipeline.stream`: detection,
+model and rendering of neighbouring frames overlap in three threads, as the webcam demo and video
+processing run; its latency per frame is recorded too). MediaPipe is set to
 track as many hands as the scenario has: with fewer tracked hands than its limit it re-runs its palm
 detector on every frame. Writes bench/results/pipeline_cpu.json; its top-level `fps` is one hand at
 the requested size.
@@ -51,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=90,
         help="distinct rendered frames, played in a loop (rendering them is not timed)",
     )
+    parser.add_argument(
+        "--modes",
+        default="sequential,pipelined",
+        help="comma list of sequential (process per frame) and pipelined (stages overlapped in threads)",
+    )
     parser.add_argument("--json", default=str(RESULTS), help="output JSON")
 
 
@@ -87,10 +95,24 @@ def _runtime(args, workdir: Path):
     return OnnxRuntimeModel(path, threads=args.threads), f"{args.variant} deploy ONNX (random weights)"
 
 
-def _scenario(runtime, hands: int, size, args) -> dict:
+def _summary(
+    frames: int, wall: float, per_stage: dict[str, list[float]], found: list[int], hands: int
+) -> dict:
+    return {
+        "fps": round(frames / wall, 2),
+        "ms_per_frame": round(1000.0 * wall / frames, 2),
+        "stage_ms_mean": {k: round(statistics.fmean(v), 3) for k, v in per_stage.items() if v},
+        "stage_ms_median": {k: round(statistics.median(v), 3) for k, v in per_stage.items() if v},
+        "frames_with_all_hands": round(sum(f >= hands for f in found) / len(found), 3),
+        "mean_hands_found": round(statistics.fmean(found), 3),
+    }
+
+
+def _scenario(runtime, hands: int, size, args, mode: str) -> dict:
     from handmesh.pipeline.detector import MediaPipeDetector
     from handmesh.pipeline.estimator import ModelEstimator
     from handmesh.pipeline.pipeline import STAGES, HandMeshPipeline, PipelineConfig
+    from handmesh.pipeline.stream import process_stream
     from handmesh.pipeline.synthetic import ScriptedDetector, render_hand_video
 
     video = render_hand_video(max(1, min(args.unique, args.frames + args.warmup)), size=size, hands=hands)
@@ -101,26 +123,27 @@ def _scenario(runtime, hands: int, size, args) -> dict:
     pipe = HandMeshPipeline(ModelEstimator(runtime), detector, PipelineConfig(max_hands=hands))
     n = len(video.frames)
     fps_video = 30.0
-    for i in range(args.warmup):
-        pipe.process(video.frames[i % n], video.K, timestamp=i / fps_video)
-    per_stage = {s: [] for s in (*STAGES, "total")}
+
+    def frames(start: int, stop: int):
+        return ((video.frames[i % n], video.K, i / fps_video) for i in range(start, stop))
+
+    run = (
+        (lambda it: (pipe.process(*f) for f in it))
+        if mode == "sequential"
+        else (lambda it: process_stream(pipe, it))
+    )
+    for _ in run(frames(0, args.warmup)):
+        pass
+    per_stage: dict[str, list[float]] = {s: [] for s in (*STAGES, "total", "latency")}
     found = []
     t0 = time.perf_counter()
-    for i in range(args.warmup, args.warmup + args.frames):
-        res = pipe.process(video.frames[i % n], video.K, timestamp=i / fps_video)
+    for res in run(frames(args.warmup, args.warmup + args.frames)):
         for k in per_stage:
-            per_stage[k].append(res.timings.get(k, 0.0))
+            if k in res.timings:
+                per_stage[k].append(res.timings[k])
         found.append(len(res.hands))
     wall = time.perf_counter() - t0
-    return {
-        "hands": hands,
-        "fps": round(args.frames / wall, 2),
-        "ms_per_frame": round(1000.0 * wall / args.frames, 2),
-        "stage_ms_mean": {k: round(statistics.fmean(v), 3) for k, v in per_stage.items()},
-        "stage_ms_median": {k: round(statistics.median(v), 3) for k, v in per_stage.items()},
-        "frames_with_all_hands": round(sum(f >= hands for f in found) / len(found), 3),
-        "mean_hands_found": round(statistics.fmean(found), 3),
-    }
+    return {"hands": hands, "mode": mode, **_summary(args.frames, wall, per_stage, found, hands)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,19 +155,28 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     scenarios = [int(h) for h in str(args.hands).split(",") if h.strip()]
+    modes = [m.strip() for m in str(args.modes).split(",") if m.strip()]
+    bad = [m for m in modes if m not in ("sequential", "pipelined")]
+    if bad or not modes:
+        from handmesh.errors import HandmeshError
+
+        raise HandmeshError(f"--modes: choose from sequential, pipelined (got {args.modes!r})")
     with tempfile.TemporaryDirectory(prefix="handmesh-bench-") as tmp:
         runtime, model_desc = _runtime(args, Path(tmp))
         results = {}
         for hands in scenarios:
-            r = _scenario(runtime, hands, size, args)
-            results[f"{hands}_hand" + ("s" if hands > 1 else "")] = r
-            print(
-                f"{hands} hand(s) {size[0]}x{size[1]}: {r['fps']:.1f} FPS end to end; ms per stage "
-                + ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_mean"].items())
-            )
-    one = next((r for r in results.values() if r["hands"] == 1), None)
+            for mode in modes:
+                r = _scenario(runtime, hands, size, args, mode)
+                results[f"{hands}_hand" + ("s" if hands > 1 else "") + f"_{mode}"] = r
+                print(
+                    f"{hands} hand(s) {size[0]}x{size[1]} {mode}: {r['fps']:.1f} FPS end to end; ms per stage "
+                    + ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_mean"].items())
+                )
+    one = {r["mode"]: r["fps"] for r in results.values() if r["hands"] == 1}
+    # the headline is how the demo and video processing run: pipelined when it was measured
     out = {
-        "fps": one["fps"] if one else None,
+        "fps": one.get("pipelined", one.get("sequential")),
+        "fps_by_mode": one,
         "size": f"{size[0]}x{size[1]}",
         "frames": args.frames,
         "model": model_desc,

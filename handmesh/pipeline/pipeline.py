@@ -44,6 +44,21 @@ class PipelineConfig:
 
 
 @dataclasses.dataclass
+class FrameJob:
+    """A frame on its way through the stages (what one stage hands the next)."""
+
+    frame: np.ndarray
+    K: np.ndarray
+    timestamp: float
+    static: bool
+    timings: dict[str, float]
+    detections: list[HandDetection] = dataclasses.field(default_factory=list)
+    hands: list[HandEstimate] = dataclasses.field(default_factory=list)
+    live_ids: set[int] | None = None  # the tracks alive after this frame (None: a single image)
+    submitted: float = 0.0  # perf_counter() when a stream took the frame in (for its latency)
+
+
+@dataclasses.dataclass
 class PipelineResult:
     """One processed frame: the composite, each hand's mesh, and per-stage times in milliseconds."""
 
@@ -93,7 +108,8 @@ class HandMeshPipeline:
         self._renderer = renderer
         self.tracker = IoUTracker()
         self.smoother = TrackSmoother(self._smoothing_config())
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # whole frames through `process`, one at a time
+        self._stage_locks = (threading.Lock(), threading.Lock(), threading.Lock())
 
     @property
     def model_name(self) -> str:
@@ -123,7 +139,7 @@ class HandMeshPipeline:
 
     def reset(self) -> None:
         """Start a new stream: forget tracks, filters and warm starts."""
-        with self._lock:
+        with self._lock, self._stage_locks[0], self._stage_locks[1], self._stage_locks[2]:
             self.tracker.reset()
             self.smoother.reset()
             for part in (self.detector, self.estimator):
@@ -151,62 +167,88 @@ class HandMeshPipeline:
         A frame without hands comes back untouched (the same array), never as an error.
         """
         with self._lock:
-            return self._process(frame, K, timestamp, static)
+            return self.finish(self.estimate(self.detect(frame, K, timestamp, static)))
 
-    def _process(self, frame, K, timestamp, static) -> PipelineResult:
+    # The three stages below are what `process` runs in turn; `handmesh.pipeline.stream` runs them in
+    # three threads so that consecutive frames overlap. Each stage keeps its own state (tracker; model;
+    # smoother and renderer) behind its own lock, and frames must pass every stage in the same order.
+
+    def detect(
+        self,
+        frame: np.ndarray,
+        K: np.ndarray | None = None,
+        timestamp: float | None = None,
+        static: bool = False,
+    ) -> FrameJob:
+        """Stage 1: validate the frame, find and track its hands."""
         cfg = self.config
         frame = as_rgb_frame(frame)
         h, w = frame.shape[:2]
         K = default_intrinsics(w, h, cfg.fov) if K is None else np.asarray(K, dtype=np.float64)
         t = time.monotonic() if timestamp is None else float(timestamp)
-        timings = dict.fromkeys(STAGES, 0.0)
+        job = FrameJob(frame=frame, K=K, timestamp=t, static=static, timings=dict.fromkeys(STAGES, 0.0))
+        with self._stage_locks[0]:
+            t0 = time.perf_counter()
+            if self._detect_static:
+                dets = self.detector.detect(frame, static=static)
+            else:
+                dets = self.detector.detect(frame)
+            dets = [d for d in dets if d.score >= cfg.min_score]
+            dets = sorted(dets, key=lambda d: -d.score)[: cfg.max_hands]
+            if static:
+                for i, d in enumerate(dets):
+                    d.track_id = i
+            else:
+                self.tracker.update(dets)
+                job.live_ids = set(self.tracker.live_ids)
+            job.timings["detect"] = (time.perf_counter() - t0) * 1000.0
+        job.detections = dets
+        return job
 
-        t0 = time.perf_counter()
-        dets = (
-            self.detector.detect(frame, static=static) if self._detect_static else self.detector.detect(frame)
-        )
-        dets = [d for d in dets if d.score >= cfg.min_score]
-        dets = sorted(dets, key=lambda d: -d.score)[: cfg.max_hands]
-        if static:
-            for i, d in enumerate(dets):
-                d.track_id = i
-        else:
-            self.tracker.update(dets)
-        timings["detect"] = (time.perf_counter() - t0) * 1000.0
+    def estimate(self, job: FrameJob) -> FrameJob:
+        """Stage 2: crops, the model (all hands in one batch) and the meshes in the frame's camera."""
+        if job.detections:
+            with self._stage_locks[1]:
+                job.hands = self.estimator.estimate(job.frame, job.detections, job.K, job.timings)
+        return job
 
-        hands = self.estimator.estimate(frame, dets, K, timings) if dets else []
-
-        t0 = time.perf_counter()
-        if not static and cfg.smoothing:
-            for hand in hands:
-                sm = self.smoother.smooth(
-                    hand.track_id, {"vertices": hand.vertices, "joints": hand.joints}, t
-                )
-                hand.vertices = sm["vertices"].astype(np.float32)
-                hand.joints = sm["joints"].astype(np.float32)
-        if not static:
-            self.smoother.keep(self.tracker.live_ids)
-        timings["smooth"] = (time.perf_counter() - t0) * 1000.0
-
+    def finish(self, job: FrameJob) -> PipelineResult:
+        """Stage 3: temporal smoothing, rendering and compositing."""
+        cfg = self.config
+        frame, K, hands, timings = job.frame, job.K, job.hands, job.timings
+        h, w = frame.shape[:2]
         out = frame
-        if hands:
+        with self._stage_locks[2]:
             t0 = time.perf_counter()
-            meshes = [(hd.vertices, hd.faces, self.color_of(hd.handedness)) for hd in hands]
-            patches = self.renderer.render_regions(meshes, K, (w, h), max_render_size=cfg.max_render_size)
-            timings["render"] = (time.perf_counter() - t0) * 1000.0
-            t0 = time.perf_counter()
-            for rgba, offset in patches:
-                out = composite(out, rgba, offset, cfg.opacity)
-            if cfg.skeleton:
-                out = out.copy() if out is frame else out
-                for hd in hands:
-                    # bones in a darker shade of the mesh colour, so they stay visible on top of it
-                    color = tuple(int(140 * c) for c in self.color_of(hd.handedness)[:3])
-                    draw_skeleton(out, project(hd.joints.astype(np.float64), K), color=color, thickness=2)
-            timings["composite"] = (time.perf_counter() - t0) * 1000.0
+            if not job.static and cfg.smoothing:
+                for hand in hands:
+                    sm = self.smoother.smooth(
+                        hand.track_id, {"vertices": hand.vertices, "joints": hand.joints}, job.timestamp
+                    )
+                    hand.vertices = sm["vertices"].astype(np.float32)
+                    hand.joints = sm["joints"].astype(np.float32)
+            if job.live_ids is not None:
+                self.smoother.keep(job.live_ids)
+            timings["smooth"] = (time.perf_counter() - t0) * 1000.0
+
+            if hands:
+                t0 = time.perf_counter()
+                meshes = [(hd.vertices, hd.faces, self.color_of(hd.handedness)) for hd in hands]
+                patches = self.renderer.render_regions(meshes, K, (w, h), max_render_size=cfg.max_render_size)
+                timings["render"] = (time.perf_counter() - t0) * 1000.0
+                t0 = time.perf_counter()
+                for rgba, offset in patches:
+                    out = composite(out, rgba, offset, cfg.opacity)
+                if cfg.skeleton:
+                    out = out.copy() if out is frame else out
+                    for hd in hands:
+                        # bones in a darker shade of the mesh colour, so they stay visible on top of it
+                        color = tuple(int(140 * c) for c in self.color_of(hd.handedness)[:3])
+                        draw_skeleton(out, project(hd.joints.astype(np.float64), K), color=color, thickness=2)
+                timings["composite"] = (time.perf_counter() - t0) * 1000.0
         timings["total"] = sum(timings[s] for s in STAGES)
         return PipelineResult(
-            frame=out, hands=hands, timings=timings, K=K, model=self.model_name, detections=dets
+            frame=out, hands=hands, timings=timings, K=K, model=self.model_name, detections=job.detections
         )
 
 
