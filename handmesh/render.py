@@ -82,6 +82,8 @@ class MeshRenderer:
     def __init__(self, width: int = 640, height: int = 480, znear: float = 0.01, zfar: float = 20.0):
         self.width, self.height = int(width), int(height)
         self._renderer = pyrender.OffscreenRenderer(self.width, self.height)
+        self._want_depth = True
+        self._install_color_only_readback()
         self._release_context()
         # Gradio calls handlers from worker threads; an EGL context may be current in one thread only.
         self._lock = threading.Lock()
@@ -97,6 +99,36 @@ class MeshRenderer:
         ):
             light = pyrender.DirectionalLight(color=np.array(color), intensity=intensity)
             self._scene.add(light, pose=_look_at_pose(direction))
+
+    def _install_color_only_readback(self) -> None:
+        """Let renders that need no depth skip pyrender's depth readback.
+
+        pyrender always resolves, reads back and linearizes the depth buffer after a render; in
+        software GL that is a quarter of an overlay's cost (measured: 8.9 -> 6.6 ms for a 227x156
+        hand region) and the overlay never uses it. The hook wraps pyrender 0.1.45's (pinned) private
+        readback and falls back to it whenever depth is wanted or its internals are not as expected.
+        """
+        inner = getattr(self._renderer, "_renderer", None)
+        original = getattr(inner, "_read_main_framebuffer", None)
+        if original is None or not hasattr(inner, "_main_fb_ms"):
+            return
+        from OpenGL import GL
+
+        def read(scene, flags):
+            if self._want_depth or not flags & pyrender.RenderFlags.RGBA:
+                return original(scene, flags)
+            width, height = inner._main_fb_dims
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, inner._main_fb_ms)
+            GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, inner._main_fb)
+            GL.glBlitFramebuffer(
+                0, 0, width, height, 0, 0, width, height, GL.GL_COLOR_BUFFER_BIT, GL.GL_LINEAR
+            )
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, inner._main_fb)
+            buf = GL.glReadPixels(0, 0, width, height, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE)
+            color = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 4)
+            return np.flip(color, axis=0), None
+
+        inner._read_main_framebuffer = read
 
     def _release_context(self) -> None:
         """Detach the GL context from the calling thread.
@@ -140,12 +172,16 @@ class MeshRenderer:
         return pyrender.Mesh([prim])
 
     def render(
-        self, meshes: Sequence[Mesh], K: np.ndarray, size: tuple[int, int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Render meshes seen through OpenCV intrinsics K: (rgba uint8 (H,W,4), depth float32 (H,W), 0 = empty)."""
+        self, meshes: Sequence[Mesh], K: np.ndarray, size: tuple[int, int] | None = None, depth: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Render meshes seen through OpenCV intrinsics K: (rgba uint8 (H,W,4), depth float32 (H,W), 0 = empty).
+
+        With `depth=False` the depth map is not read back (cheaper) and None is returned in its place.
+        """
         width, height = size if size is not None else (self.width, self.height)
         if not meshes:
-            return np.zeros((height, width, 4), np.uint8), np.zeros((height, width), np.float32)
+            empty = np.zeros((height, width), np.float32) if depth else None
+            return np.zeros((height, width, 4), np.uint8), empty
         K = np.asarray(K, dtype=np.float64)
         with self._lock:
             if self._renderer is None:
@@ -153,14 +189,18 @@ class MeshRenderer:
             cam = self._camera
             cam.fx, cam.fy, cam.cx, cam.cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
             nodes = [self._scene.add(self._mesh_node(v, f, c)) for v, f, c in meshes]
+            self._want_depth = depth
             try:
                 self._renderer.viewport_width, self._renderer.viewport_height = width, height
-                rgba, depth = self._renderer.render(self._scene, flags=pyrender.RenderFlags.RGBA)
+                rgba, depth_map = self._renderer.render(self._scene, flags=pyrender.RenderFlags.RGBA)
             finally:
+                self._want_depth = True
                 self._release_context()
                 for node in nodes:
                     self._scene.remove_node(node)
-        return np.ascontiguousarray(rgba), np.asarray(depth, dtype=np.float32)
+        if depth_map is not None:
+            depth_map = np.asarray(depth_map, dtype=np.float32)
+        return np.ascontiguousarray(rgba), depth_map
 
     def region(
         self, meshes: Sequence[Mesh], K: np.ndarray, frame_size: tuple[int, int], margin: int = 6
@@ -214,7 +254,7 @@ class MeshRenderer:
         K_region[1, 2] = (K_region[1, 2] - y0 + 0.5) * sy - 0.5
         vw = -(-rw // _VIEWPORT_STEP) * _VIEWPORT_STEP
         vh = -(-rh // _VIEWPORT_STEP) * _VIEWPORT_STEP
-        rgba, _ = self.render(meshes, K_region, size=(vw, vh))
+        rgba, _ = self.render(meshes, K_region, size=(vw, vh), depth=False)
         rgba = rgba[:rh, :rw]
         if (rw, rh) != (w, h):
             rgba = cv2.resize(rgba, (w, h), interpolation=cv2.INTER_LINEAR)

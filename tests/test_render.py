@@ -58,6 +58,17 @@ def test_render_empty_and_custom_size(renderer):
     assert rgba.shape == (100, 200, 4)
 
 
+def test_colour_only_render_equals_full_render(renderer):
+    """depth=False skips the depth readback and changes nothing else; depth comes back again after it."""
+    v, f = _sphere()
+    mesh = [(v, f, (1.0, 0.7, 0.5, 1.0))]
+    rgba, depth = renderer.render(mesh, K)
+    rgba_only, none = renderer.render(mesh, K, depth=False)
+    assert none is None and np.array_equal(rgba, rgba_only) and (rgba[..., 3] > 0).sum() > 1000
+    _, depth_again = renderer.render(mesh, K)
+    assert depth_again is not None and np.array_equal(depth, depth_again) and (depth > 0).any()
+
+
 @pytest.mark.parametrize("max_render_size", [320, 24])
 def test_overlay_matches_full_render_and_only_touches_region(renderer, max_render_size):
     v, f = _sphere()

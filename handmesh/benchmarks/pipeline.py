@@ -59,6 +59,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="sequential,pipelined",
         help="comma list of sequential (process per frame) and pipelined (stages overlapped in threads)",
     )
+    parser.add_argument(
+        "--in-flight",
+        dest="in_flight",
+        type=int,
+        default=3,
+        help="pipelined mode: frames inside the pipeline",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a PipelineConfig field, e.g. --set max_render_size=160 (repeatable)",
+    )
     parser.add_argument("--json", default=str(RESULTS), help="output JSON")
 
 
@@ -120,7 +135,10 @@ def _scenario(runtime, hands: int, size, args, mode: str) -> dict:
         detector = MediaPipeDetector(max_hands=hands, model_complexity=0)
     else:
         detector = ScriptedDetector(video.detections)
-    pipe = HandMeshPipeline(ModelEstimator(runtime), detector, PipelineConfig(max_hands=hands))
+    from handmesh.config import apply_overrides
+
+    config = apply_overrides(PipelineConfig(max_hands=hands), args.overrides)
+    pipe = HandMeshPipeline(ModelEstimator(runtime), detector, config)
     n = len(video.frames)
     fps_video = 30.0
 
@@ -130,7 +148,7 @@ def _scenario(runtime, hands: int, size, args, mode: str) -> dict:
     run = (
         (lambda it: (pipe.process(*f) for f in it))
         if mode == "sequential"
-        else (lambda it: process_stream(pipe, it))
+        else (lambda it: process_stream(pipe, it, in_flight=args.in_flight))
     )
     for _ in run(frames(0, args.warmup)):
         pass
@@ -180,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         "size": f"{size[0]}x{size[1]}",
         "frames": args.frames,
         "model": model_desc,
+        "config_overrides": list(args.overrides),
         "detector": args.detector
         + (" (model_complexity 0, tracking)" if args.detector == "mediapipe" else ""),
         "scenarios": results,

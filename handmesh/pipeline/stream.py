@@ -147,15 +147,18 @@ class PipelinedStream:
 def process_stream(
     pipeline: HandMeshPipeline,
     frames: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray | None, float | None]],
-    depth: int = 1,
+    in_flight: int = 3,
 ) -> Iterator[PipelineResult]:
-    """Results of a sequence of frames (or (frame, K, timestamp) tuples), in order, stages overlapped."""
-    with PipelinedStream(pipeline, depth) as stream:
-        # enough frames in flight to keep every stage busy (one in each stage and between stages)
+    """Results of a sequence of frames (or (frame, K, timestamp) tuples), in order, stages overlapped.
+
+    `in_flight` frames at most are inside the pipeline: 3 keeps each stage busy with one frame; more
+    smooths over uneven stage times at the cost of latency (each extra frame waits in a queue).
+    """
+    with PipelinedStream(pipeline) as stream:
         for item in frames:
             frame, K, ts = item if isinstance(item, tuple) else (item, None, None)
             stream.submit(frame, K, ts)
-            while stream.pending > 4:
+            while stream.pending >= max(1, in_flight):
                 yield stream.get()
         while stream.pending:
             yield stream.get()
