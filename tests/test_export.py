@@ -86,7 +86,7 @@ def test_export_cli(tmp_path, capsys):
 
 
 def test_model_benchmark_smoke(tmp_path):
-    from handmesh.benchmarks.model import CPU_FORMS, markdown_table
+    from handmesh.benchmarks.model import CPU_FORMS, ENCODER_FORM, markdown_table
 
     out = tmp_path / "model_cpu.json"
     args = ["bench", "model", "--variants", "t8", "--runs", "2", "--warmup", "0", "--json", str(out)]
@@ -94,8 +94,8 @@ def test_model_benchmark_smoke(tmp_path):
     result = json.loads(out.read_text())
     (row,) = result["results"]
     assert row["variant"] == "fastvit_t8" and row["params_m"] > 1 and row["gflops"] > 0.3
-    for form in CPU_FORMS:
+    for form in (*CPU_FORMS, ENCODER_FORM):
         assert row[form]["median_ms"] > 0
     assert row["max_abs_diff_fused_m"] < 1e-5 and row["max_abs_diff_ort_m"] < 1e-4
     table = markdown_table(result)
-    assert "| t8 |" in table
+    assert "| t8 |" in table and table.splitlines()[2].count("|") == table.splitlines()[0].count("|")

@@ -21,6 +21,7 @@ import platform
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ DEFAULT_VARIANTS = (
 )
 RESULTS_DIR = Path("bench/results")
 CPU_FORMS = ("train_torch", "deploy_torch", "deploy_torch_cl", "deploy_ort")
+# Timed beside the forms as a floor: the fused encoder alone in ONNX Runtime (no head, no hand model).
+ENCODER_FORM = "encoder_only_ort"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,6 +108,12 @@ def _cpu_forms(variant: str, img_size: int, threads: int, tmp: Path) -> tuple[di
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
     feed = {"image": x.numpy()}
+    enc_path = tmp / f"{variant}_encoder.onnx"
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(deploy.encoder, x, str(enc_path), input_names=["x"], opset_version=17, dynamo=False)
+    enc_sess = ort.InferenceSession(str(enc_path), opts, providers=["CPUExecutionProvider"])
+    enc_feed = {"x": ((x - deploy.pixel_mean) / deploy.pixel_std).numpy()}
     with torch.inference_mode():
         ref = model(x)["vertices"]
         fused_diff = float((deploy(x)["vertices"] - ref).abs().max())
@@ -134,6 +143,7 @@ def _cpu_forms(variant: str, img_size: int, threads: int, tmp: Path) -> tuple[di
         "deploy_torch": infer(deploy, x),
         "deploy_torch_cl": infer(deploy_cl, x_cl),
         "deploy_ort": lambda: sess.run(None, feed),
+        ENCODER_FORM: lambda: enc_sess.run(None, enc_feed),
     }
     return forms, facts
 
@@ -250,7 +260,7 @@ def environment() -> dict[str, Any]:
 
 
 def _row_line(row: dict[str, Any]) -> str:
-    forms = " ".join(f"{f}={row[f]['median_ms']:.2f}ms" for f in CPU_FORMS)
+    forms = " ".join(f"{f}={row[f]['median_ms']:.2f}ms" for f in (*CPU_FORMS, ENCODER_FORM) if f in row)
     return f"{row['variant']}: {forms} (ORT {row['speedup_ort_vs_train']:.2f}x vs train torch)"
 
 
@@ -258,15 +268,17 @@ def markdown_table(result: dict[str, Any]) -> str:
     """The CPU result as a markdown table (median ms, batch 1)."""
     head = (
         "| variant | params (M) | GFLOPs | train torch (ms) | deploy torch (ms) | deploy channels_last (ms) "
-        "| deploy ONNX Runtime (ms) | ORT vs train |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| deploy ONNX Runtime (ms) | ORT vs train | encoder alone, ORT (ms) |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [head]
     for r in result["results"]:
+        encoder = f"{r[ENCODER_FORM]['median_ms']:.1f}" if ENCODER_FORM in r else ""
         lines.append(
             f"| {r['variant'].removeprefix('fastvit_')} | {r['params_m']:.1f} | {r['gflops']:.2f} "
             f"| {r['train_torch']['median_ms']:.1f} | {r['deploy_torch']['median_ms']:.1f} "
             f"| {r['deploy_torch_cl']['median_ms']:.1f} | {r['deploy_ort']['median_ms']:.1f} "
-            f"| {r['speedup_ort_vs_train']:.2f}x |"
+            f"| {r['speedup_ort_vs_train']:.2f}x | {encoder} |"
         )
     env = result["environment"]
     lines.append(
