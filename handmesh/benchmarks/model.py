@@ -1,9 +1,13 @@
 """Regressor latency per FastViT variant: train vs fused forms, torch vs ONNX Runtime, params, GFLOPs.
 
 CPU (default): batch 1 at the model's input size, in one process, after warm-up; each form is timed
-in its own block of consecutive calls. Interleaving the forms call by call was tried and is wrong here:
-ONNX Runtime's and OpenMP's worker threads spin-wait after each call, so on 2 cores the next form's
-threads fight the previous form's spinning threads (fastvit_t8's train form read 3.3 s instead of 50 ms). Forms: the train form in torch (eval mode), the deploy (fused) form in torch, the deploy form
+in blocks of consecutive calls, and the blocks of all forms take turns over ``--rounds`` rounds, so a
+slow spell of a shared machine falls on every form instead of one (one block per form made the t8
+train-to-ONNX ratio read 2.35x in one run and 2.9x in another). Interleaving the forms call by call
+was tried and is wrong here: ONNX Runtime's and OpenMP's worker threads spin-wait after each call, so
+on 2 cores the next form's threads fight the previous form's spinning threads (fastvit_t8's train form
+read 3.3 s instead of 50 ms); a pause between blocks lets them go idle. Forms: the train form in torch
+(eval mode), the deploy (fused) form in torch, the deploy form
 with channels_last memory format, and the deploy form exported to ONNX and run by ONNX Runtime with
 ``--threads`` intra-op threads. Every form includes the head and the hand-model layer. GFLOPs are
 counted with ``torch.utils.flop_counter`` on the deploy form (one multiply-add = 2 FLOPs).
@@ -51,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads")
     parser.add_argument("--runs", type=int, default=30, help="timed calls per form (median reported)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls per form first")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="CPU: the forms' blocks take turns this many times"
+    )
     parser.add_argument("--img-size", dest="img_size", type=int, default=224)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--batch", type=int, default=64, help="batch size of the GPU throughput run")
@@ -148,7 +155,9 @@ def _cpu_forms(variant: str, img_size: int, threads: int, tmp: Path) -> tuple[di
     return forms, facts
 
 
-def bench_cpu(variants: list[str], img_size: int, threads: int, runs: int, warmup: int) -> dict[str, Any]:
+def bench_cpu(
+    variants: list[str], img_size: int, threads: int, runs: int, warmup: int, rounds: int = 5
+) -> dict[str, Any]:
     """Time every form of every variant on the CPU; returns the JSON-ready result."""
     import torch
 
@@ -158,14 +167,18 @@ def bench_cpu(variants: list[str], img_size: int, threads: int, runs: int, warmu
         for variant in variants:
             forms, facts = _cpu_forms(variant, img_size, threads, Path(tmp))
             times: dict[str, list[float]] = {name: [] for name in forms}
-            for name, call in forms.items():
-                time.sleep(0.5)  # let the previous form's spinning worker threads go idle
+            for call in forms.values():
                 for _ in range(warmup):
                     call()
-                for _ in range(runs):
-                    t0 = time.perf_counter()
-                    call()
-                    times[name].append((time.perf_counter() - t0) * 1e3)
+            n_rounds = max(1, min(rounds, runs))
+            for r in range(n_rounds):
+                for name, call in forms.items():
+                    time.sleep(0.3)  # let the previous form's spinning worker threads go idle
+                    call()  # the first call after a pause pays for waking the threads up
+                    for _ in range(runs // n_rounds + (r < runs % n_rounds)):
+                        t0 = time.perf_counter()
+                        call()
+                        times[name].append((time.perf_counter() - t0) * 1e3)
             row = dict(facts)
             for name in forms:
                 row[name] = _stats(times[name])
@@ -183,6 +196,7 @@ def bench_cpu(variants: list[str], img_size: int, threads: int, runs: int, warmu
         "img_size": img_size,
         "threads": threads,
         "runs": runs,
+        "rounds": max(1, min(rounds, runs)),
         "warmup": warmup,
         "environment": environment(),
         "results": rows,
@@ -302,7 +316,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device == "cuda":
         result = bench_gpu(variants, args.img_size, args.batch, args.runs, args.warmup)
     else:
-        result = bench_cpu(variants, args.img_size, args.threads, args.runs, args.warmup)
+        result = bench_cpu(variants, args.img_size, args.threads, args.runs, args.warmup, args.rounds)
     out = Path(args.json) if args.json else RESULTS_DIR / f"model_{args.device.replace('cuda', 'gpu')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
