@@ -84,10 +84,9 @@ class DemoState:
         self._stamps: collections.deque[float] = collections.deque(maxlen=30)
         self._timings: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._live = None  # the webcam's PipelinedStream, its last result and when it was last fed
-        self._live_last = None
-        self._live_at = 0.0
-        self._live_lock = threading.Lock()
+        from handmesh.pipeline.stream import LiveFeed
+
+        self.live = LiveFeed()  # the webcam tab's pipelined stream
         self.outdir = Path(tempfile.mkdtemp(prefix="handmesh-app-"))
 
     def warm_up(self) -> None:
@@ -122,36 +121,6 @@ class DemoState:
             selfie=bool(selfie),
         )
         return pipe
-
-    def live_result(self, pipe, frame: np.ndarray):
-        """Feed one webcam frame to the pipelined stream; the newest finished result (a frame or two behind).
-
-        Detection, model and rendering of consecutive frames overlap (`handmesh.pipeline.stream`), so
-        the page gets the pipeline's throughput rather than the sum of its stages. A pause of over a
-        second (the webcam stopped) or another mesh source starts a fresh stream with fresh tracks.
-        """
-        from handmesh.pipeline.stream import PipelinedStream
-
-        with self._live_lock:
-            now = time.monotonic()
-            live = self._live
-            if live is None or live.pipeline is not pipe or now - self._live_at > 1.0:
-                if live is not None:
-                    live.close()
-                pipe.reset()
-                live = self._live = PipelinedStream(pipe)
-                self._live_last = None
-            self._live_at = now
-            live.submit(frame)
-            result = None
-            while live.pending > 2:  # at most two older frames in flight behind this one
-                result = live.get(timeout=30.0)
-            while (ready := live.get_nowait()) is not None:
-                result = ready
-            if result is None:  # the stream is filling up: show the last result (or wait for the first)
-                result = self._live_last if self._live_last is not None else live.get(timeout=30.0)
-            self._live_last = result
-            return result
 
     def stream_stats(self, pipe, result) -> str:
         """Markdown with the delivered frame rate and per-stage milliseconds (smoothed)."""
@@ -195,7 +164,7 @@ def build_demo(state: DemoState):
         pipe = state.pipeline(source, max_hands, smoothing, skeleton, opacity, selfie=cfg.mirror_webcam)
         if pipe is None:
             return _no_model(frame)
-        result = state.live_result(pipe, frame)
+        result = state.live(pipe, frame)
         return result.frame, state.stream_stats(pipe, result)
 
     def predict_image(image, source=None, max_hands=2, skeleton=False, opacity=0.85):

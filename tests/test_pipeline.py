@@ -501,3 +501,21 @@ def test_pipelined_stream_reports_a_failed_frame_and_goes_on():
         assert int(last.frame[0, 0, 0]) == 3 and last.hands and stream.pending == 0
     with pytest.raises(RuntimeError, match="closed"):
         stream.submit(frames[0])
+
+
+def test_live_feed_returns_newest_results_in_order_and_restarts_after_a_pause():
+    import time
+
+    from handmesh.pipeline.stream import LiveFeed
+
+    pipe = HandMeshPipeline(ModelEstimator(FakeRuntime()), MovingDetector(), PipelineConfig(), NoRenderer())
+    feed = LiveFeed(idle_reset_s=0.5, behind=2)
+    frames = _video(12)
+    shown = []
+    for i, f in enumerate(frames[:8]):
+        shown.append(int(feed(pipe, f).frame[0, 0, 0]))
+        assert i - 3 <= shown[-1] <= i  # never ahead, at most a few frames behind
+    assert shown[0] == 0 and shown == sorted(shown) and shown[-1] >= 5
+    time.sleep(0.7)  # the webcam paused: a fresh stream, whose first answer is the new frame itself
+    assert int(feed(pipe, frames[10]).frame[0, 0, 0]) == 10
+    feed.close()

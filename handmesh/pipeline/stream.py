@@ -162,3 +162,53 @@ def process_stream(
                 yield stream.get()
         while stream.pending:
             yield stream.get()
+
+
+class LiveFeed:
+    """A webcam feed: one frame in per call, the newest finished result out (a frame or two behind).
+
+    Detection, model and rendering of consecutive frames overlap (`PipelinedStream`), so a caller that
+    sends frames as fast as it gets answers receives the pipeline's throughput rather than the sum of
+    its stages. A pause longer than `idle_reset_s` (the webcam stopped) or another pipeline starts a
+    fresh stream with fresh tracks.
+    """
+
+    def __init__(self, idle_reset_s: float = 1.0, behind: int = 2):
+        self.idle_reset_s = float(idle_reset_s)
+        self.behind = max(0, int(behind))
+        self._stream: PipelinedStream | None = None
+        self._last: PipelineResult | None = None
+        self._fed_at = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(
+        self, pipeline: HandMeshPipeline, frame: np.ndarray, timestamp: float | None = None
+    ) -> PipelineResult:
+        """Feed one frame; the newest result that is ready (waits only while too many are in flight)."""
+        with self._lock:
+            now = time.monotonic()
+            stream = self._stream
+            if stream is None or stream.pipeline is not pipeline or now - self._fed_at > self.idle_reset_s:
+                if stream is not None:
+                    stream.close()
+                pipeline.reset()
+                stream = self._stream = PipelinedStream(pipeline)
+                self._last = None
+            self._fed_at = now
+            stream.submit(frame, timestamp=timestamp)
+            result = None
+            while stream.pending > self.behind:
+                result = stream.get(timeout=30.0)
+            while (ready := stream.get_nowait()) is not None:
+                result = ready
+            if result is None:  # the stream is filling up: the last result again (or wait for the first)
+                result = self._last if self._last is not None else stream.get(timeout=30.0)
+            self._last = result
+            return result
+
+    def close(self) -> None:
+        """Stop the stream's threads."""
+        with self._lock:
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
