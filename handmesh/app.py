@@ -147,7 +147,7 @@ def build_demo(state: DemoState):
     """The gr.Blocks page."""
     import gradio as gr
 
-    from handmesh.pipeline.media import VideoWriter, export_meshes, iter_video, video_info
+    from handmesh.pipeline.media import VideoWriter, export_meshes, h264_available, iter_video, video_info
     from handmesh.pipeline.pipeline import result_to_dict
     from handmesh.pipeline.stream import process_stream
 
@@ -204,7 +204,10 @@ def build_demo(state: DemoState):
         total = min(total, limit) if total else limit
         pipe.reset()
         stem = state.outdir / f"video-{time.time_ns()}"
-        out_path = stem.with_name(stem.name + "_overlay.webm")  # VP8 WebM: plays in every browser
+        # H.264 MP4 plays in every browser; without PyAV only OpenCV's MPEG-4 Part 2 is there, which
+        # browsers do not play, so fall back to VP8 WebM
+        ext = ".mp4" if h264_available() else ".webm"
+        out_path = stem.with_name(stem.name + "_overlay" + ext)
         frames = []
         t0 = time.perf_counter()
         try:
@@ -277,7 +280,7 @@ def build_demo(state: DemoState):
         with gr.Tab("Video"):
             with gr.Row():
                 vid_in = gr.Video(label="Video", sources=["upload"])
-                vid_out = gr.Video(label="Overlay (WebM)")
+                vid_out = gr.Video(label="Overlay video")
             run_vid = gr.Button("Process video", variant="primary")
             vid_json = gr.File(label="Per-frame parameters (JSON)")
             vid_msg = gr.Markdown(f"Videos longer than {cfg.max_video_seconds:.0f} s are cut.")

@@ -81,7 +81,10 @@ def test_process_video_api(app_url):
         handle_file(str(root / "clip.webm")), api_name="/process_video"
     )
     path = video["video"] if isinstance(video, dict) else video
-    assert str(path).endswith(".webm") and os.path.getsize(path) > 0
+    assert str(path).endswith(".mp4") and os.path.getsize(path) > 0  # H.264 through PyAV
+    from handmesh.pipeline.media import iter_video
+
+    assert len(list(iter_video(path))) == 5
     data = json.loads(open(frames_json).read())
     assert len(data["frames"]) == 5 and all(len(f["hands"]) == 1 for f in data["frames"])
     assert "5 frames" in message

@@ -55,35 +55,84 @@ def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.n
 
 
 class VideoWriter:
-    """Writes RGB frames to .mp4 (MPEG-4 Part 2, plays in desktop players) or .webm (VP8, plays in browsers)."""
+    """Writes RGB frames to .mp4 (H.264 through PyAV: plays in browsers and players), .webm (VP8) or .avi.
+
+    Without PyAV (`pip install av`, part of the demo extra) .mp4 falls back to OpenCV's MPEG-4 Part 2,
+    which desktop players show but browsers do not; `codec` says which one is being written.
+    """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int]):
         self.path = Path(path)
-        codec = {".webm": "VP80", ".mp4": "mp4v", ".avi": "MJPG"}.get(self.path.suffix.lower())
-        if codec is None:
+        suffix = self.path.suffix.lower()
+        if suffix not in (".mp4", ".webm", ".avi"):
             raise HandmeshError(f"{path}: video output must be .mp4, .webm or .avi")
+        self.size = tuple(int(v) for v in size)
+        self._container = self._stream = self._writer = None
+        if suffix == ".mp4" and h264_available():
+            self._open_h264(float(fps))
+            return
+        self.codec = {".webm": "VP80", ".mp4": "mp4v", ".avi": "MJPG"}[suffix]
         self._writer = cv2.VideoWriter(
-            str(self.path), cv2.VideoWriter_fourcc(*codec), float(fps), tuple(size)
+            str(self.path), cv2.VideoWriter_fourcc(*self.codec), float(fps), self.size
         )
         if not self._writer.isOpened():
-            raise HandmeshError(f"{path}: this OpenCV build cannot write {codec} video")
-        self.size = tuple(size)
+            raise HandmeshError(f"{path}: this OpenCV build cannot write {self.codec} video")
+
+    def _open_h264(self, fps: float) -> None:
+        from fractions import Fraction
+
+        import av
+
+        self.codec = "h264"
+        self._container = av.open(str(self.path), mode="w")
+        rate = Fraction(fps).limit_denominator(1001)
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        # yuv420p (what browsers decode) needs even sides: the last odd row/column is dropped
+        self._stream.width, self._stream.height = self.size[0] // 2 * 2, self.size[1] // 2 * 2
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"crf": "20", "preset": "veryfast", "movflags": "+faststart"}
 
     def write(self, frame: np.ndarray) -> None:
         """Append one RGB frame (resized if its size differs)."""
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size)
-        self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        if self._stream is None:
+            self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            return
+        import av
+
+        even = np.ascontiguousarray(frame[: self._stream.height, : self._stream.width])
+        for packet in self._stream.encode(av.VideoFrame.from_ndarray(even, format="rgb24")):
+            self._container.mux(packet)
 
     def close(self) -> None:
         """Finish the file."""
-        self._writer.release()
+        if self._stream is not None:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            self._stream = None
+        elif self._writer is not None:
+            self._writer.release()
+            self._writer = None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def h264_available() -> bool:
+    """True when PyAV with an H.264 encoder is installed."""
+    try:
+        import av
+        from av.codec import Codec
+
+        Codec("libx264", "w")
+        return bool(av)
+    except Exception:
+        return False
 
 
 def write_image(path: str | Path, rgb: np.ndarray) -> None:
