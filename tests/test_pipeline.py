@@ -519,3 +519,53 @@ def test_live_feed_returns_newest_results_in_order_and_restarts_after_a_pause():
     time.sleep(0.7)  # the webcam paused: a fresh stream, whose first answer is the new frame itself
     assert int(feed(pipe, frames[10]).frame[0, 0, 0]) == 10
     feed.close()
+
+
+def test_mediapipe_detector_tracks_as_many_hands_as_it_sees():
+    """With a limit of 2 and one hand in view the video graph tracks one hand (MediaPipe would search every
+    frame otherwise); a periodic still-image search picks up a second hand; a lost one shrinks it again."""
+    from types import SimpleNamespace as NS
+
+    pytest.importorskip("mediapipe")
+    from handmesh.pipeline import MediaPipeDetector
+
+    scene = {"hands": 1}
+    graphs = []
+
+    class FakeHands:
+        def __init__(self, static_image_mode, max_num_hands, **kwargs):
+            self.static, self.max = static_image_mode, max_num_hands
+            self.calls = 0
+            graphs.append(self)
+
+        def process(self, image):
+            self.calls += 1
+            n = min(self.max, scene["hands"])
+            pts = [NS(x=0.3 + 0.01 * j, y=0.4, z=0.0) for j in range(21)]
+            return NS(
+                multi_hand_landmarks=[NS(landmark=pts)] * n or None,
+                multi_hand_world_landmarks=[NS(landmark=pts)] * n or None,
+                multi_handedness=[NS(classification=[NS(label="Left", score=0.9)])] * n or None,
+            )
+
+        def close(self):
+            pass
+
+    det = MediaPipeDetector(max_hands=2, search_every=5, shrink_after=3)
+    det._hands_cls = FakeHands
+    frame = np.zeros((48, 64, 3), np.uint8)
+    counts = [len(det.detect(frame)) for _ in range(12)]
+    video = [g for g in graphs if not g.static]
+    (still,) = [g for g in graphs if g.static]
+    assert counts == [1] * 12 and [g.max for g in video] == [1] and still.calls == 2  # frames 5 and 10
+    scene["hands"] = 2
+    counts = [len(det.detect(frame)) for _ in range(5)]  # frames 13-17: the search at 15 finds both
+    assert counts == [1, 1, 2, 2, 2] and [g.max for g in graphs if not g.static] == [1, 2]
+    scene["hands"] = 1
+    counts = [len(det.detect(frame)) for _ in range(5)]
+    assert counts == [1] * 5 and [g.max for g in graphs if not g.static] == [1, 2, 1]
+    assert len(det.detect(frame, static=True)) == 1 and still.max == 2
+    plain = MediaPipeDetector(max_hands=2, search_every=0)
+    plain._hands_cls = FakeHands
+    plain.detect(frame)
+    assert graphs[-1].max == 2 and not graphs[-1].static  # MediaPipe's own behaviour
