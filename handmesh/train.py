@@ -408,6 +408,13 @@ class Trainer:
             model_cfg = dataclasses.replace(model_cfg, backbone_weights=None)
 
         seed_everything(cfg.seed + self.dist.rank)
+        if payload is None and not model_cfg.backbone_weights and self.dist.main:
+            # measured: from random weights the regressor fits its training images but barely generalizes
+            # in CPU-sized budgets (bench/results/learning_diagnostics.json)
+            _log(
+                "the encoder starts from random weights; for FreiHAND-level accuracy pass ImageNet weights "
+                "with --backbone-weights PATH (a local timm/Apple FastViT checkpoint)"
+            )
         self.model = build_model(**cfgutil.to_dict(model_cfg)).to(self.device)
         self.model_cfg = getattr(self.model, "config", model_cfg)
         self.img_size = int(self.model_cfg.img_size)
