@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+import weakref
 from collections.abc import Sequence
 
 # pyrender picks its GL platform when it is imported; EGL is the one that works headless here.
@@ -79,10 +80,18 @@ def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
 class MeshRenderer:
     """One offscreen pyrender renderer, reused across frames (never a GL context per frame)."""
 
+    # pyrender's EGL platform calls eglTerminate on the process-wide EGL display when a renderer is
+    # deleted, which kills every other renderer's context; only the last one alive may do that.
+    _alive = 0
+    _alive_lock = threading.Lock()
+
     def __init__(self, width: int = 640, height: int = 480, znear: float = 0.01, zfar: float = 20.0):
         self.width, self.height = int(width), int(height)
+        _delete_dropped()
         self._renderer = pyrender.OffscreenRenderer(self.width, self.height)
-        self._want_depth = True
+        with MeshRenderer._alive_lock:
+            MeshRenderer._alive += 1
+        self._want_depth = [True]  # a list: shared with the readback hook without a reference cycle
         self._install_color_only_readback()
         self._release_context()
         # Gradio calls handlers from worker threads; an EGL context may be current in one thread only.
@@ -109,21 +118,27 @@ class MeshRenderer:
         readback and falls back to it whenever depth is wanted or its internals are not as expected.
         """
         inner = getattr(self._renderer, "_renderer", None)
-        original = getattr(inner, "_read_main_framebuffer", None)
+        original = getattr(type(inner), "_read_main_framebuffer", None)
         if original is None or not hasattr(inner, "_main_fb_ms"):
             return
         from OpenGL import GL
 
+        # No strong reference back to the renderers: a cycle would leave their deletion to the cyclic
+        # garbage collector, which may run it in the middle of another renderer's draw.
+        inner_ref = weakref.ref(inner)
+        want_depth = self._want_depth
+
         def read(scene, flags):
-            if self._want_depth or not flags & pyrender.RenderFlags.RGBA:
-                return original(scene, flags)
-            width, height = inner._main_fb_dims
-            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, inner._main_fb_ms)
-            GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, inner._main_fb)
+            r = inner_ref()
+            if want_depth[0] or not flags & pyrender.RenderFlags.RGBA:
+                return original(r, scene, flags)
+            width, height = r._main_fb_dims
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, r._main_fb_ms)
+            GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, r._main_fb)
             GL.glBlitFramebuffer(
                 0, 0, width, height, 0, 0, width, height, GL.GL_COLOR_BUFFER_BIT, GL.GL_LINEAR
             )
-            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, inner._main_fb)
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, r._main_fb)
             buf = GL.glReadPixels(0, 0, width, height, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE)
             color = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 4)
             return np.flip(color, axis=0), None
@@ -146,17 +161,20 @@ class MeshRenderer:
         EGL.eglMakeCurrent(display, EGL.EGL_NO_SURFACE, EGL.EGL_NO_SURFACE, EGL.EGL_NO_CONTEXT)
 
     def close(self) -> None:
-        """Free the GL context."""
+        """Free the GL context (and the EGL display, when no other renderer is left)."""
         with self._lock:
             if self._renderer is not None:
-                self._renderer.delete()
+                _delete_offscreen(self._renderer)
                 self._renderer = None
+        _delete_dropped()
 
-    def __del__(self):  # pragma: no cover - best effort at interpreter shutdown
-        try:
-            self.close()
-        except Exception:
-            pass
+    def __del__(self):  # pragma: no cover - garbage collection
+        # The collector may run this in the middle of another renderer's draw on this thread, where
+        # switching EGL contexts would break that draw: the context is freed at the next safe point.
+        renderer = self.__dict__.get("_renderer")
+        if renderer is not None:
+            _DROPPED.append(renderer)
+            self._renderer = None
 
     def _mesh_node(self, vertices: np.ndarray, faces: np.ndarray, color: Sequence[float]) -> pyrender.Mesh:
         verts = np.asarray(vertices, dtype=np.float32) * _CV_TO_GL
@@ -183,18 +201,19 @@ class MeshRenderer:
             empty = np.zeros((height, width), np.float32) if depth else None
             return np.zeros((height, width, 4), np.uint8), empty
         K = np.asarray(K, dtype=np.float64)
+        _delete_dropped()
         with self._lock:
             if self._renderer is None:
                 raise RuntimeError("MeshRenderer was closed")
             cam = self._camera
             cam.fx, cam.fy, cam.cx, cam.cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
             nodes = [self._scene.add(self._mesh_node(v, f, c)) for v, f, c in meshes]
-            self._want_depth = depth
+            self._want_depth[0] = depth
             try:
                 self._renderer.viewport_width, self._renderer.viewport_height = width, height
                 rgba, depth_map = self._renderer.render(self._scene, flags=pyrender.RenderFlags.RGBA)
             finally:
-                self._want_depth = True
+                self._want_depth[0] = True
                 self._release_context()
                 for node in nodes:
                     self._scene.remove_node(node)
@@ -317,6 +336,41 @@ class MeshRenderer:
         for rgba, offset in self.render_regions(meshes, K, (width, height), margin, max_render_size):
             out = composite(out, rgba, offset, opacity)
         return out
+
+
+# pyrender renderers of MeshRenderers that were garbage-collected, freed at the next safe point
+_DROPPED: list = []
+
+
+def _delete_dropped() -> None:
+    """Free the GL contexts of collected renderers (called where no other draw is in progress)."""
+    while _DROPPED:
+        try:
+            _delete_offscreen(_DROPPED.pop())
+        except Exception:  # a context that cannot be made current any more: nothing left to free
+            pass
+
+
+def _delete_offscreen(renderer) -> None:
+    """Delete a pyrender OffscreenRenderer; the EGL display is terminated only by the last one alive."""
+    with MeshRenderer._alive_lock:
+        MeshRenderer._alive -= 1
+        last = MeshRenderer._alive == 0
+        platform = getattr(renderer, "_platform", None)
+        if not last and getattr(platform, "_egl_display", None) is not None:
+            platform.delete_context = lambda: _destroy_context_only(platform)
+        renderer.delete()
+
+
+def _destroy_context_only(platform) -> None:
+    """pyrender's EGL delete_context without its eglTerminate (other renderers still use the display)."""
+    from OpenGL import EGL
+
+    if platform._egl_context is not None:
+        EGL.eglMakeCurrent(platform._egl_display, EGL.EGL_NO_SURFACE, EGL.EGL_NO_SURFACE, EGL.EGL_NO_CONTEXT)
+        EGL.eglDestroyContext(platform._egl_display, platform._egl_context)
+        platform._egl_context = None
+    platform._egl_display = None
 
 
 def composite(

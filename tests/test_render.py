@@ -143,3 +143,25 @@ def test_separate_hands_render_as_separate_regions(renderer):
     frame = np.zeros((480, 640, 3), np.uint8)
     out = renderer.overlay(frame, [(*left, (1, 1, 1, 1)), (*right, (1, 1, 1, 1))], K, opacity=1.0)
     assert out[240, 170].sum() > 100 and out[240, 470].sum() > 100 and out[240, 320].sum() == 0
+
+
+def test_closing_one_renderer_leaves_the_others_working(renderer):
+    """pyrender terminates the process-wide EGL display when a renderer is deleted; only the last may."""
+    import gc
+    import weakref
+
+    from handmesh.render import MeshRenderer
+
+    v, f = _sphere()
+    mesh = [(v, f, (1.0, 0.7, 0.5, 1.0))]
+    before, _ = renderer.render(mesh, K)
+    other = MeshRenderer(64, 64)
+    other.render(mesh, K, size=(64, 64))
+    other.close()
+    dropped = MeshRenderer(64, 64)
+    gone = weakref.ref(dropped)
+    del dropped  # no reference cycle: freed at once, its context released at the next safe point
+    assert gone() is None
+    gc.collect()
+    after, _ = renderer.render(mesh, K)
+    assert np.array_equal(before, after) and (after[..., 3] > 0).sum() > 1000
