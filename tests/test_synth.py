@@ -122,20 +122,32 @@ def test_hand_fills_the_crop_and_mask_matches(synth_dir):
 
 
 def test_deterministic_per_sample_across_workers_and_sizes(synth_dir, tmp_path):
-    """Fewer samples and two worker processes reproduce the same files, byte for byte."""
+    """Fewer samples and two worker processes reproduce the same labels exactly and the same images.
+
+    Images are compared decoded, to one grey level: llvmpipe's shading of a pixel that sits on a
+    rounding boundary can differ by one level between processes (measured: 1 level in 0.03 % of the
+    values of one image in three runs of the same command), so JPEG bytes are not always identical.
+    """
     from handmesh.cli import main
 
     n = 3
     rc = main(["synth", "--out", str(tmp_path), "--train", str(n), "--eval", "2", "--versions", "2",
                "--seed", str(SEED), "--workers", "2"])  # fmt: skip
     assert rc == 0
+    from handmesh.data.io import read_image
+
+    def same_picture(a_path, b_path):
+        a, b = read_image(a_path).astype(int), read_image(b_path).astype(int)
+        diff = np.abs(a - b)
+        return diff.max() <= 1 and (diff > 0).mean() < 0.005
+
     for v in range(2):
         for i in range(n):
-            a = (tmp_path / f"training/rgb/{i + n * v:08d}.jpg").read_bytes()
-            assert a == (synth_dir / f"training/rgb/{i + N_TRAIN * v:08d}.jpg").read_bytes()
+            a = tmp_path / f"training/rgb/{i + n * v:08d}.jpg"
+            assert same_picture(a, synth_dir / f"training/rgb/{i + N_TRAIN * v:08d}.jpg"), (v, i)
     for i in range(2):
-        a = (tmp_path / f"evaluation/rgb/{i:08d}.jpg").read_bytes()
-        assert a == (synth_dir / f"evaluation/rgb/{i:08d}.jpg").read_bytes()
+        a = tmp_path / f"evaluation/rgb/{i:08d}.jpg"
+        assert same_picture(a, synth_dir / f"evaluation/rgb/{i:08d}.jpg"), i
     for name in ("training_mano.json", "training_verts.json", "evaluation_xyz.json", "training_K.json"):
         small = _load(tmp_path / name)
         assert small == _load(synth_dir / name)[: len(small)], name

@@ -320,30 +320,34 @@ def synthesize(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
     workers = max(int(cfg.workers), 1)
     images = 0
     t1 = time.perf_counter()
-    # Rendering always happens in spawned worker processes, even with one worker: llvmpipe's output
-    # differs in the last bit between processes that loaded torch/triton's LLVM before Mesa's and
-    # processes that did not (seen as different JPEG bytes for the same sample in-process vs in a
-    # worker), and fresh workers that import neither torch nor the reader render the same everywhere.
-    gl_threads = max((os.cpu_count() or 1) // workers, 1)
-    # spawn, not fork: a forked child deadlocks in EGL when this process already holds a GL context,
-    # and torch's OpenMP pool does not survive a fork. Workers import neither torch nor the reader.
-    ctx = mp.get_context("spawn")
-    # the workers' numpy must not start BLAS threads (pyrender inverts 4x4 matrices every frame, and
-    # OpenBLAS thread hand-offs cost milliseconds on a busy machine); set before they import numpy
-    saved = os.environ.get("OPENBLAS_NUM_THREADS")
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    try:
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(cfg.size, faces, gl_threads))
-    finally:
-        if saved is None:
-            os.environ.pop("OPENBLAS_NUM_THREADS")
-        else:
-            os.environ["OPENBLAS_NUM_THREADS"] = saved
-    with pool:
-        for split in labels:
-            images += _write_split(cfg, out, split, labels[split], pool, progress)
-        pool.close()
-        pool.join()
+    if workers == 1:
+        _init_worker(cfg.size, faces)
+        try:
+            for split in labels:
+                images += _write_split(cfg, out, split, labels[split], None, progress)
+        finally:
+            _WORKER.pop("renderer").close()
+    else:
+        gl_threads = max((os.cpu_count() or 1) // workers, 1)
+        # spawn, not fork: a forked child deadlocks in EGL when this process already holds a GL context,
+        # and torch's OpenMP pool does not survive a fork. Workers import neither torch nor the reader.
+        ctx = mp.get_context("spawn")
+        # the workers' numpy must not start BLAS threads (pyrender inverts 4x4 matrices every frame, and
+        # OpenBLAS thread hand-offs cost milliseconds on a busy machine); set before they import numpy
+        saved = os.environ.get("OPENBLAS_NUM_THREADS")
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        try:
+            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(cfg.size, faces, gl_threads))
+        finally:
+            if saved is None:
+                os.environ.pop("OPENBLAS_NUM_THREADS")
+            else:
+                os.environ["OPENBLAS_NUM_THREADS"] = saved
+        with pool:
+            for split in labels:
+                images += _write_split(cfg, out, split, labels[split], pool, progress)
+            pool.close()
+            pool.join()
     t_images = time.perf_counter() - t1
     from handmesh.config import to_dict
 
