@@ -367,6 +367,10 @@ def _max_across_ranks(value: float, dist_info: DistInfo, device: torch.device) -
     return float(t.item())
 
 
+# consecutive non-finite losses/gradients before a run stops as diverged (single ones are skipped)
+MAX_BAD_STEPS = 20
+
+
 def _log(msg: str) -> None:
     print(f"[train] {msg}", file=sys.stderr, flush=True)
 
@@ -436,6 +440,7 @@ class Trainer:
         self.loss_weights = cfg.loss_weights()
 
         self.epoch, self.step, self.best, self.elapsed_before, self.finished = 0, 0, math.inf, 0.0, False
+        self.bad_steps = 0  # consecutive steps skipped for a non-finite loss or gradient
         self.history: list[dict[str, Any]] = []
         if payload is not None:
             self._restore(payload[TRAIN_FORMAT])
@@ -622,7 +627,22 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        self.scaler.step(self.optimizer)
+        # A NaN/inf loss or gradient (a corrupt label, a diverging run) must not reach the weights; a NaN
+        # loss term can even come with finite gradients (L1's subgradient at NaN is 0). The fp16 scaler
+        # still sees the step's infs in update() and lowers its scale. Every DDP rank decides alike.
+        finite = bool(torch.isfinite(losses["total"].detach())) and bool(torch.isfinite(grad_norm))
+        finite = _max_across_ranks(0.0 if finite else 1.0, self.dist, self.device) == 0.0
+        if finite:
+            self.scaler.step(self.optimizer)
+            self.bad_steps = 0
+        else:
+            self.bad_steps += 1
+            if self.bad_steps >= MAX_BAD_STEPS:
+                raise HandmeshError(
+                    f"training diverged: loss or gradient not finite for {self.bad_steps} steps in a row "
+                    f"(step {self.step + 1}); the last checkpoint is {self.out_dir / 'last.pt'}; lower --lr, "
+                    "raise --warmup-epochs or check the labels"
+                )
         self.scaler.update()
         self.scheduler.step()
         if self.ema is not None:

@@ -345,3 +345,37 @@ def test_time_budget_stops_the_run_and_marks_it_finished(synth_dir, tmp_path):
     # resuming a finished run does nothing
     again = train(cfg, model_config(), datasets=sets, resume=tmp_path / "last.pt")
     assert again["steps"] == 1
+
+
+class _PoisonedLabels(torch.utils.data.Dataset):
+    """A dataset whose chosen samples carry NaN 3D joints (a corrupt label)."""
+
+    def __init__(self, base, bad):
+        self.base, self.bad = base, set(bad)
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        sample = dict(self.base[i])
+        if i in self.bad:
+            sample["joints3d"] = torch.full_like(sample["joints3d"], float("nan"))
+        return sample
+
+
+def test_non_finite_gradients_are_skipped_and_a_diverged_run_stops(synth_dir, tmp_path, monkeypatch):
+    import handmesh.train as train_mod
+    from handmesh.checkpoint import load_checkpoint
+    from handmesh.errors import HandmeshError
+
+    train_set, val_set = small_sets(synth_dir)
+    cfg = tiny_config(synth_dir, tmp_path / "one", epochs=2, batch_size=1, image_grid=0)
+    train(cfg, model_config(), datasets=(_PoisonedLabels(train_set, [1]), val_set))  # one bad sample
+    state = load_checkpoint(tmp_path / "one" / "last.pt")
+    weights = [v for v in state["state_dict"].values() if torch.is_tensor(v) and v.is_floating_point()]
+    assert weights and all(bool(torch.isfinite(w).all()) for w in weights)
+
+    monkeypatch.setattr(train_mod, "MAX_BAD_STEPS", 3)
+    cfg = tiny_config(synth_dir, tmp_path / "all", epochs=2, batch_size=1, image_grid=0)
+    with pytest.raises(HandmeshError, match="diverged"):
+        train(cfg, model_config(), datasets=(_PoisonedLabels(train_set, range(4)), val_set))
