@@ -77,6 +77,13 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
     return dataclasses.replace(cfg, **changes)
 
 
+def add_overrides_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add the repeatable `--set FIELD=VALUE` option (read back as `args.overrides`, see `apply_overrides`)."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE", help=help
+    )
+
+
 def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
     """Add `--field-name VALUE` options for every field of `cls` (default None = keep the config's)."""
     for f in dataclasses.fields(cls):

@@ -821,14 +821,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CKPT",
         help="continue OUT/last.pt (or the given checkpoint) from its last completed epoch",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override any TrainConfig or ModelConfig field (repeatable)",
-    )
+    cfgutil.add_overrides_option(parser, "override any TrainConfig or ModelConfig field (repeatable)")
     cfgutil.add_dataclass_args(parser, TrainConfig)
 
 

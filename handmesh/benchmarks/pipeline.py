@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from handmesh.config import add_overrides_option, apply_overrides
+
 RESULTS = Path("bench/results/pipeline_cpu.json")
 
 
@@ -66,14 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=3,
         help="pipelined mode: frames inside the pipeline",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="a PipelineConfig field, e.g. --set max_render_size=160 (repeatable)",
-    )
+    add_overrides_option(parser, "a PipelineConfig field, e.g. --set max_render_size=160 (repeatable)")
     parser.add_argument("--json", default=str(RESULTS), help="output JSON")
 
 
@@ -135,8 +130,6 @@ def _scenario(runtime, hands: int, size, args, mode: str) -> dict:
         detector = MediaPipeDetector(max_hands=2, model_complexity=0)
     else:
         detector = ScriptedDetector(video.detections)
-    from handmesh.config import apply_overrides
-
     config = apply_overrides(PipelineConfig(max_hands=2), args.overrides)
     pipe = HandMeshPipeline(ModelEstimator(runtime), detector, config)
     n = len(video.frames)

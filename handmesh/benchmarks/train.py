@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from handmesh.config import add_overrides_option
+
 RESULTS = Path("bench/results")
 NAME = "train_synthetic"
 
@@ -42,14 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="data-loader workers while training")
     parser.add_argument("--synth-workers", dest="synth_workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="any other TrainConfig field",
-    )
+    add_overrides_option(parser, "any other TrainConfig field")
 
 
 def ensure_synth(out: Path, train: int, eval_: int, seed: int, workers: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from handmesh.config import apply_overrides
+from handmesh.config import add_overrides_option, apply_overrides
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -29,14 +29,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--hand-model", default=None, help="MANO file or folder (default: configured MANO, else stand-in)"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="any SynthConfig field, e.g. --set occluder_prob=0.5",
-    )
+    add_overrides_option(p, "any SynthConfig field, e.g. --set occluder_prob=0.5")
     p.set_defaults(func=run)
     return p
 
