@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from handmesh.benchmarks import write_result  # noqa: E402
 from handmesh.data.freihand import FreiHANDDataset  # noqa: E402
 from handmesh.data.transforms import AugmentConfig  # noqa: E402
 from handmesh.evaluate import mean_hand_prediction, predict_camera_space  # noqa: E402
@@ -166,10 +167,7 @@ def main() -> int:
         "experiments": results,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path}")
+    write_result(args.json, out)
     return 0
 
 

@@ -9,12 +9,13 @@ lower bounds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
 import time
 from pathlib import Path
+
+from handmesh.benchmarks import write_result
 
 RESULTS = Path("bench/results/data_cpu.json")
 
@@ -111,8 +112,5 @@ def run(args: argparse.Namespace) -> int:
         "machine": platform.processor() or platform.machine(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_result(args.json, result)
     return 0

@@ -14,12 +14,13 @@ it), which a busy machine inflates far less.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
 from pathlib import Path
 from typing import Any
+
+from handmesh.benchmarks import write_result
 
 RESULTS = Path("bench/results/fit_cpu.json")
 SCENARIOS = (("cold", 1), ("cold", 2), ("warm", 1), ("warm", 2))
@@ -169,8 +170,5 @@ def run(args: argparse.Namespace) -> int:
             f"p90 {row['p90_ms']:6.2f}  iters {row['mean_iterations']:.1f}  err {row['mean_joint_error_mm']:.2f} mm "
             f"(centred {row['mean_joint_error_centred_mm']:.2f} mm)"
         )
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_result(args.json, out, indent=2)
     return 0

@@ -29,6 +29,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from handmesh.benchmarks import write_result
+
 DEFAULT_VARIANTS = (
     "fastvit_t8",
     "fastvit_t12",
@@ -318,9 +320,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         result = bench_cpu(variants, args.img_size, args.threads, args.runs, args.warmup, args.rounds)
     out = Path(args.json) if args.json else RESULTS_DIR / f"model_{args.device.replace('cuda', 'gpu')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
     if args.device == "cpu":
         print(markdown_table(result))
-    print(f"wrote {out}")
+    write_result(out, result)
     return 0

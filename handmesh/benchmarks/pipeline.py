@@ -17,7 +17,6 @@ every frame while only one hand is in view). Writes bench/results/pipeline_cpu.j
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -25,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from handmesh.benchmarks import write_result
 from handmesh.config import add_overrides_option, apply_overrides
 
 RESULTS = Path("bench/results/pipeline_cpu.json")
@@ -204,8 +204,5 @@ def run(args: argparse.Namespace) -> int:
         },
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path}")
+    write_result(args.json, out)
     return 0

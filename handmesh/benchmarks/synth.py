@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from handmesh.benchmarks import write_result
+
 RESULTS = Path("bench/results/synth_cpu.json")
 
 
@@ -46,8 +48,5 @@ def run(args: argparse.Namespace) -> int:
         "runs": runs,
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_result(args.json, result)
     return 0
