@@ -630,7 +630,9 @@ class Trainer:
         # A NaN/inf loss or gradient (a corrupt label, a diverging run) must not reach the weights; a NaN
         # loss term can even come with finite gradients (L1's subgradient at NaN is 0). The fp16 scaler
         # still sees the step's infs in update() and lowers its scale. Every DDP rank decides alike.
-        finite = bool(torch.isfinite(losses["total"].detach())) and bool(torch.isfinite(grad_norm))
+        finite = bool(
+            torch.isfinite(torch.stack([losses["total"].detach().float(), grad_norm.float()])).all()
+        )
         finite = _max_across_ranks(0.0 if finite else 1.0, self.dist, self.device) == 0.0
         if finite:
             self.scaler.step(self.optimizer)

@@ -83,6 +83,7 @@ class VideoWriter:
 
         import av
 
+        self._av = av  # write() builds one av.VideoFrame per frame
         self.codec = "h264"
         self._container = av.open(str(self.path), mode="w")
         rate = Fraction(fps).limit_denominator(1001)
@@ -99,10 +100,8 @@ class VideoWriter:
         if self._stream is None:
             self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             return
-        import av
-
         even = np.ascontiguousarray(frame[: self._stream.height, : self._stream.width])
-        for packet in self._stream.encode(av.VideoFrame.from_ndarray(even, format="rgb24")):
+        for packet in self._stream.encode(self._av.VideoFrame.from_ndarray(even, format="rgb24")):
             self._container.mux(packet)
 
     def close(self) -> None:
