@@ -124,7 +124,7 @@ class PipelinedStream:
     def get_nowait(self) -> PipelineResult | None:
         """The next result if one is ready, else None."""
         try:
-            return self.get(timeout=0.0) if not self._out.empty() else None
+            return self.get(timeout=0.0)
         except queue.Empty:
             return None
 
