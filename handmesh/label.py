@@ -1,10 +1,10 @@
 """`handmesh label INPUT --out DATASET`: pseudo-label a video or a folder of images with landmark fits.
 
-Each detected hand (MediaPipe landmarks) is fitted with the hand model (`handmesh.fit`) and written as
-one line of a custom dataset (`annotations.jsonl`, see README.md, section Custom datasets) beside a copy of its
-image: K, handedness, box, the detector's 2D keypoints, the fitted MANO parameters (in the convention
-of the hand's own side) and 3D joints in the camera frame, and a confidence. The labels are only as
-good as the landmarks; the confidence says how well the fit agreed with them.
+Each detected hand (MediaPipe landmarks) is fitted with the hand model (`handmesh.fit`) and written as one
+line of a custom dataset (`annotations.jsonl`, see docs/datasets.md, section Custom datasets) beside a
+copy of its image: K, handedness, box, the detector's 2D keypoints, the fitted MANO parameters (in the
+convention of the hand's own side) and 3D joints in the camera frame, and a confidence. The labels are
+only as good as the landmarks; the confidence says how well the fit agreed with them.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ def dataset_kind(root: str | Path) -> str:
         return "custom"
     raise MissingFileError(
         f"no dataset at {root}: expected FreiHAND files (training_K.json ...; put FreiHAND in data/freihand/, "
-        "see data/README.md) or a custom annotations.jsonl (see README.md, section Custom datasets)"
+        "see data/README.md) or a custom annotations.jsonl (see docs/datasets.md, section Custom datasets)"
     )
 
 

@@ -1,6 +1,6 @@
 """Custom hand datasets: a folder of images plus `annotations.jsonl`, one JSON object per hand.
 
-Keys (all but `image` optional; see README.md, section Custom datasets):
+Keys (all but `image` optional; see docs/datasets.md, section Custom datasets):
   image         path relative to the folder
   K             3x3 intrinsics of that image (pixels); absent: guessed (f = longest side, centre)
   handedness    "right" (default) | "left"
@@ -197,7 +197,7 @@ def read_annotations(
     path = root / ANNOTATIONS
     if not path.is_file():
         raise MissingFileError(
-            f"no {ANNOTATIONS} in {root} (see README.md, section Custom datasets for the format)"
+            f"no {ANNOTATIONS} in {root} (see docs/datasets.md, section Custom datasets, for the format)"
         )
     anns, problems, warnings = [], [], []
     with open(path, encoding="utf-8") as fh:
