@@ -21,6 +21,8 @@ import timm  # noqa: E402
 import torch  # noqa: E402
 from timm.utils import reparameterize_model  # noqa: E402
 
+from handmesh.benchmarks.common import machine_info, timing_stats  # noqa: E402
+
 
 def make_batch(n: int, size: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (n,3,size,size) with one ellipse each, and targets (n,5)."""
@@ -92,8 +94,8 @@ def main() -> None:
                 nets[f](x1)
                 times[f].append((time.perf_counter() - t0) * 1e3)
     for f in nets:
-        res[f]["deploy_ms_224_median"] = sorted(times[f])[len(times[f]) // 2]
-    print(json.dumps({"seed": args.seed, "steps": args.steps, **res}, indent=1))
+        res[f]["deploy_ms_224_median"] = timing_stats(times[f])["median_ms"]
+    print(json.dumps({"seed": args.seed, "steps": args.steps, **res, "machine": machine_info(2)}, indent=1))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handmesh.benchmarks import write_result  # noqa: E402
+from handmesh.benchmarks.common import write_result  # noqa: E402
 from handmesh.data.freihand import FreiHANDDataset  # noqa: E402
 from handmesh.data.transforms import AugmentConfig  # noqa: E402
 from handmesh.evaluate import mean_hand_prediction, predict_camera_space  # noqa: E402
@@ -165,9 +165,8 @@ def main() -> int:
         "variant": "fastvit_t8 (random init)",
         "baseline_mean_pose_pa_mpjpe_mm": round(baseline, 2),
         "experiments": results,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_result(args.json, out)
+    write_result(args.json, out, threads=2)
     return 0
 
 

@@ -12,17 +12,14 @@ which skips points whose corresponding vertex is already within 5 mm, helps litt
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from handmesh.benchmarks.common import timing_stats, write_result
 from handmesh.hand_model import load_hand_model
 from handmesh.hand_model.prior import sample_poses
 from handmesh.metrics import score_arrays
@@ -68,7 +65,7 @@ def time_case(pred, gt, repeats: int) -> dict:
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
     return {
-        "seconds": round(statistics.median(walls), 3),
+        "seconds": timing_stats(walls, unit="s")["median_s"],
         "seconds_each": [round(w, 3) for w in walls],
         "cpu_seconds_each": [round(c, 3) for c in cpus],
         "scores": scores,
@@ -97,21 +94,15 @@ def main() -> None:
         "num_samples": args.samples,
         "seconds": results["typical"]["seconds"],
         "cases": results,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
         "load_average_1min_before": round(load_before[0], 2),
         "load_average_1min_after": round(os.getloadavg()[0], 2),
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.platform(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_result(args.out, report, indent=2)
     for name, r in results.items():
         print(f"{name}: {r['seconds']:.2f} s wall (each {r['seconds_each']}, cpu {r['cpu_seconds_each']})")
     print(
         f"load average before/after: {report['load_average_1min_before']} / {report['load_average_1min_after']}"
     )
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

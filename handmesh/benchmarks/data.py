@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-from handmesh.benchmarks import write_result
+from handmesh.benchmarks.common import write_result
 
 RESULTS = Path("bench/results/data_cpu.json")
 
@@ -107,10 +106,7 @@ def run(args: argparse.Namespace) -> int:
         "idle_machine_images_per_s": round((os.cpu_count() or 1) * 1000.0 / cpu_ms, 1),
         "batch_size": args.batch_size,
         "batches": args.batches,
-        "cpu_count": os.cpu_count(),
         "load_average_1min": [round(load0, 2), round(os.getloadavg()[0], 2)],
-        "machine": platform.processor() or platform.machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
     write_result(args.json, result)
     return 0

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from handmesh.benchmarks import write_result
+from handmesh.benchmarks.common import timing_stats, write_result
 
 RESULTS = Path("bench/results/fit_cpu.json")
 SCENARIOS = (("cold", 1), ("cold", 2), ("warm", 1), ("warm", 2))
@@ -73,14 +73,8 @@ def _sequence(hand, frames: int, hands: int, rng) -> dict[str, Any]:
 
 
 def _stats(times_ms: list[float], hands: int) -> dict[str, float]:
-    q = statistics.quantiles(times_ms, n=10)
-    med = statistics.median(times_ms)
-    return {
-        "median_ms": round(med, 3),
-        "p10_ms": round(q[0], 3),
-        "p90_ms": round(q[-1], 3),
-        "median_ms_per_hand": round(med / hands, 3),
-    }
+    stats = timing_stats(times_ms)
+    return {**stats, "median_ms_per_hand": round(stats["median_ms"] / hands, 3)}
 
 
 def bench(runs: int, warmup: int, noise_mm: float, seed: int) -> dict[str, Any]:
@@ -155,14 +149,10 @@ def run(args: argparse.Namespace) -> int:
     """Run, print a table, write the JSON."""
     import torch
 
-    from handmesh.benchmarks.model import environment
-
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     out = bench(args.runs, args.warmup, args.noise_mm, args.seed)
-    out["threads"] = args.threads
     out["load_average_1min"] = {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}
-    out["environment"] = environment()
     for key, row in out["results"].items():
         print(
             f"{key:8s} median {row['median_ms']:6.2f} ms/call  {row['median_ms_per_hand']:6.2f} ms/hand  "
@@ -170,5 +160,5 @@ def run(args: argparse.Namespace) -> int:
             f"p90 {row['p90_ms']:6.2f}  iters {row['mean_iterations']:.1f}  err {row['mean_joint_error_mm']:.2f} mm "
             f"(centred {row['mean_joint_error_centred_mm']:.2f} mm)"
         )
-    write_result(args.json, out, indent=2)
+    write_result(args.json, out, indent=2, threads=args.threads)
     return 0

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -29,7 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from handmesh.benchmarks import write_result
+from handmesh.benchmarks.common import machine_info, timing_stats, write_result
 
 DEFAULT_VARIANTS = (
     "fastvit_t8",
@@ -71,16 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _variants(items: list[str]) -> list[str]:
     names = [v.strip() for item in items for v in item.split(",") if v.strip()]
     return [v if v.startswith("fastvit_") else f"fastvit_{v}" for v in names]
-
-
-def _stats(times_ms: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(times_ms, n=10) if len(times_ms) >= 2 else [times_ms[0]] * 9
-    return {
-        "median_ms": round(statistics.median(times_ms), 3),
-        "p10_ms": round(q[0], 3),
-        "p90_ms": round(q[-1], 3),
-        "mean_ms": round(statistics.fmean(times_ms), 3),
-    }
 
 
 def count_gflops(model: Any, x: Any) -> float:
@@ -183,7 +171,7 @@ def bench_cpu(
                         times[name].append((time.perf_counter() - t0) * 1e3)
             row = dict(facts)
             for name in forms:
-                row[name] = _stats(times[name])
+                row[name] = timing_stats(times[name])
             row["speedup_ort_vs_train"] = round(
                 row["train_torch"]["median_ms"] / row["deploy_ort"]["median_ms"], 2
             )
@@ -200,7 +188,7 @@ def bench_cpu(
         "runs": runs,
         "rounds": max(1, min(rounds, runs)),
         "warmup": warmup,
-        "environment": environment(),
+        "machine": machine_info(threads),
         "results": rows,
     }
 
@@ -238,40 +226,14 @@ def bench_gpu(variants: list[str], img_size: int, batch: int, runs: int, warmup:
                 row[f"{form}_{dtype_name}_images_per_s"] = round(batch / statistics.median(times), 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    env = environment()
-    env["gpu"] = torch.cuda.get_device_name(0)
     return {
         "device": "cuda",
         "batch": batch,
         "img_size": img_size,
         "runs": runs,
         "warmup": warmup,
-        "environment": env,
+        "machine": machine_info(),
         "results": rows,
-    }
-
-
-def environment() -> dict[str, Any]:
-    """Versions and machine facts recorded with every result."""
-    import onnxruntime
-    import timm
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "onnxruntime": onnxruntime.__version__,
     }
 
 
@@ -296,7 +258,7 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"| {r['deploy_torch_cl']['median_ms']:.1f} | {r['deploy_ort']['median_ms']:.1f} "
             f"| {r['speedup_ort_vs_train']:.2f}x | {encoder} |"
         )
-    env = result["environment"]
+    env = result["machine"]
     lines.append(
         f"\n{env['cpu']}, {result['threads']} threads, batch 1, {result['img_size']} px, median of "
         f"{result['runs']} runs; torch {env['torch']}, timm {env['timm']}, onnxruntime {env['onnxruntime']}."

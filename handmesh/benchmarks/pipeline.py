@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from handmesh.benchmarks import write_result
+from handmesh.benchmarks.common import write_result
 from handmesh.config import add_overrides_option, apply_overrides
 
 RESULTS = Path("bench/results/pipeline_cpu.json")
@@ -195,14 +194,6 @@ def run(args: argparse.Namespace) -> int:
         "detector": args.detector
         + (" (model_complexity 0, tracking, max 2 hands)" if args.detector == "mediapipe" else ""),
         "scenarios": results,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "loadavg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        },
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_result(args.json, out)
+    write_result(args.json, out, threads=args.threads)
     return 0

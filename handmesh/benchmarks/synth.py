@@ -11,10 +11,9 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
-from handmesh.benchmarks import write_result
+from handmesh.benchmarks.common import write_result
 
 RESULTS = Path("bench/results/synth_cpu.json")
 
@@ -44,9 +43,7 @@ def run(args: argparse.Namespace) -> int:
     result = {
         "benchmark": "handmesh synth",
         "size": args.size,
-        "cpu_count": cores,
         "runs": runs,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
     write_result(args.json, result)
     return 0

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
+from handmesh.benchmarks.common import write_result
 from handmesh.config import add_overrides_option
 
 RESULTS = Path("bench/results")
@@ -177,16 +176,9 @@ def run(args: argparse.Namespace) -> int:
         "synth": synth,
         "train_config": cfgutil.to_dict(cfg),
         "curves_png": str(png),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "device": "cuda" if torch.cuda.is_available() else "cpu",
-            "load_average": list(os.getloadavg()),
-        },
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
     }
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"{NAME}.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_result(results / f"{NAME}.json", record, indent=2)
     print(
         json.dumps(
             {
@@ -204,5 +196,5 @@ def run(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
-    print(f"[bench train] wrote {results / f'{NAME}.json'} and {png}")
+    print(f"[bench train] wrote {png}")
     return 0
