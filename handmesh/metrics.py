@@ -136,22 +136,6 @@ def _per_sample(fn, n: int) -> None:
         list(pool.map(lambda chunk: [fn(i) for i in chunk], chunks))
 
 
-def nn_distances(a, b) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest-neighbour distances per sample both ways, a (N,Pa,3), b (N,Pb,3): (a->b (N,Pa), b->a (N,Pb)).
-
-    Distances are sqrt(dx^2 + dy^2 + dz^2) in float64, as the official script's.
-    """
-    a_np, b_np = _as_tensor(a).numpy(), _as_tensor(b).numpy()
-    a_to_b, b_to_a = np.empty(a_np.shape[:2]), np.empty(b_np.shape[:2])
-
-    def one(i: int) -> None:
-        a_to_b[i] = _tree(b_np[i]).query(a_np[i])[0]
-        b_to_a[i] = _tree(a_np[i]).query(b_np[i])[0]
-
-    _per_sample(one, a_np.shape[0])
-    return a_to_b, b_to_a
-
-
 def f_scores_from_distances(
     pred_to_gt: np.ndarray, gt_to_pred: np.ndarray, thresholds: Sequence[float]
 ) -> np.ndarray:
