@@ -7,6 +7,7 @@ import pytest
 import torch
 import trimesh
 
+from handmesh.errors import HandmeshError
 from handmesh.pipeline import (
     HandDetection,
     HandMeshPipeline,
@@ -177,7 +178,7 @@ def test_grey_and_float_frames_are_accepted():
     pipe, _ = make_pipeline([([4, 4, 28, 28], "right")])
     assert pipe.process(np.zeros((32, 32), np.uint8)).frame.shape == (32, 32, 3)
     assert pipe.process(np.zeros((32, 32, 4), np.float32)).frame.shape == (32, 32, 3)
-    with pytest.raises(ValueError):
+    with pytest.raises(HandmeshError):
         pipe.process(np.zeros((4, 4, 5), np.uint8))
 
 
@@ -249,7 +250,7 @@ def test_detector_spec():
     assert [h.handedness for h in hands] == ["left", "right"]
     assert np.allclose(hands[0].box, [10, 20, 110, 120])
     for bad in ("static:1,2,3", "static:1,2,3,4,up", "static:5,5,1,1", "yolo"):
-        with pytest.raises(ValueError):
+        with pytest.raises(HandmeshError):
             parse_detector_spec(bad)
 
 
@@ -350,14 +351,21 @@ def test_bench_pipeline_smoke(tmp_path):
 
     data = json.loads(out.read_text())
     modes = ("sequential", "pipelined")
-    assert set(data["scenarios"]) == {f"{h}_{m}" for h in ("1_hand", "2_hands") for m in modes}
-    assert data["fps"] == data["fps_by_mode"]["pipelined"] > 0
-    assert data["scenarios"]["2_hands_pipelined"]["mean_hands_found"] == 2
+    sources = ("model", "landmark-fit")
+    assert set(data["scenarios"]) == {
+        f"{s}/{h}_{m}" for s in sources for h in ("1_hand", "2_hands") for m in modes
+    }
+    for source in sources:
+        assert data["fps"][source] == data["scenarios"][f"{source}/1_hand_pipelined"]["fps"] > 0
+        assert data["scenarios"][f"{source}/2_hands_pipelined"]["mean_hands_found"] == 2
+        assert data["scenarios"][f"{source}/1_hand_pipelined"]["stage_ms_median"]["latency"] > 0
     for mode in modes:
         assert {"detect", "model", "render", "composite"} <= set(
-            data["scenarios"][f"1_hand_{mode}"]["stage_ms_mean"]
+            data["scenarios"][f"model/1_hand_{mode}"]["stage_ms_mean"]
         )
-    assert data["scenarios"]["1_hand_pipelined"]["stage_ms_median"]["latency"] > 0
+        assert data["scenarios"][f"landmark-fit/1_hand_{mode}"]["stage_ms_mean"]["hand_model"] > 0
+    # the CPU is recorded with every result: figures differ between machines
+    assert data["machine"]["cpu"] and isinstance(data["machine"]["cpu_flags"], list)
 
 
 def test_mediapipe_detector_offline_and_handedness_flips():

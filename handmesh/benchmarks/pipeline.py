@@ -1,17 +1,20 @@
-"""End-to-end pipeline frame rate and per-stage ms on a synthetic video (one and two hands).
+"""End-to-end pipeline frame rate and per-stage ms on a synthetic video, for each mesh source.
 
 A video of the hand model rendered over a plain background (`handmesh.pipeline.synthetic`) is played
 through `HandMeshPipeline` in-process, frame after frame: detection (MediaPipe by default, tracking
-between frames), crops, the regressor (fastvit_t8 in deploy form, exported to ONNX and run by ONNX
-Runtime unless `--checkpoint`/`--onnx` is given; random weights cost the same as trained ones),
-camera conversion, One-Euro smoothing, region rendering (pyrender, EGL) and compositing.
+between frames), then the mesh source -- "model": crops and the regressor (fastvit_t8 in deploy form,
+exported to ONNX and run by ONNX Runtime unless `--checkpoint`/`--onnx` is given; random weights cost
+the same as trained ones) and the camera conversion; "landmark-fit": the hand model fitted to the
+detector's landmarks (the demo's default without a model file, warm-started per track) -- then
+One-Euro smoothing, region rendering (pyrender, EGL) and compositing.
 End-to-end FPS = frames / wall-clock seconds after warm-up, in two modes: "sequential" (`process`, one
 frame at a time: the cost of a single image) and "pipelined" (`handmesh.pipeline.stream`: detection,
 model and rendering of neighbouring frames overlap in three threads, as the webcam demo and video
 processing run; its latency per frame is recorded too). Detector and pipeline use the demo's limit of
 two hands in every scenario (`MediaPipeDetector` keeps MediaPipe from re-running its palm detector on
-every frame while only one hand is in view). Writes bench/results/pipeline_cpu.json; its top-level
-`fps` is one hand at the requested size.
+every frame while only one hand is in view). Every result records the CPU (model, flags that matter
+to ONNX Runtime, load). Writes bench/results/pipeline_cpu.json; its top-level `fps` is one hand at the
+requested size, pipelined, per mesh source.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from handmesh.benchmarks.common import write_result
 from handmesh.config import add_overrides_option, apply_overrides
 
 RESULTS = Path("bench/results/pipeline_cpu.json")
+SOURCES = ("model", "landmark-fit")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +39,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=15, help="untimed frames first")
     parser.add_argument("--size", default="640x480", help="frame size WxH")
     parser.add_argument("--hands", default="1,2", help="scenarios: numbers of hands (comma list)")
+    parser.add_argument(
+        "--sources",
+        default="model,landmark-fit",
+        help="mesh sources to time (comma list): model (the regressor), landmark-fit (the default mode)",
+    )
+    parser.add_argument(
+        "--fit-iters",
+        dest="fit_iters",
+        type=int,
+        default=None,
+        help="landmark-fit: solver iterations per frame (default: the fitter's own)",
+    )
     parser.add_argument("--variant", default="fastvit_t8", help="FastViT variant when no model file is given")
     parser.add_argument("--img-size", dest="img_size", type=int, default=224, help="crop size of that model")
     parser.add_argument("--checkpoint", default=None, help="time this checkpoint (torch) instead")
@@ -69,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_overrides_option(parser, "a PipelineConfig field, e.g. --set max_render_size=160 (repeatable)")
     parser.add_argument("--json", default=str(RESULTS), help="output JSON")
+    parser.add_argument("--note", default="", help="a remark stored with the result (e.g. what else ran)")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -117,9 +134,20 @@ def _summary(
     }
 
 
-def _scenario(runtime, hands: int, size, args, mode: str) -> dict:
+def _estimator(source: str, runtime, args):
+    """The mesh source to time."""
+    from handmesh.pipeline.estimator import LandmarkFitEstimator, ModelEstimator
+
+    if source == "model":
+        return ModelEstimator(runtime)
+    from handmesh.fit import FitConfig
+
+    config = FitConfig() if args.fit_iters is None else FitConfig(iters=args.fit_iters)
+    return LandmarkFitEstimator(config=config)
+
+
+def _scenario(estimator, hands: int, size, args, mode: str) -> dict:
     from handmesh.pipeline.detector import MediaPipeDetector
-    from handmesh.pipeline.estimator import ModelEstimator
     from handmesh.pipeline.pipeline import STAGES, HandMeshPipeline, PipelineConfig
     from handmesh.pipeline.stream import process_stream
     from handmesh.pipeline.synthetic import ScriptedDetector, render_hand_video
@@ -130,7 +158,7 @@ def _scenario(runtime, hands: int, size, args, mode: str) -> dict:
     else:
         detector = ScriptedDetector(video.detections)
     config = apply_overrides(PipelineConfig(max_hands=2), args.overrides)
-    pipe = HandMeshPipeline(ModelEstimator(runtime), detector, config)
+    pipe = HandMeshPipeline(estimator, detector, config)
     n = len(video.frames)
     fps_video = 30.0
 
@@ -153,7 +181,12 @@ def _scenario(runtime, hands: int, size, args, mode: str) -> dict:
                 per_stage[k].append(res.timings[k])
         found.append(len(res.hands))
     wall = time.perf_counter() - t0
-    return {"hands": hands, "mode": mode, **_summary(args.frames, wall, per_stage, found, hands)}
+    return {
+        "source": estimator.source,
+        "hands": hands,
+        "mode": mode,
+        **_summary(args.frames, wall, per_stage, found, hands),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -171,29 +204,42 @@ def run(args: argparse.Namespace) -> int:
         from handmesh.errors import HandmeshError
 
         raise HandmeshError(f"--modes: choose from sequential, pipelined (got {args.modes!r})")
+    sources = [x.strip() for x in str(args.sources).split(",") if x.strip()]
+    if not sources or any(x not in SOURCES for x in sources):
+        from handmesh.errors import HandmeshError
+
+        raise HandmeshError(f"--sources: choose from {', '.join(SOURCES)} (got {args.sources!r})")
     with tempfile.TemporaryDirectory(prefix="handmesh-bench-") as tmp:
-        runtime, model_desc = _runtime(args, Path(tmp))
+        runtime, model_desc = _runtime(args, Path(tmp)) if "model" in sources else (None, None)
         results = {}
-        for hands in scenarios:
-            for mode in modes:
-                r = _scenario(runtime, hands, size, args, mode)
-                results[f"{hands}_hand" + ("s" if hands > 1 else "") + f"_{mode}"] = r
-                print(
-                    f"{hands} hand(s) {size[0]}x{size[1]} {mode}: {r['fps']:.1f} FPS end to end; ms per stage "
-                    + ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_mean"].items())
-                )
-    one = {r["mode"]: r["fps"] for r in results.values() if r["hands"] == 1}
-    # the headline is how the demo and video processing run: pipelined when it was measured
+        for source in sources:
+            for hands in scenarios:
+                for mode in modes:
+                    # a fresh estimator per scenario: the landmark fit's warm starts belong to one video
+                    r = _scenario(_estimator(source, runtime, args), hands, size, args, mode)
+                    key = f"{source}/{hands}_hand" + ("s" if hands > 1 else "") + f"_{mode}"
+                    results[key] = r
+                    print(
+                        f"{source}, {hands} hand(s) {size[0]}x{size[1]} {mode}: {r['fps']:.1f} FPS end to end;"
+                        " ms per stage " + ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_mean"].items())
+                    )
+    headline = {}
+    for source in sources:
+        one = {r["mode"]: r["fps"] for r in results.values() if r["hands"] == 1 and r["source"] == source}
+        # the headline is how the demo and video processing run: pipelined when it was measured
+        headline[source] = one.get("pipelined", one.get("sequential"))
     out = {
-        "fps": one.get("pipelined", one.get("sequential")),
-        "fps_by_mode": one,
+        "fps": headline,
         "size": f"{size[0]}x{size[1]}",
         "frames": args.frames,
         "model": model_desc,
+        "fit_iters": args.fit_iters,
         "config_overrides": list(args.overrides),
         "detector": args.detector
         + (" (model_complexity 0, tracking, max 2 hands)" if args.detector == "mediapipe" else ""),
         "scenarios": results,
     }
+    if args.note:
+        out["note"] = args.note
     write_result(args.json, out, threads=args.threads)
     return 0

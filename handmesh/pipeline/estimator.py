@@ -40,9 +40,18 @@ class MeshEstimator(Protocol):
     name: str
 
     def estimate(
-        self, frame: np.ndarray, detections: list[HandDetection], K: np.ndarray, timings: dict[str, float]
+        self,
+        frame: np.ndarray,
+        detections: list[HandDetection],
+        K: np.ndarray,
+        timings: dict[str, float],
+        static: bool = False,
     ) -> list[HandEstimate]:
-        """Meshes for `detections` in the camera K of `frame`."""
+        """Meshes for `detections` in the camera K of `frame`.
+
+        `static=True`: an unrelated still image, whose answer must not depend on earlier frames (no warm
+        start from them) nor change what the next stream frame starts from.
+        """
         ...
 
 
@@ -53,6 +62,8 @@ def _ms(t0: float) -> float:
 class ModelEstimator:
     """Crop -> regressor (one batch per frame) -> camera conversion into the frame's camera."""
 
+    source = "model"
+
     def __init__(self, runtime: Runtime, crop_scale: float = 1.5):
         self.runtime = runtime
         self.crop_scale = float(crop_scale)
@@ -61,9 +72,14 @@ class ModelEstimator:
         self.left_faces = mirror_faces(self.faces)
 
     def estimate(
-        self, frame: np.ndarray, detections: list[HandDetection], K: np.ndarray, timings: dict[str, float]
+        self,
+        frame: np.ndarray,
+        detections: list[HandDetection],
+        K: np.ndarray,
+        timings: dict[str, float],
+        static: bool = False,
     ) -> list[HandEstimate]:
-        """Meshes for `detections` in the camera K of `frame`."""
+        """Meshes for `detections` in the camera K of `frame` (stateless: `static` changes nothing)."""
         from handmesh.models.camera import crop_to_camera
 
         if not detections:
@@ -121,13 +137,16 @@ class ModelEstimator:
 class LandmarkFitEstimator:
     """The hand model fitted to MediaPipe's 21 world + image landmarks (no trained checkpoint needed).
 
-    Its accuracy is bounded by the landmarks; it warm-starts each track from its previous fit.
+    Its accuracy is bounded by the landmarks; in a stream it warm-starts each track from its previous fit.
     """
 
-    def __init__(self, hand_model=None):
-        from handmesh.fit import default_hand_model, fit_keypoints
+    source = "landmark-fit"
+
+    def __init__(self, hand_model=None, config=None):
+        from handmesh.fit import FitConfig, default_hand_model, fit_keypoints
 
         self._fit = fit_keypoints
+        self.config = config or FitConfig()
         self.hand = hand_model if hand_model is not None else default_hand_model()
         self.faces = np.asarray(self.hand.faces, dtype=np.int64)
         self.left_faces = mirror_faces(self.faces)
@@ -135,9 +154,15 @@ class LandmarkFitEstimator:
         self._previous: dict[int, dict[str, np.ndarray]] = {}
 
     def estimate(
-        self, frame: np.ndarray, detections: list[HandDetection], K: np.ndarray, timings: dict[str, float]
+        self,
+        frame: np.ndarray,
+        detections: list[HandDetection],
+        K: np.ndarray,
+        timings: dict[str, float],
+        static: bool = False,
     ) -> list[HandEstimate]:
-        """Meshes for the detections that carry landmarks (others are skipped)."""
+        """Meshes for the detections that carry landmarks (others are skipped); a still image
+        (`static=True`) is fitted from the mean hand and leaves the tracks' warm starts alone."""
         dets = [d for d in detections if d.keypoints3d is not None and d.keypoints2d is not None]
         if not dets:
             return []
@@ -147,10 +172,15 @@ class LandmarkFitEstimator:
         Ks = np.repeat(np.asarray(K, dtype=np.float64)[None], len(dets), axis=0)
         sides = [d.handedness for d in dets]
         init = None
-        prev = [self._previous.get(d.track_id) for d in dets]
-        if all(p is not None for p in prev) and dets[0].track_id >= 0:
-            init = {k: np.stack([p[k] for p in prev]) for k in prev[0]}
-        res = self._fit(j3, j2, Ks, side=sides, init=init, hand_model=self.hand)
+        prev = [None if static or d.track_id < 0 else self._previous.get(d.track_id) for d in dets]
+        known = next((p for p in prev if p is not None), None)
+        if known is not None:
+            # hands without a previous fit (a new track) get NaN rows: the fitter cold-starts only them
+            init = {
+                k: np.stack([p[k] if p is not None else np.full_like(v, np.nan) for p in prev])
+                for k, v in known.items()
+            }
+        res = self._fit(j3, j2, Ks, side=sides, init=init, hand_model=self.hand, config=self.config)
         timings["hand_model"] = timings.get("hand_model", 0.0) + _ms(t0)
         verts, joints = np.asarray(res.vertices), np.asarray(res.joints)
         out = []
@@ -172,7 +202,8 @@ class LandmarkFitEstimator:
                     source="landmark-fit",
                 )
             )
-        self._previous = live
+        if not static:
+            self._previous = live
         return out
 
     def reset(self) -> None:
