@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from handmesh.errors import DEBUG_ENV, HandmeshError, debug_enabled, one_line
+
 # name -> module exposing `add_parser(subparsers)`; imported lazily so `handmesh --help` stays fast
 # and a subcommand's heavy dependencies (torch, mediapipe, gradio) load only when it runs.
 SUBCOMMANDS: dict[str, str] = {
@@ -22,13 +24,14 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-class UserError(Exception):
-    """An error caused by the user's input: printed as one line, exit status 2."""
-
-
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """Build the argument parser; with `only`, import just that subcommand's module."""
     parser = argparse.ArgumentParser(prog="handmesh", description=__doc__)
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the full traceback of an error instead of one line (or set {DEBUG_ENV}=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in SUBCOMMANDS.items():
         if only is not None and name != only:
@@ -47,10 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    debug = args.debug or debug_enabled()
     try:
         return int(args.func(args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as exc:
-        print(f"handmesh {args.command}: error: {exc}", file=sys.stderr)
+    except (HandmeshError, OSError) as exc:
+        # only errors about the user's input or files become one line; anything else is a bug and keeps
+        # its traceback
+        if debug:
+            raise
+        print(f"handmesh {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -252,10 +253,46 @@ def score_arrays(xyz_pred, verts_pred, xyz_gt, verts_gt) -> dict:
     return scores
 
 
-def _read_json(path: str):
-    """Parse a (large) JSON file, with orjson when it is installed (several times faster)."""
+# what a file of nested lists of numbers may hold; anything else (true, null, "1.5", {) is refused
+_NUMERIC_JSON_BYTES = b"0123456789+-.eE[], \t\r\n"
+_NON_NUMERIC = re.compile(rb"NaN|Infinity|[^0-9+\-.eE\[\],\s]")
+MAX_COORDINATE_M = 20.0  # camera-space metres; millimetre files reach hundreds
+
+
+def _check_numbers_only(data: bytes, path: str) -> None:
+    """Refuse booleans, strings, null and objects where coordinates are expected (numpy would coerce them)."""
+    # NaN and Infinity parse (the json module reads them) and check_points names their sample
+    rest = data.replace(b"NaN", b"").replace(b"Infinity", b"").translate(None, _NUMERIC_JSON_BYTES)
+    if rest:
+        pos = next(m.start() for m in _NON_NUMERIC.finditer(data) if m.group() not in (b"NaN", b"Infinity"))
+        token = re.split(rb"[,\]\s]", data[pos : pos + 16])[0].decode("utf-8", "replace")
+        raise HandmeshError(f"{path}: non-numeric value {token!r} at byte {pos}: coordinates must be numbers")
+
+
+def _check_metres(arr: np.ndarray, field: str, source: str) -> None:
+    """Refuse coordinates far beyond any camera-space hand (a file in millimetres)."""
+    peak = np.abs(arr).max(axis=(1, 2)) if arr.size else np.zeros(0)
+    if (peak > MAX_COORDINATE_M).any():
+        i = int(np.argmax(peak > MAX_COORDINATE_M))
+        raise HandmeshError(
+            f"{source}: sample {i}, field {field}: values up to {peak[i]:.4g} — expected metres, not millimetres"
+        )
+
+
+def _read_json(path: str, numbers_only: bool = False):
+    """Parse a (large) JSON file, with orjson when it is installed (several times faster).
+
+    numbers_only: a list whose leaves must all be numbers (checked on the raw bytes, in C speed).
+    """
     with open(path, "rb") as fh:
         data = fh.read()
+    parsed = _parse_json(data, path)
+    if numbers_only and isinstance(parsed, list):
+        _check_numbers_only(data, path)
+    return parsed
+
+
+def _parse_json(data: bytes, path: str):
     try:
         import orjson
 
@@ -266,6 +303,8 @@ def _read_json(path: str):
         pass  # orjson rejects NaN/Infinity; the json module reads them so validation can name the sample
     try:
         return json.loads(data)
+    except RecursionError:
+        raise HandmeshError(f"{path}: not valid JSON (nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HandmeshError(f"{path}: not valid JSON ({first_line})") from None
@@ -276,7 +315,7 @@ def load_submission(path: str | os.PathLike, num_samples: int | None = None) -> 
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise MissingFileError(f"prediction file not found: {path} (make one with `handmesh evaluate`)")
-    data = _read_json(path)
+    data = _read_json(path, numbers_only=True)
     if not isinstance(data, list) or len(data) != 2:
         raise HandmeshError(f"{path}: expected a JSON list [xyz_list, verts_list] of two lists")
     xyz_list, verts_list = data
@@ -287,7 +326,11 @@ def load_submission(path: str | os.PathLike, num_samples: int | None = None) -> 
             raise HandmeshError(f"{path}: field {field}: {len(lst)} samples, expected {num_samples}")
     if len(xyz_list) != len(verts_list):
         raise HandmeshError(f"{path}: {len(xyz_list)} xyz samples but {len(verts_list)} verts samples")
-    return check_points(xyz_list, NUM_JOINTS, "xyz", path), check_points(verts_list, NUM_VERTS, "verts", path)
+    xyz = check_points(xyz_list, NUM_JOINTS, "xyz", path)
+    verts = check_points(verts_list, NUM_VERTS, "verts", path)
+    _check_metres(xyz, "xyz", path)
+    _check_metres(verts, "verts", path)
+    return xyz, verts
 
 
 def load_ground_truth(gt_dir: str | os.PathLike, split: str = "evaluation") -> tuple[np.ndarray, np.ndarray]:
@@ -300,7 +343,8 @@ def load_ground_truth(gt_dir: str | os.PathLike, split: str = "evaluation") -> t
                 f"ground truth not found: {path} (unpack FreiHAND v2 so that data/freihand/{split}_{field}.json "
                 "exists, see data/README.md, or pass --gt DIR)"
             )
-        arrays.append(check_points(_read_json(path), num_points, field, path))
+        arrays.append(check_points(_read_json(path, numbers_only=True), num_points, field, path))
+        _check_metres(arrays[-1], field, path)
     if arrays[0].shape[0] != arrays[1].shape[0]:
         raise HandmeshError(
             f"{gt_dir}: {arrays[0].shape[0]} xyz samples but {arrays[1].shape[0]} verts samples"

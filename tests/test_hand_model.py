@@ -7,6 +7,7 @@ import pytest
 import torch
 from smplx.lbs import batch_rodrigues
 
+from handmesh.errors import HandmeshError
 from handmesh.hand_model import HandModel, load_hand_model, mirror_pose
 from handmesh.hand_model.joints import (
     FINGER_MANO_JOINTS,
@@ -158,7 +159,7 @@ def test_pca_with_all_components_equals_full_pose():
     assert torch.allclose(pca(hand_pose=coeffs).vertices, full(hand_pose=pose).vertices, atol=1e-5)
     few = load_hand_model(use_pca=True, num_pca_comps=6)
     assert few(hand_pose=torch.zeros(2, 6)).vertices.shape == (2, 778, 3)
-    with pytest.raises(ValueError):
+    with pytest.raises(HandmeshError):
         few(hand_pose=torch.zeros(2, 45))
 
 
@@ -288,7 +289,7 @@ def test_named_poses_and_limits():
         assert pose.shape == (15, 3)
         assert (pose >= lower).all() and (pose <= upper).all(), name
     assert np.array_equal(named_pose("flat"), np.zeros(45))
-    with pytest.raises(ValueError):
+    with pytest.raises(HandmeshError):
         named_pose("jazz hands")
 
 

@@ -4,29 +4,119 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from handmesh.errors import HandmeshError, MissingFileError
 
+# Limits checked before any native decoder or library sees an image (docs/limits.md). MediaPipe's bundled
+# OpenCV aborts the whole process on a side of 32,767 px; 8192 px and 40 megapixels cover 8K frames.
+MAX_IMAGE_SIDE = 8192
+MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGE_BYTES = 200 * 1024 * 1024
+# what a complete file of these formats ends with: a truncated download lacks it
+_TAILS = {"JPEG": (b"\xff\xd9",), "PNG": (b"IEND\xaeB`\x82",)}
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to RGB uint8 (H,W,3); a missing or corrupt file raises a one-line error."""
-    path = Path(path)
+
+def check_image_size(width: int, height: int, source: str | Path = "image") -> None:
+    """Refuse an image or video frame whose size any later stage could not handle (one-line error)."""
+    if width < 1 or height < 1:
+        raise HandmeshError(f"{source}: image has no pixels ({width}x{height})")
+    if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+        raise HandmeshError(
+            f"{source}: image is {width}x{height} px; the limit is {MAX_IMAGE_SIDE} px a side and "
+            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels (downscale it first)"
+        )
+
+
+def check_regular_file(path: Path, what: str = "image") -> int:
+    """Size in bytes of a readable regular file; missing files, FIFOs, devices and folders are refused."""
+    if not path.exists():
+        raise MissingFileError(f"{what} not found: {path}")
     if not path.is_file():
-        raise MissingFileError(f"image not found: {path}")
+        # reading a FIFO blocks forever and /dev/zero never ends: only regular files are read
+        raise HandmeshError(f"{path}: not a regular file (a folder, FIFO or device)")
+    size = path.stat().st_size
+    if size == 0:
+        raise HandmeshError(f"{path}: empty file")
+    return size
+
+
+def _open_checked(path: Path) -> Image.Image:
+    """Open an image lazily (header only) and check its size before any pixel is decoded."""
+    size = check_regular_file(path)
+    if size > MAX_IMAGE_BYTES:
+        raise HandmeshError(
+            f"{path}: {size / 2**20:.0f} MB is over the {MAX_IMAGE_BYTES >> 20} MB image limit"
+        )
     try:
-        # PIL, unlike cv2, refuses truncated JPEGs instead of returning a half-grey image.
-        with Image.open(path) as im:
-            im.load()
-            rgb = im.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower
+            im = Image.open(path)
+    except Image.DecompressionBombError:
+        raise HandmeshError(
+            f"{path}: refused, the header claims a decompression bomb (over {Image.MAX_IMAGE_PIXELS * 2 // 10**6} "
+            f"megapixels); the limit is {MAX_IMAGE_SIDE} px a side and {MAX_IMAGE_PIXELS // 10**6} megapixels"
+        ) from None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
         raise HandmeshError(f"cannot decode image {path}: {exc}") from None
-    return np.asarray(rgb, dtype=np.uint8)
+    try:
+        check_image_size(*im.size, source=path)
+    except HandmeshError:
+        im.close()
+        raise
+    return im
+
+
+def probe_image(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the header, after cheap checks (size limits, JPEG/PNG end marker): no decode."""
+    path = Path(path)
+    with _open_checked(path) as im:
+        tails, size = _TAILS.get(im.format or ""), im.size
+    if tails:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 16))
+            end = fh.read().rstrip(b"\0\r\n ")
+        if not any(tail in end for tail in tails):
+            raise HandmeshError(f"cannot decode image {path}: truncated {im.format} file (no end marker)")
+    return size
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """RGB uint8 pixels of a decoded image; 16-bit and 32-bit integer greys are scaled, not clipped."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im).astype(np.float64)
+        # a 16-bit PNG decodes as "I;16" or "I" (32-bit int holding 16-bit values): scale by its depth
+        peak = 65535.0 if im.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        grey = np.clip(np.round(arr * (255.0 / peak)), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        scale = 255.0 if arr.max(initial=0) <= 1.0 else 1.0
+        grey = np.clip(np.round(np.nan_to_num(arr) * scale), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file to RGB uint8 (H,W,3), upright (EXIF orientation applied); bad files raise a
+    one-line error before any large allocation (size limits are read from the header first)."""
+    path = Path(path)
+    try:
+        with _open_checked(path) as im:
+            # PIL, unlike cv2, refuses truncated JPEGs instead of returning a half-grey image.
+            im.load()
+            upright = ImageOps.exif_transpose(im)
+            return _to_rgb(upright)
+    except HandmeshError:
+        raise
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise HandmeshError(f"cannot decode image {path}: {exc}") from None
 
 
 def read_mask(path: str | Path) -> np.ndarray:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from handmesh.data.io import read_image  # noqa: F401  (re-exported: one image decoder for the project)
-from handmesh.errors import HandmeshError, MissingFileError
+from handmesh.data.io import (
+    check_image_size,
+    check_regular_file,
+    read_image,  # noqa: F401  (re-exported: one image decoder for the project)
+)
+from handmesh.errors import HandmeshError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -20,7 +25,8 @@ CAMERA_TO_VIEWER = np.array([1.0, -1.0, -1.0])
 
 
 def video_info(path: str | Path) -> tuple[float, int, tuple[int, int]]:
-    """(fps, frame count, (width, height)) of a video; HandmeshError when it cannot be opened."""
+    """(fps, frame count, (width, height)) of a video; HandmeshError when it cannot be opened or is too big."""
+    check_regular_file(Path(path), "video")
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
@@ -30,26 +36,36 @@ def video_info(path: str | Path) -> tuple[float, int, tuple[int, int]]:
         size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     finally:
         cap.release()
+    check_image_size(*size, source=f"{path} (video frames)")
     return (fps if 1.0 <= fps <= 240.0 else 30.0), n, size
 
 
 def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """RGB uint8 frames of a video file."""
-    if not Path(path).is_file():
-        raise MissingFileError(f"{path}: no such file")
+    """RGB uint8 frames of a video file; a file that ends before its declared frame count gets a warning."""
+    check_regular_file(Path(path), "video")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise HandmeshError(f"{path}: not a readable video")
     try:
-        count = 0
+        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        count, shape = 0, None
         while max_frames is None or count < max_frames:
             ok, frame = cap.read()
             if not ok:
                 break
+            if frame.shape != shape:  # checked once per size, before the frame reaches any other library
+                check_image_size(frame.shape[1], frame.shape[0], source=f"{path} frame {count}")
+                shape = frame.shape
             count += 1
             yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         if count == 0:
             raise HandmeshError(f"{path}: no frames could be decoded")
+        # some containers (webm) only estimate their frame count: one frame short is not damage
+        if max_frames is None and count < declared - 1:
+            print(
+                f"handmesh: warning: {path}: decoded {count} of its {declared} frames (truncated or damaged file)",
+                file=sys.stderr,
+            )
     finally:
         cap.release()
 

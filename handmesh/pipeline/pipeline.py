@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from handmesh.data.io import check_image_size
 from handmesh.errors import HandmeshError
 from handmesh.pipeline.crop import default_intrinsics
 from handmesh.pipeline.detector import Detector, HandDetection, flip_handedness
@@ -77,6 +78,8 @@ def as_rgb_frame(frame: Any) -> np.ndarray:
         frame = np.repeat(frame[..., None], 3, axis=2)
     if frame.ndim != 3 or frame.shape[2] not in (3, 4) or frame.shape[0] < 1 or frame.shape[1] < 1:
         raise HandmeshError(f"expected an RGB image of shape (H, W, 3), got {frame.shape}")
+    # before the detector: MediaPipe's bundled OpenCV aborts the process on a side of 32,767 px
+    check_image_size(frame.shape[1], frame.shape[0], source="frame")
     if frame.shape[2] == 4:
         frame = frame[..., :3]
     if frame.dtype != np.uint8:
