@@ -17,7 +17,9 @@ BENCHMARKS: dict[str, str] = {
     "model": "handmesh.benchmarks.model",
     "fit": "handmesh.benchmarks.fit",
     "pipeline": "handmesh.benchmarks.pipeline",
+    "handedness": "handmesh.benchmarks.handedness",
     "train": "handmesh.benchmarks.train",
+    "learn": "handmesh.benchmarks.learn",
 }
 
 

@@ -30,6 +30,18 @@ def _l1_points(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return (pred - gt).abs().mean(dim=(1, 2))
 
 
+def _pixel_error(
+    pred: torch.Tensor, gt: torch.Tensor, conf: torch.Tensor | None, img_size: int
+) -> torch.Tensor:
+    """Per-sample L1 error of (B,21,2) crop pixels over the crop size, weighted by keypoint confidence."""
+    err = (pred.float() - gt.float()).abs().sum(-1) / (2.0 * float(img_size))  # (B,21)
+    if conf is None:
+        return err.mean(1)
+    # unlabelled keypoints (conf 0) do not count; a sample without any gets 0
+    conf = conf.float()
+    return (err * conf).sum(1) / conf.sum(1).clamp(min=1e-6)
+
+
 def compute_losses(
     out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], weights: Mapping[str, float], img_size: int
 ) -> dict[str, torch.Tensor]:
@@ -66,15 +78,13 @@ def compute_losses(
         _l1_points(rel_pred_v @ R_pred, rel_gt_v @ R_gt), local_mask * batch["has_vertices"]
     )
 
-    scale = float(img_size)
-    err2d = (out["joints2d"].to(f32) - batch["joints2d"].to(f32)).abs().sum(-1) / (2 * scale)  # (B,21)
     conf = batch.get("joints2d_conf")
-    if conf is None:
-        per_sample_2d = err2d.mean(1)
-    else:  # unlabelled keypoints (conf 0) do not count; a sample without any gets 0
-        conf = conf.to(f32)
-        per_sample_2d = (err2d * conf).sum(1) / conf.sum(1).clamp(min=1e-6)
-    terms["joints2d"] = masked_mean(per_sample_2d, batch["has_joints2d"] * sample_weight)
+    mask_2d = batch["has_joints2d"] * sample_weight
+    terms["joints2d"] = masked_mean(_pixel_error(out["joints2d"], batch["joints2d"], conf, img_size), mask_2d)
+    if "keypoints2d" in out:  # the keypoint head's heatmap keypoints: where the fingers are, first
+        terms["keypoints2d"] = masked_mean(
+            _pixel_error(out["keypoints2d"], batch["joints2d"], conf, img_size), mask_2d
+        )
 
     # Rotations are compared as matrices: axis-angle has a 2*pi ambiguity and 6D is not unique.
     pose = batch["mano_pose"].to(f32).reshape(-1, 16, 3)

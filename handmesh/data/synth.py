@@ -24,7 +24,8 @@ from handmesh.errors import HandmeshError
 ROOT_JOINT = (
     9  # FreiHAND's root keypoint (handmesh.data.freihand.ROOT_JOINT; not imported: workers stay light)
 )
-SPLIT_CODES = {"training": 1, "evaluation": 2}
+# seed streams: the on-disk splits, and the endless training stream (handmesh.data.stream)
+SPLIT_CODES = {"training": 1, "evaluation": 2, "stream": 3}
 NAMED_POSES = ("relaxed", "fist", "pinch", "spread", "point", "flat")
 
 
@@ -146,14 +147,20 @@ def place(
 
 def make_split_labels(cfg: SynthConfig, split: str, count: int, hand) -> dict:
     """All labels of one split: K, FreiHAND MANO values, xyz, verts, skin tones (float64)."""
+    return make_labels(cfg, split, range(count), hand)
+
+
+def make_labels(cfg: SynthConfig, split: str, samples, hand, R0: np.ndarray | None = None) -> dict:
+    """Labels of the given sample ids of a seed stream (each from its own seed, whatever the others are);
+    R0 = `canonical_orientation(hand)`, passed by callers that label one sample at a time."""
     import torch
 
     from handmesh.data.freihand import mano_to_mesh, uv_scale_from_root
 
     hands_mean = hand.hands_mean.double().numpy()
-    R0 = canonical_orientation(hand)
-    geo = [draw_geometry(sample_rng(cfg.seed, split, i), cfg, R0, hands_mean) for i in range(count)]
-    if count == 0:
+    R0 = canonical_orientation(hand) if R0 is None else R0
+    geo = [draw_geometry(sample_rng(cfg.seed, split, i), cfg, R0, hands_mean) for i in samples]
+    if not geo:
         return {
             "K": np.zeros((0, 3, 3)),
             "mano": np.zeros((0, 61)),

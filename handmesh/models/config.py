@@ -26,7 +26,7 @@ NOMINAL_FOCAL_224 = 500.0
 
 @dataclass
 class ModelConfig:
-    """Architecture and camera settings of the regressor (saved in every checkpoint)."""
+    """Architecture and camera settings the regressor is built from (input only; saved in every model file)."""
 
     variant: str = "fastvit_t8"
     img_size: int = 224
@@ -34,14 +34,18 @@ class ModelConfig:
     backbone_weights: str | None = None
     # which encoder output the head pools: "final_conv" (the 2x-wide expansion conv) or "last_stage"
     features: str = "final_conv"
+    # "keypoint" (heatmap keypoints + joint tokens, the default) or "pooled" (globally pooled, iterative);
+    # handmesh.models.head explains both
+    head: str = "keypoint"
+    # keypoint head: heatmap resolution (input / 8 or / 4) and the neck's channels
+    head_stride: int = 8
+    head_width: int = 128
     head_hidden: int = 1024
     head_layers: int = 2
     head_iterations: int = 3
     head_dropout: float = 0.1
     # hand-model files: None = default resolution (MANO if configured, else the open stand-in)
     hand_model: str | None = None
-    # "mano" | "standin"; filled in by build_model, checked again when a checkpoint is loaded
-    hand_model_kind: str | None = None
     # focal length in pixels of the nominal crop camera at img_size; None = 500 * img_size / 224
     focal_length: float | None = None
 

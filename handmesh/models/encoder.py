@@ -51,10 +51,22 @@ class FastViTEncoder(nn.Module):
             self.out_channels = int(self.trunk.feature_info[-1]["num_chs"])
         else:
             self.out_channels = int(self.trunk.num_features)
+        # channels of `pyramid`'s maps: stages at strides 4, 8, 16, then the final map at stride 32
+        self.pyramid_channels = [int(info["num_chs"]) for info in self.trunk.feature_info[:3]]
+        self.pyramid_channels.append(self.out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Feature map of normalized images."""
         return self.trunk.forward_features(x)
+
+    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Stage maps at strides 4, 8, 16 and the final map at stride 32 (what `forward` returns), one pass."""
+        x = self.trunk.stem(x)
+        maps = []
+        for stage in self.trunk.stages:
+            x = stage(x)
+            maps.append(x)
+        return [*maps[:3], self.trunk.final_conv(x)]
 
 
 def _unwrap_state_dict(obj: object) -> dict[str, torch.Tensor]:

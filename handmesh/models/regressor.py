@@ -5,11 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from handmesh.errors import HandmeshError
 from handmesh.geometry import matrix_to_rot6d, project_points, rot6d_to_matrix
 from handmesh.models.camera import cam_to_translation, nominal_K
 from handmesh.models.config import ModelConfig
 from handmesh.models.encoder import FastViTEncoder
-from handmesh.models.head import IterativeHead
+from handmesh.models.head import HEADS, IterativeHead, KeypointHead
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -58,15 +59,31 @@ class HandRegressor(nn.Module):
         orient = mean_global_orient()
         init_pose = torch.eye(3).expand(16, 3, 3).clone()
         init_pose[0] = orient
-        self.head = IterativeHead(
-            self.encoder.out_channels,
-            init_pose6d=matrix_to_rot6d(init_pose),
-            init_cam=mean_camera(hand_model, orient),
-            hidden=config.head_hidden,
-            layers=config.head_layers,
-            iterations=config.head_iterations,
-            dropout=config.head_dropout,
-        )
+        init_pose6d, init_cam = matrix_to_rot6d(init_pose), mean_camera(hand_model, orient)
+        if config.head == "pooled":
+            self.head: nn.Module = IterativeHead(
+                self.encoder.out_channels,
+                init_pose6d=init_pose6d,
+                init_cam=init_cam,
+                hidden=config.head_hidden,
+                layers=config.head_layers,
+                iterations=config.head_iterations,
+                dropout=config.head_dropout,
+            )
+        elif config.head == "keypoint":
+            self.head = KeypointHead(
+                self.encoder.pyramid_channels,
+                init_pose6d=init_pose6d,
+                init_cam=init_cam,
+                img_size=self.img_size,
+                stride=config.head_stride,
+                width=config.head_width,
+                hidden=config.head_hidden,
+                layers=config.head_layers,
+                dropout=config.head_dropout,
+            )
+        else:
+            raise HandmeshError(f"unknown head {config.head!r}; choose one of {', '.join(HEADS)}")
         self.hand_model = hand_model
         # non-persistent: derived from the config, never stale in a checkpoint
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1), persistent=False)
@@ -79,14 +96,14 @@ class HandRegressor(nn.Module):
         """Triangle indices (F,3) int64 of the hand model (right hand)."""
         return self.hand_model.faces
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Pooled encoder features (B,C) of [0,1] images."""
+    def pyramid(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Encoder maps (strides 4, 8, 16 and the final map) of [0,1] images."""
         x = (images - self.pixel_mean) / self.pixel_std
-        return self.encoder(x).mean(dim=(2, 3))
+        return self.encoder.pyramid(x)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Regress the hand in the model's frame (no translation) plus its crop camera and 2D joints."""
-        params = self.head(self.features(images))
+        params = self.head(self.pyramid(images))
         rots = rot6d_to_matrix(params["pose6d"])
         global_orient, hand_pose = rots[:, 0], rots[:, 1:]
         hand = self.hand_model(global_orient=global_orient, hand_pose=hand_pose, betas=params["betas"])
@@ -101,6 +118,8 @@ class HandRegressor(nn.Module):
             "betas": params["betas"],
             "cam": cam,
             "joints2d": joints2d,
+            # the keypoint head's own 2D keypoints (crop pixels), supervised in training
+            **({"keypoints2d": params["keypoints2d"]} if "keypoints2d" in params else {}),
         }
 
 

@@ -117,6 +117,9 @@ def reparameterize(model: nn.Module) -> nn.Module:
     trunk = deploy.encoder.trunk
     reparameterize_model(trunk, inplace=True)
     fold_fastvit_extras(trunk)
+    fuse_head = getattr(deploy.head, "fuse", None)
+    if fuse_head is not None:  # heads with their own Conv+BN pairs (the keypoint head's neck)
+        fuse_head()
     deploy.deploy = True
     for p in deploy.parameters():
         p.requires_grad_(False)

@@ -1,0 +1,151 @@
+"""An endless synthetic training stream: every index is a new hand, rendered on the fly from its own seed.
+
+`SynthStream(cfg)[i]` draws sample i of the seed stream (`handmesh.data.synth`: pose, shape, orientation,
+camera, lighting, background, occluders) from `sample_rng(cfg.seed, "stream", i)`, labels it through the
+hand-model layer and renders it in the calling process (a data-loader worker keeps one renderer), then
+runs the same crop/augment transform as every dataset. Nothing is stored: a long run never sees an image
+twice, and because a sample depends on its index only, a run is deterministic for a seed and resumes
+exactly when its sampler continues at the same index (`StreamSampler`).
+
+The stream is selected on the command line as ``--data synth:`` with synth settings as options, e.g.
+``synth:size=64,named_pose_prob=1.0,pose_noise=0.05`` (any `SynthConfig` field; `size` defaults to the
+model's input size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from handmesh.data.record import HandRecord
+from handmesh.data.synth import SynthConfig, canonical_orientation, make_labels, render_image
+from handmesh.data.transforms import AugmentConfig, HandTransform
+from handmesh.errors import HandmeshError
+
+STREAM_PREFIX = "synth:"
+# an "endless" stream still reports a length (samplers and progress bars ask); 2**40 samples is forever
+STREAM_LENGTH = 2**40
+_NOT_STREAM_SETTINGS = ("train", "eval", "versions", "workers", "jpeg_quality")
+
+
+def is_stream_spec(spec: str) -> bool:
+    """Whether a --data value names the synthetic stream ("synth:" plus optional settings)."""
+    return str(spec).startswith(STREAM_PREFIX)
+
+
+def parse_stream_spec(spec: str, img_size: int) -> SynthConfig:
+    """The SynthConfig of "synth:KEY=VALUE,..." (size defaults to the model's input size; a tuple value
+    keeps its commas: "focal_range=400,700")."""
+    from handmesh.config import apply_overrides
+
+    if not is_stream_spec(spec):
+        raise HandmeshError(f"not a synthetic stream spec: {spec!r} (expected 'synth:' plus KEY=VALUE,...)")
+    items: list[str] = []
+    for part in spec[len(STREAM_PREFIX) :].split(","):
+        part = part.strip()
+        if "=" in part or not items:
+            items.append(part)
+        elif part:
+            items[-1] += "," + part  # the next element of a tuple value
+    items = [item for item in items if item]
+    for item in items:
+        if item.partition("=")[0].strip() in _NOT_STREAM_SETTINGS:
+            raise HandmeshError(
+                f"--data {spec}: {item!r} is a `handmesh synth` folder setting, not a stream one"
+            )
+    try:
+        cfg = apply_overrides(SynthConfig(size=int(img_size)), items)
+    except HandmeshError as exc:
+        raise HandmeshError(f"--data {spec}: {exc}") from None
+    if cfg.size < 32:
+        raise HandmeshError(f"--data {spec}: size must be >= 32")
+    return cfg
+
+
+class SynthStream(Dataset):
+    """Sample i of the synthetic seed stream as a training sample dict (datasets contract)."""
+
+    def __init__(
+        self,
+        cfg: SynthConfig,
+        augment_cfg: AugmentConfig | None = None,
+        augment: bool = False,
+        length: int = STREAM_LENGTH,
+        offset: int = 0,
+    ) -> None:
+        self.cfg = cfg
+        self.length = int(length)
+        self.offset = int(offset)
+        # the renderer already varies scale, rotation, lighting, blur and noise per sample: the
+        # transform only fits the rendered image to the model's input (whole image, no jitter by default)
+        self.transform = HandTransform(
+            augment_cfg or AugmentConfig(img_size=cfg.size), train=augment, crop="image"
+        )
+        self._hand = None
+        self._R0: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _setup(self) -> None:
+        """Per-process state: the float64 hand model, its canonical orientation, the renderer."""
+        from handmesh.data.freihand import data_hand_model
+        from handmesh.data.synth import _WORKER, _init_worker
+
+        self._hand = data_hand_model(path=self.cfg.hand_model)
+        self._R0 = canonical_orientation(self._hand)
+        if "renderer" not in _WORKER or _WORKER["renderer"].width != self.cfg.size:
+            _init_worker(self.cfg.size, np.asarray(self._hand.faces, np.int64))
+
+    def record(self, i: int) -> HandRecord:
+        """The rendered, labelled hand of stream index i (before the transform)."""
+        if not 0 <= i < self.length:
+            raise IndexError(f"stream index {i} out of range")
+        if self._hand is None:
+            self._setup()
+        sample = self.offset + int(i)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one tiny float64 forward: thread hand-offs would cost more than it
+        try:
+            labels = make_labels(self.cfg, "stream", [sample], self._hand, self._R0)
+        finally:
+            torch.set_num_threads(threads)
+        verts, K = labels["verts"][0], labels["K"][0]
+        image, silhouette = render_image(
+            self.cfg, "stream", sample, 0, verts.astype(np.float32), K, labels["skin"][0]
+        )
+        mano = labels["mano"][0]
+        return HandRecord(
+            image=image,
+            K=K,
+            side="right",
+            joints3d=labels["xyz"][0],
+            vertices=verts,
+            mano_pose=mano[:48],
+            betas=mano[48:58],
+            mask=silhouette,
+            index=sample,
+        )
+
+    def __getitem__(self, i: int) -> dict:
+        # the transform's own randomness (when augmenting) is seeded by the index as well
+        rng = np.random.default_rng([int(self.cfg.seed), 3, self.offset + int(i), 7])
+        out = self.transform(self.record(i), rng)
+        out["sample_id"] = torch.tensor(self.offset + int(i))
+        return out
+
+
+class StreamSampler(Sampler[int]):
+    """Indices start, start+1, ... of a stream, split across DDP ranks (rank r takes every world-th)."""
+
+    def __init__(self, start: int = 0, rank: int = 0, world: int = 1, length: int = STREAM_LENGTH) -> None:
+        self.start, self.rank, self.world, self.length = int(start), int(rank), int(world), int(length)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start + self.rank, self.length, self.world))
+
+    def __len__(self) -> int:
+        return max(0, (self.length - self.start - self.rank + self.world - 1) // self.world)
