@@ -120,7 +120,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, veri
         "output_names": list(names),
         "output_shapes": shapes,
         "faces": deploy.faces.tolist(),
-        "hand_model_kind": deploy.config.hand_model_kind,
+        "hand_model_kind": deploy.hand_model.kind,
         "focal_length": deploy.config.resolved_focal(),
         "model_config": to_dict(deploy.config),
         "opset": opset,

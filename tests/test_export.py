@@ -62,7 +62,7 @@ def test_sidecar_describes_the_graph(exported):
     assert data["output_names"] == list(OUTPUT_NAMES)
     assert data["output_shapes"]["vertices"] == [None, 778, 3]
     assert np.array_equal(np.asarray(data["faces"]), model.faces)
-    assert data["hand_model_kind"] == model.config.hand_model_kind
+    assert data["hand_model_kind"] == model.hand_model.kind
     assert data["model_config"]["variant"] == "fastvit_t8"
     assert data["focal_length"] == pytest.approx(model.config.focal_length)
     assert data["max_abs_diff_vs_torch"] < 1e-2

@@ -13,7 +13,10 @@ from handmesh.models import (
     FASTVIT_VARIANTS,
     OUTPUT_NAMES,
     build_model,
+    is_hand_model_key,
     load_model,
+    load_own_state,
+    own_state,
     reparameterize,
     save_model,
 )
@@ -84,7 +87,7 @@ def test_every_variant_builds_and_runs(variant):
     for name, shape in shapes.items():
         assert tuple(out[name].shape) == shape, name
         assert torch.isfinite(out[name]).all(), name
-    assert model.config.variant == variant and model.config.hand_model_kind in ("mano", "standin")
+    assert model.config.variant == variant and model.hand_model.kind in ("mano", "standin")
 
 
 def test_mean_prediction_is_a_sensible_hand(t8):
@@ -220,7 +223,7 @@ def test_save_load_roundtrip_exact(t8, tmp_path):
         payload = torch.load(path, weights_only=True)
         assert payload["format"] == "handmesh" and payload["version"] == 1
         assert payload["deploy"] is (form == "deploy") and payload["extra"] == {"epoch": 3}
-        assert not any(k.startswith("hand_model.") for k in payload["state_dict"])
+        assert not any(is_hand_model_key(k) for k in payload["state_dict"])
         loaded = load_model(path)
         assert loaded.config == model.config
         with torch.no_grad():
@@ -234,9 +237,7 @@ def test_wrong_variant_and_config_mismatch_fail_clearly(t8, tmp_path):
     payload = torch.load(path, weights_only=True)
     s12 = build_model("fastvit_s12")
     # a t8 file carrying s12-shaped weights
-    bad = dict(
-        payload, state_dict={k: v for k, v in s12.state_dict().items() if not k.startswith("hand_model.")}
-    )
+    bad = dict(payload, state_dict=own_state(s12))
     torch.save(bad, tmp_path / "bad.pt")
     with pytest.raises(HandmeshError) as exc:
         load_model(tmp_path / "bad.pt")
@@ -269,12 +270,43 @@ def test_corrupt_and_foreign_files_fail_clearly(t8, tmp_path):
 def test_standin_checkpoint_needs_no_mano_and_mano_checkpoint_needs_mano(t8, tmp_path):
     path = save_model(t8, tmp_path / "m.pt")
     payload = torch.load(path, weights_only=True)
+    # the kind is recorded once, beside the config, and the config is only what was asked for
+    assert payload["hand_model_kind"] == t8.hand_model.kind
+    assert "hand_model_kind" not in payload["model_config"]
     if payload["hand_model_kind"] == "standin":
-        cfg = dict(payload["model_config"], hand_model_kind="mano")
-        torch.save(dict(payload, model_config=cfg, hand_model_kind="mano"), tmp_path / "mano.pt")
-        with pytest.raises(MissingFileError) as exc:
-            load_model(tmp_path / "mano.pt")
-        assert "MANO" in str(exc.value)
+        torch.save(dict(payload, hand_model_kind="mano"), tmp_path / "mano.pt")
+        # files written before the kind left the config held it there only
+        legacy_cfg = dict(payload["model_config"], hand_model_kind="mano")
+        legacy = {k: v for k, v in payload.items() if k != "hand_model_kind"}
+        torch.save(dict(legacy, model_config=legacy_cfg), tmp_path / "legacy_mano.pt")
+        for name in ("mano.pt", "legacy_mano.pt"):
+            with pytest.raises(MissingFileError) as exc:
+                load_model(tmp_path / name)
+            assert "MANO" in str(exc.value)
+            assert_one_line(exc)
+    # a legacy file recording its own kind in the config loads as before
+    legacy_cfg = dict(payload["model_config"], hand_model_kind=payload["hand_model_kind"])
+    legacy = {k: v for k, v in payload.items() if k != "hand_model_kind"}
+    torch.save(dict(legacy, model_config=legacy_cfg), tmp_path / "legacy.pt")
+    assert load_model(tmp_path / "legacy.pt").hand_model.kind == t8.hand_model.kind
+
+
+def test_hand_model_state_is_never_stored_and_must_be_the_only_difference(t8):
+    state = own_state(t8)
+    assert state and not any(is_hand_model_key(k) for k in state)
+    assert any(is_hand_model_key(k) for k in t8.state_dict())  # the layer does hold tensors
+    twin = build_model("fastvit_t8")
+    load_own_state(twin, state)
+    assert all(torch.equal(v, twin.state_dict()[k]) for k, v in state.items())
+    head_key = next(k for k in state if k.startswith("head."))
+    for broken in (
+        {k: v for k, v in state.items() if k != head_key},
+        {**state, "head.extra": torch.zeros(1)},
+        {**state, head_key: torch.zeros(7, 3)},
+    ):
+        with pytest.raises(HandmeshError) as exc:
+            load_own_state(twin, broken, "the file")
+        assert "the file" in str(exc.value)
         assert_one_line(exc)
 
 

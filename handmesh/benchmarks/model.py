@@ -125,7 +125,7 @@ def _cpu_forms(variant: str, img_size: int, threads: int, tmp: Path) -> tuple[di
         "max_abs_diff_fused_m": fused_diff,
         "max_abs_diff_ort_m": ort_diff,
         "onnx_mb": round(onnx_path.stat().st_size / 1e6, 2),
-        "hand_model_kind": model.config.hand_model_kind,
+        "hand_model_kind": model.hand_model.kind,
     }
 
     def infer(m, inp):
