@@ -17,6 +17,7 @@ Keys (all but `image` optional; see docs/datasets.md, section Custom datasets):
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,12 +25,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from handmesh.data.io import read_image
+from handmesh.data.io import probe_image, read_image
 from handmesh.data.record import HandRecord
 from handmesh.data.transforms import AugmentConfig, HandTransform
 from handmesh.errors import HandmeshError, MissingFileError
 
 ANNOTATIONS = "annotations.jsonl"
+ALLOW_EXTERNAL_ENV = "HANDMESH_ALLOW_EXTERNAL_IMAGES"
 KNOWN_KEYS = {"image", "K", "handedness", "mano", "joints3d", "vertices", "keypoints2d", "box", "confidence"}
 ARRAY_SHAPES = {
     "K": [(3, 3)],
@@ -79,15 +81,22 @@ def _array(value, shapes, where: str, problems: list[str]) -> np.ndarray | None:
     return arr
 
 
+def external_images_allowed() -> bool:
+    """Whether the user allows image paths outside the dataset folder ($HANDMESH_ALLOW_EXTERNAL_IMAGES=1)."""
+    return os.environ.get(ALLOW_EXTERNAL_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def parse_line(
-    text: str, line: int, root: Path, check_files: bool = True
+    text: str, line: int, root: Path, check_files: bool = True, allow_external: bool | None = None
 ) -> tuple[Annotation | None, list[str]]:
     """Validate one annotations.jsonl line: (annotation or None when unparsable, problems); an annotation
-    with problems must not be used."""
+    with problems must not be used. Image paths must stay inside `root` unless `allow_external`."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, [f"line {line}: not valid JSON ({exc.msg} at column {exc.colno})"]
+    except RecursionError:
+        return None, [f"line {line}: not valid JSON (nested too deeply)"]
     if not isinstance(obj, dict):
         return None, [f"line {line}: expected a JSON object, got {type(obj).__name__}"]
     p = []
@@ -97,7 +106,15 @@ def parse_line(
         path = None
     else:
         path = root / image
-        if check_files and not path.is_file():
+        outside = Path(image).is_absolute() or ".." in Path(image).parts
+        if outside and not (external_images_allowed() if allow_external is None else allow_external):
+            # a shared dataset must not make training read arbitrary files of the machine it runs on
+            p.append(
+                f"image {image!r} lies outside the dataset folder (absolute path or '..'); "
+                f"set {ALLOW_EXTERNAL_ENV}=1 to allow it"
+            )
+            path = None
+        elif check_files and not path.is_file():
             p.append(f"image file not found: {path}")
     ann = Annotation(line=line, image=path if path is not None else root)
     side = obj.get("handedness", "right")
@@ -200,8 +217,15 @@ def read_annotations(
             f"no {ANNOTATIONS} in {root} (see docs/datasets.md, section Custom datasets, for the format)"
         )
     anns, problems, warnings = [], [], []
-    with open(path, encoding="utf-8") as fh:
-        for no, text in enumerate(fh, start=1):
+    with open(path, "rb") as fh:
+        for no, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problems.append(
+                    f"line {no}: {path.name} is not UTF-8 text here (byte {exc.start} of the line)"
+                )
+                continue
             if not text.strip():
                 continue
             ann, probs = parse_line(text, no, root, check_files)
@@ -216,20 +240,21 @@ def read_annotations(
 
 
 def check_images(anns: list[Annotation]) -> list[str]:
-    """Decode every image once; problems (corrupt files, keypoints far outside) name their line."""
+    """Check every image once (header, size limits, end marker: no full decode); problems (corrupt files,
+    boxes outside the image) name their line."""
     problems = []
     decoded: dict[Path, tuple[int, int] | str] = {}
     for ann in anns:
         if ann.image not in decoded:
             try:
-                decoded[ann.image] = read_image(ann.image).shape[:2]
+                decoded[ann.image] = probe_image(ann.image)
             except HandmeshError as exc:
                 decoded[ann.image] = str(exc)
         res = decoded[ann.image]
         if isinstance(res, str):
             problems.append(f"line {ann.line}: {res}")
             continue
-        h, w = res
+        w, h = res
         if ann.box is not None and (ann.box[2] <= 0 or ann.box[3] <= 0 or ann.box[0] >= w or ann.box[1] >= h):
             problems.append(f"line {ann.line}: box {ann.box.tolist()} lies outside the {w}x{h} image")
     return problems

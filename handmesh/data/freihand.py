@@ -132,7 +132,15 @@ def validation_samples(num_samples: int, fraction: float, seed: int = 0) -> np.n
 def synth_info(root: str | Path) -> dict:
     """The generator's notes (`handmesh_synth.json`) when the folder was made by `handmesh synth`."""
     path = Path(root) / SYNTH_INFO
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise HandmeshError(f"{path}: not valid JSON (delete it or re-run `handmesh synth`)") from None
+    if not isinstance(info, dict):
+        raise HandmeshError(f"{path}: expected a JSON object")
+    return info
 
 
 class FreiHANDAnnotations:
@@ -155,6 +163,11 @@ class FreiHANDAnnotations:
             self.verts = self._rebuild_verts(hand)
         self.rgb_dir = _require(root / split / "rgb", f"{split} images folder")
         self.versions = count_versions(self.rgb_dir, n) if n else 0
+        # images beyond what the labels describe (an earlier, larger synth run into the same folder) would
+        # otherwise be read as extra background versions with another sample's labels
+        made = synth_info(root).get("training_versions") if split == "training" else 1
+        if made is not None:
+            self.versions = min(self.versions, int(made))
         if n and self.versions == 0:
             raise MissingFileError(
                 f"FreiHAND images missing: expected {self.rgb_dir}/00000000.jpg ... {n - 1:08d}.jpg — put "

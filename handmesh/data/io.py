@@ -19,6 +19,7 @@ from handmesh.errors import HandmeshError, MissingFileError
 MAX_IMAGE_SIDE = 8192
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_IMAGE_BYTES = 200 * 1024 * 1024
+EXIF_ORIENTATION = 0x0112
 # what a complete file of these formats ends with: a truncated download lacks it
 _TAILS = {"JPEG": (b"\xff\xd9",), "PNG": (b"IEND\xaeB`\x82",)}
 
@@ -37,6 +38,8 @@ def check_image_size(width: int, height: int, source: str | Path = "image") -> N
 def check_regular_file(path: Path, what: str = "image") -> int:
     """Size in bytes of a readable regular file; missing files, FIFOs, devices and folders are refused."""
     if not path.exists():
+        if path.is_symlink():
+            raise HandmeshError(f"{path}: broken or looping symbolic link")
         raise MissingFileError(f"{what} not found: {path}")
     if not path.is_file():
         # reading a FIFO blocks forever and /dev/zero never ends: only regular files are read
@@ -78,6 +81,8 @@ def probe_image(path: str | Path) -> tuple[int, int]:
     path = Path(path)
     with _open_checked(path) as im:
         tails, size = _TAILS.get(im.format or ""), im.size
+        if im.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+            size = size[::-1]  # read_image turns it upright: width and height swap
     if tails:
         with open(path, "rb") as fh:
             fh.seek(max(0, path.stat().st_size - 16))

@@ -1,0 +1,168 @@
+"""Dataset checks shared by `handmesh check-dataset` and training's up-front check (`preflight_dataset`).
+
+A FreiHAND-layout folder is checked for what its loader cannot see: every image's header and end marker
+(a fast decode check: missing, empty, truncated, looping-symlink and oversized files), intrinsics that are
+no camera, coordinates in millimetres or behind the camera, xyz/verts that disagree with the MANO values,
+and images left over from an earlier, larger synth run (they would be read as extra background versions
+with another sample's labels).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from handmesh.data.io import probe_image
+from handmesh.errors import HandmeshError
+
+MAX_LISTED = 10  # problems of one kind listed one by one before they are summarised
+MAX_COORDINATE_M = 20.0  # camera-space metres; millimetre labels reach hundreds
+LABEL_TOLERANCE_M = 0.005  # xyz/verts vs the MANO values: exact for synth, sub-millimetre for FreiHAND
+_IMAGE_NAME = re.compile(r"^(\d{8})\.jpg$")
+
+
+def _listed(kind: str, items: list[str]) -> list[str]:
+    """The first MAX_LISTED items as problems, then one line counting the rest."""
+    out = [f"{kind}: {item}" for item in items[:MAX_LISTED]]
+    if len(items) > MAX_LISTED:
+        out.append(f"{kind}: ... and {len(items) - MAX_LISTED} more")
+    return out
+
+
+def check_intrinsics(K: np.ndarray, source: str) -> list[str]:
+    """Problems of (N,3,3) intrinsics: focal lengths must be positive and the last row [0, 0, 1]."""
+    ok = (K[:, 0, 0] > 0) & (K[:, 1, 1] > 0) & np.all(np.abs(K[:, 2] - [0, 0, 1]) < 1e-9, axis=1)
+    bad = np.flatnonzero(~ok)
+    return _listed(source, [f"entry {i} is no camera matrix (fx, fy > 0, last row 0 0 1)" for i in bad])
+
+
+def check_metres(points: np.ndarray | None, source: str) -> list[str]:
+    """Problems of (N,P,3) camera-space points: millimetres or points at or behind the camera."""
+    if points is None or not len(points):
+        return []
+    items = []
+    peak = np.abs(points).max(axis=(1, 2))
+    behind = (points[..., 2] <= 0).any(axis=1)
+    for i in np.flatnonzero((peak > MAX_COORDINATE_M) | behind):
+        if peak[i] > MAX_COORDINATE_M:
+            items.append(f"entry {i} has values up to {peak[i]:.4g}: expected metres, not millimetres")
+        else:
+            items.append(f"entry {i} has points at or behind the camera (z <= 0)")
+    return _listed(source, items)
+
+
+def label_samples(n: int, limit: int | None) -> np.ndarray:
+    """Sample ids whose labels are recomputed: all of them, or `limit` spread evenly over the split."""
+    if limit is None or n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+
+
+def check_label_consistency(ann, limit: int | None = None) -> tuple[list[str], list[str]]:
+    """(problems, warnings): xyz and verts must be what the MANO values give (checked on `limit` samples)."""
+    from handmesh.data.freihand import data_hand_model, mano_to_mesh, synth_info
+
+    if ann.mano is None or (ann.xyz is None and ann.verts is None):
+        return [], []
+    made_with = synth_info(ann.root).get("hand_model") or "mano"  # real FreiHAND was made with MANO
+    hand = data_hand_model()
+    if hand.kind != made_with:
+        return [], [
+            f"{ann.split}: labels not checked against the MANO values: the folder was made with the "
+            f"{made_with} hand model and {hand.kind} is configured"
+        ]
+    ids = label_samples(len(ann), limit)
+    mesh = mano_to_mesh(ann.mano[ids], ann.K[ids], hand)
+    problems = []
+    for name, labels, ours in (("xyz", ann.xyz, mesh["joints"]), ("verts", ann.verts, mesh["vertices"])):
+        if labels is None or not (ann.root / f"{ann.split}_{name}.json").is_file():
+            continue  # absent, or verts rebuilt from these very MANO values
+        err = np.linalg.norm(labels[ids] - ours, axis=-1).max(axis=1)
+        bad = ids[err > LABEL_TOLERANCE_M]
+        items = [
+            f"entry {i} is {e * 1000:.1f} mm from what {ann.split}_mano.json gives"
+            for i, e in zip(bad, err[err > LABEL_TOLERANCE_M], strict=True)
+        ]
+        problems += _listed(f"{ann.split}_{name}.json", items)
+    return problems, []
+
+
+def check_images(ann, decode: bool = True) -> list[str]:
+    """Every image of every complete version present and readable (header + end marker), none left over."""
+    n, versions = len(ann), ann.versions
+    expected = n * versions
+    items = []
+    for image_id in range(expected):
+        path = ann.rgb_dir / f"{image_id:08d}.jpg"
+        try:
+            if decode:
+                probe_image(path)
+            elif not path.is_file():
+                items.append(f"image not found: {path}")
+        except HandmeshError as exc:
+            items.append(str(exc))
+    problems = _listed(f"{ann.split} images", items)
+    leftover = sorted(
+        int(m.group(1))
+        for m in (_IMAGE_NAME.match(e.name) for e in os.scandir(ann.rgb_dir))
+        if m and int(m.group(1)) >= expected
+    )
+    if leftover:
+        problems.append(
+            f"{ann.split} images: {len(leftover)} image(s) beyond the {versions} version(s) x {n} samples the "
+            f"labels describe (ids {leftover[0]:08d}..{leftover[-1]:08d}; left over from an earlier, larger run?)"
+        )
+    return problems
+
+
+def check_freihand_split(
+    root: str | Path, split: str, decode: bool = True, label_limit: int | None = None
+) -> tuple[list[str], list[str], str]:
+    """(problems, warnings, summary) of one split of a FreiHAND-layout folder."""
+    from handmesh.data.freihand import FreiHANDAnnotations
+
+    try:
+        ann = FreiHANDAnnotations(root, split)
+    except HandmeshError as exc:
+        return [str(exc)], [], f"{split}: unreadable"
+    problems = check_intrinsics(ann.K, f"{split}_K.json")
+    problems += check_metres(ann.xyz, f"{split}_xyz.json")
+    problems += check_metres(ann.verts, f"{split}_verts.json")
+    label_problems, warnings = check_label_consistency(ann, label_limit) if not problems else ([], [])
+    problems += label_problems + check_images(ann, decode)
+    return problems, warnings, f"{split}: {len(ann)} samples x {ann.versions} version(s)"
+
+
+def check_dataset(
+    root: str | Path, decode: bool = True, label_limit: int | None = None
+) -> tuple[str, list[str], list[str], str]:
+    """(kind, problems, warnings, summary) of a dataset folder of either layout."""
+    from handmesh.data import custom, dataset_kind
+
+    root = Path(root)
+    kind = dataset_kind(root)
+    if kind == "freihand":
+        problems, warnings, summary = [], [], []
+        for split in ("training", "evaluation"):
+            if (root / f"{split}_K.json").is_file():
+                p, w, s = check_freihand_split(root, split, decode, label_limit)
+                problems, warnings, summary = problems + p, warnings + w, summary + [s]
+        return kind, problems, warnings, "; ".join(summary)
+    anns, problems, warnings = custom.read_annotations(root, check_files=True)
+    if decode:
+        problems += custom.check_images([a for a in anns if a.image.is_file()])
+    problems.sort(key=lambda s: int(s.split(":")[0].split()[1]) if s.startswith("line ") else 0)
+    return kind, problems, warnings, f"{len(anns)} annotation(s)"
+
+
+def preflight_dataset(root: str | Path, label_limit: int = 256) -> list[str]:
+    """The cheap checks training runs before its first step: warnings, or one HandmeshError naming the first
+    problem (labels are recomputed for `label_limit` samples spread over the split, images header-checked)."""
+    _, problems, warnings, _ = check_dataset(root, decode=True, label_limit=label_limit)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise HandmeshError(f"dataset {root}: {problems[0]}{more}; run `handmesh check-dataset {root}`")
+    return warnings
