@@ -34,6 +34,12 @@ class ModelConfig:
     backbone_weights: str | None = None
     # which encoder output the head pools: "final_conv" (the 2x-wide expansion conv) or "last_stage"
     features: str = "final_conv"
+    # "keypoint" (heatmap keypoints + joint tokens, the default) or "pooled" (globally pooled, iterative);
+    # handmesh.models.head explains both
+    head: str = "keypoint"
+    # keypoint head: heatmap resolution (input / 8 or / 4) and the neck's channels
+    head_stride: int = 8
+    head_width: int = 128
     head_hidden: int = 1024
     head_layers: int = 2
     head_iterations: int = 3
