@@ -28,7 +28,7 @@ def import_mano(path: str | Path, out: str | Path) -> list[Path]:
         files = [path / f"{stem}.pkl" for stem in MANO_FILES.values() if (path / f"{stem}.pkl").is_file()]
         if not files:
             raise MissingFileError(f"no MANO_RIGHT.pkl or MANO_LEFT.pkl in {path}")
-    elif path.is_file():
+    elif path.exists():  # read_mano_pickle refuses FIFOs, devices and oversized files by name
         files = [path]
     else:
         raise MissingFileError(f"{path} does not exist (give MANO_RIGHT.pkl, MANO_LEFT.pkl or their folder)")

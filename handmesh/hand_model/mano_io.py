@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ from handmesh.hand_model.arrays import SCHEMA, validate_arrays
 
 MANO_FILES = {"right": "MANO_RIGHT", "left": "MANO_LEFT"}
 DEFAULT_MANO_DIR = Path("data") / "mano"
+# an official MANO pickle is about 4 MB and its largest array (posedirs) about 2.5 MB
+MAX_PICKLE_BYTES = 64 * 1024 * 1024
+MAX_ARRAY_BYTES = 256 * 1024 * 1024
 
 
 class _Stub:
@@ -39,10 +43,26 @@ def _stub_class(qualname: str) -> type:
     return type("Stub_" + qualname.replace(".", "_"), (_Stub,), {"qualname": qualname})
 
 
+def _check_alloc(count, itemsize: int = 1) -> None:
+    """Refuse an allocation a MANO file never needs, before it happens (a tiny pickle can ask for GBs)."""
+    if not isinstance(count, int) or count < 0 or count * max(int(itemsize), 1) > MAX_ARRAY_BYTES:
+        raise HandmeshError(f"pickle asks for an allocation over {MAX_ARRAY_BYTES >> 20} MB")
+
+
 def _reconstruct_ndarray(subtype, shape, dtype):
     if subtype is not np.ndarray:
         raise HandmeshError(f"pickle asks to rebuild an array of type {subtype!r}")
+    dims = tuple(shape) if isinstance(shape, tuple | list) else (shape,)
+    if not all(isinstance(d, int) for d in dims):
+        raise HandmeshError("pickle asks for an array with a non-integer shape")
+    _check_alloc(int(np.prod(dims, dtype=object)), np.dtype(dtype).itemsize)
     return np.ndarray.__new__(np.ndarray, shape, dtype)
+
+
+def _bytearray(*args):
+    if args and isinstance(args[0], int):
+        _check_alloc(args[0])
+    return bytearray(*args)
 
 
 def _copyreg_reconstructor(cls, base, state):
@@ -73,7 +93,7 @@ _SAFE_BUILTINS = {
     "set": set,
     "frozenset": frozenset,
     "slice": slice,
-    "bytearray": bytearray,
+    "bytearray": _bytearray,
 }
 
 
@@ -175,18 +195,37 @@ def _chumpy_value(kind: str, state: dict) -> np.ndarray:
     raise HandmeshError(f"unsupported chumpy object {kind} in pickle")
 
 
+def _check_file(path: Path, limit: int) -> None:
+    """A regular file of at most `limit` bytes (FIFOs and devices never end; huge files are no MANO file)."""
+    if not path.exists():
+        raise MissingFileError(f"no MANO file at {path}")
+    if not path.is_file():
+        raise HandmeshError(f"{path}: not a regular file")
+    size = path.stat().st_size
+    if size > limit:
+        raise HandmeshError(
+            f"{path}: {size >> 20} MB is far larger than a MANO file (limit {limit >> 20} MB)"
+        )
+
+
 def read_mano_pickle(path: str | Path) -> dict:
     """Read an official MANO pickle through the restricted unpickler; values come back as numpy."""
+    path = Path(path)
+    _check_file(path, MAX_PICKLE_BYTES)
     with open(path, "rb") as fh:
         try:
             raw = RestrictedUnpickler(fh, encoding="latin1").load()
+            if not isinstance(raw, dict):
+                raise HandmeshError(f"expected a dict of arrays, got {type(raw).__name__}")
+            return _to_numpy(raw)
         except HandmeshError as exc:
             raise HandmeshError(f"{path}: {exc}") from None
-        except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError) as exc:
+        except RecursionError:
+            raise HandmeshError(f"{path}: not a MANO pickle (nested too deeply)") from None
+        except MemoryError:
+            raise HandmeshError(f"{path}: not a MANO pickle (asks for more memory than there is)") from None
+        except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError, IndexError) as exc:
             raise HandmeshError(f"{path}: not a readable MANO pickle ({exc})") from None
-    if not isinstance(raw, dict):
-        raise HandmeshError(f"{path}: expected a dict of arrays, got {type(raw).__name__}")
-    return _to_numpy(raw)
 
 
 def side_from_name(path: str | Path) -> str | None:
@@ -206,11 +245,16 @@ def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], str | None]:
         raise MissingFileError(f"no MANO file at {path}")
     side = side_from_name(path)
     if path.suffix == ".npz":
+        _check_file(path, MAX_PICKLE_BYTES)
         try:
+            with zipfile.ZipFile(path) as zf:  # the uncompressed sizes, before numpy inflates anything
+                _check_alloc(sum(info.file_size for info in zf.infolist()))
             with np.load(path, allow_pickle=False) as npz:
                 data = {k: npz[k] for k in npz.files}
-        except ValueError as exc:
+        except (ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise HandmeshError(f"{path}: not a clean .npz ({exc})") from None
+        except HandmeshError as exc:
+            raise HandmeshError(f"{path}: {exc}") from None
         if "side" in data:
             side = str(data.pop("side"))
     elif path.suffix == ".pkl":
