@@ -30,10 +30,9 @@ MANO_JOINT_NAMES: tuple[str, ...] = (
 MANO_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
 
 # Fingertip vertices (thumb, index, middle, ring, pinky) as FreiHAND's toolbox picks them; FreiHAND's
-# ground-truth joints were made with these, so every FreiHAND-order joint set uses them.
+# ground-truth joints were made with these, so every FreiHAND-order joint set uses them (smplx picks
+# 554 and 671 for ring and pinky: do not mix the two).
 FREIHAND_TIP_VERTEX_IDS: tuple[int, ...] = (744, 320, 443, 555, 672)
-# smplx's choice, kept only for reference: it differs for ring and pinky.
-SMPLX_TIP_VERTEX_IDS: tuple[int, ...] = (744, 320, 443, 554, 671)
 
 # Index into concat(MANO 16 joints, 5 tips in thumb..pinky order) giving FreiHAND's 21-joint order.
 MANO_TO_FREIHAND: tuple[int, ...] = (0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20)

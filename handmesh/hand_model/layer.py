@@ -83,11 +83,6 @@ class HandModel(nn.Module):
         self.register_buffer("to_freihand", torch.tensor(MANO_TO_FREIHAND, dtype=torch.long))
 
     @property
-    def num_vertices(self) -> int:
-        """Number of mesh vertices (778)."""
-        return int(self.mano.v_template.shape[0])
-
-    @property
     def v_template(self) -> Tensor:
         """Rest-pose template vertices (778,3)."""
         return self.mano.v_template

@@ -38,8 +38,7 @@ def _axis_moving(direction: np.ndarray, move: np.ndarray) -> np.ndarray:
 
 
 FLEX = np.array([0.0, 0.0, 1.0])  # long fingers: positive = toward the palm
-SPREAD = np.array([0.0, 1.0, 0.0])  # long fingers: positive = toward the thumb side
-TWIST = np.array([1.0, 0.0, 0.0])
+SPREAD = np.array([0.0, 1.0, 0.0])  # long fingers: positive = toward the thumb side (twist is about x)
 THUMB_FLEX = _axis_moving(THUMB_DIRECTION, _PALMAR + 0.5 * _ULNAR)  # curls the thumb into the palm
 THUMB_OPPOSE = _axis_moving(THUMB_DIRECTION, _PALMAR)  # swings the thumb in front of the palm
 THUMB_ABDUCT = _axis_moving(THUMB_DIRECTION, -_ULNAR)  # swings the thumb away from the index

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import torch
 
-from handmesh.geometry import project_points
-
 
 def nominal_K(img_size: int, focal: float, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
     """Intrinsics (3,3) of the nominal crop camera: focal in pixels, principal point at the crop centre."""
@@ -89,11 +87,3 @@ def crop_to_camera(
     flipped = flip_intrinsics(K_crop.to(cam).expand(cam.shape[0], 3, 3), img_size)
     placed = points + cam_to_translation(cam, flipped, img_size)[:, None, :]
     return placed * placed.new_tensor([-1.0, 1.0, 1.0])
-
-
-def project_with_cam(
-    points: torch.Tensor, cam: torch.Tensor, K_crop: torch.Tensor, img_size: int
-) -> torch.Tensor:
-    """Crop pixels (B,N,2) of hand-frame points under the perspective equivalent of `cam` for K_crop."""
-    K = K_crop.to(points).expand(points.shape[0], 3, 3)
-    return project_points(points + cam_to_translation(cam, K, img_size)[:, None, :], K)
