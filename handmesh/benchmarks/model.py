@@ -2,12 +2,10 @@
 
 CPU (default): batch 1 at the model's input size, in one process, after warm-up; each form is timed
 in blocks of consecutive calls, and the blocks of all forms take turns over ``--rounds`` rounds, so a
-slow spell of a shared machine falls on every form instead of one (one block per form made the t8
-train-to-ONNX ratio read 2.35x in one run and 2.9x in another). Interleaving the forms call by call
-was tried and is wrong here: ONNX Runtime's and OpenMP's worker threads spin-wait after each call, so
-on 2 cores the next form's threads fight the previous form's spinning threads (fastvit_t8's train form
-read 3.3 s instead of 50 ms); a pause between blocks lets them go idle. Forms: the train form in torch
-(eval mode), the deploy (fused) form in torch, the deploy form
+slow spell of a shared machine falls on every form instead of one. Blocks, not single calls, take turns
+because ONNX Runtime's and OpenMP's worker threads spin-wait after each call: on 2 cores the next
+form's threads would fight the previous form's spinning ones; a pause between blocks lets them go
+idle. Forms: the train form in torch (eval mode), the deploy (fused) form in torch, the deploy form
 with channels_last memory format, and the deploy form exported to ONNX and run by ONNX Runtime with
 ``--threads`` intra-op threads. Every form includes the head and the hand-model layer. GFLOPs are
 counted with ``torch.utils.flop_counter`` on the deploy form (one multiply-add = 2 FLOPs).
