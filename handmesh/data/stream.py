@@ -5,7 +5,7 @@ camera, lighting, background, occluders) from `sample_rng(cfg.seed, "stream", i)
 hand-model layer and renders it in the calling process (a data-loader worker keeps one renderer), then
 runs the same crop/augment transform as every dataset. Nothing is stored: a long run never sees an image
 twice, and because a sample depends on its index only, a run is deterministic for a seed and resumes
-exactly when its sampler continues at the same index (`StreamSampler`).
+exactly when its sampler continues at the same index (`handmesh.data.mix.EpochSampler`).
 
 The stream is selected on the command line as ``--data synth:`` with synth settings as options, e.g.
 ``synth:size=64,named_pose_prob=1.0,pose_noise=0.05`` (any `SynthConfig` field; `size` defaults to the
@@ -14,11 +14,11 @@ model's input size).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from handmesh.data.record import HandRecord
 from handmesh.data.synth import SynthConfig, canonical_orientation, make_labels, render_image
@@ -28,6 +28,8 @@ from handmesh.errors import HandmeshError
 STREAM_PREFIX = "synth:"
 # an "endless" stream still reports a length (samplers and progress bars ask); 2**40 samples is forever
 STREAM_LENGTH = 2**40
+# seed offset of held-out streams (validation, the learning curve's test set): never meets a training seed
+HELD_OUT_SEED = 100_000
 _NOT_STREAM_SETTINGS = ("train", "eval", "versions", "workers", "jpeg_quality")
 
 
@@ -68,19 +70,21 @@ def parse_stream_spec(spec: str, img_size: int) -> SynthConfig:
 class SynthStream(Dataset):
     """Sample i of the synthetic seed stream as a training sample dict (datasets contract)."""
 
+    # render workers must not be forked from a process that may hold a GL context (the trainer's preview)
+    multiprocessing_context = "spawn"
+
     def __init__(
         self,
         cfg: SynthConfig,
         augment_cfg: AugmentConfig | None = None,
         augment: bool = False,
         length: int = STREAM_LENGTH,
-        offset: int = 0,
+        seed_offset: int = 0,
     ) -> None:
-        self.cfg = cfg
+        self.cfg = replace(cfg, seed=int(cfg.seed) + int(seed_offset))
         self.length = int(length)
-        self.offset = int(offset)
-        # the renderer already varies scale, rotation, lighting, blur and noise per sample: the
-        # transform only fits the rendered image to the model's input (whole image, no jitter by default)
+        # the renderer already varies scale, rotation, lighting, blur and noise per sample: by default the
+        # transform only fits the rendered image to the model's input (whole image, no jitter)
         self.transform = HandTransform(
             augment_cfg or AugmentConfig(img_size=cfg.size), train=augment, crop="image"
         )
@@ -106,7 +110,7 @@ class SynthStream(Dataset):
             raise IndexError(f"stream index {i} out of range")
         if self._hand is None:
             self._setup()
-        sample = self.offset + int(i)
+        sample = int(i)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # one tiny float64 forward: thread hand-offs would cost more than it
         try:
@@ -132,20 +136,7 @@ class SynthStream(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         # the transform's own randomness (when augmenting) is seeded by the index as well
-        rng = np.random.default_rng([int(self.cfg.seed), 3, self.offset + int(i), 7])
+        rng = np.random.default_rng([int(self.cfg.seed), 3, int(i), 7])
         out = self.transform(self.record(i), rng)
-        out["sample_id"] = torch.tensor(self.offset + int(i))
+        out["sample_id"] = torch.tensor(int(i))
         return out
-
-
-class StreamSampler(Sampler[int]):
-    """Indices start, start+1, ... of a stream, split across DDP ranks (rank r takes every world-th)."""
-
-    def __init__(self, start: int = 0, rank: int = 0, world: int = 1, length: int = STREAM_LENGTH) -> None:
-        self.start, self.rank, self.world, self.length = int(start), int(rank), int(world), int(length)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.start + self.rank, self.length, self.world))
-
-    def __len__(self) -> int:
-        return max(0, (self.length - self.start - self.rank + self.world - 1) // self.world)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from handmesh.models.build import build_model, build_model_from_config
 from handmesh.models.config import FASTVIT_VARIANTS, ModelConfig
+from handmesh.models.head import HEADS
 from handmesh.models.model_file import (
     HAND_MODEL_PREFIX,
     is_hand_model_key,
@@ -28,6 +29,7 @@ from handmesh.models.reparam import reparameterize
 
 __all__ = [
     "FASTVIT_VARIANTS",
+    "HEADS",
     "HAND_MODEL_PREFIX",
     "OUTPUT_NAMES",
     "HandRegressor",
