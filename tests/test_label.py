@@ -168,7 +168,6 @@ def test_confidence_terms():
 
 def test_mediapipe_end_to_end_on_rendered_hands(image_dir, tmp_path):
     """The real detector finds the rendered hands; the command line writes a dataset that validates."""
-    pytest.importorskip("mediapipe")
     out = tmp_path / "mp"
     # The stand-in is not what MediaPipe was trained on: its landmarks fit loosely, hence the low bar.
     args = ["label", str(image_dir), "--out", str(out), "--handedness", "fit", "--min-confidence", "0.1"]
