@@ -37,6 +37,8 @@ from handmesh.errors import HandmeshError, MissingFileError
 SIDECAR_FORMAT = "handmesh-onnx"
 SIDECAR_VERSION = 1
 INPUT_NAME = "image"
+MIN_OPSET = 13
+VERIFY_TOLERANCE = 1e-2  # metres / radians-ish outputs: fused float32 graphs agree to about 1e-5
 
 
 def sidecar_path(onnx_path: str | os.PathLike) -> Path:
@@ -76,11 +78,29 @@ def _max_diff_vs_torch(model: nn.Module, onnx_file: Path, names: tuple[str, ...]
     return max(float((torch.from_numpy(g) - ref[n]).abs().max()) for n, g in zip(names, got, strict=True))
 
 
+def check_opset(opset: int) -> None:
+    """Refuse an ONNX opset this export cannot produce (the graph needs opset 13's operators)."""
+    from torch.onnx import _constants
+
+    top = int(getattr(_constants, "ONNX_MAX_OPSET", 20))
+    if not MIN_OPSET <= int(opset) <= top:
+        raise HandmeshError(f"--opset {opset}: this export supports opsets {MIN_OPSET} to {top}")
+
+
+def check_finite_weights(model: nn.Module) -> None:
+    """Refuse a model with NaN or infinite weights: its export would "succeed" with NaN outputs."""
+    bad = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if not torch.isfinite(t).all()]
+    if bad:
+        raise HandmeshError(f"model holds NaN or infinite weights in {len(bad)} tensor(s), e.g. {bad[0]}")
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, verify: bool = True) -> Path:
     """Export the fused form of a regressor (train or deploy form) to ONNX with its JSON sidecar."""
     from handmesh.config import to_dict
     from handmesh.models import OUTPUT_NAMES, reparameterize
 
+    check_opset(opset)
+    check_finite_weights(model)
     path = Path(path)
     deploy = reparameterize(model).cpu().float().eval()
     img_size = int(deploy.config.img_size)
@@ -105,6 +125,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, veri
                 dynamo=False,
             )
         diff = _max_diff_vs_torch(deploy, tmp, names, img_size) if verify else None
+        if diff is not None and not diff <= VERIFY_TOLERANCE:  # NaN compares false
+            raise HandmeshError(
+                f"ONNX Runtime and torch disagree by {diff:.3g} (tolerance {VERIFY_TOLERANCE})"
+            )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
