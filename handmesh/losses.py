@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import torch
 
 from handmesh.geometry import axis_angle_to_matrix
+from handmesh.models.camera import translation_to_cam
 
 ROOT_JOINT = 9
 
@@ -77,6 +78,21 @@ def compute_losses(
     terms["vertices_local"] = masked_mean(
         _l1_points(rel_pred_v @ R_pred, rel_gt_v @ R_gt), local_mask * batch["has_vertices"]
     )
+
+    # The camera, supervised directly: the translation that puts the predicted hand's root joint on the
+    # label's, as the weak-perspective camera of the crop. Through the 2D terms alone, a model that
+    # cannot yet place the fingers lowers their L1 error by shrinking the hand to a point at the crop's
+    # centre (s -> 0, the depth -> kilometres) and never recovers (bench/results/train_synthetic.json).
+    if "K" in batch:
+        transl_gt = gt_j[:, ROOT_JOINT] - pred_j[:, ROOT_JOINT].detach()
+        transl_gt = torch.cat([transl_gt[:, :2], transl_gt[:, 2:].clamp(min=0.05)], dim=1)
+        cam_gt = translation_to_cam(transl_gt, batch["K"].to(f32), img_size)
+        cam = out["cam"].to(f32)
+        # log-scale error, and the model origin's crop position (normalized crop units, -1..1)
+        err_cam = (cam[:, 0].log() - cam_gt[:, 0].log()).abs() + (
+            cam[:, 0:1] * cam[:, 1:] - cam_gt[:, 0:1] * cam_gt[:, 1:]
+        ).abs().sum(-1) / 2
+        terms["camera"] = masked_mean(err_cam, batch["has_joints3d"] * sample_weight)
 
     conf = batch.get("joints2d_conf")
     mask_2d = batch["has_joints2d"] * sample_weight
