@@ -170,3 +170,29 @@ def test_training_on_the_stream_resumes_exactly(tmp_path, restore_determinism):
     assert a[TRAIN_FORMAT]["step"] == b[TRAIN_FORMAT]["step"] == 4
     for name in a["state_dict"]:
         assert torch.equal(a["state_dict"][name], b["state_dict"][name]), name
+
+
+@pytest.mark.slow
+def test_gpu_learning_script_runs_on_the_cpu_with_tiny_settings(tmp_path):
+    """bench/train_gpu.sh end to end (device cpu, 64 px, a 20-second budget): a curve point and a model file."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DEVICE": "cpu", "MINUTES": "0.3", "IMG": "64", "WORKERS": "1", "BATCH": "8"}
+    env.update(OUT=str(tmp_path), PY=sys_executable())
+    subprocess.run(
+        ["bash", str(repo / "bench/train_gpu.sh"), "--eval-images", "16"], env=env, check=True, cwd=repo
+    )
+    run = next(iter(json.loads((tmp_path / "learning_curve_gpu.json").read_text())["runs"].values()))
+    assert run["curve"] and run["curve"][-1]["images_seen"] > 0 and run["settings"]["minutes"] == 0.3
+    assert (tmp_path / "learn_gpu.pt").is_file() and (tmp_path / "learning_curve_gpu.png").is_file()
+
+
+def sys_executable() -> str:
+    """This interpreter (the project's venv in `make test`)."""
+    import sys
+
+    return sys.executable

@@ -49,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--milestones", default="", help="comma-separated images-seen counts to score at (default: ~10 steps)"
     )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="wall-clock budget: the schedule's end follows the measured speed, a last point is scored at the stop",
+    )
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", dest="weight_decay", type=float, default=1e-4)
@@ -227,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
             "weight_decay": args.weight_decay,
             "warmup_images": args.warmup_images,
             "threads": args.threads,
+            "minutes": args.minutes,
             "render_workers": args.workers,
             "device": str(device),
             "amp": args.amp,
@@ -259,8 +266,17 @@ def run(args: argparse.Namespace) -> int:
         sched.step()
         step += 1
         seen += len(batch["image"])
-        if milestones and seen >= milestones[0]:
-            milestones.pop(0)
+        out_of_time = False
+        if args.minutes is not None and step % 20 == 0:
+            elapsed = time.perf_counter() - t_start
+            out_of_time = elapsed >= args.minutes * 60
+            if step * args.batch_size > args.warmup_images:
+                # fit the cosine decay's end to the images this budget will see at the measured speed
+                left = max(0.0, args.minutes * 60 - elapsed) * seen / elapsed
+                sched.set_horizon(min(steps, step + int(left / args.batch_size)))
+        if (milestones and seen >= milestones[0]) or out_of_time or seen >= args.images:
+            while milestones and seen >= milestones[0]:
+                milestones.pop(0)
             point = {
                 "images_seen": seen,
                 **score(model, held_out, args.img_size, device),
@@ -278,6 +294,6 @@ def run(args: argparse.Namespace) -> int:
             entry["target_met"] = best <= base["pa_mpjpe_mm"] * TARGET_RATIO[args.step]
             print(json.dumps(point), flush=True)
             plot(_update_results(json_path, args.run, entry), Path(args.png))
-        if seen >= args.images:
+        if seen >= args.images or out_of_time:
             break
     return 0
