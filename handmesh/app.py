@@ -12,20 +12,14 @@ browser test can drive the app with synthetic renders that a real detector would
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import json
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 from handmesh.errors import HandmeshError
-
-NO_MODEL = "No model"
 
 
 @dataclasses.dataclass
@@ -43,194 +37,137 @@ class AppConfig:
     stream_every: float = 0.03  # seconds between webcam frames sent to the server (up to ~33 FPS)
     mirror_webcam: bool = True  # selfie view; colours then follow the person's own hands
     runtime: str = "auto"  # for --checkpoint: auto (torch on GPU, ONNX Runtime on CPU), onnx or torch
+    max_sessions: int = 16  # browser sessions with their own stream state; the least recently used goes
 
 
 class DemoState:
-    """Mesh sources shared by every tab (one detector, one renderer) and the live-stream statistics."""
+    """What the page's handlers share: the mesh sources, one state per browser session, the output folder."""
 
     def __init__(self, cfg: AppConfig):
-        from handmesh.pipeline.detector import MediaPipeDetector, parse_detector_spec
-        from handmesh.pipeline.factory import build_estimator, landmark_fit_available
-        from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig
+        from handmesh.pipeline.sessions import ClientSession, MeshSources, SessionPool
 
         self.cfg = cfg
+        self.sources = MeshSources(cfg.checkpoint, cfg.onnx, cfg.runtime, cfg.detector)
         self.notes: list[str] = []
-        if cfg.detector.startswith("mediapipe"):
-            detector = MediaPipeDetector(
-                max_hands=2, model_complexity=1 if cfg.detector == "mediapipe-full" else 0
-            )
-        else:
-            detector = parse_detector_spec(cfg.detector)
+        if cfg.detector.startswith("static:"):
             self.notes.append(f"Test detector in use: `{cfg.detector}` (fixed boxes, not a real detector).")
-        estimators = {}
-        if cfg.checkpoint or cfg.onnx:
-            est = build_estimator(cfg.checkpoint, cfg.onnx, mode="model", runtime=cfg.runtime)
-            estimators[f"Model: {est.runtime.name}"] = est
-        if landmark_fit_available():
-            try:
-                est = build_estimator(mode="landmark-fit")
-                estimators["Landmark fit (MediaPipe landmarks + hand model)"] = est
-            except HandmeshError as exc:
-                self.notes.append(f"Landmark-fit mode unavailable: {exc}")
-        if not estimators:
-            self.notes.append("No model: start with `--checkpoint CKPT` or `--onnx FILE`.")
-        self.renderer = None
-        self.pipelines = {}
-        for name, est in estimators.items():
-            pipe = HandMeshPipeline(est, detector, PipelineConfig(), renderer=self._shared_renderer())
-            self.pipelines[name] = pipe
-        self.default = next(iter(self.pipelines), NO_MODEL)
-        self.warm_up()
-        self._stamps: collections.deque[float] = collections.deque(maxlen=30)
-        self._timings: dict[str, float] = {}
-        self._lock = threading.Lock()
-        from handmesh.pipeline.stream import LiveFeed
-
-        self.live = LiveFeed()  # the webcam tab's pipelined stream
+        self.sources.warm_up()
+        self.sessions = SessionPool(lambda: ClientSession(self.sources.pipeline), cfg.max_sessions)
         self.outdir = Path(tempfile.mkdtemp(prefix="handmesh-app-"))
 
-    def warm_up(self) -> None:
-        """Pay the one-off costs (GL context, first model call) before the first visitor does."""
-        tri = (np.array([[0, 0, 0.5], [0.01, 0, 0.5], [0, 0.01, 0.5]]), np.array([[0, 1, 2]]), (1, 1, 1, 1))
-        if self.renderer is not None:
-            self.renderer.render([tri], np.array([[100.0, 0, 32], [0, 100.0, 32], [0, 0, 1]]), size=(64, 64))
-        for pipe in self.pipelines.values():
-            runtime = getattr(pipe.estimator, "runtime", None)
-            if runtime is not None:
-                runtime(np.zeros((1, runtime.input_size, runtime.input_size, 3), np.uint8))
 
-    def _shared_renderer(self):
-        if self.renderer is None:
-            from handmesh.render import MeshRenderer
+def _session_key(request) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
 
-            self.renderer = MeshRenderer(64, 64)
-        return self.renderer
 
-    def pipeline(
-        self, name: str, max_hands: int, smoothing: bool, skeleton: bool, opacity: float, selfie=False
-    ):
-        """The pipeline of mesh source `name` with the page's settings applied (None: no model)."""
-        pipe = self.pipelines.get(name) or self.pipelines.get(self.default)
-        if pipe is None:
-            return None
-        pipe.update_config(
-            max_hands=int(max_hands),
-            smoothing=bool(smoothing),
-            skeleton=bool(skeleton),
-            opacity=float(opacity),
-            selfie=bool(selfie),
-        )
-        return pipe
-
-    def stream_stats(self, pipe, result) -> str:
-        """Markdown with the delivered frame rate and per-stage milliseconds (smoothed)."""
-        now = time.perf_counter()
-        with self._lock:
-            self._stamps.append(now)
-            for k, v in result.timings.items():
-                self._timings[k] = 0.8 * self._timings.get(k, v) + 0.2 * v
-            fps = (
-                (len(self._stamps) - 1) / (self._stamps[-1] - self._stamps[0])
-                if len(self._stamps) > 1
-                else 0.0
-            )
-            timings = dict(self._timings)
-        stages = " · ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")
-        hands = ", ".join(f"{pipe.display_handedness(h.handedness)} ({h.score:.2f})" for h in result.hands)
-        return (
-            f"**{fps:.1f} FPS delivered** · pipeline {timings.get('total', 0):.1f} ms/frame  \n"
-            f"ms per stage: {stages}  \nhands: {hands or 'none'}  \nmesh source: {result.model}"
-        )
+def stream_stats(pipe, result, fps: float, timings: dict[str, float]) -> str:
+    """Markdown with the delivered frame rate, per-stage milliseconds (smoothed) and the hands seen."""
+    stages = " · ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")
+    hands = ", ".join(f"{pipe.display_handedness(h.handedness)} ({h.score:.2f})" for h in result.hands)
+    return (
+        f"**{fps:.1f} FPS delivered** · pipeline {timings.get('total', 0):.1f} ms/frame  \n"
+        f"ms per stage: {stages}  \nhands: {hands or 'none'}  \nmesh source: {result.model}"
+    )
 
 
 def build_demo(state: DemoState):
     """The gr.Blocks page."""
     import gradio as gr
 
-    from handmesh.pipeline.media import VideoWriter, export_meshes, h264_available, iter_video, video_info
-    from handmesh.pipeline.pipeline import result_to_dict
-    from handmesh.pipeline.stream import process_stream
+    from handmesh.pipeline.media import export_meshes, h264_available
+    from handmesh.pipeline.predictor import run_on_image, run_on_video
 
     cfg = state.cfg
-    choices = list(state.pipelines) or [NO_MODEL]
+    choices = state.sources.names
     notes = "  \n".join(state.notes)
 
-    def _no_model(frame):
-        return frame, "**No model loaded.** " + " ".join(state.notes)
+    def settings(max_hands, smoothing, skeleton, opacity, selfie=False) -> dict:
+        return dict(
+            max_hands=int(max_hands),
+            smoothing=bool(smoothing),
+            skeleton=bool(skeleton),
+            opacity=float(opacity),
+            selfie=bool(selfie),
+        )
 
-    def stream_frame(frame, source, max_hands, smoothing, skeleton, opacity):
+    def stream_frame(frame, source, max_hands, smoothing, skeleton, opacity, request: gr.Request = None):
         if frame is None:
             return None, "waiting for the webcam…"
-        pipe = state.pipeline(source, max_hands, smoothing, skeleton, opacity, selfie=cfg.mirror_webcam)
-        if pipe is None:
-            return _no_model(frame)
-        result = state.live(pipe, frame)
-        return result.frame, state.stream_stats(pipe, result)
+        session = state.sessions.get(_session_key(request))
+        pipe = session.pipeline(
+            source, "live", **settings(max_hands, smoothing, skeleton, opacity, cfg.mirror_webcam)
+        )
+        result, fps, timings = session.live(pipe, frame)
+        return result.frame, stream_stats(pipe, result, fps, timings)
 
-    def predict_image(image, source=None, max_hands=2, skeleton=False, opacity=0.85):
+    def predict_image(
+        image, source=None, max_hands=2, skeleton=False, opacity=0.85, request: gr.Request = None
+    ):
         """Image -> overlay, GLB of the meshes, mesh/params files, parameters."""
         if image is None:
             raise gr.Error("Upload an image first.")
-        pipe = state.pipeline(source or state.default, max_hands, False, skeleton, opacity)
-        if pipe is None:
-            raise gr.Error("No model loaded: start the app with --checkpoint CKPT or --onnx FILE.")
+        session = state.sessions.get(_session_key(request))
+        pipe = session.pipeline(source, "image", **settings(max_hands, False, skeleton, opacity))
         try:
-            result = pipe.process(image, static=True)
+            out = run_on_image(pipe, image)
         except HandmeshError as exc:
             raise gr.Error(str(exc)) from None
-        data = result_to_dict(result)
         stem = state.outdir / f"image-{time.time_ns()}"
-        meshes = [(h.vertices, h.faces, pipe.color_of(h.handedness)) for h in result.hands]
-        files = export_meshes(meshes, stem) if meshes else []
+        files = export_meshes(out.meshes, stem) if out.meshes else []
         params_path = stem.with_name(stem.name + "_params.json")
-        params_path.write_text(json.dumps(data))
+        params_path.write_text(json.dumps(out.data))
         glb = next((str(f) for f in files if f.suffix == ".glb"), None)
-        return result.frame, glb, [str(f) for f in files] + [str(params_path)], data
+        return out.frame, glb, [str(f) for f in files] + [str(params_path)], out.data
 
-    def process_video(path, source, max_hands, smoothing, skeleton, opacity, progress=gr.Progress()):
+    def process_video(
+        path,
+        source,
+        max_hands,
+        smoothing,
+        skeleton,
+        opacity,
+        request: gr.Request = None,
+        progress=gr.Progress(),
+    ):
         if not path:
             raise gr.Error("Upload a video first.")
-        pipe = state.pipeline(source, max_hands, smoothing, skeleton, opacity)
-        if pipe is None:
-            raise gr.Error("No model loaded: start the app with --checkpoint CKPT or --onnx FILE.")
-        try:
-            fps, total, size = video_info(path)
-        except HandmeshError as exc:
-            raise gr.Error(str(exc)) from None
-        limit = int(cfg.max_video_seconds * fps)
-        note = ""
-        if total > limit:
-            note = f"Only the first {cfg.max_video_seconds:.0f} s ({limit} of {total} frames) were processed."
-        total = min(total, limit) if total else limit
-        pipe.reset()
+        session = state.sessions.get(_session_key(request))
+        pipe = session.pipeline(source, "video", **settings(max_hands, smoothing, skeleton, opacity))
         stem = state.outdir / f"video-{time.time_ns()}"
         # H.264 MP4 plays in every browser; without PyAV only OpenCV's MPEG-4 Part 2 is there, which
         # browsers do not play, so fall back to VP8 WebM
-        ext = ".mp4" if h264_available() else ".webm"
-        out_path = stem.with_name(stem.name + "_overlay" + ext)
-        frames = []
-        t0 = time.perf_counter()
+        out_path = stem.with_name(stem.name + "_overlay" + (".mp4" if h264_available() else ".webm"))
         try:
-            with VideoWriter(out_path, fps, size) as writer:
-                video = ((frame, None, i / fps) for i, frame in enumerate(iter_video(path, limit)))
-                for i, result in enumerate(process_stream(pipe, video)):
-                    writer.write(result.frame)
-                    entry = result_to_dict(result)
-                    entry["frame"] = i
-                    frames.append(entry)
-                    progress((i + 1, total), desc="processing frames", unit="frames")
+            video = run_on_video(
+                pipe,
+                path,
+                overlay=out_path,
+                max_seconds=cfg.max_video_seconds,
+                progress=lambda done, total: progress((done, total), desc="processing frames", unit="frames"),
+            )
         except HandmeshError as exc:
             raise gr.Error(str(exc)) from None
-        elapsed = time.perf_counter() - t0
         json_path = stem.with_name(stem.name + "_frames.json")
-        json_path.write_text(json.dumps({"fps": fps, "model": pipe.model_name, "frames": frames}))
-        msg = f"{len(frames)} frames in {elapsed:.1f} s ({len(frames) / max(elapsed, 1e-9):.1f} FPS). {note}"
+        json_path.write_text(json.dumps(video.to_dict()))
+        n = len(video.frames)
+        msg = f"{n} frames in {video.elapsed_s:.1f} s ({video.processing_fps or 0:.1f} FPS)."
+        if video.truncated:
+            msg += f" Only the first {cfg.max_video_seconds:.0f} s ({n} of {video.total_frames} frames) were processed."
         return str(out_path), str(json_path), msg
+
+    def end_session(request: gr.Request = None) -> None:
+        """A closed tab ends its session: its stream threads and detector graphs go with it."""
+        state.sessions.drop(_session_key(request))
+
+    for handler in (stream_frame, predict_image, process_video, end_session):
+        # this module postpones annotations and imports gradio lazily, so Gradio could not resolve the
+        # string "gr.Request" and would not pass the request (whose session hash keys the client's state)
+        handler.__annotations__["request"] = gr.Request
 
     with gr.Blocks(title="handmesh: real-time 3D hand meshes") as demo:
         gr.Markdown(
             "# handmesh — 3D hand meshes from one RGB camera\n"
-            f"**Mesh source:** {state.default}" + (f"  \n{notes}" if notes else "")
+            f"**Mesh source:** {state.sources.default}" + (f"  \n{notes}" if notes else "")
         )
         with gr.Row():
             source = gr.Dropdown(choices, value=choices[0], label="Mesh source", interactive=len(choices) > 1)
@@ -287,11 +224,14 @@ def build_demo(state: DemoState):
             run_vid.click(
                 process_video, [vid_in, *controls], [vid_out, vid_json, vid_msg], api_name="process_video"
             )
+        demo.unload(end_session)
     return demo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's command-line options (one per AppConfig field)."""
+    from handmesh.pipeline.predictor import DETECTOR_HELP, RUNTIMES
+
     d = AppConfig()
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="trained model file (.pt); see --runtime")
@@ -302,10 +242,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port})")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     parser.add_argument(
-        "--detector",
-        default=d.detector,
-        help="mediapipe | mediapipe-full | static:X0,Y0,X1,Y1[,left|right] (tests only)",
+        "--runtime",
+        default=d.runtime,
+        choices=RUNTIMES,
+        help="how --checkpoint runs: auto (torch on a GPU, else exported to ONNX Runtime), onnx or torch",
     )
+    parser.add_argument("--detector", default=d.detector, help=DETECTOR_HELP)
     parser.add_argument("--max-upload-mb", type=int, default=d.max_upload_mb, help="largest upload accepted")
     parser.add_argument(
         "--max-video-seconds",
@@ -318,6 +260,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=d.stream_every,
         help="seconds between webcam frames sent to the server",
+    )
+    parser.add_argument(
+        "--max-sessions",
+        type=int,
+        default=d.max_sessions,
+        help="browser sessions that keep their own stream state (tracks, smoothing); the idlest is dropped",
     )
     parser.add_argument(
         "--no-mirror",
@@ -333,20 +281,24 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
     return AppConfig(**{k: v for k, v in vars(args).items() if k in names})
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line, build the app and serve it (blocks)."""
+def parse_config(argv: list[str] | None = None) -> AppConfig:
+    """The demo's settings from its command line (`demo_app.py --help`)."""
     parser = argparse.ArgumentParser(
         prog="demo_app.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    return config_from_args(parser.parse_args(argv))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, build the app and serve it (blocks)."""
+    cfg = parse_config(argv)
     try:
-        cfg = config_from_args(args)
         state = DemoState(cfg)
     except (HandmeshError, ValueError) as exc:
         print(f"demo_app.py: error: {exc}", file=sys.stderr)
         return 2
-    print(f"handmesh demo: mesh source: {state.default}", file=sys.stderr)
+    print(f"handmesh demo: mesh source: {state.sources.default}", file=sys.stderr)
     for note in state.notes:
         print(f"handmesh demo: {note}", file=sys.stderr)
     demo = build_demo(state)

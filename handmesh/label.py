@@ -13,7 +13,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,15 +89,6 @@ def hand_confidence(score: float, fit_error: float, reprojection_px: float, box:
     return float(np.clip(score, 0.0, 1.0) * q3 * q2)
 
 
-def build_detector(spec: str, max_hands: int):
-    """The detector for labelling: MediaPipe (lite or full landmark model)."""
-    from handmesh.pipeline.detector import MediaPipeDetector
-
-    if spec not in ("mediapipe", "mediapipe-full"):
-        raise HandmeshError(f"unknown detector {spec!r}: use mediapipe or mediapipe-full")
-    return MediaPipeDetector(max_hands=max_hands, model_complexity=1 if spec == "mediapipe-full" else 0)
-
-
 def _round(a, digits: int) -> list:
     return np.round(np.asarray(a, dtype=np.float64), digits).tolist()
 
@@ -124,9 +114,9 @@ def annotation_line(image: str, K: np.ndarray, det, fit, i: int, own: dict, conf
 
 def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = None, detector=None) -> dict:
     """Detect, fit and write the dataset; returns the report (also saved as label_report.json)."""
-    from handmesh.fit import fit_keypoints, own_side_params
     from handmesh.pipeline.crop import default_intrinsics
     from handmesh.pipeline.media import write_image
+    from handmesh.pipeline.predictor import build_detector, fit_landmarks
 
     cfg = cfg or LabelConfig()
     if cfg.handedness not in ("detector", "fit"):
@@ -151,27 +141,15 @@ def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = Non
     with open(ann_path, "w", encoding="utf-8") as fh:
         for frame in _chain(first, frames):
             stats["frames"] += 1
-            dets = [
-                d
-                for d in detector.detect(frame.image, static=not frame.video)
-                if d.keypoints2d is not None and d.keypoints3d is not None
-            ]
-            if not dets:
-                continue
-            stats["frames_with_hands"] += 1
-            stats["hands_detected"] += len(dets)
             h, w = frame.image.shape[:2]
             K = default_intrinsics(w, h, cfg.fov)
-            sides = [d.handedness for d in dets] if cfg.handedness == "detector" else "auto"
-            t0 = time.perf_counter()
-            fit = fit_keypoints(
-                np.stack([d.keypoints3d for d in dets]),
-                np.stack([d.keypoints2d for d in dets]),
-                K,
-                side=sides,
-            )
-            fit_ms.append((time.perf_counter() - t0) * 1000 / len(dets))
-            own = own_side_params(fit.params, fit.sides)
+            found = fit_landmarks(detector, frame.image, K, cfg.handedness, static=not frame.video)
+            if found is None:
+                continue
+            dets, fit, own = found.detections, found.fit, found.own
+            stats["frames_with_hands"] += 1
+            stats["hands_detected"] += len(dets)
+            fit_ms.append(found.ms_per_hand)
             image_rel = f"{IMAGES}/{frame.name}"
             wrote_image = False
             for i, d in enumerate(dets):

@@ -1,8 +1,11 @@
 """`handmesh predict INPUT --out DIR`: hand meshes for images, folders and videos, without a browser.
 
-Per image: `NAME_overlay.png`, meshes (`NAME.glb` with every hand, `NAME_handN.obj/.ply`) and `NAME.json`
-(model, camera, per-stage times, each hand's handedness, box, parameters, 3D and 2D joints). Per video:
-`NAME_overlay.mp4` (or .webm) and `NAME.json` with one entry per frame. A file that cannot be read is
+NAME is the input's whole file name (`hand.jpg`), so inputs that differ only in their extension never
+share output files. Per image: `NAME_overlay.png`, meshes (`NAME.glb` with every hand,
+`NAME_handN.obj/.ply`) and `NAME.json` (model, camera, per-stage times, each hand's handedness, box,
+parameters, 3D and 2D joints). Per video: `NAME_overlay.mp4` (or .webm) and `NAME.json` with one entry
+per frame. Every image is processed on its own (no state from the images before it, so results do not
+depend on file order); a video's frames are tracked and smoothed as a stream. A file that cannot be read is
 reported on one line and the others are still processed (exit status 1 if any failed).
 """
 
@@ -11,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from handmesh.config import add_dataclass_args, dataclass_from_args
@@ -21,6 +23,7 @@ from handmesh.errors import HandmeshError, MissingFileError
 def add_parser(subparsers) -> None:
     """Register `handmesh predict`."""
     from handmesh.pipeline.pipeline import PipelineConfig
+    from handmesh.pipeline.predictor import DETECTOR_HELP, MODES
 
     p = subparsers.add_parser(
         "predict",
@@ -38,13 +41,13 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--mode",
         default="auto",
-        choices=("auto", "model", "landmark-fit"),
+        choices=MODES,
         help="mesh source: the model when one is given, else landmark fitting (default auto)",
     )
     p.add_argument(
         "--detector",
         default="mediapipe",
-        help="mediapipe | mediapipe-full | static:X0,Y0,X1,Y1[,left|right][;...] (fixed boxes)",
+        help=DETECTOR_HELP,
     )
     p.add_argument("--formats", default="obj,glb,ply", help="mesh files to write (comma list of obj,glb,ply)")
     p.add_argument("--video-ext", default=".mp4", choices=(".mp4", ".webm"), help="overlay video container")
@@ -67,20 +70,23 @@ def collect_inputs(path: Path) -> list[Path]:
     return files
 
 
+def output_stem(out: Path, path: Path) -> Path:
+    """Where one input's files go: named after its whole file name, extension kept, so that x.jpg, x.png
+    and x.avi in one folder write x.jpg.json, x.png.json and x.avi.json instead of one x.json."""
+    return out / path.name
+
+
 def predict_image(pipeline, path: Path, out: Path, formats: list[str]) -> dict:
     """Overlay, meshes and JSON for one image file."""
-    from handmesh.pipeline.media import export_meshes, read_image, write_image
-    from handmesh.pipeline.pipeline import result_to_dict
+    from handmesh.pipeline.media import export_meshes, write_image
+    from handmesh.pipeline.predictor import run_on_image
 
-    image = read_image(path)
-    result = pipeline.process(image, static=True)
-    write_image(out / f"{path.stem}_overlay.png", result.frame)
-    meshes = [(h.vertices, h.faces, pipeline.color_of(h.handedness)) for h in result.hands]
-    files = export_meshes(meshes, out / path.stem, formats) if meshes else []
-    data = result_to_dict(result)
-    data["input"] = str(path)
-    data["mesh_files"] = [f.name for f in files]
-    (out / f"{path.stem}.json").write_text(json.dumps(data))
+    result = run_on_image(pipeline, path)
+    stem = output_stem(out, path)
+    write_image(f"{stem}_overlay.png", result.frame)
+    files = export_meshes(result.meshes, stem, formats) if result.meshes else []
+    data = dict(result.data, input=str(path), mesh_files=[f.name for f in files])
+    Path(f"{stem}.json").write_text(json.dumps(data))
     return data
 
 
@@ -88,46 +94,22 @@ def predict_video(
     pipeline, path: Path, out: Path, video_ext: str = ".mp4", max_frames: int | None = None, progress=None
 ) -> dict:
     """Overlay video and per-frame JSON for one video file; `progress(done, total)` is called per frame."""
-    from handmesh.pipeline.media import VideoWriter, iter_video, video_info
-    from handmesh.pipeline.pipeline import result_to_dict
-    from handmesh.pipeline.stream import process_stream
+    from handmesh.pipeline.predictor import run_on_video
 
-    fps, total, size = video_info(path)
-    if max_frames is not None:
-        total = min(total, max_frames) if total else max_frames
-    pipeline.reset()
-    frames = []
-    video_path = out / f"{path.stem}_overlay{video_ext}"
-    t0 = time.perf_counter()
-    with VideoWriter(video_path, fps, size) as writer:
-        video = ((frame, None, i / fps) for i, frame in enumerate(iter_video(path, max_frames)))
-        for i, result in enumerate(process_stream(pipeline, video)):  # stages overlap across frames
-            writer.write(result.frame)
-            entry = result_to_dict(result)
-            del entry["K"], entry["model"]
-            entry["frame"] = i
-            frames.append(entry)
-            if progress is not None:
-                progress(i + 1, total)
-    elapsed = time.perf_counter() - t0
-    data = {
-        "input": str(path),
-        "model": pipeline.model_name,
-        "fps": fps,
-        "K": result.K.tolist() if frames else None,
-        "frames": frames,
-        "overlay": video_path.name,
-        "processing_fps": round(len(frames) / elapsed, 2) if elapsed > 0 else None,
-    }
-    (out / f"{path.stem}.json").write_text(json.dumps(data))
+    stem = output_stem(out, path)
+    video = run_on_video(
+        pipeline, path, f"{stem}_overlay{video_ext}", max_frames=max_frames, progress=progress
+    )
+    data = video.to_dict()
+    Path(f"{stem}.json").write_text(json.dumps(data))
     return data
 
 
 def run(args) -> int:
     """Entry point of `handmesh predict`."""
-    from handmesh.pipeline.factory import build_pipeline
     from handmesh.pipeline.media import VIDEO_EXTS
     from handmesh.pipeline.pipeline import PipelineConfig
+    from handmesh.pipeline.predictor import build_pipeline
 
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
     inputs = collect_inputs(Path(args.input))

@@ -30,13 +30,13 @@ def app_url(tmp_path_factory):
     save_model(build_model("fastvit_t8", img_size=128), root / "model.pt")
     cfg = AppConfig(checkpoint=str(root / "model.pt"), detector="static:60,40,160,150", port=free_port())
     state = DemoState(cfg)
-    assert state.default.startswith("Model:")
+    assert state.sources.default.startswith("Model:")
     demo = build_demo(state)
     demo.queue()
     demo.launch(
         server_name="127.0.0.1", server_port=cfg.port, prevent_thread_lock=True, quiet=True, show_error=True
     )
-    yield f"http://127.0.0.1:{cfg.port}/", root
+    yield f"http://127.0.0.1:{cfg.port}/", root, state
     demo.close()
 
 
@@ -45,7 +45,7 @@ def test_predict_image_api(app_url):
 
     from handmesh.pipeline.media import write_image
 
-    url, root = app_url
+    url, root, state = app_url
     image = np.full((200, 240, 3), 70, np.uint8)
     image[60:140, 80:150] = (200, 160, 130)
     write_image(root / "in.png", image)
@@ -63,6 +63,10 @@ def test_predict_image_api(app_url):
     assert any(n.endswith(".obj") for n in names) and any(n.endswith("_params.json") for n in names)
     data = params if isinstance(params, dict) else json.loads(params)
     assert len(data["hands"]) == 1 and data["model"].startswith("FastViT")
+    # every client (browser tab) gets its own pipeline state, keyed by Gradio's session hash
+    before = len(state.sessions)
+    Client(url, verbose=False).predict(handle_file(str(root / "in.png")), api_name="/predict_image")
+    assert len(state.sessions) == before + 1
 
 
 def test_process_video_api(app_url):
@@ -70,7 +74,7 @@ def test_process_video_api(app_url):
 
     from handmesh.pipeline.media import VideoWriter
 
-    url, root = app_url
+    url, root, state = app_url
     with VideoWriter(root / "clip.webm", 10, (240, 200)) as w:
         for i in range(5):
             frame = np.full((200, 240, 3), 70, np.uint8)
@@ -90,14 +94,22 @@ def test_process_video_api(app_url):
     assert "5 frames" in message
 
 
-def test_app_starts_without_any_model(monkeypatch):
-    """No checkpoint and no landmark-fit mode: the page still builds and says how to get a model."""
-    import handmesh.pipeline.factory as factory
-    from handmesh.app import NO_MODEL, AppConfig, DemoState, build_demo
+def test_demo_runtime_option(app_url, capsys):
+    """`demo_app.py --runtime` exists as documented and chooses how a checkpoint runs."""
+    from handmesh.app import parse_config
+    from handmesh.pipeline.sessions import LANDMARK_FIT, MeshSources
 
-    monkeypatch.setattr(factory, "landmark_fit_available", lambda: False)
-    state = DemoState(AppConfig(detector="static:0,0,10,10"))
-    assert state.default == NO_MODEL and state.pipelines == {}
-    assert any("--checkpoint" in n for n in state.notes)
-    assert state.pipeline(NO_MODEL, 2, True, False, 0.8) is None
-    build_demo(state)
+    _, root, _ = app_url
+    with pytest.raises(SystemExit):
+        parse_config(["--help"])
+    assert "--runtime {auto,onnx,torch}" in capsys.readouterr().out
+    cfg = parse_config(["--checkpoint", str(root / "model.pt"), "--runtime", "torch"])
+    assert cfg.runtime == "torch"
+    torch_sources = MeshSources(cfg.checkpoint, runtime=cfg.runtime, detector="static:0,0,10,10")
+    assert torch_sources.default.endswith("(model.pt, torch)")
+    assert torch_sources.names == [torch_sources.default, LANDMARK_FIT]
+    onnx_sources = MeshSources(cfg.checkpoint, runtime="onnx", detector="static:0,0,10,10")
+    assert onnx_sources.default.endswith("(model.pt, ONNX Runtime)")
+    assert MeshSources(detector="static:0,0,10,10").names == [LANDMARK_FIT]  # no model file
+    with pytest.raises(SystemExit):
+        parse_config(["--runtime", "tensorrt"])

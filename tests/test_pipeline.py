@@ -16,7 +16,6 @@ from handmesh.pipeline import (
     StaticDetector,
     crop_hand,
     default_intrinsics,
-    parse_detector_spec,
     square_box,
 )
 from handmesh.pipeline.smoothing import OneEuroFilter, SmoothingConfig, TrackSmoother
@@ -242,16 +241,6 @@ def test_tracker_keeps_ids():
     c = HandDetection(box=np.array([600, 300, 650, 350.0]))
     tr.update([c])
     assert c.track_id not in ids
-
-
-def test_detector_spec():
-    det = parse_detector_spec("static:10,20,110,120,left;200,20,300,120")
-    hands = det.detect(np.zeros((240, 320, 3), np.uint8))
-    assert [h.handedness for h in hands] == ["left", "right"]
-    assert np.allclose(hands[0].box, [10, 20, 110, 120])
-    for bad in ("static:1,2,3", "static:1,2,3,4,up", "static:5,5,1,1", "yolo"):
-        with pytest.raises(HandmeshError):
-            parse_detector_spec(bad)
 
 
 def test_pipeline_renders_overlay():

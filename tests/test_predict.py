@@ -50,25 +50,50 @@ def test_predict_folder(inputs, capsys):
     assert rc == 1, "one corrupt input -> exit status 1"
     assert "broken.jpg" in err and len([ln for ln in err.splitlines() if "error" in ln]) == 1
     for name in (
-        "a_overlay.png",
-        "a.glb",
-        "a_hand0.obj",
-        "a_hand0.ply",
-        "a.json",
-        "clip_overlay.mp4",
-        "clip.json",
+        "a.png_overlay.png",
+        "a.png.glb",
+        "a.png_hand0.obj",
+        "a.png_hand0.ply",
+        "a.png.json",
+        "clip.mp4_overlay.mp4",
+        "clip.mp4.json",
     ):
         assert (out / name).is_file(), name
-    data = json.loads((out / "a.json").read_text())
+    data = json.loads((out / "a.png.json").read_text())
     (hand,) = data["hands"]
     assert hand["handedness"] == "left" and len(hand["joints3d"]) == 21 and len(hand["joints2d"]) == 21
     assert {"global_orient", "hand_pose", "betas", "cam", "transl"} <= set(hand["params"])
-    video = json.loads((out / "clip.json").read_text())
+    video = json.loads((out / "clip.mp4.json").read_text())
     assert len(video["frames"]) == 4 and all(len(f["hands"]) == 1 for f in video["frames"])
     import trimesh
 
-    mesh = trimesh.load(out / "a_hand0.obj", process=False)
+    mesh = trimesh.load(out / "a.png_hand0.obj", process=False)
     assert mesh.vertices.shape == (778, 3)
+
+
+def test_inputs_differing_only_in_extension_keep_their_own_outputs(inputs, tmp_path, capsys):
+    """Issue 11 item 5: x.jpg, x.png and x.avi in one folder must not all write x.json."""
+    from handmesh.pipeline.media import VideoWriter, write_image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    write_image(folder / "x.jpg", frame)
+    write_image(folder / "x.png", frame[:100])  # a different size: tells the two JSON files apart
+    with VideoWriter(folder / "x.avi", 10, (160, 120)) as w:
+        for _ in range(2):
+            w.write(frame)
+    out = tmp_path / "out"
+    model = ["--checkpoint", str(inputs / "model.pt"), "--detector", "static:40,20,110,90"]
+    assert main(["predict", str(folder), "--out", str(out), *model]) == 0
+    capsys.readouterr()
+    jsons = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert set(jsons) == {"x.jpg.json", "x.png.json", "x.avi.json"}
+    for name, data in jsons.items():
+        assert data["input"] == str(folder / name.removesuffix(".json"))
+    assert jsons["x.jpg.json"]["image_size"] == [160, 120] and jsons["x.png.json"]["image_size"] == [160, 100]
+    assert len(jsons["x.avi.json"]["frames"]) == 2
+    assert {"x.jpg_overlay.png", "x.png_overlay.png", "x.avi_overlay.mp4"} <= {p.name for p in out.iterdir()}
 
 
 def test_predict_user_errors(inputs, capsys):

@@ -6,12 +6,20 @@ from handmesh.pipeline.detector import (
     HandDetection,
     MediaPipeDetector,
     StaticDetector,
-    parse_detector_spec,
 )
 from handmesh.pipeline.estimator import HandEstimate, LandmarkFitEstimator, MeshEstimator, ModelEstimator
-from handmesh.pipeline.factory import build_estimator, build_pipeline
 from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig, PipelineResult, result_to_dict
-from handmesh.pipeline.runtime import OnnxRuntimeModel, TorchRuntimeModel, load_runtime
+from handmesh.pipeline.predictor import (
+    ImageResult,
+    VideoResult,
+    build_detector,
+    build_estimator,
+    build_pipeline,
+    load_runtime,
+    run_on_image,
+    run_on_video,
+)
+from handmesh.pipeline.runtime import OnnxRuntimeModel, TorchRuntimeModel
 from handmesh.pipeline.smoothing import OneEuroFilter, SmoothingConfig, TrackSmoother
 
 __all__ = [
@@ -23,13 +31,17 @@ __all__ = [
     "HandDetection",
     "MediaPipeDetector",
     "StaticDetector",
-    "parse_detector_spec",
+    "build_detector",
     "HandEstimate",
     "LandmarkFitEstimator",
     "MeshEstimator",
     "ModelEstimator",
     "build_estimator",
     "build_pipeline",
+    "run_on_image",
+    "run_on_video",
+    "ImageResult",
+    "VideoResult",
     "HandMeshPipeline",
     "PipelineConfig",
     "PipelineResult",

@@ -55,6 +55,26 @@ class StaticDetector:
             d if isinstance(d, HandDetection) else _detection_from_tuple(d) for d in detections or []
         ]
 
+    @classmethod
+    def from_spec(cls, text: str) -> StaticDetector:
+        """Boxes from "X0,Y0,X1,Y1[,left|right][;X0,...]" (the part after "static:" in a detector spec)."""
+        dets = []
+        for part in text.split(";"):
+            fields = [f.strip() for f in part.split(",") if f.strip()]
+            if len(fields) not in (4, 5):
+                raise HandmeshError(f"detector spec {part!r}: expected X0,Y0,X1,Y1[,left|right]")
+            try:
+                box = np.array([float(f) for f in fields[:4]])
+            except ValueError as exc:
+                raise HandmeshError(f"detector spec {part!r}: box values must be numbers") from exc
+            side = fields[4].lower() if len(fields) == 5 else "right"
+            if side not in ("left", "right"):
+                raise HandmeshError(f"detector spec {part!r}: handedness must be left or right")
+            if not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
+                raise HandmeshError(f"detector spec {part!r}: need finite X1 > X0 and Y1 > Y0")
+            dets.append(HandDetection(box=box, handedness=side))
+        return cls(dets)
+
     def detect(self, frame: np.ndarray, static: bool = False) -> list[HandDetection]:
         """Copies of the configured detections, clipped to hands that touch the frame."""
         h, w = frame.shape[:2]
@@ -71,39 +91,6 @@ def _detection_from_tuple(item: tuple) -> HandDetection:
     box, *rest = item
     handedness = rest[0] if rest else "right"
     return HandDetection(box=np.asarray(box, dtype=np.float64), handedness=handedness)
-
-
-def parse_detector_spec(spec: str) -> Detector:
-    """Build a detector from a command-line spec.
-
-    "mediapipe", "mediapipe-full" (the larger landmark model), or
-    "static:X0,Y0,X1,Y1[,left|right][;X0,...]" — fixed boxes, for tests and benchmarks only.
-    """
-    spec = spec.strip()
-    if spec in ("mediapipe", "mediapipe-lite"):
-        return MediaPipeDetector(model_complexity=0)
-    if spec == "mediapipe-full":
-        return MediaPipeDetector(model_complexity=1)
-    if spec.startswith("static:"):
-        dets = []
-        for part in spec[len("static:") :].split(";"):
-            fields = [f.strip() for f in part.split(",") if f.strip()]
-            if len(fields) not in (4, 5):
-                raise HandmeshError(f"detector spec {part!r}: expected X0,Y0,X1,Y1[,left|right]")
-            try:
-                box = np.array([float(f) for f in fields[:4]])
-            except ValueError as exc:
-                raise HandmeshError(f"detector spec {part!r}: box values must be numbers") from exc
-            side = fields[4].lower() if len(fields) == 5 else "right"
-            if side not in ("left", "right"):
-                raise HandmeshError(f"detector spec {part!r}: handedness must be left or right")
-            if box[2] <= box[0] or box[3] <= box[1]:
-                raise HandmeshError(f"detector spec {part!r}: need X1 > X0 and Y1 > Y0")
-            dets.append(HandDetection(box=box, handedness=side))
-        return StaticDetector(dets)
-    raise HandmeshError(
-        f"unknown detector {spec!r}: use mediapipe, mediapipe-full or static:X0,Y0,X1,Y1[,side]"
-    )
 
 
 class MediaPipeDetector:

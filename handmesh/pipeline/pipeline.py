@@ -212,7 +212,7 @@ class HandMeshPipeline:
         """Stage 2: crops, the model (all hands in one batch) and the meshes in the frame's camera."""
         if job.detections:
             with self._stage_locks[1]:
-                job.hands = self.estimator.estimate(job.frame, job.detections, job.K, job.timings)
+                job.hands = self.estimator.estimate(job.frame, job.detections, job.K, job.timings, job.static)
         return job
 
     def finish(self, job: FrameJob) -> PipelineResult:

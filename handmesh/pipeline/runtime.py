@@ -115,13 +115,3 @@ class TorchRuntimeModel:
             out = self.model(x)
         return {k: v.detach().float().cpu().numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
 
-
-def load_runtime(checkpoint: str | Path | None = None, onnx: str | Path | None = None, **kwargs) -> Runtime:
-    """The runtime for a checkpoint (.pt, torch) or an exported .onnx file."""
-    if onnx is not None:
-        return OnnxRuntimeModel(onnx, **kwargs)
-    if checkpoint is not None:
-        if str(checkpoint).endswith(".onnx"):
-            return OnnxRuntimeModel(checkpoint, **kwargs)
-        return TorchRuntimeModel(checkpoint, **kwargs)
-    raise HandmeshError("no model given: pass --checkpoint CKPT or --onnx FILE")
