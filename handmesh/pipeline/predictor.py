@@ -67,7 +67,8 @@ def load_runtime(
 ) -> Runtime:
     """A model file as a runtime: `.onnx` -> ONNX Runtime; a `.pt` checkpoint -> torch on a GPU (or
     `runtime="torch"`), else exported to a temporary ONNX file and run by ONNX Runtime, which runs the
-    fused model 2-3x faster than torch on a CPU (DESIGN.md: t8 4.5 vs 9-15 ms)."""
+    fused model about 1.5x faster than torch does (fastvit_t8: 16.7 vs 26.2 ms on 2 CPU cores,
+    bench/results/model_cpu.json)."""
     if runtime not in RUNTIMES:
         raise HandmeshError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
     path = Path(model)
