@@ -9,6 +9,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from handmesh.errors import HandmeshError
+
 T = TypeVar("T")
 
 
@@ -62,19 +64,50 @@ def _parse_value(text: str, hint: Any) -> Any:
     return json.loads(text)
 
 
+def _hint_of(cls: type, path: str) -> Any:
+    """The type hint of a dotted field path ("smoothing.beta") of dataclass `cls`, or None if it has none."""
+    head, _, rest = path.partition(".")
+    hint = typing.get_type_hints(cls).get(head)
+    if rest:
+        return _hint_of(hint, rest) if dataclasses.is_dataclass(hint) else None
+    return hint
+
+
+def _split_override(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise HandmeshError(f"override {item!r} is not of the form field=value")
+    key, text = item.split("=", 1)
+    return key.strip().replace("-", "_"), text
+
+
 def apply_overrides(cfg: T, overrides: list[str]) -> T:
-    """Return a copy of `cfg` with `field=value` overrides applied (types follow the field's hint)."""
-    hints = typing.get_type_hints(type(cfg))
-    changes = {}
+    """Return a copy of `cfg` with `field=value` overrides applied (types follow the field's hint; a nested
+    config's field is `outer.field=value`)."""
+    values = {}
     for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form field=value")
-        key, text = item.split("=", 1)
-        key = key.strip().replace("-", "_")
-        if key not in hints:
-            raise ValueError(f"{type(cfg).__name__} has no field {key!r}")
-        changes[key] = _parse_value(text, hints[key])
-    return dataclasses.replace(cfg, **changes)
+        key, text = _split_override(item)
+        hint = _hint_of(type(cfg), key)
+        if hint is None or dataclasses.is_dataclass(hint):
+            raise HandmeshError(f"{type(cfg).__name__} has no field {key!r}")
+        try:
+            values[key] = _parse_value(text, hint)
+        except ValueError as exc:  # int("x"), float("x"), bad JSON, not a boolean
+            raise HandmeshError(f"override {item!r}: {exc}") from None
+    return _replace_paths(cfg, values)
+
+
+def split_overrides(overrides: list[str], *classes: type) -> list[list[str]]:
+    """Route each `field=value` to the first of several config classes that has the field (one list per
+    class, in order); a field none of them has is an error naming them all."""
+    routed: list[list[str]] = [[] for _ in classes]
+    for item in overrides:
+        key, _ = _split_override(item)
+        owner = next((i for i, cls in enumerate(classes) if _hint_of(cls, key) is not None), None)
+        if owner is None:
+            names = " or ".join(cls.__name__ for cls in classes)
+            raise HandmeshError(f"--set {item}: no {names} field named {key!r}")
+        routed[owner].append(item)
+    return routed
 
 
 def add_overrides_option(parser: argparse.ArgumentParser, help: str) -> None:
@@ -84,26 +117,128 @@ def add_overrides_option(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
-    """Add `--field-name VALUE` options for every field of `cls` (default None = keep the config's)."""
-    for f in dataclasses.fields(cls):
-        flag = "--" + prefix + f.name.replace("_", "-")
+def option(help: str, choices: typing.Sequence[Any] | None = None, metavar: str | None = None) -> dict:
+    """Field metadata for `add_config_options`: `field(default=..., metadata=option("help", choices=...))`."""
+    meta: dict[str, Any] = {"help": help}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if metavar is not None:
+        meta["metavar"] = metavar
+    return meta
+
+
+def _metavar(hint: Any) -> str:
+    """A typed placeholder for the option's value: INT, FLOAT, TEXT, BOOL, FLOAT,... and |none if optional."""
+    inner = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = len(inner) < len(typing.get_args(hint))
+    if optional:
+        hint = inner[0]
+    if typing.get_origin(hint) in (tuple, list):
+        item = typing.get_args(hint)[0] if typing.get_args(hint) else str
+        name = _metavar(item) + ",..."
+    else:
+        name = {int: "INT", float: "FLOAT", bool: "BOOL", str: "TEXT"}.get(hint, "JSON")
+    return name + "|none" if optional else name
+
+
+def _converter(hint: Any, flag: str) -> Any:
+    """An argparse `type=` callable that parses text by the field's type hint."""
+
+    def convert(text: str) -> Any:
+        try:
+            return _parse_value(text, hint)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{flag}: {exc}") from None
+
+    convert.__name__ = _metavar(hint).lower()  # argparse names the type in "invalid ... value" messages
+    return convert
+
+
+def _config_fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls)]
+
+
+def add_config_options(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    base: Any,
+    only: typing.Iterable[str] | None = None,
+    skip: typing.Iterable[str] = (),
+    prefix: str = "",
+) -> None:
+    """Add one `--field-name VALUE` option per field of the dataclass `base` (a class or an instance whose
+    values are the shown defaults), typed by the field's hint, with the help text and choices of its
+    `option(...)` metadata; a nested dataclass field adds `--outer-inner` options. Read them back with
+    `config_from_args`; options the user does not give are absent from the namespace."""
+    defaults = base if not isinstance(base, type) else None
+    cls = type(base) if defaults is not None else base
+    wanted = None if only is None else set(only)
+    for f, hint in _config_fields(cls):
+        if (wanted is not None and f.name not in wanted) or f.name in skip:
+            continue
+        path = prefix + f.name
+        default = getattr(defaults, f.name) if defaults is not None else _field_default(f)
+        if dataclasses.is_dataclass(hint):
+            add_config_options(parser, default if default is not None else hint, prefix=path + ".")
+            continue
+        flag = "--" + path.replace(".", "-").replace("_", "-")
+        meta = f.metadata
+        choices = meta.get("choices")
+        shown = "" if default is dataclasses.MISSING else f" (default: {default!r})"
         parser.add_argument(
             flag,
-            dest=prefix.replace("-", "_") + f.name,
-            default=None,
-            metavar="V",
-            help=f"{cls.__name__}.{f.name} (default {f.default!r})"
-            if f.default is not dataclasses.MISSING
-            else None,
+            dest=_DEST + path,
+            type=_converter(hint, flag),
+            choices=choices,
+            metavar=meta.get("metavar") or (None if choices else _metavar(hint)),
+            default=argparse.SUPPRESS,
+            help=(meta.get("help") or f"{cls.__name__}.{path}") + shown,
         )
 
 
-def dataclass_from_args(cfg: T, args: argparse.Namespace, prefix: str = "") -> T:
-    """Apply the options added by `add_dataclass_args` that the user set."""
-    overrides = []
-    for f in dataclasses.fields(type(cfg)):
-        value = getattr(args, prefix.replace("-", "_") + f.name, None)
-        if value is not None:
-            overrides.append(f"{f.name}={value}")
-    return apply_overrides(cfg, overrides)
+# options added by add_config_options live under this prefix in the namespace, so that they never clash
+# with a subcommand's own options and `config_from_args` knows them apart
+_DEST = "config."
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def options_given(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
+    """The config options the user gave on the command line: dotted field path -> parsed value."""
+    start = _DEST + prefix
+    return {key[len(_DEST) :]: value for key, value in vars(args).items() if key.startswith(start)}
+
+
+def config_from_args(base: T, args: argparse.Namespace, only: typing.Iterable[str] | None = None) -> T:
+    """`base` with the values of the options `add_config_options` added and the user gave (nested too)."""
+    wanted = None if only is None else set(only)
+    given = {
+        path: value
+        for path, value in options_given(args).items()
+        if wanted is None or path.split(".")[0] in wanted
+    }
+    return _replace_paths(base, given)
+
+
+def _replace_paths(cfg: T, values: dict[str, Any]) -> T:
+    """Copy of `cfg` with dotted field paths ("smoothing.beta") set; unknown first names are skipped."""
+    names = {f.name for f in dataclasses.fields(cfg)}
+    direct: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for path, value in values.items():
+        head, _, rest = path.partition(".")
+        if head not in names:
+            continue
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    for head, inner in nested.items():
+        direct[head] = _replace_paths(direct.get(head, getattr(cfg, head)), inner)
+    return dataclasses.replace(cfg, **direct) if direct else cfg

@@ -1,4 +1,5 @@
-"""Training: masked losses, schedule, a short run that learns, exact kill-and-resume, DDP, best.pt, CLI errors."""
+"""Training: masked losses, schedule, a short run that learns, exact kill-and-resume, DDP, best.pt, CLI errors,
+run-folder protection and the TensorBoard mesh grid."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from conftest import require
 from handmesh.losses import compute_losses
 from handmesh.optim import WarmupCosine
 from handmesh.train import TRAIN_FORMAT, TrainConfig, train
+from handmesh.train.state import stale_temp_files
 
 REPO = Path(__file__).resolve().parents[1]
 IMG = 64  # the smallest input the model accepts: keeps every run here to seconds
@@ -209,10 +211,21 @@ def test_best_checkpoint_is_lowest_validation_pa_mpjpe(short_run):
         assert model(torch.rand(1, 3, IMG, IMG))["vertices"].shape == (1, 778, 3)
 
 
-def test_tensorboard_has_losses_lr_metrics_and_mesh_grid(short_run):
+def _renderer_works() -> bool:
+    try:
+        from handmesh.render import MeshRenderer
+
+        MeshRenderer(32, 32).close()
+    except Exception:  # noqa: BLE001 - any failure means: no offscreen GL here
+        return False
+    return True
+
+
+def test_tensorboard_has_losses_lr_metrics_and_mesh_grid(short_run, synth_dir):
+    import numpy as np
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    out, _, _ = short_run
+    out, _, history = short_run
     events = EventAccumulator(str(out / "tb"), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     scalars = set(events.Tags()["scalars"])
@@ -224,8 +237,54 @@ def test_tensorboard_has_losses_lr_metrics_and_mesh_grid(short_run):
         "val/pa_f5",
         "val/pa_f15",
     } <= scalars
-    if events.Tags()["images"]:  # rendered with EGL; skipped (with a notice) where there is none
-        assert "val/meshes" in events.Tags()["images"]
+    require(_renderer_works(), "no offscreen EGL renderer on this machine for the mesh grid")
+    grids = events.Images("val/meshes")
+    assert len(grids) == len(history)  # one grid per validation
+    import cv2
+
+    grid = cv2.imdecode(np.frombuffer(grids[-1].encoded_image_string, np.uint8), cv2.IMREAD_COLOR)
+    # image_grid=2 tiles of 64 px upscaled to >= 160 px (3x: 192) side by side, 2 px padding
+    assert grid.shape[:2] == (192 + 4, 2 * 192 + 6)
+    # each tile is its validation input (nearest-upscaled 3x) with a mesh drawn over part of it
+    _, val_set = small_sets(synth_dir)
+    for i in range(2):
+        tile = cv2.cvtColor(grid[2:194, 2 + i * 194 : 194 + i * 194], cv2.COLOR_BGR2RGB)
+        image = (val_set[i]["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        plain = cv2.resize(image, (192, 192), interpolation=cv2.INTER_NEAREST)
+        drawn = np.abs(tile.astype(int) - plain.astype(int)).max(axis=2) > 8
+        assert 0.01 < drawn.mean() < 0.95, drawn.mean()
+
+
+def test_mesh_grid_without_a_renderer_is_skipped_once_but_drawing_errors_propagate(monkeypatch, capsys):
+    import numpy as np
+
+    import handmesh.train.preview as preview
+    from handmesh.train.preview import MeshGrid, Preview
+
+    sample = Preview(torch.rand(2, 3, 64, 64), torch.eye(3).expand(2, 3, 3), torch.zeros(2, 778, 3))
+    calls = []
+
+    def no_egl(size):
+        calls.append(size)
+        raise ImportError("Unable to load EGL library")
+
+    monkeypatch.setattr(preview, "open_renderer", no_egl)
+    grid = MeshGrid(np.zeros((1, 3), np.int64))
+    assert grid(sample) is None and grid(sample) is None
+    assert len(calls) == 1  # not retried every epoch
+    assert capsys.readouterr().err.count("mesh image grid off") == 1
+
+    class Broken:
+        def overlay(self, *args, **kwargs):
+            raise TypeError("a bug in the drawing code")
+
+        def close(self):
+            calls.append("closed")
+
+    monkeypatch.setattr(preview, "open_renderer", lambda size: Broken())
+    with pytest.raises(TypeError, match="bug"):
+        MeshGrid(np.zeros((1, 3), np.int64))(sample)
+    assert calls[-1] == "closed"
 
 
 def test_resume_with_another_variant_fails_clearly(short_run, synth_dir, capsys):
@@ -364,7 +423,7 @@ class _PoisonedLabels(torch.utils.data.Dataset):
 
 
 def test_non_finite_gradients_are_skipped_and_a_diverged_run_stops(synth_dir, tmp_path, monkeypatch):
-    import handmesh.train as train_mod
+    import handmesh.train.trainer as train_mod
     from handmesh.checkpoint import load_checkpoint
     from handmesh.errors import HandmeshError
 
@@ -379,3 +438,63 @@ def test_non_finite_gradients_are_skipped_and_a_diverged_run_stops(synth_dir, tm
     cfg = tiny_config(synth_dir, tmp_path / "all", epochs=2, batch_size=1, image_grid=0)
     with pytest.raises(HandmeshError, match="diverged"):
         train(cfg, model_config(), datasets=(_PoisonedLabels(train_set, range(4)), val_set))
+
+
+# ----------------------------------------------------------------------------- the run folder
+
+
+def _killed_checkpoint_write(folder: Path) -> Path:
+    """Run `save_checkpoint` in a child process that dies (os._exit) in the middle of writing last.pt."""
+    code = (
+        "import os, sys, torch\n"
+        "from handmesh.checkpoint import save_checkpoint\n"
+        "def dying_save(obj, fh):\n"
+        "    fh.write(b'partial'); fh.flush(); os._exit(9)\n"
+        "torch.save = dying_save\n"
+        "save_checkpoint(sys.argv[1], {'x': 1})\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code, str(folder / "last.pt")], env=env, timeout=120)
+    assert proc.returncode == 9
+    (leftover,) = stale_temp_files(folder)
+    return leftover
+
+
+def test_a_fresh_run_into_a_used_folder_is_refused_in_one_line(synth_dir, tmp_path, capsys):
+    from handmesh.cli import main
+    from handmesh.errors import HandmeshError
+
+    (tmp_path / "best.pt").write_bytes(b"another run's weights")
+    code = main(["train", "--data", str(synth_dir), "--out", str(tmp_path), "--img-size", str(IMG)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "best.pt" in err[0] and "--resume" in err[0] and "--overwrite" in err[0]
+    assert (tmp_path / "best.pt").read_bytes() == b"another run's weights"
+    assert not (tmp_path / "config.json").exists()  # refused before anything was written
+    with pytest.raises(HandmeshError, match="already holds a run"):  # the Python API refuses too
+        train(tiny_config(synth_dir, tmp_path), model_config())
+
+
+def test_overwrite_replaces_the_old_run_and_a_killed_write_is_cleaned(synth_dir, tmp_path):
+    from handmesh.checkpoint import load_checkpoint
+
+    (tmp_path / "best.pt").write_bytes(b"old")
+    (tmp_path / "tb").mkdir()
+    (tmp_path / "tb" / "events.out.tfevents.old").write_bytes(b"old curves")
+    leftover = _killed_checkpoint_write(tmp_path)
+    cfg = tiny_config(synth_dir, tmp_path, epochs=1, image_grid=0)
+    train(cfg, model_config(), datasets=small_sets(synth_dir), overwrite=True)
+    assert not leftover.exists() and stale_temp_files(tmp_path) == []
+    assert not (tmp_path / "tb" / "events.out.tfevents.old").exists()
+    assert load_checkpoint(tmp_path / "best.pt")[TRAIN_FORMAT]["epoch"] == 1
+
+    # a resume also starts by removing what a killed write left, and keeps the run's files
+    leftover = _killed_checkpoint_write(tmp_path)
+    again = train(
+        dataclasses.replace(cfg, epochs=2),
+        model_config(),
+        datasets=small_sets(synth_dir),
+        resume=tmp_path / "last.pt",
+    )
+    assert again["epochs"] == 2 and not leftover.exists()
+    assert load_checkpoint(tmp_path / "last.pt")[TRAIN_FORMAT]["epoch"] == 2

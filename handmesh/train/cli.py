@@ -1,0 +1,99 @@
+"""`handmesh train` / `python train_freihand.py`: options -> a `RunPlan` -> `Trainer`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from handmesh import config as cfgutil
+from handmesh.errors import HandmeshError
+from handmesh.train.config import TrainConfig
+from handmesh.train.plan import RunPlan, load_resume_point, plan_run
+
+# the ModelConfig fields worth their own option; any other one is `--set FIELD=VALUE`
+MODEL_OPTIONS = ("variant", "img_size", "backbone_weights")
+
+DESCRIPTION = """Train the regressor on a FreiHAND-layout or custom dataset.
+
+`torchrun --nproc_per_node N train_freihand.py ...` starts N workers (gloo on CPU, nccl on GPU); rank 0
+alone validates, logs and writes checkpoints. A run folder holds config.json, last.pt, best.pt (lowest
+validation PA-MPJPE) and TensorBoard events under tb/. Both checkpoints load with handmesh.load_model and
+carry what --resume needs to continue exactly from the last completed epoch."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `handmesh train` / train_freihand.py."""
+    from handmesh.models import ModelConfig
+
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="CKPT",
+        help="continue OUT/last.pt (or the given checkpoint) from its last completed epoch",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an --out folder that holds another run (its checkpoints and tb/ are deleted)",
+    )
+    cfgutil.add_config_options(parser.add_argument_group("model"), ModelConfig, only=MODEL_OPTIONS)
+    cfgutil.add_config_options(parser.add_argument_group("training"), TrainConfig)
+    cfgutil.add_overrides_option(parser, "override any TrainConfig or ModelConfig field (repeatable)")
+
+
+def plan_from_args(args: argparse.Namespace) -> RunPlan:
+    """The run plan of the parsed options: on --resume the checkpoint's settings (read once) with the
+    options given on top; fresh runs start from the defaults."""
+    from handmesh.models import ModelConfig
+
+    train_over, model_over = cfgutil.split_overrides(args.overrides, TrainConfig, ModelConfig)
+    given = cfgutil.options_given(args)
+    resume, base = None, TrainConfig()
+    if args.resume is not None:
+        out = Path(given.get("out", base.out))
+        resume = load_resume_point(out / "last.pt" if args.resume == "auto" else args.resume)
+        # a resumed run continues in the folder of its checkpoint unless --out says otherwise
+        base = replace(resume.train_config, out=str(out if "out" in given else resume.path.parent))
+    cfg = cfgutil.apply_overrides(cfgutil.config_from_args(base, args), train_over)
+    if not cfg.data:
+        raise HandmeshError("--data DIR is required (a FreiHAND folder or a custom dataset)")
+    model_cfg = cfgutil.apply_overrides(cfgutil.config_from_args(ModelConfig(), args), model_over)
+    explicit = {name for name in given if name in MODEL_OPTIONS}
+    explicit |= {item.split("=", 1)[0].strip().replace("-", "_") for item in model_over}
+    return plan_run(cfg, model_cfg, resume, explicit, overwrite=args.overwrite)
+
+
+def run(args: argparse.Namespace) -> int:
+    """`handmesh train`: plan the run and train."""
+    from handmesh.train.trainer import Trainer
+
+    result = Trainer(plan_from_args(args)).fit()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({k: v for k, v in result.items() if k != "last"}, indent=2))
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register `handmesh train`."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train the regressor (FreiHAND or a custom dataset)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of train_freihand.py (same options as `handmesh train`)."""
+    from handmesh.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])

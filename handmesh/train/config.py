@@ -1,0 +1,101 @@
+"""`TrainConfig`: every setting of a training run except the model itself (that is `ModelConfig`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from handmesh.config import option
+
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+SWITCH = ("auto", "on", "off")
+
+
+@dataclass
+class TrainConfig:
+    """Everything about a training run except the model itself (that is `ModelConfig`)."""
+
+    data: str = field(
+        default="",
+        metadata=option(
+            "training data: a folder (FreiHAND layout or custom annotations.jsonl), the synthetic stream "
+            "'synth:KEY=VALUE,...', or a mix '0.3*DIR + 0.7*synth:' (docs/training.md)",
+            metavar="DATA",
+        ),
+    )
+    out: str = field(
+        default="runs/train", metadata=option("run folder (config, checkpoints, tb/)", metavar="DIR")
+    )
+    epochs: int = field(default=30, metadata=option("epochs to train"))
+    batch_size: int = field(default=32, metadata=option("images per step and process"))
+    lr: float = field(default=5e-4, metadata=option("peak learning rate (AdamW)"))
+    weight_decay: float = field(default=1e-4, metadata=option("AdamW weight decay (not on 1-D tensors)"))
+    warmup_epochs: float = field(default=1.0, metadata=option("linear warm-up length in epochs"))
+    min_lr_ratio: float = field(default=0.01, metadata=option("end of the cosine decay, as a fraction of lr"))
+    # Weights of the loss terms (handmesh.losses). 3D terms are L1 in metres (~0.01-0.04 at the start),
+    # 2D ~0.15, rotations ~0.1, betas ~1: the hand-frame 3D terms lead (articulation is what the
+    # aligned metrics measure), the camera-frame ones also teach the global rotation, shape is
+    # down-weighted because it is the least visible label.
+    loss_joints3d: float = 5.0
+    loss_vertices: float = 5.0
+    loss_joints3d_local: float = 20.0
+    loss_vertices_local: float = 20.0
+    loss_joints2d: float = 2.0
+    # the keypoint head's own heatmap keypoints (crop pixels / crop size, like joints2d)
+    loss_keypoints2d: float = 2.0
+    # the crop camera against the labels' translation (log scale + origin position), see handmesh.losses
+    loss_camera: float = 1.0
+    loss_mano_pose: float = 2.0
+    loss_mano_betas: float = 0.05
+    loss_betas_prior: float = 1e-3
+    grad_clip: float = field(default=1.0, metadata=option("max gradient norm; 0 = off"))
+    amp: str = field(
+        default="auto", metadata=option("mixed precision: auto = bf16 on a GPU, off on a CPU", AMP_MODES)
+    )
+    channels_last: str = field(
+        default="auto",
+        metadata=option("channels-last memory format: auto/on = on a GPU (never on a CPU)", SWITCH),
+    )
+    ema_decay: float | None = field(
+        default=None, metadata=option("EMA of the weights, e.g. 0.999; none = no EMA")
+    )
+    workers: int = field(default=4, metadata=option("data-loader worker processes"))
+    seed: int = field(default=0, metadata=option("seed of the split, the shuffling and the initialization"))
+    val_fraction: float = field(default=0.05, metadata=option("share of samples held out for validation"))
+    epoch_images: int = field(
+        default=20000,
+        metadata=option("images per epoch when --data is the synthetic stream or a mix (endless data)"),
+    )
+    val_images: int = field(
+        default=500,
+        metadata=option("validation images of the synthetic stream (another seed, never trained on)"),
+    )
+    augment: bool = field(default=True, metadata=option("augment training images"))
+    log_every: int = field(default=20, metadata=option("optimizer steps between TensorBoard scalars"))
+    ckpt_every: int = field(
+        default=1, metadata=option("epochs between last.pt writes (the final epoch is always written)")
+    )
+    image_grid: int = field(
+        default=8, metadata=option("validation samples rendered into TensorBoard; 0 = none")
+    )
+    time_budget_min: float | None = field(
+        default=None, metadata=option("stop (and end the cosine decay) after this many minutes")
+    )
+    deterministic: bool = field(default=False, metadata=option("deterministic kernels (slower)"))
+    device: str = field(default="auto", metadata=option("auto | cpu | cuda | cuda:N", metavar="DEVICE"))
+    progress: bool = field(default=True, metadata=option("show a progress bar"))
+
+    def loss_weights(self) -> dict[str, float]:
+        """Loss term name -> weight."""
+        names = (
+            "joints3d",
+            "vertices",
+            "joints3d_local",
+            "vertices_local",
+            "joints2d",
+            "keypoints2d",
+            "camera",
+            "mano_pose",
+            "mano_betas",
+            "betas_prior",
+        )
+        return {name: float(getattr(self, "loss_" + name)) for name in names}

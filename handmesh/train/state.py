@@ -1,0 +1,104 @@
+"""The training checkpoint format, and what a run folder may hold before a run starts.
+
+`last.pt` and `best.pt` are model files in `handmesh.models`' format (`model_payload`, written atomically
+by `handmesh.checkpoint.save_checkpoint`) with one more key, `TRAIN_FORMAT`, holding everything an exact
+resume needs: raw weights, optimizer, schedule, AMP scaler, EMA, epoch, step, best score and every rank's
+RNG states, all plain tensors and numbers (they load with `weights_only=True`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from handmesh.errors import HandmeshError, MissingFileError
+
+TRAIN_FORMAT = "handmesh-train"
+CHECKPOINTS = ("last.pt", "best.pt")
+
+
+def write_train_checkpoint(path: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
+    """One file `handmesh.load_model` reads (config + weights) that also carries the training state."""
+    from handmesh.checkpoint import save_checkpoint
+    from handmesh.models import model_payload
+
+    payload = model_payload(model)
+    payload[TRAIN_FORMAT] = state
+    save_checkpoint(path, payload)
+
+
+def read_train_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a training checkpoint (last.pt/best.pt) and check that it can be resumed."""
+    from handmesh.checkpoint import load_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"no checkpoint to resume at {path} (run training with --out first)")
+    payload = load_checkpoint(path)
+    if TRAIN_FORMAT not in payload:
+        raise HandmeshError(f"{path} is a model file without training state; it cannot be resumed")
+    return payload
+
+
+def freeze_hand_model(model: torch.nn.Module) -> None:
+    """The hand-model layer is fixed geometry: none of its tensors is trained (DDP also needs every
+    trainable parameter to receive a gradient)."""
+    from handmesh.models import HAND_MODEL_PREFIX
+
+    for name, param in model.named_parameters():
+        if name.startswith(HAND_MODEL_PREFIX):
+            param.requires_grad_(False)
+
+
+def own_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State dict without the hand-model layer's arrays (rebuilt from its files; MANO's may not be shared)."""
+    from handmesh.models import HAND_MODEL_PREFIX
+
+    return {k: v for k, v in module.state_dict().items() if not k.startswith(HAND_MODEL_PREFIX)}
+
+
+def load_own_state(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load what `own_state` saved; anything else missing or unexpected is an error."""
+    from handmesh.models import HAND_MODEL_PREFIX
+
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(HAND_MODEL_PREFIX)]
+    if missing or unexpected:
+        raise HandmeshError(
+            f"checkpoint weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+
+
+def refuse_existing_run(out: Path, overwrite: bool) -> None:
+    """A fresh run must not silently replace another run's checkpoints: refuse unless `overwrite`."""
+    found = [name for name in CHECKPOINTS if (out / name).exists()]
+    if found and not overwrite:
+        raise HandmeshError(
+            f"{out} already holds a run ({', '.join(found)}): continue it with --resume, "
+            "replace it with --overwrite, or choose another --out"
+        )
+
+
+def stale_temp_files(out: Path) -> list[Path]:
+    """Hidden partial checkpoints a killed write left behind (`save_checkpoint` writes `.NAME.*.tmp` beside
+    NAME and renames it into place; a kill before the rename leaves the temp file)."""
+    return sorted(p for name in CHECKPOINTS for p in out.glob(f".{name}.*.tmp") if p.is_file())
+
+
+def prepare_run_dir(out: Path, fresh: bool) -> list[str]:
+    """Create the run folder, delete stale temp files and, for a fresh run (`--overwrite` was checked by
+    `refuse_existing_run`), the previous run's checkpoints and events; returns what was removed."""
+    out.mkdir(parents=True, exist_ok=True)
+    removed = stale_temp_files(out)
+    if fresh:
+        removed += [out / name for name in CHECKPOINTS if (out / name).exists()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    names = [p.name for p in removed]
+    if fresh and (out / "tb").is_dir():  # a new run's curves must not be drawn over the old run's
+        shutil.rmtree(out / "tb")
+        names.append("tb/")
+    return names
