@@ -6,7 +6,8 @@ The same options as `handmesh train` (see `--help`); for several processes or GP
 
 import sys
 
-from handmesh.train import main
+from handmesh.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `handmesh train` under this script's own name, so its usage and errors say train_freihand.py
+    sys.exit(main(["train", *sys.argv[1:]], prog="train_freihand.py"))

@@ -24,9 +24,10 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """Build the argument parser; with `only`, import just that subcommand's module."""
-    parser = argparse.ArgumentParser(prog="handmesh", description=__doc__)
+def build_parser(only: str | None = None, prog: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser; with `only`, import just that subcommand's module, and with `prog`,
+    name that subcommand `prog` in its usage and errors (a script such as train_freihand.py)."""
+    parser = argparse.ArgumentParser(prog=prog or "handmesh", description=__doc__)
     parser.add_argument(
         "--debug",
         action="store_true",
@@ -38,14 +39,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             sub.add_parser(name, help=f"(see handmesh {name} --help)")
             continue
         importlib.import_module(module).add_parser(sub)
+        if prog is not None:
+            sub.choices[name].prog = prog
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `handmesh` console script."""
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of the `handmesh` console script (`prog`: the script name a subcommand runs under)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(first if first in SUBCOMMANDS else None)
+    parser = build_parser(first if first in SUBCOMMANDS else None, prog)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
