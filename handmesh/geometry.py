@@ -1,13 +1,22 @@
 """Rotation conversions, pinhole projection, crop intrinsics and similarity (Procrustes) alignment.
 
 Torch functions are batched over any leading dims, keep the input dtype, and are autograd-safe
-(finite gradients at zero rotation). Numpy twins end in `_np` and run the torch code in float64.
+(finite gradients at zero rotation). Their numpy twins end in `_np`: native float64 numpy written in
+`handmesh.geometry_np` (importable without torch) and re-exported here.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+
+from handmesh.geometry_np import (  # noqa: F401 - the numpy twins, re-exported
+    axis_angle_to_matrix_np,
+    crop_affine_np,
+    crop_intrinsics_np,
+    matrix_to_axis_angle_np,
+    project_points_np,
+    similarity_align_np,
+)
 
 # Below this squared angle the Taylor series is used: its x^6 remainder is far below float64 eps,
 # and the closed forms (no cancellation, see _rodrigues_coeffs) are exact enough above it.
@@ -152,34 +161,3 @@ def similarity_align(pred: torch.Tensor, gt: torch.Tensor, eps: float = 1e-8) ->
     rot = u @ vt
     scale = s.sum(-1)[..., None, None]
     return (p @ rot.transpose(-1, -2)) * scale * s_gt + t_gt
-
-
-def _np_call(fn, *arrays, **kwargs) -> np.ndarray:
-    """Run a torch geometry function on float64 numpy arrays and return numpy."""
-    out = fn(*(torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in arrays), **kwargs)
-    return out.numpy()
-
-
-def axis_angle_to_matrix_np(aa: np.ndarray) -> np.ndarray:
-    """Numpy twin of `axis_angle_to_matrix` (float64)."""
-    return _np_call(axis_angle_to_matrix, aa)
-
-
-def matrix_to_axis_angle_np(R: np.ndarray) -> np.ndarray:
-    """Numpy twin of `matrix_to_axis_angle` (float64)."""
-    return _np_call(matrix_to_axis_angle, R)
-
-
-def project_points_np(points: np.ndarray, K: np.ndarray, min_depth: float = 1e-6) -> np.ndarray:
-    """Numpy twin of `project_points` (float64)."""
-    return _np_call(project_points, points, K, min_depth=min_depth)
-
-
-def crop_intrinsics_np(K: np.ndarray, box: np.ndarray, out_size: int) -> np.ndarray:
-    """Numpy twin of `crop_intrinsics` (float64)."""
-    return _np_call(crop_intrinsics, K, box, out_size=out_size)
-
-
-def similarity_align_np(pred: np.ndarray, gt: np.ndarray, eps: float = 1e-8) -> np.ndarray:
-    """Numpy twin of `similarity_align` (float64): pred (...,N,3) aligned onto gt."""
-    return _np_call(similarity_align, pred, gt, eps=eps)

@@ -9,8 +9,13 @@ import torch
 from handmesh.errors import HandmeshError
 from handmesh.fit import FitConfig, default_hand_model, fit_keypoints, skeleton_of
 from handmesh.fit.placement import translation_to_keypoints
-from handmesh.fit.skeleton import NODE_TO_FREIHAND, log_rotation, rodrigues
-from handmesh.geometry import project_points_np, similarity_align_np
+from handmesh.fit.skeleton import NODE_TO_FREIHAND
+from handmesh.geometry_np import (
+    axis_angle_to_matrix_np,
+    matrix_to_axis_angle_np,
+    project_points_np,
+    similarity_align_np,
+)
 from handmesh.hand_model.prior import JOINT_LIMITS_LOWER, JOINT_LIMITS_UPPER, sample_poses
 
 K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
@@ -50,7 +55,10 @@ def test_skeleton_matches_the_model_and_its_jacobian(hand):
     params, joints, _ = make_hands(hand, 3, seed=0)
     flat = params["hand_pose"].reshape(3, 15, 3) + hand.hands_mean.numpy().reshape(15, 3)
     posed = skel.forward(
-        rodrigues(params["global_orient"]), rodrigues(flat), params["betas"], params["transl"]
+        axis_angle_to_matrix_np(params["global_orient"]),
+        axis_angle_to_matrix_np(flat),
+        params["betas"],
+        params["transl"],
     )
     assert mean_err_mm(posed.points[:, :16], joints[:, NODE_TO_FREIHAND][:, :16]) < 1e-3
     jac = skel.rotation_jacobian(posed, flat).reshape(3, 21, 3, 16, 3)
@@ -58,18 +66,25 @@ def test_skeleton_matches_the_model_and_its_jacobian(hand):
     bumped = flat.copy()
     bumped[1, 4, 2] += eps  # middle1 (MANO joint 5), flexion axis
     moved = skel.forward(
-        rodrigues(params["global_orient"]), rodrigues(bumped), params["betas"], params["transl"]
+        axis_angle_to_matrix_np(params["global_orient"]),
+        axis_angle_to_matrix_np(bumped),
+        params["betas"],
+        params["transl"],
     )
     np.testing.assert_allclose((moved.points - posed.points)[1] / eps, jac[1, :, :, 5, 2], atol=1e-6)
 
 
-def test_log_rotation_inverts_rodrigues():
+def test_matrix_to_axis_angle_np_inverts_axis_angle_to_matrix_np():
     rng = np.random.default_rng(0)
     aa = rng.normal(size=(200, 3))
     aa *= rng.uniform(0, np.pi, (200, 1)) / np.linalg.norm(aa, axis=-1, keepdims=True)
     aa[:3] *= 1e-9
     aa[3:6] *= (np.pi - 1e-6) / np.linalg.norm(aa[3:6], axis=-1, keepdims=True)
-    np.testing.assert_allclose(rodrigues(log_rotation(rodrigues(aa))), rodrigues(aa), atol=1e-9)
+    np.testing.assert_allclose(
+        axis_angle_to_matrix_np(matrix_to_axis_angle_np(axis_angle_to_matrix_np(aa))),
+        axis_angle_to_matrix_np(aa),
+        atol=1e-9,
+    )
 
 
 def test_fit_recovers_true_joints_and_vertices(hand):
@@ -241,8 +256,10 @@ def test_numpy_skinning_matches_the_layer_and_falls_back_without_it(hand):
     skel = skeleton_of(hand)
     assert skel.skin is not None
     flat = params["hand_pose"].reshape(3, 15, 3) + hand.hands_mean.numpy().reshape(15, 3)
-    local = rodrigues(flat)
-    posed = skel.forward(rodrigues(params["global_orient"]), local, params["betas"], params["transl"])
+    local = axis_angle_to_matrix_np(flat)
+    posed = skel.forward(
+        axis_angle_to_matrix_np(params["global_orient"]), local, params["betas"], params["transl"]
+    )
     rest = skel.rest_joints(params["betas"])[:, :16]
     ours = skel.skin.vertices(local, params["betas"], posed.frames, posed.points[:, :16], rest)
     np.testing.assert_allclose(ours, vertices, atol=2e-6)

@@ -31,7 +31,7 @@ def _sphere(radius=0.03, centre=CENTRE):
 
 
 def test_render_projects_where_K_says(renderer):
-    from handmesh.render import project
+    from handmesh.geometry_np import project_points_np as project
 
     v, f = _sphere()
     rgba, depth = renderer.render([(v, f, (1.0, 0.7, 0.5, 1.0))], K)
@@ -141,8 +141,10 @@ def test_separate_hands_render_as_separate_regions(renderer):
     together = renderer.render_regions([(*right, (1, 1, 1, 1)), (*near, (1, 0, 0, 1))], K, (640, 480))
     assert len(together) == 1
     frame = np.zeros((480, 640, 3), np.uint8)
-    out = renderer.overlay(frame, [(*left, (1, 1, 1, 1)), (*right, (1, 1, 1, 1))], K, opacity=1.0)
+    timings: dict[str, float] = {}
+    out = renderer.overlay(frame, [(*left, (1, 1, 1, 1)), (*right, (1, 1, 1, 1))], K, 1.0, timings=timings)
     assert out[240, 170].sum() > 100 and out[240, 470].sum() > 100 and out[240, 320].sum() == 0
+    assert timings["render"] > 0 and timings["composite"] > 0  # the pipeline's render/composite stages
 
 
 def test_closing_one_renderer_leaves_the_others_working(renderer):
@@ -165,3 +167,48 @@ def test_closing_one_renderer_leaves_the_others_working(renderer):
     gc.collect()
     after, _ = renderer.render(mesh, K)
     assert np.array_equal(before, after) and (after[..., 3] > 0).sum() > 1000
+
+
+# ----------------------------------------------------------------------------- overlay planning (no GL)
+
+
+def test_plan_overlay_groups_overlapping_hands_and_drops_offscreen_ones():
+    from handmesh.render.overlay import plan_overlay
+
+    left = (*_sphere(centre=np.array([-0.15, 0.0, 0.5])), (1, 1, 1, 1))
+    right = (*_sphere(centre=np.array([0.15, 0.0, 0.5])), (1, 1, 1, 1))
+    near = (*_sphere(centre=np.array([0.17, 0.01, 0.45])), (1, 0, 0, 1))
+    behind = (*_sphere(centre=np.array([0.0, 0.0, -1.0])), (1, 1, 1, 1))
+    views = plan_overlay([left, right, behind], K, (640, 480))
+    assert [len(v.meshes) for v in views] == [1, 1]
+    # the sphere at x=-0.15 m, z=0.5 m projects around u = 320 - 150 = 170 px
+    assert views[0].box[0] < 170 < views[0].box[2] and views[1].box[0] < 470 < views[1].box[2]
+    (together,) = plan_overlay([right, near], K, (640, 480))
+    assert len(together.meshes) == 2
+    assert plan_overlay([behind], K, (640, 480)) == [] and plan_overlay([], K, (640, 480)) == []
+
+
+def test_region_view_camera_renders_exactly_the_box():
+    from handmesh.geometry_np import project_points_np
+    from handmesh.render.overlay import VIEWPORT_STEP, region_view
+
+    box = (100, 50, 500, 250)  # 400 x 200 px
+    view = region_view([], box, K, max_render_size=100)
+    assert view.render_size == (100, 50) and view.viewport == (4 * VIEWPORT_STEP, 2 * VIEWPORT_STEP)
+    pts = np.array([[0.01, -0.02, 0.6], [-0.1, 0.05, 0.9]])
+    uv = project_points_np(pts, K)
+    uv_region = project_points_np(pts, view.K)
+    # frame pixel u maps to region pixel (u - x0 + 0.5) * scale - 0.5 (cv2.resize's pixel centres)
+    expected = (uv - np.array(box[:2]) + 0.5) * 0.25 - 0.5
+    np.testing.assert_allclose(uv_region, expected, atol=1e-9)
+    full = region_view([], box, K, max_render_size=1000)
+    assert full.render_size == (400, 200) and full.viewport == (416, 224)
+
+
+def test_region_box_is_clipped_to_the_frame():
+    from handmesh.render.overlay import region_box
+
+    mesh = (*_sphere(centre=np.array([-0.3, 0.0, 0.5])), (1, 1, 1, 1))  # centre at u = 20 px, radius 30
+    x0, y0, x1, y1 = region_box([mesh], K, (640, 480), margin=6)
+    assert x0 == 0 and 50 < x1 < 65 and 200 < y0 < y1 < 280
+    assert region_box([mesh], K, (10, 10)) is None  # entirely outside a tiny frame's rows

@@ -16,7 +16,8 @@ import torch
 
 from handmesh.data import procedural
 from handmesh.data.record import HandRecord
-from handmesh.geometry import axis_angle_to_matrix_np, matrix_to_axis_angle_np, project_points_np
+from handmesh.geometry_np import axis_angle_to_matrix_np, matrix_to_axis_angle_np, project_points_np
+from handmesh.mirror import flip_intrinsics, mirror_pose, mirror_vertices
 
 
 @dataclass
@@ -99,27 +100,12 @@ def warp_image(image: np.ndarray, M: np.ndarray, out_size: int, border=(0, 0, 0)
     )
 
 
-def mirror_pose(pose: np.ndarray) -> np.ndarray:
-    """Mirror axis-angle rotations (..., 3k) across the x=0 plane: (x, y, z) -> (x, -y, -z)."""
-    out = np.asarray(pose, np.float64).reshape(-1, 3).copy()
-    out[:, 1:] *= -1
-    return out.reshape(np.shape(pose))
-
-
 def mirror_record(rec: HandRecord) -> HandRecord:
     """A left hand as a right hand: flip the image, negate camera x, mirror the pose (x,-y,-z)."""
-    h, w = rec.image.shape[:2]
-    K = rec.K.astype(np.float64).copy()
-    # pixel column u becomes w-1-u; with x negated this is exact when cx -> w-1-cx and skew flips sign
-    K[0, 2] = w - 1 - K[0, 2]
-    K[0, 1] = -K[0, 1]
+    w = rec.image.shape[1]
 
     def neg_x(p):
-        if p is None:
-            return None
-        q = np.asarray(p, np.float64).copy()
-        q[..., 0] *= -1
-        return q
+        return None if p is None else mirror_vertices(np.asarray(p, np.float64))
 
     kp = None
     if rec.keypoints2d is not None:
@@ -131,7 +117,7 @@ def mirror_record(rec: HandRecord) -> HandRecord:
         box = np.array([w - 1 - x1, y0, w - 1 - x0, y1])
     return rec.copy(
         image=np.ascontiguousarray(rec.image[:, ::-1]),
-        K=K,
+        K=flip_intrinsics(rec.K, w),
         side="right" if rec.side == "left" else "left",
         joints3d=neg_x(rec.joints3d),
         vertices=neg_x(rec.vertices),

@@ -22,8 +22,6 @@ from handmesh.fit.skeleton import (
     NODE_TO_FREIHAND,
     NUM_LOCAL,
     Skeleton,
-    log_rotation,
-    rodrigues,
 )
 from handmesh.fit.solver import (
     CameraObjective,
@@ -33,6 +31,7 @@ from handmesh.fit.solver import (
     initialize,
     refine,
 )
+from handmesh.geometry_np import axis_angle_to_matrix_np, matrix_to_axis_angle_np
 from handmesh.hand_model.joints import NUM_BETAS, NUM_JOINTS, NUM_MANO_JOINTS
 
 
@@ -326,7 +325,7 @@ def _fit_sided(target, kp, cam, sides, w, init, hand, cfg: FitConfig, fit_shape:
 
 
 def _skeleton_points(skel: Skeleton, p: SkeletonParams) -> np.ndarray:
-    return skel.forward(p.root, rodrigues(p.local), p.betas, p.transl).points
+    return skel.forward(p.root, axis_angle_to_matrix_np(p.local), p.betas, p.transl).points
 
 
 def _centred_error(joints: np.ndarray, target: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -361,7 +360,7 @@ def _finish(hand, skel: Skeleton, p: SkeletonParams, lower: np.ndarray, upper: n
     batch = p.root.shape[0]
     local = np.clip(p.local, lower, upper)
     params = {
-        "global_orient": log_rotation(p.root),
+        "global_orient": matrix_to_axis_angle_np(p.root),
         "hand_pose": (local - skel.hands_mean).reshape(batch, 3 * NUM_LOCAL),
         "betas": p.betas,
         "transl": p.transl,
@@ -369,7 +368,7 @@ def _finish(hand, skel: Skeleton, p: SkeletonParams, lower: np.ndarray, upper: n
     if skel.skin is None:
         vertices, joints = _run_model(hand, params)
         return params, vertices, joints
-    local_rot = rodrigues(local)
+    local_rot = axis_angle_to_matrix_np(local)
     posed = skel.forward(p.root, local_rot, p.betas, p.transl)
     rest = skel.rest_joints(p.betas)[:, :NUM_MANO_JOINTS]
     vertices = skel.skin.vertices(local_rot, p.betas, posed.frames, posed.points[:, :NUM_MANO_JOINTS], rest)

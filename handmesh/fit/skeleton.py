@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from handmesh.geometry_np import right_jacobian_np, skew_np
 from handmesh.hand_model.joints import (
     FREIHAND_PARENTS,
     FREIHAND_TIP_VERTEX_IDS,
@@ -70,71 +71,6 @@ LEVELS = _levels()
 PAIR_NODES, PAIR_JOINTS = _ancestor_pairs()
 # The single child of each rotating joint other than the wrist: the bone its rotation swings.
 CHILD = np.array([np.flatnonzero(NODE_PARENTS == j)[0] if j else -1 for j in range(NUM_MANO_JOINTS)])
-
-
-# v @ _SKEW, reshaped to 3x3, is the cross-product matrix [v]x: one small matmul, several times
-# cheaper than assembling its nine entries.
-_SKEW = np.zeros((3, 9))
-_SKEW[0, 5], _SKEW[0, 7], _SKEW[1, 2], _SKEW[1, 6], _SKEW[2, 1], _SKEW[2, 3] = -1, 1, 1, -1, -1, 1
-_EYE9 = np.eye(3).reshape(9)
-
-
-def skew(v: np.ndarray) -> np.ndarray:
-    """Cross-product matrices (...,3,3) of vectors (...,3)."""
-    return (v @ _SKEW).reshape(v.shape[:-1] + (3, 3))
-
-
-def _angle_coeffs(aa: np.ndarray):
-    """angle^2, sin(t)/t, (1-cos t)/t^2, (t - sin t)/t^3 with series near t = 0; shapes (...,1,1)."""
-    t2 = (aa * aa).sum(-1)[..., None, None]
-    small = t2 < 1e-8
-    s2 = np.where(small, 1.0, t2)
-    t = np.sqrt(s2)
-    a = np.where(small, 1 - t2 / 6, np.sin(t) / t)
-    b = np.where(small, 0.5 - t2 / 24, (1 - np.cos(t)) / s2)
-    c = np.where(small, 1 / 6 - t2 / 120, (t - np.sin(t)) / (s2 * t))
-    return a, b, c
-
-
-def rodrigues(aa: np.ndarray) -> np.ndarray:
-    """Axis-angle (...,3) -> rotation matrices (...,3,3): cos I + sin [n]x + (1 - cos) n n^T."""
-    angle = np.sqrt((aa * aa).sum(-1, keepdims=True))
-    # At angle 0 the axis is 0 and R = I exactly; below ~1e-8 rad the formula's error is below 1e-16.
-    n = aa / np.maximum(angle, 1e-300)
-    cos = np.cos(angle)
-    out = ((1 - cos)[..., None] * (n[..., :, None] * n[..., None, :])).reshape(aa.shape[:-1] + (9,))
-    out += (np.sin(angle) * n) @ _SKEW + cos * _EYE9
-    return out.reshape(aa.shape[:-1] + (3, 3))
-
-
-def log_rotation(R: np.ndarray) -> np.ndarray:
-    """Rotation matrices (...,3,3) -> axis-angle (...,3), angle in [0, pi], stable at 0 and near pi."""
-    w = 0.5 * np.stack(
-        [R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1
-    )
-    sin = np.linalg.norm(w, axis=-1)
-    cos = 0.5 * (np.trace(R, axis1=-2, axis2=-1) - 1)
-    angle = np.arctan2(sin, cos)
-    small = sin < 1e-8
-    aa = w * np.where(small, 1.0 + angle**2 / 6, angle / np.where(small, 1.0, sin))[..., None]
-    near_pi = cos < -0.9
-    if near_pi.any():
-        # sin(angle) loses the axis near pi; the symmetric part R + R^T = 2 cos I + 2 (1 - cos) a a^T keeps it.
-        sym = (R + np.swapaxes(R, -1, -2)) / 2 - cos[..., None, None] * np.eye(3)
-        col = np.take_along_axis(
-            sym, np.argmax(np.diagonal(sym, axis1=-2, axis2=-1), -1)[..., None, None], -1
-        )
-        axis = col[..., 0] / np.linalg.norm(col[..., 0], axis=-1, keepdims=True).clip(min=1e-12)
-        axis = axis * np.where((axis * w).sum(-1) < 0, -1.0, 1.0)[..., None]
-        aa = np.where(near_pi[..., None], axis * angle[..., None], aa)
-    return aa
-
-
-def right_jacobian(aa: np.ndarray) -> np.ndarray:
-    """SO(3) right Jacobian (...,3,3): exp(aa + d) ~= exp(aa) exp(Jr(aa) d)."""
-    _, b, c = _angle_coeffs(aa)
-    k = skew(aa)
-    return np.eye(3) - b * k + c * (k @ k)
 
 
 @dataclass
@@ -259,9 +195,9 @@ class Skeleton:
         pts, frames = posed.points, posed.frames
         batch = pts.shape[0]
         world = frames.copy()
-        world[:, 1:] = frames[:, 1:] @ right_jacobian(local_aa)
+        world[:, 1:] = frames[:, 1:] @ right_jacobian_np(local_aa)
         lever = pts[:, PAIR_NODES] - pts[:, PAIR_JOINTS]
-        blocks = -skew(lever) @ world[:, PAIR_JOINTS]  # (B,P,3,3)
+        blocks = -skew_np(lever) @ world[:, PAIR_JOINTS]  # (B,P,3,3)
         jac = np.zeros((batch, NUM_NODES, 3, NUM_MANO_JOINTS, 3))
         jac[:, PAIR_NODES, :, PAIR_JOINTS, :] = blocks.transpose(1, 0, 2, 3)
         return jac.reshape(batch, NUM_NODES * 3, NUM_MANO_JOINTS * 3)

@@ -20,9 +20,8 @@ from handmesh.fit.skeleton import (
     NUM_NODES,
     Posed,
     Skeleton,
-    log_rotation,
-    rodrigues,
 )
+from handmesh.geometry_np import axis_angle_to_matrix_np, matrix_to_axis_angle_np, project_points_np
 from handmesh.hand_model.joints import NUM_BETAS, NUM_MANO_JOINTS
 
 # Wrist and the five finger bases are rigid with the wrist's rotation; the thumb base is where
@@ -31,6 +30,8 @@ PALM_NODES = np.array([0, 1, 4, 7, 10, 13])
 PALM_WEIGHTS = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.5])
 NUM_PARAMS = 3 + 3 * NUM_LOCAL + NUM_BETAS + 3
 _ROOT, _POSE, _BETAS, _TRANSL = slice(0, 3), slice(3, 48), slice(48, 58), slice(58, 61)
+# Keypoints nearer than 1 mm (a bad start) project as if 1 mm away, keeping residuals finite.
+MIN_DEPTH = 1e-3
 
 
 @dataclass
@@ -83,7 +84,7 @@ def swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     axis = np.cross(a, b)
     sin = np.linalg.norm(axis, axis=-1, keepdims=True)
     angle = np.arctan2(sin, (a * b).sum(-1, keepdims=True))
-    return rodrigues(axis * (angle / sin.clip(min=1e-12)))
+    return axis_angle_to_matrix_np(axis * (angle / sin.clip(min=1e-12)))
 
 
 def place_root(skel: Skeleton, root: np.ndarray, betas: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -109,7 +110,7 @@ def initialize(
     batch = target.shape[0]
     rest = skel.rest_joints(betas)
     root = kabsch(rest[:, PALM_NODES], target[:, PALM_NODES], PALM_WEIGHTS)
-    base = rodrigues(base_local)
+    base = axis_angle_to_matrix_np(base_local)
     frames = np.empty((batch, NUM_MANO_JOINTS, 3, 3))
     frames[:, 0] = root
     local = np.empty((batch, NUM_LOCAL, 3, 3))
@@ -126,7 +127,7 @@ def initialize(
         rot = swing(rest_dir, tgt_dir) @ m
         local[:, joints - 1] = rot
         frames[:, joints] = parent_frames @ rot
-    local_aa = log_rotation(local)
+    local_aa = matrix_to_axis_angle_np(local)
     return SkeletonParams(root, local_aa, betas, place_root(skel, root, betas, target))
 
 
@@ -182,17 +183,12 @@ class CameraObjective:
         focal = 0.5 * (K[:, 0, 0] + K[:, 1, 1])
         self.scale = (np.sqrt(reprojection_weight) * depth / focal)[:, None, None]
 
-    def _project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        q = points @ self.K.transpose(0, 2, 1)
-        z = q[..., 2:3].clip(min=1e-3)
-        return q[..., :2] / z, z
-
     def residuals(self, points: np.ndarray) -> np.ndarray:
         """(B, 105): 63 shape residuals then 42 scaled reprojection residuals."""
         p = points + self.offset
         centred = p - (self.omega * p).sum(-2, keepdims=True)
         r3 = (centred - self.shape) * self.w
-        uv, _ = self._project(p)
+        uv = project_points_np(p, self.K, min_depth=MIN_DEPTH)
         r2 = (uv - self.uv) * self.w * self.scale
         batch = points.shape[0]
         return np.concatenate([r3.reshape(batch, -1), r2.reshape(batch, -1)], -1)
@@ -203,7 +199,8 @@ class CameraObjective:
         jp = jac_points.reshape(batch, NUM_NODES, 3, n_par)
         j3 = (jp - (self.omega[..., None] * jp).sum(1, keepdims=True)) * self.w[..., None]
         p = points + self.offset
-        uv, z = self._project(p)
+        uv = project_points_np(p, self.K, min_depth=MIN_DEPTH)
+        z = (p @ self.K[:, 2, :, None]).clip(min=MIN_DEPTH)  # the depth project_points_np divided by
         # d(u, v)/dp = (K[:2] - (u, v) K[2]) / z
         dproj = (self.K[:, None, :2, :] - uv[..., None] * self.K[:, None, 2:3, :]) / z[..., None]
         j2 = (dproj @ jp) * (self.w * self.scale)[..., None]
@@ -223,7 +220,7 @@ class _State:
 
 
 def _evaluate(skel, p: SkeletonParams, objective, lower, upper, sw: SolverWeights) -> _State:
-    posed = skel.forward(p.root, rodrigues(p.local), p.betas, p.transl)
+    posed = skel.forward(p.root, axis_angle_to_matrix_np(p.local), p.betas, p.transl)
     res = objective.residuals(posed.points)
     dev = p.local - skel.hands_mean
     viol = np.maximum(p.local - upper, 0.0) - np.maximum(lower - p.local, 0.0)
@@ -295,7 +292,7 @@ def refine(
         diag += 1e-12
         step = -_solve_spd(hess, grad)
         cand = SkeletonParams(
-            p.root @ rodrigues(step[:, _ROOT]),
+            p.root @ axis_angle_to_matrix_np(step[:, _ROOT]),
             p.local + step[:, _POSE].reshape(batch, NUM_LOCAL, 3),
             p.betas + step[:, _BETAS],
             p.transl + step[:, _TRANSL],

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from handmesh.errors import HandmeshError, MissingFileError
-from handmesh.hand_model.arrays import mirror_arrays, mirror_faces, mirror_pose, mirror_vertices
-from handmesh.hand_model.layer import HandModel, HandOutput
+from handmesh.hand_model.arrays import mirror_arrays
 from handmesh.hand_model.mano_io import find_mano_file, load_arrays, mano_dir
+from handmesh.mirror import mirror_faces, mirror_pose, mirror_vertices
+
+if TYPE_CHECKING:
+    from handmesh.hand_model.layer import HandModel, HandOutput
 
 __all__ = [
     "HandModel",
@@ -28,6 +32,16 @@ __all__ = [
 ]
 
 _NOTICE_SHOWN = False
+
+
+def __getattr__(name: str):
+    # The torch layer loads on first use (PEP 562), so the torch-free submodules (joints, prior,
+    # arrays, mano_io) import without torch: synth's render workers rely on it.
+    if name in ("HandModel", "HandOutput"):
+        from handmesh.hand_model import layer
+
+        return getattr(layer, name)
+    raise AttributeError(f"module 'handmesh.hand_model' has no attribute {name!r}")
 
 
 def _notice(folder: Path) -> None:
@@ -99,6 +113,8 @@ def load_hand_model(
     num_pca_comps: int = 45,
 ) -> HandModel:
     """Load MANO from `path` (.pkl, .npz or folder; None: the configured MANO dir) or else the stand-in."""
+    from handmesh.hand_model.layer import HandModel
+
     arrays, kind, source = resolve_hand_arrays(path, side)
     return HandModel(
         arrays,

@@ -6,6 +6,7 @@ import numpy as np
 
 from handmesh.errors import HandmeshError
 from handmesh.hand_model.joints import MANO_PARENTS, NUM_MANO_JOINTS, NUM_POSE
+from handmesh.mirror import MIRROR_SIGNS, mirror_faces, mirror_pose
 
 # key -> expected shape (None: any length along that axis); the names are MANO's pickle keys.
 SCHEMA: dict[str, tuple[int | None, ...]] = {
@@ -20,9 +21,6 @@ SCHEMA: dict[str, tuple[int | None, ...]] = {
     "hands_mean": (NUM_POSE,),
 }
 INT_KEYS = ("kintree_table", "f")
-
-# Sign each axis takes under the mirror x -> -x.
-_MIRROR = np.array([-1.0, 1.0, 1.0])
 
 
 def validate_arrays(data: dict, source: str = "hand model") -> dict[str, np.ndarray]:
@@ -58,45 +56,20 @@ def validate_arrays(data: dict, source: str = "hand model") -> dict[str, np.ndar
     return out
 
 
-def mirror_pose(pose: np.ndarray) -> np.ndarray:
-    """Mirror axis-angle triples (..., 3k) across x: (x, y, z) -> (x, -y, -z), MANO's left convention."""
-    pose = np.asarray(pose, dtype=np.float64)
-    signs = np.tile(-_MIRROR, pose.shape[-1] // 3)
-    return pose * signs
-
-
 def _pose_feature_signs() -> np.ndarray:
     # posedirs multiply (R_j - I) flattened row-major; mirroring conjugates R by diag(-1,1,1),
     # which flips entry (r, c) by s_r * s_c.
-    entry = np.outer(_MIRROR, _MIRROR).reshape(9)
+    entry = np.outer(MIRROR_SIGNS, MIRROR_SIGNS).reshape(9)
     return np.tile(entry, NUM_MANO_JOINTS - 1)
 
 
 def mirror_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The left hand made by mirroring a right hand (x -> -x), with MANO's left pose convention."""
     out = {k: np.array(v, copy=True) for k, v in arrays.items()}
-    out["v_template"] = arrays["v_template"] * _MIRROR
-    out["shapedirs"] = arrays["shapedirs"] * _MIRROR[None, :, None]
-    out["posedirs"] = arrays["posedirs"] * _MIRROR[None, :, None] * _pose_feature_signs()[None, None, :]
-    out["f"] = arrays["f"][:, ::-1].copy()
+    out["v_template"] = arrays["v_template"] * MIRROR_SIGNS
+    out["shapedirs"] = arrays["shapedirs"] * MIRROR_SIGNS[None, :, None]
+    out["posedirs"] = arrays["posedirs"] * MIRROR_SIGNS[None, :, None] * _pose_feature_signs()[None, None, :]
+    out["f"] = mirror_faces(arrays["f"])
     out["hands_mean"] = mirror_pose(arrays["hands_mean"])
     out["hands_components"] = mirror_pose(arrays["hands_components"])
     return out
-
-
-def mirror_vertices(x):
-    """Mirror points (..., 3) across the x = 0 plane (numpy array or torch tensor)."""
-    return x * _sign_like(x)
-
-
-def mirror_faces(faces: np.ndarray) -> np.ndarray:
-    """Faces of a mirrored mesh: the same triangles with reversed winding."""
-    return np.ascontiguousarray(np.asarray(faces)[:, ::-1])
-
-
-def _sign_like(x):
-    if isinstance(x, np.ndarray):
-        return _MIRROR.astype(x.dtype)
-    import torch
-
-    return torch.tensor(_MIRROR, dtype=x.dtype, device=x.device)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import threading
 import time
 from typing import Any
@@ -12,12 +11,13 @@ import numpy as np
 
 from handmesh.data.io import check_image_size
 from handmesh.errors import HandmeshError
+from handmesh.geometry_np import project_points_np
 from handmesh.pipeline.crop import default_intrinsics
 from handmesh.pipeline.detector import Detector, HandDetection, flip_handedness
 from handmesh.pipeline.estimator import HandEstimate, MeshEstimator
 from handmesh.pipeline.smoothing import SmoothingConfig, TrackSmoother
 from handmesh.pipeline.tracking import IoUTracker
-from handmesh.render import LEFT_COLOR, RIGHT_COLOR, composite, draw_skeleton, project
+from handmesh.render.overlay import LEFT_COLOR, RIGHT_COLOR, draw_skeleton
 
 STAGES = ("detect", "crop", "model", "hand_model", "smooth", "render", "composite")
 
@@ -106,8 +106,6 @@ class HandMeshPipeline:
 
             detector = MediaPipeDetector(max_hands=self.config.max_hands)
         self.detector = detector
-        # `static` is optional in the Detector protocol: plain detect(frame) detectors work too
-        self._detect_static = "static" in inspect.signature(detector.detect).parameters
         self._renderer = renderer
         self.tracker = IoUTracker()
         self.smoother = TrackSmoother(self._smoothing_config())
@@ -192,10 +190,7 @@ class HandMeshPipeline:
         job = FrameJob(frame=frame, K=K, timestamp=t, static=static, timings=dict.fromkeys(STAGES, 0.0))
         with self._stage_locks[0]:
             t0 = time.perf_counter()
-            if self._detect_static:
-                dets = self.detector.detect(frame, static=static)
-            else:
-                dets = self.detector.detect(frame)
+            dets = self.detector.detect(frame, static=static)
             dets = [d for d in dets if d.score >= cfg.min_score]
             dets = sorted(dets, key=lambda d: -d.score)[: cfg.max_hands]
             if static:
@@ -219,7 +214,6 @@ class HandMeshPipeline:
         """Stage 3: temporal smoothing, rendering and compositing."""
         cfg = self.config
         frame, K, hands, timings = job.frame, job.K, job.hands, job.timings
-        h, w = frame.shape[:2]
         out = frame
         with self._stage_locks[2]:
             t0 = time.perf_counter()
@@ -235,20 +229,18 @@ class HandMeshPipeline:
             timings["smooth"] = (time.perf_counter() - t0) * 1000.0
 
             if hands:
-                t0 = time.perf_counter()
                 meshes = [(hd.vertices, hd.faces, self.color_of(hd.handedness)) for hd in hands]
-                patches = self.renderer.render_regions(meshes, K, (w, h), max_render_size=cfg.max_render_size)
-                timings["render"] = (time.perf_counter() - t0) * 1000.0
-                t0 = time.perf_counter()
-                for rgba, offset in patches:
-                    out = composite(out, rgba, offset, cfg.opacity)
+                out = self.renderer.overlay(
+                    frame, meshes, K, cfg.opacity, max_render_size=cfg.max_render_size, timings=timings
+                )
                 if cfg.skeleton:
+                    t0 = time.perf_counter()
                     out = out.copy() if out is frame else out
                     for hd in hands:
                         # bones in a darker shade of the mesh colour, so they stay visible on top of it
                         color = tuple(int(140 * c) for c in self.color_of(hd.handedness)[:3])
-                        draw_skeleton(out, project(hd.joints.astype(np.float64), K), color=color, thickness=2)
-                timings["composite"] = (time.perf_counter() - t0) * 1000.0
+                        draw_skeleton(out, project_points_np(hd.joints, K), color=color, thickness=2)
+                    timings["composite"] += (time.perf_counter() - t0) * 1000.0
         timings["total"] = sum(timings[s] for s in STAGES)
         return PipelineResult(
             frame=out, hands=hands, timings=timings, K=K, model=self.model_name, detections=job.detections
@@ -267,7 +259,7 @@ def hand_to_dict(hand: HandEstimate, K: np.ndarray | None = None, include_mesh: 
         "params": {k: np.asarray(v).tolist() for k, v in hand.params.items()},
     }
     if K is not None:
-        d["joints2d"] = np.round(project(hand.joints.astype(np.float64), K), 2).tolist()
+        d["joints2d"] = np.round(project_points_np(hand.joints, K), 2).tolist()
     if include_mesh:
         d["vertices"] = np.round(hand.vertices.astype(np.float64), 6).tolist()
     return d

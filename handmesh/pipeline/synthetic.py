@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from handmesh.geometry_np import project_points_np
 from handmesh.pipeline.crop import default_intrinsics
 from handmesh.pipeline.detector import HandDetection
-from handmesh.render import LEFT_COLOR, RIGHT_COLOR, project
+from handmesh.render import LEFT_COLOR, RIGHT_COLOR
 
 SKIN = (0.86, 0.66, 0.53, 1.0)
 
@@ -112,7 +113,7 @@ def render_hand_video(
                 color = (RIGHT_COLOR if side == "right" else LEFT_COLOR) if color_by_side else SKIN
                 meshes.append((v, faces, color))
                 frame_joints.append(j)
-                uv = project(j, K)
+                uv = project_points_np(j, K)
                 box = np.concatenate([uv.min(0), uv.max(0)])
                 frame_dets.append(
                     HandDetection(

@@ -1,0 +1,42 @@
+"""Rendering hand meshes over camera frames: offscreen pyrender (EGL) and the overlay around it.
+
+- `renderer`: `MeshRenderer` (render meshes through OpenCV intrinsics; overlays on frames);
+- `overlay`: overlay planning (regions, their cameras), compositing and skeleton drawing, without GL;
+- `egl`: every pyrender/EGL workaround, in one place.
+
+The GL modules load on first use (PEP 562), so `handmesh.render.overlay` imports without a GL driver.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from handmesh.render.overlay import (
+    HAND_COLORS,
+    LEFT_COLOR,
+    RIGHT_COLOR,
+    Mesh,
+    composite,
+    draw_skeleton,
+    plan_overlay,
+)
+
+__all__ = [
+    "HAND_COLORS",
+    "LEFT_COLOR",
+    "RIGHT_COLOR",
+    "Mesh",
+    "MeshRenderer",
+    "composite",
+    "draw_skeleton",
+    "plan_overlay",
+    "vertex_normals",
+]
+
+_GL_EXPORTS = {"MeshRenderer": "handmesh.render.renderer", "vertex_normals": "handmesh.render.renderer"}
+
+
+def __getattr__(name: str):
+    if name in _GL_EXPORTS:
+        return getattr(import_module(_GL_EXPORTS[name]), name)
+    raise AttributeError(f"module 'handmesh.render' has no attribute {name!r}")
