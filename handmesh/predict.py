@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from handmesh.config import add_dataclass_args, dataclass_from_args
+from handmesh.config import add_config_options, config_from_args
 from handmesh.errors import HandmeshError, MissingFileError
 
 
@@ -52,7 +52,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--formats", default="obj,glb,ply", help="mesh files to write (comma list of obj,glb,ply)")
     p.add_argument("--video-ext", default=".mp4", choices=(".mp4", ".webm"), help="overlay video container")
     p.add_argument("--max-frames", type=int, default=None, help="stop each video after this many frames")
-    add_dataclass_args(p, PipelineConfig)
+    add_config_options(p.add_argument_group("pipeline"), PipelineConfig)
     p.set_defaults(func=run)
 
 
@@ -115,7 +115,7 @@ def run(args) -> int:
     inputs = collect_inputs(Path(args.input))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    config = dataclass_from_args(PipelineConfig(), args)
+    config = config_from_args(PipelineConfig(), args)
     pipeline = build_pipeline(args.checkpoint, args.onnx, args.mode, args.detector, config)
     print(f"handmesh predict: {len(inputs)} input(s), meshes from {pipeline.model_name}", file=sys.stderr)
     failed = 0
