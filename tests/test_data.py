@@ -343,7 +343,7 @@ def test_corrupt_jpeg_names_the_file(tmp_path):
         read_image(root / "img/0.jpg")
 
 
-def test_json_cache_is_used_and_refreshed(tmp_path, monkeypatch):
+def test_json_cache_is_keyed_on_content_not_mtime(tmp_path, monkeypatch):
     import os
 
     from handmesh.data import io
@@ -352,14 +352,21 @@ def test_json_cache_is_used_and_refreshed(tmp_path, monkeypatch):
     path = tmp_path / "training_xyz.json"
     path.write_text(json.dumps(np.zeros((3, 21, 3)).tolist()))
     assert load_json_array(path, (21, 3)).shape == (3, 21, 3)
-    cached = tmp_path / ".handmesh_cache" / "training_xyz.json.npy"
-    assert cached.is_file()
-    np.save(cached, np.ones((3, 21, 3)))  # a stale-looking cache is still newer than the JSON: used
-    os.utime(cached, (path.stat().st_mtime + 10, path.stat().st_mtime + 10))
+    (cached,) = (tmp_path / ".handmesh_cache").glob("training_xyz.json.*.npy")
+    np.save(cached, np.ones((3, 21, 3)))  # the cache of this very content is what gets read
     assert load_json_array(path, (21, 3)).max() == 1.0
-    path.write_text(json.dumps(np.full((2, 21, 3), 2.0).tolist()))  # the JSON changed: re-parsed
-    os.utime(path, (cached.stat().st_mtime + 10, cached.stat().st_mtime + 10))
-    assert load_json_array(path, (21, 3)).shape == (2, 21, 3)
+    # replaced by a file with an OLDER modification time (as tar and cp -p leave): still re-parsed
+    path.write_text(json.dumps(np.full((2, 21, 3), 2.0).tolist()))
+    old = cached.stat().st_mtime - 1000
+    os.utime(path, (old, old))
+    fresh = load_json_array(path, (21, 3))
+    assert fresh.shape == (2, 21, 3) and fresh.max() == 2.0
+    # one cache entry per JSON file: the entry of the earlier content is gone
+    assert [p.name for p in (tmp_path / ".handmesh_cache").glob("training_xyz.json.*.npy")] != [cached.name]
+    assert len(list((tmp_path / ".handmesh_cache").glob("training_xyz.json.*.npy"))) == 1
+    cached_now = next((tmp_path / ".handmesh_cache").glob("training_xyz.json.*.npy"))
+    cached_now.write_bytes(b"damaged")  # a damaged cache is rebuilt, not trusted or fatal
+    assert load_json_array(path, (21, 3)).max() == 2.0
 
 
 def test_loader_benchmark_measures(synth_dir):

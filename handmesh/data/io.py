@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
 import warnings
@@ -158,8 +160,41 @@ def dump_json(path: str | Path, data: Any) -> None:
 CACHE_MIN_ENTRIES = 1000  # smaller files parse faster than a cache lookup is worth
 
 
-def _cache_path(path: Path) -> Path:
-    return path.parent / ".handmesh_cache" / (path.name + ".npy")
+def _content_key(path: Path) -> str:
+    """Size and BLAKE2 digest of a file: a replaced file is noticed whatever its modification time says
+    (tar and `cp -p` keep older times)."""
+    digest = hashlib.blake2b(digest_size=12)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return f"{path.stat().st_size}-{digest.hexdigest()}"
+
+
+def _cache_path(path: Path, key: str) -> Path:
+    return path.parent / ".handmesh_cache" / f"{path.name}.{key}.npy"
+
+
+def _load_cached(cached: Path, inner_shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cached array when it is readable and has the expected entry shape, else None."""
+    try:
+        arr = np.load(cached, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None  # a half-written or damaged cache file is rebuilt
+    return arr if arr.shape[1:] == tuple(inner_shape) else None
+
+
+def _store_cache(cached: Path, arr: np.ndarray, json_name: str) -> None:
+    """Write the cache atomically and drop the entries of earlier contents of the same JSON file."""
+    try:
+        cached.parent.mkdir(exist_ok=True)
+        tmp = cached.with_name(cached.name + ".tmp.npy")
+        np.save(tmp, arr)
+        os.replace(tmp, cached)
+        for old in cached.parent.glob(glob.escape(json_name) + ".*.npy"):
+            if old != cached:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only dataset folder just means no cache
 
 
 def load_json_array(
@@ -168,20 +203,25 @@ def load_json_array(
     """Load a JSON list of equally-shaped entries as an (N, *inner_shape) array; wrong shapes: one-line error.
 
     Entries may carry extra singleton dimensions (FreiHAND stores MANO values as 1x61); they are squeezed.
-    Large files are cached as .npy beside the JSON (`.handmesh_cache/`), refreshed when the JSON is newer.
+    Large files are cached as .npy beside the JSON (`.handmesh_cache/`), keyed on the JSON's size and
+    content hash.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise MissingFileError(f"missing file {path}")
-    cached = _cache_path(path)
-    if cache and cached.is_file() and cached.stat().st_mtime >= path.stat().st_mtime:
-        arr = np.load(cached, allow_pickle=False)
-        if arr.shape[1:] == tuple(inner_shape):
+    check_regular_file(path, "file")
+    key = _content_key(path) if cache else ""
+    cached = _cache_path(path, key)
+    if cache and cached.is_file():
+        arr = _load_cached(cached, inner_shape)
+        if arr is not None:
             return arr.astype(dtype, copy=False)
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise HandmeshError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise HandmeshError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(data, list):
         raise HandmeshError(f"{path}: expected a JSON list of entries, got {type(data).__name__}")
     try:
@@ -199,11 +239,7 @@ def load_json_array(
         bad = int(np.nonzero(~np.isfinite(arr.reshape(len(data), -1)).all(axis=1))[0][0])
         raise HandmeshError(f"{path}: entry {bad} holds NaN or infinity")
     if cache and len(data) >= CACHE_MIN_ENTRIES:
-        try:
-            cached.parent.mkdir(exist_ok=True)
-            np.save(cached, arr)
-        except OSError:
-            pass  # a read-only dataset folder just means no cache
+        _store_cache(cached, arr, path.name)
     return arr.astype(dtype, copy=False)
 
 
