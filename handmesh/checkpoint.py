@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 import torch
 
 from handmesh.errors import HandmeshError, MissingFileError
+
+# torch's weights_only refusal names the global as "GLOBAL module.name" in one of two phrasings
+_UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -32,13 +36,22 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint dict with torch.load(weights_only=True); unreadable files raise a one-line error."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise MissingFileError(f"checkpoint {path} not found")
+    if not path.is_file():  # a FIFO would block and /dev/zero never ends
+        raise HandmeshError(f"checkpoint {path} is not a regular file")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated, corrupt or foreign files all mean the same to a user
+        unsafe = _UNSAFE_GLOBAL.search(str(exc))
+        if unsafe:
+            # torch's paragraph suggests weights_only=False; the user needs what was refused and why
+            raise HandmeshError(
+                f"checkpoint {path} refused: it references {unsafe.group(1)}, which could run code when "
+                "loaded; a handmesh checkpoint holds only tensors and plain values"
+            ) from None
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HandmeshError(f"checkpoint {path} is unreadable or corrupt ({reason[:120]})") from exc
+        raise HandmeshError(f"checkpoint {path} is unreadable or corrupt ({reason[:120]})") from None
     if not isinstance(payload, dict):
         raise HandmeshError(f"checkpoint {path} does not hold a dict (got {type(payload).__name__})")
     return payload
