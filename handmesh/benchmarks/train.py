@@ -13,14 +13,25 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from handmesh.benchmarks.common import write_result
-from handmesh.config import add_overrides_option
+from handmesh.config import add_config_options, add_overrides_option, config_from_args
 
 RESULTS = Path("bench/results")
 NAME = "train_synthetic"
+
+
+def bench_configs() -> tuple[Any, Any]:
+    """The benchmark's TrainConfig and ModelConfig defaults: a CPU-sized run (the 224 px synthetic images
+    are resized to 64 px: about 4x the steps of 128 px on a CPU); its options change them."""
+    from handmesh.models import ModelConfig
+    from handmesh.train.config import TrainConfig
+
+    train_cfg = TrainConfig(epochs=10_000, batch_size=16, lr=1e-3, warmup_epochs=0.5, workers=1, log_every=10)
+    return train_cfg, ModelConfig(img_size=64)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,19 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval", type=int, default=200, help="synthetic evaluation images")
     parser.add_argument("--work", default="bench/tmp/train_synthetic", help="data and run folder")
     parser.add_argument("--results", default=str(RESULTS), help="where the JSON and PNGs go")
-    parser.add_argument("--variant", default="fastvit_t8")
-    parser.add_argument(
-        "--img-size",
-        dest="img_size",
-        type=int,
-        default=64,
-        help="model input (the 224 px synthetic images are resized to it; 64 px: ~4x the steps of 128 px on a CPU)",
-    )
-    parser.add_argument("--batch-size", dest="batch_size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--workers", type=int, default=1, help="data-loader workers while training")
+    train_cfg, model_cfg = bench_configs()
+    add_config_options(parser, model_cfg, only=("variant", "img_size"))
+    add_config_options(parser, train_cfg, only=("batch_size", "lr", "workers", "seed"))
     parser.add_argument("--synth-workers", dest="synth_workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
     add_overrides_option(parser, "any other TrainConfig field")
 
 
@@ -116,13 +118,18 @@ def run(args: argparse.Namespace) -> int:
 
     from handmesh import config as cfgutil
     from handmesh.evaluate import evaluate
-    from handmesh.models import ModelConfig
-    from handmesh.train import TrainConfig, train
+    from handmesh.train import train
 
     t0 = time.perf_counter()
     work, results = Path(args.work), Path(args.results)
     data, run_dir = work / "synth", work / "run"
-    synth = ensure_synth(data, args.train, args.eval, args.seed, args.synth_workers)
+    train_cfg, model_cfg = bench_configs()
+    model_cfg = config_from_args(model_cfg, args)
+    cfg = replace(
+        config_from_args(train_cfg, args), data=str(data), out=str(run_dir), time_budget_min=args.minutes
+    )
+    cfg = cfgutil.apply_overrides(cfg, args.overrides)
+    synth = ensure_synth(data, args.train, args.eval, cfg.seed, args.synth_workers)
     print(
         f"[bench train] data ready in {data} ({'reused' if synth['reused'] else 'synthesized'})", flush=True
     )
@@ -130,28 +137,13 @@ def run(args: argparse.Namespace) -> int:
     baseline = evaluate(None, data, work / "baseline", baseline="mean")
     print(f"[bench train] mean-pose baseline PA-MPJPE {baseline['pa_mpjpe_mm']:.2f} mm", flush=True)
 
-    cfg = TrainConfig(
-        data=str(data),
-        out=str(run_dir),
-        epochs=10_000,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        warmup_epochs=0.5,
-        workers=args.workers,
-        seed=args.seed,
-        time_budget_min=args.minutes,
-        log_every=10,
-        progress=True,
-    )
-    cfg = cfgutil.apply_overrides(cfg, args.overrides)
-    model_cfg = ModelConfig(variant=args.variant, img_size=args.img_size)
     if run_dir.exists():  # a fresh run each time: the budget and the schedule start from zero
         import shutil
 
         shutil.rmtree(run_dir)
     summary = train(cfg, model_cfg)
     ckpt = run_dir / "best.pt"
-    trained = evaluate(ckpt, data, work / "trained", workers=args.workers, progress=False)
+    trained = evaluate(ckpt, data, work / "trained", workers=cfg.workers, progress=False)
     print(f"[bench train] trained PA-MPJPE {trained['pa_mpjpe_mm']:.2f} mm", flush=True)
 
     curves = read_curves(run_dir / "tb")
@@ -159,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
     ratio = trained["pa_mpjpe_mm"] / baseline["pa_mpjpe_mm"]
     record = {
         "benchmark": "handmesh bench train",
-        "variant": args.variant,
-        "img_size": args.img_size,
+        "variant": model_cfg.variant,
+        "img_size": model_cfg.img_size,
         "train_images": args.train,
         "eval_images": args.eval,
         "train_minutes_budget": args.minutes,

@@ -12,18 +12,17 @@ import json
 import multiprocessing as mp
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from handmesh.config import option
 from handmesh.data import procedural
 from handmesh.data.io import dump_json, write_jpeg
 from handmesh.errors import HandmeshError
+from handmesh.hand_model.joints import ROOT_JOINT
 
-ROOT_JOINT = (
-    9  # FreiHAND's root keypoint (handmesh.data.freihand.ROOT_JOINT; not imported: workers stay light)
-)
 # seed streams: the on-disk splits, and the endless training stream (handmesh.data.stream)
 SPLIT_CODES = {"training": 1, "evaluation": 2, "stream": 3}
 NAMED_POSES = ("relaxed", "fist", "pinch", "spread", "point", "flat")
@@ -33,13 +32,16 @@ NAMED_POSES = ("relaxed", "fist", "pinch", "spread", "point", "flat")
 class SynthConfig:
     """What `handmesh synth` generates."""
 
-    train: int = 64
-    eval: int = 16
+    train: int = field(default=64, metadata=option("training samples"))
+    eval: int = field(default=16, metadata=option("evaluation samples"))
     seed: int = 0
-    size: int = 224
-    versions: int = 1  # background versions per training sample (FreiHAND has 4)
-    workers: int = 1
-    hand_model: str | None = None  # MANO file/folder; None = configured MANO, else the stand-in
+    size: int = field(default=224, metadata=option("image side in pixels"))
+    versions: int = field(default=1, metadata=option("background versions per training sample (FreiHAND: 4)"))
+    workers: int = field(default=1, metadata=option("rendering processes (results do not depend on it)"))
+    hand_model: str | None = field(
+        default=None,
+        metadata=option("MANO file or folder; none = configured MANO, else the stand-in", metavar="PATH"),
+    )
     named_pose_prob: float = 0.5  # share of named poses (with noise); the rest from the prior's sampler
     pose_noise: float = 0.15  # radians of noise on named poses
     tilt_deg: float = 40.0  # std of out-of-plane tilt away from facing the camera
