@@ -32,8 +32,7 @@ def hand_model_for(config: ModelConfig, kind: str | None = None) -> nn.Module:
 
 def build_model_from_config(config: ModelConfig, hand_model_kind: str | None = None) -> HandRegressor:
     """Build the train-form regressor of a config; `hand_model_kind` pins the hand model (None: default)."""
-    if config.img_size % 32 != 0 or config.img_size < 64:
-        raise HandmeshError(f"img_size must be a multiple of 32 and >= 64, got {config.img_size}")
+    config.validate()
     hand = hand_model_for(config, hand_model_kind)
     # the default focal length is pinned in the model's copy so a saved model keeps its camera
     model = HandRegressor(replace(config, focal_length=config.resolved_focal()), hand)

@@ -19,6 +19,9 @@ FASTVIT_VARIANTS: tuple[str, ...] = (
 )
 
 FEATURE_CHOICES: tuple[str, ...] = ("final_conv", "last_stage")
+HEAD_CHOICES: tuple[str, ...] = ("pooled", "keypoint")
+# 1024 px is 21x FastViT's 224 px work; larger inputs only come from hostile or broken model files
+MAX_IMG_SIZE = 1024
 
 # Focal length (pixels) of the nominal crop camera at 224 px; FreiHAND's 224 px images have f ~ 500 px.
 NOMINAL_FOCAL_224 = 500.0
@@ -48,6 +51,51 @@ class ModelConfig:
     hand_model: str | None = None
     # focal length in pixels of the nominal crop camera at img_size; None = 500 * img_size / 224
     focal_length: float | None = None
+
+    def validate(self) -> ModelConfig:
+        """Refuse values no model should be built with (one-line HandmeshError); returns self.
+
+        Model files come from anywhere: an img_size of 8192 or head_iterations of 10**7 would make loading
+        or evaluation allocate gigabytes or never finish, so every field is bounded here, in one place.
+        """
+        from handmesh.errors import HandmeshError
+
+        def integer(name: str, low: int, high: int) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise HandmeshError(f"model config: {name}={value!r} must be an integer in {low}..{high}")
+
+        def choice(name: str, options: tuple) -> None:
+            if getattr(self, name) not in options:
+                raise HandmeshError(f"model config: {name}={getattr(self, name)!r} must be one of {options}")
+
+        choice("variant", FASTVIT_VARIANTS)
+        choice("features", FEATURE_CHOICES)
+        choice("head", HEAD_CHOICES)
+        integer("img_size", 64, MAX_IMG_SIZE)
+        if self.img_size % 32:
+            raise HandmeshError(
+                f"model config: img_size must be a multiple of 32 and >= 64, got {self.img_size}"
+            )
+        choice("head_stride", (4, 8))
+        integer("head_width", 1, 2048)
+        integer("head_hidden", 1, 8192)
+        integer("head_layers", 1, 16)
+        integer("head_iterations", 1, 16)
+        dropout = self.head_dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
+            raise HandmeshError(f"model config: head_dropout={dropout!r} must be a number in [0, 1)")
+        focal = self.focal_length
+        if focal is not None and (
+            isinstance(focal, bool) or not isinstance(focal, int | float) or not 0.0 < focal <= 1e5
+        ):
+            raise HandmeshError(
+                f"model config: focal_length={focal!r} must be a number in (0, 100000] or null"
+            )
+        for name in ("hand_model", "backbone_weights"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise HandmeshError(f"model config: {name} must be a path or null")
+        return self
 
     def resolved_focal(self) -> float:
         """The nominal crop camera's focal length in pixels for this img_size."""

@@ -109,9 +109,9 @@ def read_model_config(payload: dict[str, Any], source: str = "checkpoint") -> tu
     legacy_kind = raw.pop("hand_model_kind", None)
     kind = payload.get("hand_model_kind", legacy_kind)
     try:
-        config = from_dict(ModelConfig, raw)
-    except (TypeError, ValueError) as exc:
-        raise HandmeshError(f"{source}: bad model config ({exc})") from exc
+        config = from_dict(ModelConfig, raw).validate()
+    except (TypeError, ValueError, HandmeshError) as exc:
+        raise HandmeshError(f"{source}: bad model config ({exc})") from None
     return config, kind
 
 
