@@ -33,7 +33,6 @@ def test_build_detector_specs():
     for bad in ("static:1,2,3", "static:1,2,3,4,up", "static:5,5,1,1", "static:0,0,nan,4", "yolo", ""):
         with pytest.raises(HandmeshError):
             build_detector(bad)
-    pytest.importorskip("mediapipe")
     full = build_detector("mediapipe-full", max_hands=5)
     assert full.max_hands == 5 and full.kwargs["model_complexity"] == 1
     assert build_detector("mediapipe").kwargs["model_complexity"] == 0
@@ -104,7 +103,6 @@ def two_images():
 def test_a_still_image_gives_the_same_answer_whatever_came_before(two_images):
     """Issue 11 item 4: the landmark fit of a still image must not warm-start from an earlier image or
     stream frame, and must not change what the stream's next frame starts from."""
-    pytest.importorskip("handmesh.fit")
     video = two_images
     config = PipelineConfig(smoothing=False)
 

@@ -35,10 +35,7 @@ class Detector(Protocol):
     """Anything that finds hands in an RGB uint8 frame."""
 
     def detect(self, frame: np.ndarray, static: bool = False) -> list[HandDetection]:
-        """Hands in `frame`; `static=True` treats it as an unrelated single image (no tracking).
-
-        The `static` argument is optional: a detector whose detect takes only the frame works too.
-        """
+        """Hands in `frame`; `static=True` treats it as an unrelated single image (no tracking)."""
         ...
 
 
