@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "handedness": "handmesh.benchmarks.handedness",
     "train": "handmesh.benchmarks.train",
     "learn": "handmesh.benchmarks.learn",
+    "cores": "handmesh.benchmarks.cores",
 }
 
 

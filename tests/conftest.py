@@ -27,3 +27,13 @@ def _deterministic_threads():
 
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture
+def restore_determinism():
+    """train(deterministic=True) switches torch to deterministic algorithms; undo it for other tests."""
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(before)

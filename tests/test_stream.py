@@ -122,14 +122,6 @@ def test_mix_with_the_stream_takes_new_stream_images(stream):
     assert len(set(stream_items)) == len(stream_items)  # every stream draw is a new image
 
 
-@pytest.fixture
-def restore_determinism():
-    """train(deterministic=True) switches torch to deterministic algorithms; undo it for other tests."""
-    before = torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.use_deterministic_algorithms(before)
-
-
 def test_training_on_the_stream_resumes_exactly(tmp_path, restore_determinism):
     """Two epochs straight == one epoch, killed, resumed for the second (weights equal to the bit)."""
     from handmesh.checkpoint import load_checkpoint

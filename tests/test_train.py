@@ -36,14 +36,6 @@ def synth_dir(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture
-def restore_determinism():
-    """train(deterministic=True) switches torch to deterministic algorithms; undo it for other tests."""
-    before = torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.use_deterministic_algorithms(before)
-
-
 def tiny_config(data: Path, out: Path, **changes) -> TrainConfig:
     """A run of a few seconds: 64 px, batch 4, no workers, no progress bar."""
     base = TrainConfig(

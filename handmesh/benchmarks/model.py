@@ -50,6 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=list(DEFAULT_VARIANTS),
         help="FastViT variants (space or comma separated; default: t8 t12 s12 sa12 sa24 sa36 ma36)",
     )
+    parser.add_argument(
+        "--heads",
+        default="keypoint",
+        help="MANO heads to time per variant (comma separated, handmesh.models.HEADS; e.g. keypoint,pooled)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads")
     parser.add_argument("--runs", type=int, default=30, help="timed calls per form (median reported)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls per form first")
@@ -80,7 +85,9 @@ def count_gflops(model: Any, x: Any) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def _cpu_forms(variant: str, img_size: int, threads: int, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _cpu_forms(
+    variant: str, head: str, img_size: int, threads: int, tmp: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Callables per form (each runs one batch-1 forward) and static facts about the variant."""
     import numpy as np
     import onnxruntime as ort
@@ -90,12 +97,12 @@ def _cpu_forms(variant: str, img_size: int, threads: int, tmp: Path) -> tuple[di
     from handmesh.models import build_model, reparameterize
 
     torch.manual_seed(0)
-    model = build_model(variant, img_size=img_size).eval()
+    model = build_model(variant, img_size=img_size, head=head).eval()
     deploy = reparameterize(model)
     deploy_cl = reparameterize(model).to(memory_format=torch.channels_last)
     x = torch.rand(1, 3, img_size, img_size)
     x_cl = x.contiguous(memory_format=torch.channels_last)
-    onnx_path = export_onnx(model, tmp / f"{variant}.onnx", verify=False)
+    onnx_path = export_onnx(model, tmp / f"{variant}_{head}.onnx", verify=False)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -115,6 +122,7 @@ def _cpu_forms(variant: str, img_size: int, threads: int, tmp: Path) -> tuple[di
     ort_diff = float(np.abs(sess.run(["vertices"], feed)[0] - ref.numpy()).max())
     facts = {
         "variant": variant,
+        "head": head,
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
         "params_deploy_m": round(sum(p.numel() for p in deploy.parameters()) / 1e6, 3),
         "encoder_params_m": round(sum(p.numel() for p in model.encoder.parameters()) / 1e6, 3),
@@ -144,7 +152,13 @@ def _cpu_forms(variant: str, img_size: int, threads: int, tmp: Path) -> tuple[di
 
 
 def bench_cpu(
-    variants: list[str], img_size: int, threads: int, runs: int, warmup: int, rounds: int = 5
+    variants: list[str],
+    img_size: int,
+    threads: int,
+    runs: int,
+    warmup: int,
+    rounds: int = 5,
+    heads: tuple[str, ...] = ("keypoint",),
 ) -> dict[str, Any]:
     """Time every form of every variant on the CPU; returns the JSON-ready result."""
     import torch
@@ -152,24 +166,28 @@ def bench_cpu(
     torch.set_num_threads(threads)
     rows = []
     with tempfile.TemporaryDirectory(prefix="handmesh-bench-") as tmp:
-        for variant in variants:
-            forms, facts = _cpu_forms(variant, img_size, threads, Path(tmp))
-            times: dict[str, list[float]] = {name: [] for name in forms}
+        # every form of every (variant, head) is built first, then all take turns round after round, so a
+        # slow spell of a shared machine does not land on one form or one head
+        jobs = [_cpu_forms(v, h, img_size, threads, Path(tmp)) for v in variants for h in heads]
+        times = [{name: [] for name in forms} for forms, _ in jobs]
+        for forms, _ in jobs:
             for call in forms.values():
                 for _ in range(warmup):
                     call()
-            n_rounds = max(1, min(rounds, runs))
-            for r in range(n_rounds):
+        n_rounds = max(1, min(rounds, runs))
+        for r in range(n_rounds):
+            for (forms, _), job_times in zip(jobs, times, strict=True):
                 for name, call in forms.items():
                     time.sleep(0.3)  # let the previous form's spinning worker threads go idle
                     call()  # the first call after a pause pays for waking the threads up
                     for _ in range(runs // n_rounds + (r < runs % n_rounds)):
                         t0 = time.perf_counter()
                         call()
-                        times[name].append((time.perf_counter() - t0) * 1e3)
+                        job_times[name].append((time.perf_counter() - t0) * 1e3)
+        for (forms, facts), job_times in zip(jobs, times, strict=True):
             row = dict(facts)
             for name in forms:
-                row[name] = timing_stats(times[name])
+                row[name] = timing_stats(job_times[name])
             row["speedup_ort_vs_train"] = round(
                 row["train_torch"]["median_ms"] / row["deploy_ort"]["median_ms"], 2
             )
@@ -237,21 +255,62 @@ def bench_gpu(variants: list[str], img_size: int, batch: int, runs: int, warmup:
 
 def _row_line(row: dict[str, Any]) -> str:
     forms = " ".join(f"{f}={row[f]['median_ms']:.2f}ms" for f in (*CPU_FORMS, ENCODER_FORM) if f in row)
-    return f"{row['variant']}: {forms} (ORT {row['speedup_ort_vs_train']:.2f}x vs train torch)"
+    return f"{row['variant']} ({row['head']} head): {forms} (ORT {row['speedup_ort_vs_train']:.2f}x vs train torch)"
+
+
+def out_path(args: argparse.Namespace) -> Path:
+    """Where the result goes (--json, else bench/results/model_cpu.json or model_gpu.json)."""
+    return Path(args.json) if args.json else RESULTS_DIR / f"model_{args.device.replace('cuda', 'gpu')}.json"
+
+
+def _merge_rows(path: Path, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The new rows plus the file's rows of other (variant, head) pairs measured with the same settings, so
+    timing one head or variant does not drop the others' figures (rows without a head are the pooled
+    head's: the only head when they were written)."""
+    if not path.is_file():
+        return result["results"]
+    old = json.loads(path.read_text())
+    if (old.get("img_size"), old.get("threads")) != (result["img_size"], result["threads"]):
+        return result["results"]
+    new = {(r["variant"], r["head"]) for r in result["results"]}
+    kept = [
+        {
+            **r,
+            "head": r.get("head", "pooled"),
+            "measured": (old.get("machine") or old.get("environment") or {}).get("date", "earlier run"),
+        }
+        for r in old.get("results", [])
+        if (r["variant"], r.get("head", "pooled")) not in new
+    ]
+    return result["results"] + kept
+
+
+def head_cost(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per variant timed with several heads: each head's deploy ONNX Runtime latency over the pooled head's
+    (measured in the same run, the forms taking turns)."""
+    pooled = {r["variant"]: r["deploy_ort"]["median_ms"] for r in rows if r.get("head") == "pooled"}
+    return {
+        f"{r['variant']}:{r['head']}_over_pooled": round(
+            r["deploy_ort"]["median_ms"] / pooled[r["variant"]], 3
+        )
+        for r in rows
+        if r.get("head") != "pooled" and r["variant"] in pooled
+    }
 
 
 def markdown_table(result: dict[str, Any]) -> str:
     """The CPU result as a markdown table (median ms, batch 1)."""
     head = (
-        "| variant | params (M) | GFLOPs | train torch (ms) | deploy torch (ms) | deploy channels_last (ms) "
+        "| variant | head | params (M) | GFLOPs | train torch (ms) | deploy torch (ms) | deploy channels_last (ms) "
         "| deploy ONNX Runtime (ms) | ORT vs train | encoder alone, ORT (ms) |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [head]
     for r in result["results"]:
         encoder = f"{r[ENCODER_FORM]['median_ms']:.1f}" if ENCODER_FORM in r else ""
         lines.append(
-            f"| {r['variant'].removeprefix('fastvit_')} | {r['params_m']:.1f} | {r['gflops']:.2f} "
+            f"| {r['variant'].removeprefix('fastvit_')} | {r.get('head', 'pooled')} | {r['params_m']:.1f} "
+            f"| {r['gflops']:.2f} "
             f"| {r['train_torch']['median_ms']:.1f} | {r['deploy_torch']['median_ms']:.1f} "
             f"| {r['deploy_torch_cl']['median_ms']:.1f} | {r['deploy_ort']['median_ms']:.1f} "
             f"| {r['speedup_ort_vs_train']:.2f}x | {encoder} |"
@@ -278,8 +337,11 @@ def run(args: argparse.Namespace) -> int:
     if args.device == "cuda":
         result = bench_gpu(variants, args.img_size, args.batch, args.runs, args.warmup)
     else:
-        result = bench_cpu(variants, args.img_size, args.threads, args.runs, args.warmup, args.rounds)
-    out = Path(args.json) if args.json else RESULTS_DIR / f"model_{args.device.replace('cuda', 'gpu')}.json"
+        heads = tuple(h.strip() for h in args.heads.split(",") if h.strip())
+        result = bench_cpu(variants, args.img_size, args.threads, args.runs, args.warmup, args.rounds, heads)
+        result["results"] = _merge_rows(out_path(args), result)
+        result["head_cost"] = head_cost(result["results"])
+    out = out_path(args)
     if args.device == "cpu":
         print(markdown_table(result))
     write_result(out, result)
