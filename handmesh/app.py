@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from handmesh.errors import HandmeshError
+from handmesh.errors import HandmeshError, one_line, without_paths
 
 
 @dataclasses.dataclass
@@ -111,7 +111,7 @@ def build_demo(state: DemoState):
         try:
             out = run_on_image(pipe, image)
         except HandmeshError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(without_paths(one_line(exc))) from None
         stem = state.outdir / f"image-{time.time_ns()}"
         files = export_meshes(out.meshes, stem) if out.meshes else []
         params_path = stem.with_name(stem.name + "_params.json")
@@ -146,7 +146,7 @@ def build_demo(state: DemoState):
                 progress=lambda done, total: progress((done, total), desc="processing frames", unit="frames"),
             )
         except HandmeshError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(without_paths(one_line(exc))) from None
         json_path = stem.with_name(stem.name + "_frames.json")
         json_path.write_text(json.dumps(video.to_dict()))
         n = len(video.frames)
@@ -290,13 +290,27 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
     return config_from_args(parser.parse_args(argv))
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port that is taken or not allowed, in one line that names --port."""
+    import socket
+
+    try:
+        socket.create_server((host, int(port))).close()
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise HandmeshError(
+            f"cannot listen on {host}:{port} ({reason}); choose another with --port N"
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, build the app and serve it (blocks)."""
     cfg = parse_config(argv)
     try:
+        check_port_free(cfg.host, cfg.port)  # before the start-up, not after it
         state = DemoState(cfg)
-    except (HandmeshError, ValueError) as exc:
-        print(f"demo_app.py: error: {exc}", file=sys.stderr)
+    except (HandmeshError, OSError) as exc:
+        print(f"demo_app.py: error: {one_line(exc)}", file=sys.stderr)
         return 2
     print(f"handmesh demo: mesh source: {state.sources.default}", file=sys.stderr)
     for note in state.notes:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 
 DEBUG_ENV = "HANDMESH_DEBUG"
+# an absolute path: a slash-led run of path characters (stops at spaces, quotes, colons, parentheses)
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/[^\s:'\"()]+")
 
 
 class HandmeshError(Exception):
@@ -40,3 +43,9 @@ def one_line(exc: BaseException) -> str:
         # the traceback's last line is "module.ClassName: message"
         return message if sep and " " not in name else last
     return " ".join(lines)
+
+
+def without_paths(text: str) -> str:
+    """`text` with every absolute path cut to its last component: messages shown to remote users (the demo)
+    must not reveal the server's folders."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group().rstrip("/").rsplit("/", 1)[-1] or "/", text)

@@ -114,7 +114,7 @@ def annotation_line(image: str, K: np.ndarray, det, fit, i: int, own: dict, conf
 
 def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = None, detector=None) -> dict:
     """Detect, fit and write the dataset; returns the report (also saved as label_report.json)."""
-    from handmesh.pipeline.crop import default_intrinsics
+    from handmesh.pipeline.crop import check_view_options, default_intrinsics
     from handmesh.pipeline.media import write_image
     from handmesh.pipeline.predictor import build_detector, fit_landmarks
 
@@ -125,6 +125,7 @@ def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = Non
         raise HandmeshError("--every must be at least 1")
     if not 0.0 <= cfg.min_confidence <= 1.0:
         raise HandmeshError("--min-confidence must be in [0, 1]")
+    check_view_options(cfg.fov, cfg.max_hands)
     input_path, out = Path(input_path), Path(out)
     frames = iter_frames(input_path, cfg.every, cfg.max_frames)
     first = next(frames)  # fails on bad input before anything is written

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import torch
 
+from handmesh.errors import HandmeshError
+
 from handmesh.geometry import crop_affine
 
 
@@ -29,8 +31,21 @@ class Crop:
     mirrored: bool
 
 
+MAX_HANDS_LIMIT = 10
+
+
+def check_view_options(fov: float, max_hands: int) -> None:
+    """Refuse a field of view or hand count that would give silent nonsense (NaN in the outputs, a hand
+    behind the camera, nothing detected) with one line naming the option."""
+    if isinstance(fov, bool) or not isinstance(fov, int | float) or not 1.0 <= fov <= 179.0:
+        raise HandmeshError(f"--fov {fov}: the horizontal field of view must be between 1 and 179 degrees")
+    if isinstance(max_hands, bool) or not isinstance(max_hands, int) or not 1 <= max_hands <= MAX_HANDS_LIMIT:
+        raise HandmeshError(f"--max-hands {max_hands}: must be an integer from 1 to {MAX_HANDS_LIMIT}")
+
+
 def default_intrinsics(width: int, height: int, fov_deg: float = 60.0) -> np.ndarray:
     """Pinhole K for an uncalibrated camera: horizontal field of view `fov_deg`, centred principal point."""
+    check_view_options(fov_deg, 1)
     f = (width / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
     return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
 

@@ -12,7 +12,7 @@ import numpy as np
 from handmesh.data.io import check_image_size
 from handmesh.errors import HandmeshError
 from handmesh.geometry_np import project_points_np
-from handmesh.pipeline.crop import default_intrinsics
+from handmesh.pipeline.crop import check_view_options, default_intrinsics
 from handmesh.pipeline.detector import Detector, HandDetection, flip_handedness
 from handmesh.pipeline.estimator import HandEstimate, MeshEstimator
 from handmesh.pipeline.smoothing import SmoothingConfig, TrackSmoother
@@ -42,6 +42,9 @@ class PipelineConfig:
     )
     min_score: float = 0.0  # detections below this handedness score are dropped
     selfie: bool = False  # frames are a mirrored selfie view: colours/labels name the person's own hand
+
+    def __post_init__(self) -> None:
+        check_view_options(self.fov, self.max_hands)
 
 
 @dataclasses.dataclass
