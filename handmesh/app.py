@@ -17,27 +17,49 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import field
 from pathlib import Path
 
+from handmesh.config import add_config_options, config_from_args, option
 from handmesh.errors import HandmeshError, one_line, without_paths
+from handmesh.pipeline.predictor import DETECTOR_HELP, RUNTIMES
 
 
 @dataclasses.dataclass
 class AppConfig:
-    """How the demo server runs."""
+    """How the demo server runs (each field is an option of demo_app.py: help and choices live here)."""
 
-    host: str = "127.0.0.1"
-    port: int = 7860
-    share: bool = False  # a public gradio.live link: only when asked
-    checkpoint: str | None = None
-    onnx: str | None = None
-    detector: str = "mediapipe"  # or mediapipe-full, or static:... (tests only)
-    max_upload_mb: int = 50
-    max_video_seconds: float = 60.0
-    stream_every: float = 0.03  # seconds between webcam frames sent to the server (up to ~33 FPS)
-    mirror_webcam: bool = True  # selfie view; colours then follow the person's own hands
-    runtime: str = "auto"  # for --checkpoint: auto (torch on GPU, ONNX Runtime on CPU), onnx or torch
-    max_sessions: int = 16  # browser sessions with their own stream state; the least recently used goes
+    host: str = field(
+        default="127.0.0.1", metadata=option("interface to bind (127.0.0.1: this machine only)")
+    )
+    port: int = field(default=7860, metadata=option("port"))
+    share: bool = False  # a public gradio.live link: only when asked (--share)
+    checkpoint: str | None = field(
+        default=None, metadata=option("trained model file (.pt); see --runtime", metavar="CKPT")
+    )
+    onnx: str | None = field(
+        default=None,
+        metadata=option("exported model (.onnx + its .json sidecar), run with ONNX Runtime", metavar="FILE"),
+    )
+    runtime: str = field(
+        default="auto",
+        metadata=option(
+            "how --checkpoint runs: auto (torch on a GPU, else exported to ONNX Runtime), onnx or torch",
+            choices=RUNTIMES,
+        ),
+    )
+    detector: str = field(default="mediapipe", metadata=option(DETECTOR_HELP, metavar="SPEC"))
+    max_upload_mb: int = field(default=50, metadata=option("largest upload accepted, MB"))
+    max_video_seconds: float = field(default=60.0, metadata=option("longer videos are cut to this length"))
+    stream_every: float = field(
+        default=0.03,  # up to ~33 FPS
+        metadata=option("seconds between webcam frames sent to the server"),
+    )
+    max_sessions: int = field(
+        default=16,
+        metadata=option("browser sessions with their own stream state (tracks, smoothing); the idlest goes"),
+    )
+    mirror_webcam: bool = True  # selfie view; colours then follow the person's own hands (--no-mirror)
 
 
 class DemoState:
@@ -230,43 +252,9 @@ def build_demo(state: DemoState):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's command-line options (one per AppConfig field)."""
-    from handmesh.pipeline.predictor import DETECTOR_HELP, RUNTIMES
-
-    d = AppConfig()
-    src = parser.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="trained model file (.pt); see --runtime")
-    src.add_argument("--onnx", help="exported model (.onnx + its .json sidecar), run with ONNX Runtime")
-    parser.add_argument(
-        "--host", default=d.host, help=f"interface to bind (default {d.host}: this machine only)"
-    )
-    parser.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port})")
+    add_config_options(parser.add_mutually_exclusive_group(), AppConfig, only=("checkpoint", "onnx"))
+    add_config_options(parser, AppConfig, skip=("checkpoint", "onnx", "share", "mirror_webcam"))
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
-    parser.add_argument(
-        "--runtime",
-        default=d.runtime,
-        choices=RUNTIMES,
-        help="how --checkpoint runs: auto (torch on a GPU, else exported to ONNX Runtime), onnx or torch",
-    )
-    parser.add_argument("--detector", default=d.detector, help=DETECTOR_HELP)
-    parser.add_argument("--max-upload-mb", type=int, default=d.max_upload_mb, help="largest upload accepted")
-    parser.add_argument(
-        "--max-video-seconds",
-        type=float,
-        default=d.max_video_seconds,
-        help="longer videos are cut to this length",
-    )
-    parser.add_argument(
-        "--stream-every",
-        type=float,
-        default=d.stream_every,
-        help="seconds between webcam frames sent to the server",
-    )
-    parser.add_argument(
-        "--max-sessions",
-        type=int,
-        default=d.max_sessions,
-        help="browser sessions that keep their own stream state (tracks, smoothing); the idlest is dropped",
-    )
     parser.add_argument(
         "--no-mirror",
         dest="mirror_webcam",
@@ -275,19 +263,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace) -> AppConfig:
-    """AppConfig from parsed options."""
-    names = {f.name for f in dataclasses.fields(AppConfig)}
-    return AppConfig(**{k: v for k, v in vars(args).items() if k in names})
-
-
 def parse_config(argv: list[str] | None = None) -> AppConfig:
     """The demo's settings from its command line (`demo_app.py --help`)."""
     parser = argparse.ArgumentParser(
         prog="demo_app.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_arguments(parser)
-    return config_from_args(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    return dataclasses.replace(
+        config_from_args(AppConfig(), args), share=args.share, mirror_webcam=args.mirror_webcam
+    )
 
 
 def check_port_free(host: str, port: int) -> None:

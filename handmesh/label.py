@@ -14,11 +14,12 @@ import json
 import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from handmesh.config import add_config_options, config_from_args, option
 from handmesh.errors import HandmeshError, MissingFileError
 
 ANNOTATIONS = "annotations.jsonl"
@@ -32,17 +33,26 @@ REPROJECTION_SCALE = 0.1
 
 @dataclass
 class LabelConfig:
-    """Settings of `handmesh label`."""
+    """Settings of `handmesh label` (each field is an option: help and choices live here)."""
 
-    min_confidence: float = 0.5  # hands below it are dropped (or kept and listed, with keep_low)
-    keep_low: bool = False
-    fov: float = 60.0  # horizontal field of view (degrees) of the camera that took the input
-    every: int = 1  # video: label every n-th frame
-    max_frames: int = 0  # video: stop after this many frames read (0: all)
-    max_hands: int = 2
-    detector: str = "mediapipe-full"  # the larger landmark model: labelling is offline
-    handedness: str = "detector"  # "detector": trust its label; "fit": keep the side that fits better
-    overwrite: bool = False
+    min_confidence: float = field(default=0.5, metadata=option("drop hands below this confidence, 0-1"))
+    keep_low: bool = False  # keep hands below min_confidence (their confidence weights them), listed
+    fov: float = field(default=60.0, metadata=option("horizontal field of view of the camera, degrees"))
+    every: int = field(default=1, metadata=option("video: label every n-th frame"))
+    max_frames: int = field(default=0, metadata=option("video: read at most this many frames (0: all)"))
+    max_hands: int = field(default=2, metadata=option("hands per frame"))
+    detector: str = field(
+        default="mediapipe-full",  # the larger landmark model: labelling is offline
+        metadata=option("MediaPipe's landmark model", choices=("mediapipe", "mediapipe-full")),
+    )
+    handedness: str = field(
+        default="detector",
+        metadata=option(
+            "trust the detector's left/right, or keep whichever side the landmarks fit better",
+            choices=("detector", "fit"),
+        ),
+    )
+    overwrite: bool = False  # replace an existing annotations.jsonl
 
 
 @dataclass
@@ -195,7 +205,6 @@ def _save_image(frame: Frame, dest: Path, write_image) -> None:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `handmesh label`."""
-    d = LabelConfig()
     p = subparsers.add_parser(
         "label",
         help="pseudo-label a video or image folder with landmark fits (a custom dataset)",
@@ -204,41 +213,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("input", help="a video file (e.g. a webcam recording), an image, or a folder of images")
     p.add_argument("--out", required=True, help="dataset folder to write (annotations.jsonl, images/)")
-    p.add_argument(
-        "--min-confidence",
-        type=float,
-        default=d.min_confidence,
-        help=f"drop hands below it (default {d.min_confidence})",
-    )
+    add_config_options(p, LabelConfig, skip=("keep_low", "overwrite"))
     p.add_argument(
         "--keep-low",
         action="store_true",
         help="keep low-confidence hands (their confidence weights them) and list them in the report",
-    )
-    p.add_argument(
-        "--fov",
-        type=float,
-        default=d.fov,
-        help=f"horizontal field of view of the camera, degrees (default {d.fov:g})",
-    )
-    p.add_argument("--every", type=int, default=d.every, help="video: label every n-th frame (default 1)")
-    p.add_argument(
-        "--max-frames", type=int, default=d.max_frames, help="video: read at most this many frames"
-    )
-    p.add_argument(
-        "--max-hands", type=int, default=d.max_hands, help=f"hands per frame (default {d.max_hands})"
-    )
-    p.add_argument(
-        "--detector",
-        default=d.detector,
-        choices=("mediapipe", "mediapipe-full"),
-        help=f"(default {d.detector})",
-    )
-    p.add_argument(
-        "--handedness",
-        default=d.handedness,
-        choices=("detector", "fit"),
-        help="trust the detector's left/right, or keep whichever side the landmarks fit better",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing annotations.jsonl")
     p.set_defaults(func=run)
@@ -247,17 +226,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Label, print a one-line summary, exit 0 (1 when no hand was kept)."""
-    cfg = LabelConfig(
-        min_confidence=args.min_confidence,
-        keep_low=args.keep_low,
-        fov=args.fov,
-        every=args.every,
-        max_frames=args.max_frames,
-        max_hands=args.max_hands,
-        detector=args.detector,
-        handedness=args.handedness,
-        overwrite=args.overwrite,
-    )
+    cfg = replace(config_from_args(LabelConfig(), args), keep_low=args.keep_low, overwrite=args.overwrite)
     report = label(args.input, args.out, cfg)
     n_low = sum(1 for e in report["low_confidence"] if e["kept"])
     print(

@@ -96,7 +96,7 @@ def test_process_video_api(app_url):
 
 def test_demo_runtime_option(app_url, capsys):
     """`demo_app.py --runtime` exists as documented and chooses how a checkpoint runs."""
-    from handmesh.app import parse_config
+    from handmesh.app import AppConfig, parse_config
     from handmesh.pipeline.sessions import LANDMARK_FIT, MeshSources
 
     _, root, _ = app_url
@@ -104,7 +104,10 @@ def test_demo_runtime_option(app_url, capsys):
         parse_config(["--help"])
     assert "--runtime {auto,onnx,torch}" in capsys.readouterr().out
     cfg = parse_config(["--checkpoint", str(root / "model.pt"), "--runtime", "torch"])
-    assert cfg.runtime == "torch"
+    assert cfg.runtime == "torch" and cfg.mirror_webcam and not cfg.share and cfg.port == AppConfig().port
+    flags = parse_config(["--share", "--no-mirror", "--port", "7999", "--max-sessions", "3"])
+    assert flags.share and not flags.mirror_webcam and flags.port == 7999 and flags.max_sessions == 3
+    assert flags.checkpoint is None and flags.runtime == "auto"
     torch_sources = MeshSources(cfg.checkpoint, runtime=cfg.runtime, detector="static:0,0,10,10")
     assert torch_sources.default.endswith("(model.pt, torch)")
     assert torch_sources.names == [torch_sources.default, LANDMARK_FIT]

@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from test_pipeline import FakeRuntime, NoRenderer
+from test_pipeline import FakeRuntime, NoRenderer, _video
 
 from handmesh.errors import HandmeshError
 from handmesh.pipeline import (
@@ -161,15 +161,6 @@ def test_run_on_video_writes_the_overlay_and_limits_frames(tmp_path):
     assert data["overlay"] == "out.webm" and data["model"] == pipe.model_name and len(data["K"]) == 3
 
 
-def _moving_frames(n):
-    frames = []
-    for i in range(n):
-        f = np.full((120, 160, 3), 30, np.uint8)
-        f[0, 0, 0] = i
-        frames.append(f)
-    return frames
-
-
 def test_each_client_has_its_own_stream_state():
     """Two browser sessions never share tracks or smoothing; a job's pipeline is kept per session."""
     from handmesh.pipeline import ModelEstimator
@@ -187,7 +178,7 @@ def test_each_client_has_its_own_stream_state():
     pa = alice.pipeline("src", "live", max_hands=1)
     assert alice.pipeline("src", "live") is pa and alice.pipeline("src", "video") is not pa
     assert bob.pipeline("src", "live") is not pa and pa.config.max_hands == 1
-    for f in _moving_frames(4):
+    for f in _video(4):
         result, fps, timings = alice.live(pa, f)
     assert pa.tracker.live_ids and not bob.pipeline("src", "live").tracker.live_ids
     assert result.hands and fps > 0 and "total" in timings
