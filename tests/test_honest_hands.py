@@ -1,0 +1,127 @@
+"""Handedness from the fit of both sides, and plausibility checks that catch impossible hands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+
+def _posed_hand(pose_name: str, side: str, depth: float = 0.45, scale: float = 1.0):
+    """Camera-space joints (21,3) of the hand model in a named pose facing the camera, and the camera K."""
+    from handmesh.data.synth import canonical_orientation
+    from handmesh.fit import default_hand_model
+    from handmesh.geometry_np import matrix_to_axis_angle_np
+    from handmesh.hand_model.prior import named_pose
+    from handmesh.pipeline.crop import default_intrinsics
+
+    hand = default_hand_model()
+    orient = matrix_to_axis_angle_np(canonical_orientation(hand))
+    pose = np.asarray(named_pose(pose_name), np.float64) - hand.hands_mean.double().numpy()
+    with torch.no_grad():
+        out = hand(
+            global_orient=torch.as_tensor(orient, dtype=torch.float32)[None],
+            hand_pose=torch.as_tensor(pose, dtype=torch.float32)[None],
+        )
+    j = out.joints[0].double().numpy()
+    j = (j - j.mean(0)) * scale
+    if side == "left":
+        j[:, 0] *= -1.0
+    j = j + [0.0, 0.0, depth]
+    return j, default_intrinsics(640, 480), pose
+
+
+def _detection(joints: np.ndarray, K: np.ndarray, label: str):
+    from handmesh.geometry_np import project_points_np
+    from handmesh.pipeline.detector import HandDetection
+
+    uv = project_points_np(joints, K)
+    box = np.r_[uv.min(0), uv.max(0)]
+    return HandDetection(
+        box=box, handedness=label, score=0.9, keypoints2d=uv, keypoints3d=joints - joints.mean(0)
+    )
+
+
+@pytest.mark.parametrize("pose_name", ["relaxed", "fist"])
+def test_fit_of_both_sides_overrules_a_wrong_detector_label(pose_name):
+    """Clean landmarks of a curled right and left hand: the fit decides each side, whatever the label says."""
+    from handmesh.pipeline.handedness import decide_sides
+
+    right, K, _ = _posed_hand(pose_name, "right")
+    left, _, _ = _posed_hand(pose_name, "left")
+    # the detector's labels are swapped on purpose
+    decisions = decide_sides([_detection(right, K, "left"), _detection(left, K, "right")], K)
+    assert [d.side for d in decisions] == ["right", "left"]
+    assert all(d.margin > 0.15 for d in decisions)
+    assert [d.detector_side for d in decisions] == ["left", "right"]
+
+
+def test_side_too_close_to_call_is_uncertain():
+    """Landmarks symmetric about a plane through the camera axis fit both sides alike: no side decided."""
+    from handmesh.pipeline.handedness import decide_sides
+
+    hand, K, _ = _posed_hand("relaxed", "right")
+    hand[:, 0] = 0.0  # mirroring x leaves these landmarks unchanged
+    decision = decide_sides([_detection(hand, K, "right")], K)[0]
+    assert decision.side is None and not decision.certain
+    assert decision.margin < 0.15
+    assert decision.fit_side in ("left", "right")
+
+
+def test_track_sides_stick_once_decided():
+    """A track keeps its decided side even when later frames' labels (and evidence) flip."""
+    from handmesh.pipeline.handedness import TrackSides
+
+    right, K, _ = _posed_hand("fist", "right")
+    sides = TrackSides()
+    det = _detection(right, K, "left")
+    det.track_id = 7
+    sides.apply([det], K, live_ids={7})
+    assert det.handedness == "right"
+    flat, _, _ = _posed_hand("flat", "left")
+    later = _detection(flat, K, "left")
+    later.track_id = 7
+    sides.apply([later], K, live_ids={7})
+    assert later.handedness == "right"
+    sides.apply([], K, live_ids=set())  # the track ended: its side is forgotten
+    later.handedness = "left"
+    sides.apply([later], K, live_ids={7})
+    assert later.handedness in ("left", "right")
+
+
+def test_plausible_hand_passes_and_impossible_ones_do_not():
+    from handmesh.pipeline.plausibility import check_hand, flat_pose_of
+
+    joints, K, pose = _posed_hand("relaxed", "right")
+    kp = _detection(joints, K, "right")
+    from handmesh.fit import default_hand_model
+
+    mean = default_hand_model().hands_mean.double().numpy()
+    ok = check_hand(joints, K, kp.keypoints2d, kp.box, flat_pose_of({"hand_pose": pose}, mean))
+    assert ok.factor > 0.9 and ok.reasons == []
+
+    # a hand 5.5 cm from the lens, as large as the frame: the issue's fist scored 0.92
+    near, _, _ = _posed_hand("fist", "right", depth=0.055)
+    assert "depth" in check_hand(near, K).reasons
+    assert check_hand(near, K).factor < 0.3
+    tiny, _, _ = _posed_hand("relaxed", "right", scale=0.3)
+    assert "size" in check_hand(tiny, K).reasons
+    # the mesh drawn 40 % of the box away from where the detector saw the hand
+    shifted = check_hand(joints + [0.08, 0.0, 0.0], K, kp.keypoints2d, kp.box)
+    assert "reprojection" in shifted.reasons
+    bent = flat_pose_of({"hand_pose": pose + 1.2}, mean)
+    assert "joint_limits" in check_hand(joints, K, flat_pose=bent).reasons
+
+
+def test_rotation_matrix_params_give_the_same_flat_pose():
+    """The regressor's (15,3,3) matrices and the fit's axis-angle describe one articulation alike."""
+    from handmesh.geometry_np import axis_angle_to_matrix_np
+    from handmesh.pipeline.plausibility import flat_pose_of
+
+    rng = np.random.default_rng(0)
+    aa = rng.normal(0, 0.3, 45)
+    mean = rng.normal(0, 0.1, 45)
+    mats = axis_angle_to_matrix_np(aa.reshape(15, 3))
+    np.testing.assert_allclose(
+        flat_pose_of({"hand_pose": mats}, mean), flat_pose_of({"hand_pose": aa}, mean), atol=1e-6
+    )
