@@ -102,14 +102,14 @@ def _size(text: str) -> tuple[int, int]:
 
 def _runtime(args, workdir: Path):
     """The runtime to time and a description of it."""
-    from handmesh.pipeline.runtime import OnnxRuntimeModel, TorchRuntimeModel
+    from handmesh.pipeline.predictor import load_runtime
+    from handmesh.pipeline.runtime import OnnxRuntimeModel
 
     if args.onnx:
-        return OnnxRuntimeModel(args.onnx, threads=args.threads), f"onnx file {args.onnx}"
+        return load_runtime(args.onnx, threads=args.threads), f"onnx file {args.onnx}"
     if args.checkpoint:
-        return TorchRuntimeModel(
-            args.checkpoint, device="cpu"
-        ), f"checkpoint {args.checkpoint} (torch deploy)"
+        runtime = load_runtime(args.checkpoint, "torch", device="cpu")
+        return runtime, f"checkpoint {args.checkpoint} (torch deploy)"
     import torch
 
     from handmesh.export import export_onnx
