@@ -93,7 +93,7 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
             values[key] = _parse_value(text, hint)
         except ValueError as exc:  # int("x"), float("x"), bad JSON, not a boolean
             raise HandmeshError(f"override {item!r}: {exc}") from None
-    return _replace_paths(cfg, values)
+    return replace_paths(cfg, values)
 
 
 def split_overrides(overrides: list[str], *classes: type) -> list[list[str]]:
@@ -223,22 +223,25 @@ def config_from_args(base: T, args: argparse.Namespace, only: typing.Iterable[st
         for path, value in options_given(args).items()
         if wanted is None or path.split(".")[0] in wanted
     }
-    return _replace_paths(base, given)
+    return replace_paths(base, given, strict=False)
 
 
-def _replace_paths(cfg: T, values: dict[str, Any]) -> T:
-    """Copy of `cfg` with dotted field paths ("smoothing.beta") set; unknown first names are skipped."""
+def replace_paths(cfg: T, values: dict[str, Any], strict: bool = True) -> T:
+    """Copy of `cfg` with fields set by name or dotted path ("smoothing.beta" sets a nested config's field);
+    an unknown name is an error when `strict`, else skipped."""
     names = {f.name for f in dataclasses.fields(cfg)}
     direct: dict[str, Any] = {}
     nested: dict[str, dict[str, Any]] = {}
     for path, value in values.items():
         head, _, rest = path.partition(".")
         if head not in names:
+            if strict:
+                raise HandmeshError(f"{type(cfg).__name__} has no field {head!r}")
             continue
         if rest:
             nested.setdefault(head, {})[rest] = value
         else:
             direct[head] = value
     for head, inner in nested.items():
-        direct[head] = _replace_paths(direct.get(head, getattr(cfg, head)), inner)
+        direct[head] = replace_paths(direct.get(head, getattr(cfg, head)), inner, strict)
     return dataclasses.replace(cfg, **direct) if direct else cfg

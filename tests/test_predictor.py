@@ -16,6 +16,7 @@ from handmesh.pipeline import (
     LandmarkFitEstimator,
     OnnxRuntimeModel,
     PipelineConfig,
+    SmoothingConfig,
     StaticDetector,
     TorchRuntimeModel,
     build_detector,
@@ -104,7 +105,7 @@ def test_a_still_image_gives_the_same_answer_whatever_came_before(two_images):
     """Issue 11 item 4: the landmark fit of a still image must not warm-start from an earlier image or
     stream frame, and must not change what the stream's next frame starts from."""
     video = two_images
-    config = PipelineConfig(smoothing=False)
+    config = PipelineConfig(smoothing=SmoothingConfig(enabled=False))
 
     def pipeline():
         detector = ByImage(video.frames, video.detections)

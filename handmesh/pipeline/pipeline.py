@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from handmesh.config import replace_paths
 from handmesh.data.io import check_image_size
 from handmesh.errors import HandmeshError
 from handmesh.geometry_np import project_points_np
@@ -27,9 +28,7 @@ class PipelineConfig:
     """Settings of the real-time pipeline (all adjustable between frames)."""
 
     max_hands: int = 2
-    smoothing: bool = True  # One-Euro filtering of each track (never applied to single images)
-    min_cutoff: float = 1.5  # One-Euro cutoff at rest, Hz: lower = steadier
-    beta: float = 20.0  # One-Euro speed coefficient: higher = less lag on fast moves
+    smoothing: SmoothingConfig = dataclasses.field(default_factory=SmoothingConfig)  # of each track
     skeleton: bool = False  # draw the 21 joints and bones over the mesh
     opacity: float = 0.85  # mesh opacity in the composite
     fov: float = 60.0  # horizontal field of view (degrees) of an uncalibrated camera
@@ -111,7 +110,7 @@ class HandMeshPipeline:
         self.detector = detector
         self._renderer = renderer
         self.tracker = IoUTracker()
-        self.smoother = TrackSmoother(self._smoothing_config())
+        self.smoother = TrackSmoother(self.config.smoothing)
         self._lock = threading.Lock()  # whole frames through `process`, one at a time
         self._stage_locks = (threading.Lock(), threading.Lock(), threading.Lock())
 
@@ -129,15 +128,12 @@ class HandMeshPipeline:
             self._renderer = MeshRenderer(64, 64)
         return self._renderer
 
-    def _smoothing_config(self) -> SmoothingConfig:
-        c = self.config
-        return SmoothingConfig(enabled=c.smoothing, min_cutoff=c.min_cutoff, beta=c.beta)
-
     def update_config(self, **changes) -> None:
-        """Change settings between frames (max_hands, smoothing, skeleton, opacity, ...)."""
+        """Change settings between frames (max_hands, skeleton, opacity, ...; a nested setting by its dotted
+        path: `update_config(**{"smoothing.enabled": False})`)."""
         with self._lock:
-            self.config = dataclasses.replace(self.config, **changes)
-            self.smoother.config = self._smoothing_config()
+            self.config = replace_paths(self.config, changes)
+            self.smoother.config = self.config.smoothing
             if hasattr(self.detector, "set_max_hands"):
                 self.detector.set_max_hands(self.config.max_hands)
 
@@ -220,7 +216,7 @@ class HandMeshPipeline:
         out = frame
         with self._stage_locks[2]:
             t0 = time.perf_counter()
-            if not job.static and cfg.smoothing:
+            if not job.static and cfg.smoothing.enabled:
                 for hand in hands:
                     sm = self.smoother.smooth(
                         hand.track_id, {"vertices": hand.vertices, "joints": hand.joints}, job.timestamp

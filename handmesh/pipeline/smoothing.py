@@ -13,15 +13,23 @@ import math
 
 import numpy as np
 
+from handmesh.config import option
+
 
 @dataclasses.dataclass
 class SmoothingConfig:
     """One-Euro parameters; cutoffs in Hz, beta in 1/metre (points are in metres)."""
 
-    enabled: bool = True
-    min_cutoff: float = 1.5  # cutoff at rest: lower = steadier, more lag
-    beta: float = 20.0  # how fast the cutoff grows with speed: higher = less lag on fast moves
-    d_cutoff: float = 1.0  # cutoff of the speed estimate
+    enabled: bool = dataclasses.field(
+        default=True, metadata=option("One-Euro filtering of each track (never applied to single images)")
+    )
+    min_cutoff: float = dataclasses.field(
+        default=1.5, metadata=option("cutoff at rest, Hz: lower = steadier, more lag")
+    )
+    beta: float = dataclasses.field(
+        default=20.0, metadata=option("how fast the cutoff grows with speed: higher = less lag on fast moves")
+    )
+    d_cutoff: float = dataclasses.field(default=1.0, metadata=option("cutoff of the speed estimate, Hz"))
 
 
 def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from handmesh.train.cli import add_parser, main
+from handmesh.train.cli import add_parser
 from handmesh.train.config import TrainConfig
 from handmesh.train.data import build_datasets
 from handmesh.train.plan import RunPlan, load_resume_point, plan_run
@@ -27,7 +27,6 @@ __all__ = [
     "build_datasets",
     "freeze_hand_model",
     "load_resume_point",
-    "main",
     "plan_run",
     "train",
 ]

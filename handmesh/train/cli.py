@@ -1,11 +1,10 @@
-"""`handmesh train` / `python train_freihand.py`: options -> a `RunPlan` -> `Trainer`."""
+"""`handmesh train` (also `python train_freihand.py`, the same subcommand): options -> a `RunPlan` -> `Trainer`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -90,10 +89,3 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_arguments(parser)
     parser.set_defaults(func=run)
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of train_freihand.py (same options as `handmesh train`)."""
-    from handmesh.cli import main as cli_main
-
-    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
