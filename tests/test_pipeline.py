@@ -357,6 +357,27 @@ def test_bench_pipeline_smoke(tmp_path):
     assert data["machine"]["cpu"] and isinstance(data["machine"]["cpu_flags"], list)
 
 
+def test_bench_pipeline_compares_variants_in_one_run(tmp_path, capsys):
+    """--compare times a settings variant beside the base (PipelineConfig and FitConfig fields routed)."""
+    from handmesh.cli import main
+
+    out = tmp_path / "pipeline.json"
+    argv = ["bench", "pipeline", "--frames", "3", "--warmup", "1", "--unique-frames", "2"]
+    argv += ["--size", "160x120", "--detector", "scripted", "--hands", "1", "--modes", "pipelined"]
+    argv += ["--sources", "landmark-fit"]
+    argv += ["--compare", "iters=1+max_render_size=64", "--json", str(out)]
+    assert main(argv) == 0
+    import json
+
+    data = json.loads(out.read_text())
+    variant = data["compare"]["iters=1+max_render_size=64"]["landmark-fit/1_hand_pipelined"]
+    base = data["scenarios"]["landmark-fit/1_hand_pipelined"]
+    assert variant["fps_ratio_to_base"] == pytest.approx(variant["fps"] / base["fps"], rel=0.01)
+    out.unlink()
+    assert main(argv[:-4] + ["--compare", "no_such_field=1", "--json", str(out)]) != 0
+    assert "no_such_field" in capsys.readouterr().err and not out.exists()
+
+
 def test_mediapipe_detector_offline_and_handedness_flips():
     """MediaPipe runs offline, gives FreiHAND-order landmarks, and mirroring the image flips the label.
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from handmesh.benchmarks.common import write_result
-from handmesh.config import add_overrides_option, apply_overrides
+from handmesh.config import add_overrides_option, apply_overrides, split_overrides
 
 RESULTS = Path("bench/results/pipeline_cpu.json")
 SOURCES = ("model", "landmark-fit")
@@ -43,13 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sources",
         default="model,landmark-fit",
         help="mesh sources to time (comma list): model (the regressor), landmark-fit (the default mode)",
-    )
-    parser.add_argument(
-        "--fit-iters",
-        dest="fit_iters",
-        type=int,
-        default=None,
-        help="landmark-fit: solver iterations per frame (default: the fitter's own)",
     )
     parser.add_argument("--variant", default="fastvit_t8", help="FastViT variant when no model file is given")
     parser.add_argument("--img-size", dest="img_size", type=int, default=224, help="crop size of that model")
@@ -83,7 +76,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=3,
         help="pipelined mode: frames inside the pipeline",
     )
-    add_overrides_option(parser, "a PipelineConfig field, e.g. --set max_render_size=160 (repeatable)")
+    add_overrides_option(
+        parser,
+        "a PipelineConfig or FitConfig field, e.g. --set max_render_size=160 or --set iters=3 (repeatable)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE[+FIELD=VALUE]",
+        help="also time this variant of the settings (repeatable); every scenario runs the base and each"
+        " variant in turn, so their ratios come from one run under the same load",
+    )
     parser.add_argument("--json", default=str(RESULTS), help="output JSON")
     parser.add_argument("--note", default="", help="a remark stored with the result (e.g. what else ran)")
 
@@ -134,21 +138,27 @@ def _summary(
     }
 
 
-def _estimator(source: str, runtime, args):
+def _configs(overrides: list[str]):
+    """PipelineConfig and FitConfig with `field=value` overrides routed to whichever has the field."""
+    from handmesh.fit import FitConfig
+    from handmesh.pipeline.pipeline import PipelineConfig
+
+    pipe_set, fit_set = split_overrides(overrides, PipelineConfig, FitConfig)
+    return apply_overrides(PipelineConfig(max_hands=2), pipe_set), apply_overrides(FitConfig(), fit_set)
+
+
+def _estimator(source: str, runtime, fit_config):
     """The mesh source to time."""
     from handmesh.pipeline.estimator import LandmarkFitEstimator, ModelEstimator
 
     if source == "model":
         return ModelEstimator(runtime)
-    from handmesh.fit import FitConfig
-
-    config = FitConfig() if args.fit_iters is None else FitConfig(iters=args.fit_iters)
-    return LandmarkFitEstimator(config=config)
+    return LandmarkFitEstimator(config=fit_config)
 
 
-def _scenario(estimator, hands: int, size, args, mode: str) -> dict:
+def _scenario(source: str, runtime, overrides: list[str], hands: int, size, args, mode: str) -> dict:
     from handmesh.pipeline.detector import MediaPipeDetector
-    from handmesh.pipeline.pipeline import STAGES, HandMeshPipeline, PipelineConfig
+    from handmesh.pipeline.pipeline import STAGES, HandMeshPipeline
     from handmesh.pipeline.stream import process_stream
     from handmesh.pipeline.synthetic import ScriptedDetector, render_hand_video
 
@@ -157,8 +167,9 @@ def _scenario(estimator, hands: int, size, args, mode: str) -> dict:
         detector = MediaPipeDetector(max_hands=2, model_complexity=0)
     else:
         detector = ScriptedDetector(video.detections)
-    config = apply_overrides(PipelineConfig(max_hands=2), args.overrides)
-    pipe = HandMeshPipeline(estimator, detector, config)
+    config, fit_config = _configs(overrides)
+    # a fresh estimator per scenario: the landmark fit's warm starts belong to one video
+    pipe = HandMeshPipeline(_estimator(source, runtime, fit_config), detector, config)
     n = len(video.frames)
     fps_video = 30.0
 
@@ -182,7 +193,7 @@ def _scenario(estimator, hands: int, size, args, mode: str) -> dict:
         found.append(len(res.hands))
     wall = time.perf_counter() - t0
     return {
-        "source": estimator.source,
+        "source": source,
         "hands": hands,
         "mode": mode,
         **_summary(args.frames, wall, per_stage, found, hands),
@@ -209,20 +220,34 @@ def run(args: argparse.Namespace) -> int:
         from handmesh.errors import HandmeshError
 
         raise HandmeshError(f"--sources: choose from {', '.join(SOURCES)} (got {args.sources!r})")
+    variants = {"base": list(args.overrides)}
+    for text in args.compare:
+        variants[text] = list(args.overrides) + [x for x in text.split("+") if x.strip()]
+    for sets in variants.values():
+        _configs(sets)  # a bad field fails here, before anything is timed
     with tempfile.TemporaryDirectory(prefix="handmesh-bench-") as tmp:
         runtime, model_desc = _runtime(args, Path(tmp)) if "model" in sources else (None, None)
-        results = {}
+        results: dict[str, dict] = {}
+        compared: dict[str, dict] = {name: {} for name in variants if name != "base"}
         for source in sources:
             for hands in scenarios:
                 for mode in modes:
-                    # a fresh estimator per scenario: the landmark fit's warm starts belong to one video
-                    r = _scenario(_estimator(source, runtime, args), hands, size, args, mode)
                     key = f"{source}/{hands}_hand" + ("s" if hands > 1 else "") + f"_{mode}"
-                    results[key] = r
-                    print(
-                        f"{source}, {hands} hand(s) {size[0]}x{size[1]} {mode}: {r['fps']:.1f} FPS end to end;"
-                        " ms per stage " + ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_mean"].items())
-                    )
+                    # the variants of one scenario run back to back, under the same background load
+                    for name, sets in variants.items():
+                        r = _scenario(source, runtime, sets, hands, size, args, mode)
+                        if name == "base":
+                            results[key] = r
+                        else:
+                            compared[name][key] = dict(r, fps_ratio_to_base=None)
+                        print(
+                            f"{source}, {hands} hand(s) {size[0]}x{size[1]} {mode} [{name}]: {r['fps']:.1f} FPS"
+                            " end to end; ms per stage "
+                            + ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_mean"].items())
+                        )
+                    for name in compared:
+                        ratio = compared[name][key]["fps"] / max(results[key]["fps"], 1e-9)
+                        compared[name][key]["fps_ratio_to_base"] = round(ratio, 3)
     headline = {}
     for source in sources:
         one = {r["mode"]: r["fps"] for r in results.values() if r["hands"] == 1 and r["source"] == source}
@@ -233,12 +258,13 @@ def run(args: argparse.Namespace) -> int:
         "size": f"{size[0]}x{size[1]}",
         "frames": args.frames,
         "model": model_desc,
-        "fit_iters": args.fit_iters,
         "config_overrides": list(args.overrides),
         "detector": args.detector
         + (" (model_complexity 0, tracking, max 2 hands)" if args.detector == "mediapipe" else ""),
         "scenarios": results,
     }
+    if compared:
+        out["compare"] = compared
     if args.note:
         out["note"] = args.note
     write_result(args.json, out, threads=args.threads)
