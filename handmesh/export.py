@@ -188,6 +188,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from handmesh.models import load_model
 
+    check_opset(args.opset)  # before the model is loaded: a wrong option costs nothing
     model = load_model(args.checkpoint)
     out = export_onnx(model, args.onnx, opset=args.opset, verify=args.verify)
     diff = load_sidecar(out)["max_abs_diff_vs_torch"]

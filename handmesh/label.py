@@ -65,8 +65,11 @@ class Frame:
     video: bool
 
 
-def iter_frames(path: Path, every: int = 1, max_frames: int = 0) -> Iterator[Frame]:
-    """Frames of a video file, a single image, or every image under a folder (sorted)."""
+def iter_frames(
+    path: Path, every: int = 1, max_frames: int = 0, failed: list[str] | None = None
+) -> Iterator[Frame]:
+    """Frames of a video file, a single image, or every image under a folder (sorted). With `failed`, an
+    unreadable image of a folder is reported on one line, appended there and skipped (the rest still run)."""
     from handmesh.pipeline.media import IMAGE_EXTS, VIDEO_EXTS, iter_video, read_image
 
     if not path.exists():
@@ -87,8 +90,16 @@ def iter_frames(path: Path, every: int = 1, max_frames: int = 0) -> Iterator[Fra
         if not files:
             raise HandmeshError(f"{path}: no images found in this folder")
     for f in files:
+        try:
+            image = read_image(f)
+        except HandmeshError as exc:
+            if failed is None or len(files) == 1:
+                raise
+            print(f"handmesh label: error: {exc}", file=sys.stderr)
+            failed.append(str(exc))
+            continue
         # Folder structure flattened into the name, so images in different sub-folders cannot collide.
-        yield Frame("__".join(f.relative_to(base).parts), read_image(f), f, False)
+        yield Frame("__".join(f.relative_to(base).parts), image, f, False)
 
 
 def hand_confidence(score: float, fit_error: float, reprojection_px: float, box: np.ndarray) -> float:
@@ -137,8 +148,11 @@ def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = Non
         raise HandmeshError("--min-confidence must be in [0, 1]")
     check_view_options(cfg.fov, cfg.max_hands)
     input_path, out = Path(input_path), Path(out)
-    frames = iter_frames(input_path, cfg.every, cfg.max_frames)
-    first = next(frames)  # fails on bad input before anything is written
+    failed: list[str] = []
+    frames = iter_frames(input_path, cfg.every, cfg.max_frames, failed)
+    first = next(frames, None)  # fails on bad input before anything is written
+    if first is None:
+        raise HandmeshError(f"{input_path}: no readable image ({len(failed)} could not be read)")
     ann_path = out / ANNOTATIONS
     if ann_path.exists() and not cfg.overwrite:
         raise HandmeshError(f"{ann_path} exists: pass --overwrite to replace it, or choose another --out")
@@ -184,6 +198,7 @@ def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = Non
         **stats,
         "annotations": lines,
         "low_confidence": low,
+        "failed_inputs": failed,
         "fit_ms_per_hand_median": round(float(np.median(fit_ms)), 3) if fit_ms else None,
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
     }
@@ -235,4 +250,6 @@ def run(args: argparse.Namespace) -> int:
         f" check it with `handmesh check-dataset {args.out}`",
         file=sys.stderr,
     )
-    return 0 if report["hands_kept"] else 1
+    if report["failed_inputs"]:
+        print(f"handmesh label: {len(report['failed_inputs'])} image(s) could not be read", file=sys.stderr)
+    return 0 if report["hands_kept"] and not report["failed_inputs"] else 1

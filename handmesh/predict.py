@@ -64,6 +64,8 @@ def collect_inputs(path: Path) -> list[Path]:
         raise MissingFileError(f"{path}: no such file or folder")
     if path.is_file():
         return [path]
+    if not path.is_dir():  # a FIFO would block and /dev/zero never ends
+        raise HandmeshError(f"{path}: not a regular file or a folder (a FIFO or device?)")
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
     if not files:
         raise HandmeshError(f"{path}: no images or videos in this folder")
