@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from handmesh.config import replace_paths
+from handmesh.config import option, replace_paths
 from handmesh.data.io import check_image_size
 from handmesh.errors import HandmeshError
 from handmesh.geometry_np import project_points_np
@@ -27,20 +27,33 @@ STAGES = ("detect", "crop", "model", "hand_model", "smooth", "render", "composit
 class PipelineConfig:
     """Settings of the real-time pipeline (all adjustable between frames)."""
 
-    max_hands: int = 2
+    max_hands: int = dataclasses.field(default=2, metadata=option("most hands detected per frame"))
     smoothing: SmoothingConfig = dataclasses.field(default_factory=SmoothingConfig)  # of each track
-    skeleton: bool = False  # draw the 21 joints and bones over the mesh
-    opacity: float = 0.85  # mesh opacity in the composite
-    fov: float = 60.0  # horizontal field of view (degrees) of an uncalibrated camera
-    crop_scale: float = 1.5  # crop side = this x the hand box's longer side
-    runtime: str = "auto"  # for .pt checkpoints: auto = torch on GPU, ONNX Runtime on CPU; or onnx/torch
-    right_color: tuple[float, ...] = RIGHT_COLOR
-    left_color: tuple[float, ...] = LEFT_COLOR
-    max_render_size: int = (
-        200  # larger hand regions render at lower resolution and are upsampled (llvmpipe cost)
+    skeleton: bool = dataclasses.field(default=False, metadata=option("draw the 21 joints and bones"))
+    opacity: float = dataclasses.field(default=0.85, metadata=option("mesh opacity in the composite"))
+    fov: float = dataclasses.field(
+        default=60.0, metadata=option("horizontal field of view (degrees) of an uncalibrated camera")
     )
-    min_score: float = 0.0  # detections below this handedness score are dropped
-    selfie: bool = False  # frames are a mirrored selfie view: colours/labels name the person's own hand
+    crop_scale: float = dataclasses.field(
+        default=1.5, metadata=option("crop side = this x the hand box's longer side")
+    )
+    runtime: str = dataclasses.field(
+        default="auto",
+        metadata=option("for .pt checkpoints: auto = torch on GPU, ONNX Runtime on CPU; or onnx, torch"),
+    )
+    right_color: tuple[float, ...] = dataclasses.field(default=RIGHT_COLOR, metadata=option("RGBA 0..1"))
+    left_color: tuple[float, ...] = dataclasses.field(default=LEFT_COLOR, metadata=option("RGBA 0..1"))
+    max_render_size: int = dataclasses.field(
+        default=200,
+        metadata=option("larger hand regions render at lower resolution and are upsampled (llvmpipe cost)"),
+    )
+    min_score: float = dataclasses.field(
+        default=0.0, metadata=option("detections below this handedness score are dropped")
+    )
+    selfie: bool = dataclasses.field(
+        default=False,
+        metadata=option("frames are a mirrored selfie view: colours/labels name the person's own hand"),
+    )
 
     def __post_init__(self) -> None:
         check_view_options(self.fov, self.max_hands)
