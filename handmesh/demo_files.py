@@ -1,0 +1,92 @@
+"""The demo's files on disk: streamed frames and the image/video tabs' outputs, bounded and removed on exit.
+
+Why streamed frames are written here and not by Gradio: for a numpy output Gradio encodes the image and
+writes it to `<cache>/<hash of the bytes>/image.jpeg`, truncating and rewriting that file whenever the
+same picture comes back. A still camera returns the same overlay many times, so the browser often read
+the file while it was being rewritten: the server had announced the old length and then found fewer
+bytes ("Too little data for declared Content-Length", ERR_CONTENT_LENGTH_MISMATCH in Chromium). Every
+frame also stayed in the cache (about 0.5 GB an hour). `FrameFiles` gives each frame its own name,
+written completely before it is visible (rename), inside Gradio's cache folder so Gradio serves it as
+it is, and deletes all but the newest `keep` frames.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+class FrameFiles:
+    """Frames as JPEG files with unique names in one folder; only the newest `keep` stay on disk."""
+
+    def __init__(self, folder: str | Path, keep: int = 120, quality: int = 85):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.keep = max(2, int(keep))
+        self.quality = int(quality)
+        self._written: list[Path] = []
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def write(self, frame: np.ndarray) -> str:
+        """Encode an RGB uint8 frame and return the path of its file (never reused, never rewritten)."""
+        import cv2
+
+        ok, data = cv2.imencode(
+            ".jpg", np.ascontiguousarray(frame[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, self.quality]
+        )
+        if not ok:
+            raise ValueError(f"could not encode a frame of shape {frame.shape} as JPEG")
+        with self._lock:
+            self._count += 1
+            path = self.folder / f"frame-{os.getpid()}-{self._count:09d}.jpg"
+            tmp = path.with_suffix(".part")
+            tmp.write_bytes(data.tobytes())
+            os.replace(tmp, path)  # a reader sees the whole file or none
+            self._written.append(path)
+            # old frames go; a browser still fetching one gets a 404 (a missed frame), never a torn one
+            while len(self._written) > self.keep:
+                self._written.pop(0).unlink(missing_ok=True)
+        return str(path)
+
+    def close(self) -> None:
+        """Remove the folder and every frame in it."""
+        with self._lock:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self._written = []
+
+
+class OutputFolder:
+    """A temporary folder for the app's downloads; files older than `max_age_s` go as new ones come."""
+
+    def __init__(self, prefix: str = "handmesh-app-", max_age_s: float = 3600.0, parent=None):
+        self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        self.max_age_s = float(max_age_s)
+
+    def stem(self, kind: str) -> Path:
+        """A fresh file stem (no suffix) for one result; prunes expired files first."""
+        self.prune()
+        return self.path / f"{kind}-{time.time_ns()}"
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete files older than max_age_s; returns how many went."""
+        now = time.time() if now is None else now
+        gone = 0
+        for f in self.path.iterdir():
+            try:
+                if f.is_file() and now - f.stat().st_mtime > self.max_age_s:
+                    f.unlink()
+                    gone += 1
+            except FileNotFoundError:  # another request pruned it first
+                pass
+        return gone
+
+    def close(self) -> None:
+        """Remove the folder and its files."""
+        shutil.rmtree(self.path, ignore_errors=True)

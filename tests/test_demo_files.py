@@ -1,0 +1,41 @@
+"""The demo's bounded files: streamed frames never rewritten in place, outputs pruned and removed."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+
+def test_identical_frames_get_their_own_files_and_only_the_newest_stay(tmp_path):
+    import cv2
+
+    from handmesh.demo_files import FrameFiles
+
+    frames = FrameFiles(tmp_path / "stream", keep=3)
+    still = np.full((48, 64, 3), (200, 30, 10), np.uint8)  # a camera showing the same picture
+    paths = [frames.write(still) for _ in range(5)]
+    assert len(set(paths)) == 5, "a repeated picture must not reuse (and rewrite) a served file"
+    on_disk = sorted(p.name for p in (tmp_path / "stream").iterdir())
+    assert on_disk == sorted(os.path.basename(p) for p in paths[-3:])
+    decoded = cv2.imread(paths[-1])[..., ::-1]
+    assert decoded.shape == still.shape and np.abs(decoded.astype(int) - still).max() < 8
+    frames.close()
+    assert not (tmp_path / "stream").exists()
+
+
+def test_output_folder_prunes_old_files_and_is_removed(tmp_path):
+    from handmesh.demo_files import OutputFolder
+
+    out = OutputFolder(max_age_s=60.0, parent=tmp_path)
+    old = out.stem("image").with_suffix(".glb")
+    old.write_bytes(b"old")
+    past = time.time() - 120
+    os.utime(old, (past, past))
+    fresh = out.stem("image").with_suffix(".glb")  # taking a new stem prunes the expired file
+    fresh.write_bytes(b"new")
+    assert not old.exists() and fresh.exists()
+    assert out.prune() == 0
+    out.close()
+    assert not out.path.exists()
