@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import typing
-from pathlib import Path
 from typing import Any, TypeVar
 
 from handmesh.errors import HandmeshError
@@ -34,11 +33,6 @@ def from_dict(cls: type[T], data: dict[str, Any], strict: bool = True) -> T:
             value = tuple(value)
         kwargs[key] = value
     return cls(**kwargs)
-
-
-def save_json(cfg: Any, path: str | Path) -> None:
-    """Write a dataclass config as indented JSON."""
-    Path(path).write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
 
 
 def _parse_value(text: str, hint: Any) -> Any:
