@@ -115,6 +115,19 @@ class _Builder:
         for j in range(n):
             self.faces.append((ring[j], ring[(j + 1) % n], apex))
 
+    def tube_ring(self, prev, points: np.ndarray, rings: list) -> np.ndarray:
+        """Add the next ring of a tube, joined to `prev` by quads; appended to `rings`, ids returned."""
+        ids = self.add(points)
+        self.strip(prev, ids)
+        rings.append(ids)
+        return ids
+
+    def cap(self, ring, point) -> int:
+        """Close `ring` with a fan to one new apex vertex at `point`; returns its id."""
+        apex = int(self.add(point)[0])
+        self.fan(ring, apex)
+        return apex
+
 
 def _design(beta: np.ndarray) -> dict:
     """Joint positions, finger frames and sizes for shape parameters `beta` (10,)."""
@@ -235,8 +248,7 @@ def generate_mesh(beta: np.ndarray) -> dict:
             in_hole = HOLE_RINGS[0] <= i < HOLE_RINGS[1] and j in HOLE_COLS[:-1]
             if not in_hole:
                 b.quad(palm_ids[i, j], palm_ids[i, j2], palm_ids[i + 1, j2], palm_ids[i + 1, j])
-    wrist_centre = b.add(wrist_ring.mean(0) + [0.002, 0.0, 0.0])[0]
-    b.fan(palm_ids[0][::-1], wrist_centre)
+    wrist_centre = b.cap(palm_ids[0][::-1], wrist_ring.mean(0) + [0.002, 0.0, 0.0])
     info["palm"] = palm_ids
     info["wrist_centre"] = wrist_centre
 
@@ -275,12 +287,8 @@ def generate_mesh(beta: np.ndarray) -> dict:
                 + rw * _spow(np.cos(ang), 0.85)[:, None] * fin["lateral"]
                 + (rh * pad * _spow(np.sin(ang), 0.9))[:, None] * np.array([0.0, 1.0, 0.0])
             )
-            ids = b.add(pts)
-            b.strip(prev, ids)
-            rings.append(ids)
-            prev = ids
-        apex = b.add(fin["end"])[0]
-        b.fan(prev, apex)
+            prev = b.tube_ring(prev, pts, rings)
+        apex = b.cap(prev, fin["end"])
         info["finger_rings"][name] = rings
         info["stations"][name] = stations
         info[f"apex_{name}"] = apex
@@ -330,12 +338,8 @@ def generate_mesh(beta: np.ndarray) -> dict:
         # out of the oblique hole without folding back on itself.
         follow = (0.5, 0.2)[r] if r < 2 else 0.0
         pts = follow * loop_pts + (1 - follow) * ideal
-        ids = b.add(pts)
-        b.strip(prev, ids)
-        rings.append(ids)
-        prev = ids
-    apex = b.add(th["end"])[0]
-    b.fan(prev, apex)
+        prev = b.tube_ring(prev, pts, rings)
+    apex = b.cap(prev, th["end"])
     info["thumb_rings"] = rings
     info["thumb_loop"] = loop
     info["stations"]["thumb"] = stations
