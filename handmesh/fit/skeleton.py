@@ -77,9 +77,9 @@ CHILD = np.array([np.flatnonzero(NODE_PARENTS == j)[0] if j else -1 for j in ran
 class Skin:
     """The mesh arrays of a MANO-schema model, for skinning the fitted skeleton in numpy.
 
-    One hand-model forward in torch costs ~2 ms of CPU at batch 1 (a few hundred tiny ops), more than
-    the whole solve; the same linear blend skinning in numpy, driven by the skeleton's own joint
-    frames, costs a tenth of that. tests/test_fit.py checks it against HandModel's output.
+    One hand-model forward in torch is a few hundred tiny ops whose per-op overhead at batch 1 costs
+    more than the whole solve; the same linear blend skinning in numpy, driven by the skeleton's own
+    joint frames, costs a fraction of it. tests/test_fit.py checks it against HandModel's output.
     """
 
     v_template: np.ndarray  # (V,3)

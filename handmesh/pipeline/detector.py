@@ -95,8 +95,8 @@ class MediaPipeDetector:
 
     With `static_image_mode=False` MediaPipe re-runs the palm detector only when it tracks fewer hands
     than its `max_num_hands`, so most video frames cost just the landmark model. With the usual limit
-    of two and one hand in view, though, it would search on every frame (measured: 23 ms a frame
-    instead of 9 at 640x480). So the video graph is built for as many hands as are being tracked, and
+    of two and one hand in view, though, it would search on every frame (docs/demo.md, "Detection
+    with a limit of two hands", has the cost). So the video graph is built for as many hands as are being tracked, and
     every `search_every` frames one still-image search with the full limit looks for more (about a
     third of a second to pick up a second hand at 30 FPS); a graph tracking more hands than are seen
     for `shrink_after` frames is rebuilt for fewer. `search_every=0` leaves MediaPipe's own behaviour.

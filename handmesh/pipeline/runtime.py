@@ -56,8 +56,7 @@ class OnnxRuntimeModel:
         opts.intra_op_num_threads = int(threads or min(4, os.cpu_count() or 1))
         opts.inter_op_num_threads = 1
         # No busy-waiting between calls: in the pipeline MediaPipe and the GL rasterizer run their own
-        # threads right after the model, and spinning ORT workers would steal their cores (measured
-        # 2x slower model calls with 2 spinning threads on a loaded 2-core machine).
+        # threads right after the model, and spinning ORT workers would steal their cores.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
@@ -114,4 +113,3 @@ class TorchRuntimeModel:
             x = torch.from_numpy(crops_to_nchw(crops)).to(self.device)
             out = self.model(x)
         return {k: v.detach().float().cpu().numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
-

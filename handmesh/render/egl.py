@@ -76,9 +76,8 @@ class Offscreen:
     def _install_color_only_readback(self) -> None:
         """Let renders that need no depth skip pyrender's depth readback.
 
-        pyrender always resolves, reads back and linearizes the depth buffer after a render; in
-        software GL that is a quarter of an overlay's cost (measured: 8.9 -> 6.6 ms for a 227x156
-        hand region) and the overlay never uses it. The hook wraps pyrender 0.1.45's private readback
+        pyrender always resolves, reads back and linearizes the depth buffer after a render, which
+        software GL pays for on every overlay although the overlay never uses it. The hook wraps pyrender 0.1.45's private readback
         and falls back to it whenever depth is wanted or its internals are not as expected.
         """
         inner = getattr(self._renderer, "_renderer", None)
