@@ -12,16 +12,18 @@ browser test can drive the app with synthetic renders that a real detector would
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import json
+import os
 import sys
-import tempfile
-import time
 from dataclasses import field
 from pathlib import Path
 
 from handmesh.config import add_config_options, config_from_args, option
+from handmesh.demo_files import FrameFiles, OutputFolder
 from handmesh.errors import HandmeshError, one_line, without_paths
+from handmesh.pipeline.crop import MAX_HANDS_LIMIT
 from handmesh.pipeline.predictor import DETECTOR_HELP, RUNTIMES
 
 
@@ -75,7 +77,15 @@ class DemoState:
             self.notes.append(f"Test detector in use: `{cfg.detector}` (fixed boxes, not a real detector).")
         self.sources.warm_up()
         self.sessions = SessionPool(lambda: ClientSession(self.sources.pipeline), cfg.max_sessions)
-        self.outdir = Path(tempfile.mkdtemp(prefix="handmesh-app-"))
+        # downloads live an hour; streamed frames get their folder once the page (and Gradio's cache) exists
+        self.outputs = OutputFolder(max_age_s=3600.0)
+        self.frames: FrameFiles | None = None
+
+    def close(self) -> None:
+        """Remove the app's files (output folder, streamed frames): called on exit."""
+        self.outputs.close()
+        if self.frames is not None:
+            self.frames.close()
 
 
 def _session_key(request) -> str | None:
@@ -104,13 +114,15 @@ def build_demo(state: DemoState):
     notes = "  \n".join(state.notes)
 
     def settings(max_hands, smoothing, skeleton, opacity, selfie=False) -> dict:
-        return dict(
-            max_hands=int(max_hands),
-            smoothing=bool(smoothing),
-            skeleton=bool(skeleton),
-            opacity=float(opacity),
-            selfie=bool(selfie),
-        )
+        if not 1 <= int(max_hands) <= MAX_HANDS_LIMIT:  # the API can ask for what the slider cannot
+            raise gr.Error(f"Max hands: choose 1 to {MAX_HANDS_LIMIT} (asked for {max_hands}).")
+        return {
+            "max_hands": int(max_hands),
+            "smoothing.enabled": bool(smoothing),
+            "skeleton": bool(skeleton),
+            "opacity": float(opacity),
+            "selfie": bool(selfie),
+        }
 
     def stream_frame(frame, source, max_hands, smoothing, skeleton, opacity, request: gr.Request = None):
         if frame is None:
@@ -120,26 +132,32 @@ def build_demo(state: DemoState):
             source, "live", **settings(max_hands, smoothing, skeleton, opacity, cfg.mirror_webcam)
         )
         result, fps, timings = session.live(pipe, frame)
-        return result.frame, stream_stats(pipe, result, fps, timings)
+        # a file of our own per frame: see handmesh.demo_files for what Gradio's caching did to the stream
+        return state.frames.write(result.frame), stream_stats(pipe, result, fps, timings)
 
     def predict_image(
         image, source=None, max_hands=2, skeleton=False, opacity=0.85, request: gr.Request = None
     ):
         """Image -> overlay, GLB of the meshes, mesh/params files, parameters."""
         if image is None:
-            raise gr.Error("Upload an image first.")
+            # a notice, and the outputs left as they are (an error would mark each of the four red)
+            gr.Warning("Upload an image first.")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         session = state.sessions.get(_session_key(request))
         pipe = session.pipeline(source, "image", **settings(max_hands, False, skeleton, opacity))
         try:
             out = run_on_image(pipe, image)
         except HandmeshError as exc:
             raise gr.Error(without_paths(one_line(exc))) from None
-        stem = state.outdir / f"image-{time.time_ns()}"
+        stem = state.outputs.stem("image")
         files = export_meshes(out.meshes, stem) if out.meshes else []
         params_path = stem.with_name(stem.name + "_params.json")
         params_path.write_text(json.dumps(out.data))
         glb = next((str(f) for f in files if f.suffix == ".glb"), None)
-        return out.frame, glb, [str(f) for f in files] + [str(params_path)], out.data
+        found = f"{len(out.meshes)} hand{'' if len(out.meshes) == 1 else 's'} found"
+        # the count goes in the overlay's label: the API's four outputs stay as they are
+        overlay = gr.Image(value=out.frame, label=f"Overlay: {found}")
+        return overlay, glb, [str(f) for f in files] + [str(params_path)], out.data
 
     def process_video(
         path,
@@ -152,10 +170,11 @@ def build_demo(state: DemoState):
         progress=gr.Progress(),
     ):
         if not path:
-            raise gr.Error("Upload a video first.")
+            gr.Warning("Upload a video first.")
+            return gr.skip(), gr.skip(), gr.skip()
         session = state.sessions.get(_session_key(request))
         pipe = session.pipeline(source, "video", **settings(max_hands, smoothing, skeleton, opacity))
-        stem = state.outdir / f"video-{time.time_ns()}"
+        stem = state.outputs.stem("video")
         # H.264 MP4 plays in every browser; without PyAV only OpenCV's MPEG-4 Part 2 is there, which
         # browsers do not play, so fall back to VP8 WebM
         out_path = stem.with_name(stem.name + "_overlay" + (".mp4" if h264_available() else ".webm"))
@@ -186,14 +205,18 @@ def build_demo(state: DemoState):
         # string "gr.Request" and would not pass the request (whose session hash keys the client's state)
         handler.__annotations__["request"] = gr.Request
 
-    with gr.Blocks(title="handmesh: real-time 3D hand meshes") as demo:
+    # uploads and the files Gradio copies into its cache (GLBs, videos) are deleted after an hour, and
+    # all of them when the server stops
+    with gr.Blocks(title="handmesh: real-time 3D hand meshes", delete_cache=(600, 3600)) as demo:
         gr.Markdown(
             "# handmesh — 3D hand meshes from one RGB camera\n"
             f"**Mesh source:** {state.sources.default}" + (f"  \n{notes}" if notes else "")
         )
         with gr.Row():
             source = gr.Dropdown(choices, value=choices[0], label="Mesh source", interactive=len(choices) > 1)
-            max_hands = gr.Slider(1, 4, value=2, step=1, label="Max hands")
+            max_hands = gr.Slider(
+                1, MAX_HANDS_LIMIT, value=2, step=1, label=f"Max hands (up to {MAX_HANDS_LIMIT})"
+            )
             smoothing = gr.Checkbox(value=True, label="Temporal smoothing (video/webcam)")
             skeleton = gr.Checkbox(value=False, label="Skeleton")
             opacity = gr.Slider(0.1, 1.0, value=0.85, step=0.05, label="Mesh opacity")
@@ -207,7 +230,9 @@ def build_demo(state: DemoState):
                     label="Webcam",
                     webcam_options=gr.WebcamOptions(mirror=cfg.mirror_webcam),
                 )
-                live = gr.Image(label="Hand meshes", format="jpeg", type="numpy", elem_id="overlay")
+                live = gr.Image(label="Hand meshes", format="jpeg", type="filepath", elem_id="overlay")
+                if state.frames is None:
+                    state.frames = FrameFiles(Path(live.GRADIO_CACHE) / f"handmesh-stream-{os.getpid()}")
             stats = gr.Markdown("Click the webcam, allow access, then press Record.", elem_id="stats")
             cam.stream(
                 stream_frame,
@@ -300,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"handmesh demo: mesh source: {state.sources.default}", file=sys.stderr)
     for note in state.notes:
         print(f"handmesh demo: {note}", file=sys.stderr)
+    atexit.register(state.close)
     demo = build_demo(state)
     demo.queue(default_concurrency_limit=1)
     demo.launch(
@@ -307,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         server_port=cfg.port,
         share=cfg.share,
         max_file_size=f"{cfg.max_upload_mb}mb",
-        show_error=True,
+        # our own errors (gr.Error) always reach the user; anything else (Gradio's preprocessing errors,
+        # which quote server paths, and bugs) stays in this terminal
+        show_error=False,
     )
     return 0
