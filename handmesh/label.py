@@ -29,6 +29,7 @@ IMAGES = "images"
 # project this far from the 2D landmarks (fraction of the box side), is worth exp(-1) of a perfect one.
 FIT_ERROR_SCALE = 0.008
 REPROJECTION_SCALE = 0.1
+HANDEDNESS_MODES = ("checked", "detector", "fit")
 
 
 @dataclass
@@ -46,10 +47,12 @@ class LabelConfig:
         metadata=option("MediaPipe's landmark model", choices=("mediapipe", "mediapipe-full")),
     )
     handedness: str = field(
-        default="detector",
+        default="checked",
         metadata=option(
-            "trust the detector's left/right, or keep whichever side the landmarks fit better",
-            choices=("detector", "fit"),
+            "checked: write a side only where the detector's label and the fit of both sides agree"
+            " clearly (other hands are dropped and listed); detector: trust its label; fit: keep"
+            " whichever side the landmarks fit better",
+            choices=HANDEDNESS_MODES,
         ),
     )
     overwrite: bool = False  # replace an existing annotations.jsonl
@@ -110,6 +113,27 @@ def hand_confidence(score: float, fit_error: float, reprojection_px: float, box:
     return float(np.clip(score, 0.0, 1.0) * q3 * q2)
 
 
+def hand_doubts(found, K: np.ndarray, check_sides: bool = True) -> list[list[str]]:
+    """Why each fitted hand should not become a label: failed plausibility checks, an uncertain side.
+
+    The side is uncertain unless the fit of both sides (`handmesh.pipeline.handedness`) clearly prefers
+    the side the detector named; MediaPipe's label alone is wrong for about half of rendered hands.
+    """
+    from handmesh.pipeline.handedness import decide_sides
+    from handmesh.pipeline.plausibility import PlausibilityConfig, check_hand
+
+    limits = PlausibilityConfig()
+    decisions = decide_sides(found.detections, K) if check_sides else None
+    doubts = []
+    for i, d in enumerate(found.detections):
+        check = check_hand(found.fit.joints[i], K, d.keypoints2d, d.box, config=limits)
+        why = list(check.reasons) if check.factor < limits.min_factor else []
+        if decisions is not None and decisions[i].side != d.handedness:
+            why.append("uncertain side" if decisions[i].side is None else "sides disagree")
+        doubts.append(why)
+    return doubts
+
+
 def _round(a, digits: int) -> list:
     return np.round(np.asarray(a, dtype=np.float64), digits).tolist()
 
@@ -140,8 +164,10 @@ def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = Non
     from handmesh.pipeline.predictor import build_detector, fit_landmarks
 
     cfg = cfg or LabelConfig()
-    if cfg.handedness not in ("detector", "fit"):
-        raise HandmeshError(f"--handedness must be 'detector' or 'fit', got {cfg.handedness!r}")
+    if cfg.handedness not in HANDEDNESS_MODES:
+        raise HandmeshError(
+            f"--handedness must be one of {', '.join(HANDEDNESS_MODES)}, got {cfg.handedness!r}"
+        )
     if cfg.every < 1:
         raise HandmeshError("--every must be at least 1")
     if not 0.0 <= cfg.min_confidence <= 1.0:
@@ -161,6 +187,7 @@ def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = Non
 
     stats = {"frames": 0, "frames_with_hands": 0, "hands_detected": 0, "hands_kept": 0, "hands_dropped": 0}
     low: list[dict] = []
+    doubtful: list[dict] = []  # dropped for an uncertain side or an implausible hand, with the reasons
     fit_ms: list[float] = []
     lines = 0
     with open(ann_path, "w", encoding="utf-8") as fh:
@@ -168,7 +195,8 @@ def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = Non
             stats["frames"] += 1
             h, w = frame.image.shape[:2]
             K = default_intrinsics(w, h, cfg.fov)
-            found = fit_landmarks(detector, frame.image, K, cfg.handedness, static=not frame.video)
+            sides = "detector" if cfg.handedness == "checked" else cfg.handedness
+            found = fit_landmarks(detector, frame.image, K, sides, static=not frame.video)
             if found is None:
                 continue
             dets, fit, own = found.detections, found.fit, found.own
@@ -177,8 +205,13 @@ def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = Non
             fit_ms.append(found.ms_per_hand)
             image_rel = f"{IMAGES}/{frame.name}"
             wrote_image = False
+            doubts = hand_doubts(found, K, check_sides=cfg.handedness == "checked")
             for i, d in enumerate(dets):
                 conf = hand_confidence(d.score, float(fit.error[i]), float(fit.reprojection[i]), d.box)
+                if conf >= cfg.min_confidence and doubts[i]:
+                    stats["hands_dropped"] += 1
+                    doubtful.append({"image": image_rel, "hand": i, "why": doubts[i]})
+                    continue
                 if conf < cfg.min_confidence:
                     entry = {"image": image_rel, "hand": i, "confidence": round(conf, 4)}
                     if not cfg.keep_low:
@@ -198,6 +231,7 @@ def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = Non
         **stats,
         "annotations": lines,
         "low_confidence": low,
+        "doubtful": doubtful,
         "failed_inputs": failed,
         "fit_ms_per_hand_median": round(float(np.median(fit_ms)), 3) if fit_ms else None,
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},

@@ -136,6 +136,23 @@ def test_low_confidence_hands_are_dropped_or_kept_and_listed(video, image_dir, t
         assert lines[entry["line"] - 1]["confidence"] < 0.5
 
 
+def test_wrong_detector_sides_are_dropped_not_written(video, image_dir, tmp_path):
+    """The detector names every hand's side wrongly: checked labels write none of them; trusting it writes
+    them all with the wrong side (what MediaPipe did to rendered hands)."""
+    from handmesh.pipeline.detector import flip_handedness
+
+    def swap(d):
+        return dataclasses.replace(d, handedness=flip_handedness(d.handedness))
+
+    report = label(image_dir, tmp_path / "a", LabelConfig(), detector=scripted(video, swap))
+    assert report["hands_kept"] == 0 and len(report["doubtful"]) == 12
+    assert all(e["why"] == ["sides disagree"] for e in report["doubtful"])
+    trusting = label(
+        image_dir, tmp_path / "b", LabelConfig(handedness="detector"), detector=scripted(video, swap)
+    )
+    assert trusting["hands_kept"] == 12 and not trusting["doubtful"]
+
+
 def test_video_input_extracts_frames(video, tmp_path):
     from handmesh.pipeline.media import VideoWriter
 
