@@ -171,7 +171,7 @@ def build_demo(state: DemoState):
     ):
         if not path:
             gr.Warning("Upload a video first.")
-            return gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         session = state.sessions.get(_session_key(request))
         pipe = session.pipeline(source, "video", **settings(max_hands, smoothing, skeleton, opacity))
         stem = state.outputs.stem("video")
@@ -185,6 +185,7 @@ def build_demo(state: DemoState):
                 overlay=out_path,
                 max_seconds=cfg.max_video_seconds,
                 progress=lambda done, total: progress((done, total), desc="processing frames", unit="frames"),
+                meshes=stem.with_name(stem.name + "_meshes.npz"),
             )
         except HandmeshError as exc:
             raise gr.Error(without_paths(one_line(exc))) from None
@@ -194,7 +195,7 @@ def build_demo(state: DemoState):
         msg = f"{n} frames in {video.elapsed_s:.1f} s ({video.processing_fps or 0:.1f} FPS)."
         if video.truncated:
             msg += f" Only the first {cfg.max_video_seconds:.0f} s ({n} of {video.total_frames} frames) were processed."
-        return str(out_path), str(json_path), msg
+        return str(out_path), str(json_path), msg, str(video.meshes)
 
     def end_session(request: gr.Request = None) -> None:
         """A closed tab ends its session: its stream threads and detector graphs go with it."""
@@ -266,10 +267,18 @@ def build_demo(state: DemoState):
                 vid_in = gr.Video(label="Video", sources=["upload"])
                 vid_out = gr.Video(label="Overlay video")
             run_vid = gr.Button("Process video", variant="primary")
-            vid_json = gr.File(label="Per-frame parameters (JSON)")
-            vid_msg = gr.Markdown(f"Videos longer than {cfg.max_video_seconds:.0f} s are cut.")
+            with gr.Row():
+                vid_json = gr.File(label="Per-frame parameters (JSON)")
+                vid_meshes = gr.File(label="Per-frame meshes (NPZ: vertices (frames, hands, 778, 3), faces)")
+            # the label names this output in the API (it was "value_29")
+            vid_msg = gr.Markdown(
+                f"Videos longer than {cfg.max_video_seconds:.0f} s are cut.", label="message"
+            )
             run_vid.click(
-                process_video, [vid_in, *controls], [vid_out, vid_json, vid_msg], api_name="process_video"
+                process_video,
+                [vid_in, *controls],
+                [vid_out, vid_json, vid_msg, vid_meshes],
+                api_name="process_video",
             )
         demo.unload(end_session)
     return demo

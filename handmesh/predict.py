@@ -52,6 +52,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--formats", default="obj,glb,ply", help="mesh files to write (comma list of obj,glb,ply)")
     p.add_argument("--video-ext", default=".mp4", choices=(".mp4", ".webm"), help="overlay video container")
     p.add_argument("--max-frames", type=int, default=None, help="stop each video after this many frames")
+    p.add_argument(
+        "--mesh-sequence",
+        action="store_true",
+        help="videos: also write every frame's meshes to NAME_meshes.npz (vertices (frames, hands, 778, 3))",
+    )
     add_config_options(p.add_argument_group("pipeline"), PipelineConfig)
     p.set_defaults(func=run)
 
@@ -93,14 +98,25 @@ def predict_image(pipeline, path: Path, out: Path, formats: list[str]) -> dict:
 
 
 def predict_video(
-    pipeline, path: Path, out: Path, video_ext: str = ".mp4", max_frames: int | None = None, progress=None
+    pipeline,
+    path: Path,
+    out: Path,
+    video_ext: str = ".mp4",
+    max_frames: int | None = None,
+    progress=None,
+    mesh_sequence: bool = False,
 ) -> dict:
     """Overlay video and per-frame JSON for one video file; `progress(done, total)` is called per frame."""
     from handmesh.pipeline.predictor import run_on_video
 
     stem = output_stem(out, path)
     video = run_on_video(
-        pipeline, path, f"{stem}_overlay{video_ext}", max_frames=max_frames, progress=progress
+        pipeline,
+        path,
+        f"{stem}_overlay{video_ext}",
+        max_frames=max_frames,
+        progress=progress,
+        meshes=f"{stem}_meshes.npz" if mesh_sequence else None,
     )
     data = video.to_dict()
     Path(f"{stem}.json").write_text(json.dumps(data))
@@ -124,7 +140,9 @@ def run(args) -> int:
     for path in inputs:
         try:
             if path.suffix.lower() in VIDEO_EXTS:
-                data = predict_video(pipeline, path, out, args.video_ext, args.max_frames)
+                data = predict_video(
+                    pipeline, path, out, args.video_ext, args.max_frames, mesh_sequence=args.mesh_sequence
+                )
                 hands = sum(len(f["hands"]) for f in data["frames"])
                 print(f"{path}: {len(data['frames'])} frames, {hands} hand detections -> {data['overlay']}")
             else:

@@ -81,7 +81,7 @@ def test_process_video_api(app_url):
             frame[60:140, 80 + i : 150 + i] = (200, 160, 130)
             w.write(frame)
     client = Client(url, verbose=False)
-    video, frames_json, message = client.predict(
+    video, frames_json, message, meshes = client.predict(
         handle_file(str(root / "clip.webm")), api_name="/process_video"
     )
     path = video["video"] if isinstance(video, dict) else video
@@ -92,6 +92,7 @@ def test_process_video_api(app_url):
     data = json.loads(open(frames_json).read())
     assert len(data["frames"]) == 5 and all(len(f["hands"]) == 1 for f in data["frames"])
     assert "5 frames" in message
+    assert np.load(meshes)["vertices"].shape == (5, 1, 778, 3)  # every frame's mesh, one hand slot
 
 
 def test_demo_runtime_option(app_url, capsys):

@@ -168,6 +168,7 @@ class VideoResult:
     K: list | None
     overlay: Path | None
     elapsed_s: float
+    meshes: Path | None = None  # the per-frame mesh NPZ (handmesh.pipeline.mesh_sequence), if asked for
 
     @property
     def truncated(self) -> bool:
@@ -211,13 +212,15 @@ def run_on_video(
     max_frames: int | None = None,
     max_seconds: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    meshes: str | Path | None = None,
 ) -> VideoResult:
     """Process a video file: per-frame hands, the overlay video written to `overlay` (when given).
 
     At most `max_frames` frames or `max_seconds` of video are read; `progress(done, expected)` is called
-    after each frame.
+    after each frame. `meshes`: also write every frame's meshes to this NPZ (`MeshSequence`).
     """
     from handmesh.pipeline.media import VideoWriter, video_info
+    from handmesh.pipeline.mesh_sequence import MeshSequence
 
     fps, total, size = video_info(source)
     limits = [n for n in (max_frames, int(max_seconds * fps) if max_seconds is not None else None) if n]
@@ -225,6 +228,7 @@ def run_on_video(
     expected = min(total, limit) if total and limit else (total or limit or 0)
     frames: list[dict] = []
     K = None
+    sequence = MeshSequence() if meshes is not None else None
     t0 = time.perf_counter()
     with VideoWriter(overlay, fps, size) if overlay is not None else nullcontext() as writer:
         for i, result in enumerate(iter_on_video(pipeline, source, fps, limit)):
@@ -235,6 +239,8 @@ def run_on_video(
             del entry["model"]  # the same for every frame: stated once in VideoResult
             entry["frame"] = i
             frames.append(entry)
+            if sequence is not None:
+                sequence.add(result.hands)
             if progress is not None:
                 progress(i + 1, expected)
     return VideoResult(
@@ -248,6 +254,7 @@ def run_on_video(
         K=K,
         overlay=Path(overlay) if overlay is not None else None,
         elapsed_s=time.perf_counter() - t0,
+        meshes=sequence.save(meshes, fps) if sequence is not None else None,
     )
 
 
