@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from handmesh.errors import HandmeshError
+from handmesh.hand_model.joints import ROOT_JOINT
 
-ROOT_JOINT = 9
 SPLITS = ("evaluation", "training")
 
 

@@ -15,9 +15,8 @@ from collections.abc import Mapping
 import torch
 
 from handmesh.geometry import axis_angle_to_matrix
+from handmesh.hand_model.joints import ROOT_JOINT
 from handmesh.models.camera import translation_to_cam
-
-ROOT_JOINT = 9
 
 
 def masked_mean(per_sample: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -166,3 +166,75 @@ def test_similarity_align_recovers_similarity_and_reflection():
     np.testing.assert_allclose(g.similarity_align_np(pred, gt), gt, atol=1e-7)
     mirrored = gt * [-1, 1, 1]  # det -1: the official alignment may reflect
     np.testing.assert_allclose(g.similarity_align_np(mirrored, gt), gt, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- numpy twins and owners
+
+
+def test_numpy_twins_are_native_numpy_and_match_torch():
+    from handmesh import geometry_np as gn
+
+    rng = np.random.default_rng(8)
+    aa = _random_aa(rng, 60)
+    R = gn.axis_angle_to_matrix_np(aa)
+    assert isinstance(R, np.ndarray) and R.dtype == np.float64
+    np.testing.assert_allclose(R, g.axis_angle_to_matrix(torch.tensor(aa)).numpy(), atol=1e-12)
+    back = gn.matrix_to_axis_angle_np(R)
+    np.testing.assert_allclose(Rotation.from_rotvec(back).as_matrix(), R, atol=1e-10)
+    # right Jacobian: exp(aa + d) ~= exp(aa) exp(Jr(aa) d) to first order in d
+    d = rng.normal(size=(60, 3)) * 1e-6
+    lhs = gn.axis_angle_to_matrix_np(aa + d)
+    rhs = R @ gn.axis_angle_to_matrix_np((gn.right_jacobian_np(aa) @ d[..., None])[..., 0])
+    np.testing.assert_allclose(lhs, rhs, atol=1e-10)
+    v = rng.normal(size=(5, 3))
+    np.testing.assert_allclose((gn.skew_np(v) @ v[..., None])[..., 0], 0.0, atol=1e-15)
+    K = np.array([[600.0, 0.5, 320], [0, 610.0, 240], [0, 0, 1]])
+    box = np.array([[200.0, 150.0, 360.0, 310.0], [10.0, 20.0, 110.0, 120.0]])
+    np.testing.assert_allclose(
+        gn.crop_intrinsics_np(K, box, 96), g.crop_intrinsics(torch.tensor(K), torch.tensor(box), 96).numpy()
+    )
+    pts = rng.uniform([-0.1, -0.1, 0.4], [0.1, 0.1, 0.8], size=(2, 7, 3))
+    np.testing.assert_allclose(
+        gn.project_points_np(pts, K), g.project_points(torch.tensor(pts), torch.tensor(K)).numpy()
+    )
+    # handmesh.geometry's _np names are these functions, not wrappers around the torch code
+    assert g.project_points_np is gn.project_points_np and g.similarity_align_np is gn.similarity_align_np
+
+
+def test_torch_free_modules_import_without_torch():
+    """Synth's render workers and GL-free tests rely on these importing neither torch nor GL."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import handmesh.geometry_np, handmesh.mirror, handmesh.hand_model.joints, handmesh.data.synth\n"
+        "import handmesh.render.overlay\n"
+        "from handmesh.hand_model.joints import ROOT_JOINT\n"
+        "assert ROOT_JOINT == 9\n"
+        "bad = [m for m in ('torch', 'pyrender', 'OpenGL') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_mirroring_numpy_and_torch_alike():
+    from handmesh.mirror import flip_intrinsics, mirror_faces, mirror_pose, mirror_vertices
+
+    pts = np.array([[0.1, -0.2, 0.5]])
+    np.testing.assert_allclose(mirror_vertices(pts), [[-0.1, -0.2, 0.5]])
+    assert torch.equal(
+        mirror_vertices(torch.tensor(pts)), torch.tensor([[-0.1, -0.2, 0.5]], dtype=torch.float64)
+    )
+    np.testing.assert_allclose(
+        mirror_pose(np.array([0.1, 0.2, 0.3, -1.0, 2.0, 3.0])), [0.1, -0.2, -0.3, -1, -2, -3]
+    )
+    assert (mirror_faces(np.array([[0, 1, 2]])) == [[2, 1, 0]]).all()
+    # a mirrored point seen through the flipped image's intrinsics lands on the flipped pixel
+    K = np.array([[500.0, 0.3, 100.0], [0, 520.0, 90.0], [0, 0, 1]])
+    uv = g.project_points_np(pts, K)
+    uv_flipped = g.project_points_np(mirror_vertices(pts), flip_intrinsics(K, 224))
+    np.testing.assert_allclose(uv_flipped, [[223 - uv[0, 0], uv[0, 1]]], atol=1e-9)
+    assert torch.allclose(flip_intrinsics(torch.tensor(K), 224), torch.tensor(flip_intrinsics(K, 224)))
+    assert K[0, 2] == 100.0  # the input is not modified

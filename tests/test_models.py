@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
 from handmesh.errors import HandmeshError, MissingFileError
 from handmesh.geometry import crop_intrinsics, project_points
+from handmesh.mirror import flip_intrinsics
 from handmesh.models import (
-    FASTVIT_VARIANTS,
     OUTPUT_NAMES,
     build_model,
+    fastvit_variants,
     is_hand_model_key,
     load_model,
     load_own_state,
@@ -23,7 +25,6 @@ from handmesh.models import (
 from handmesh.models.camera import (
     cam_to_translation,
     crop_to_camera,
-    flip_intrinsics,
     nominal_K,
     translation_to_cam,
     weak_perspective_project,
@@ -67,7 +68,7 @@ def assert_one_line(exc: pytest.ExceptionInfo) -> None:
 # ----------------------------------------------------------------------------- build and run
 
 
-@pytest.mark.parametrize("variant", FASTVIT_VARIANTS)
+@pytest.mark.parametrize("variant", fastvit_variants())
 def test_every_variant_builds_and_runs(variant):
     torch.manual_seed(0)
     model = build_model(variant).eval()
@@ -88,6 +89,27 @@ def test_every_variant_builds_and_runs(variant):
         assert tuple(out[name].shape) == shape, name
         assert torch.isfinite(out[name]).all(), name
     assert model.config.variant == variant and model.hand_model.kind in ("mano", "standin")
+
+
+def test_variants_come_from_timm_and_each_gets_its_weights_normalization(t8):
+    import timm
+
+    from handmesh.models.config import UNSUPPORTED_VARIANTS
+
+    names = fastvit_variants()
+    assert {"fastvit_t8", "fastvit_ma36", "fastvit_mci0"} <= set(names)
+    assert all(timm.is_model(n) for n in names) and not set(UNSUPPORTED_VARIANTS) & set(names)
+    imagenet = torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
+    assert torch.allclose(t8.pixel_mean, imagenet) and t8.pixel_std.min() < 0.3
+    # MobileCLIP image towers were trained on unnormalized [0,1] pixels: mean 0, std 1
+    mci = build_model("fastvit_mci0", head="pooled").eval()
+    assert torch.equal(mci.pixel_mean, torch.zeros(1, 3, 1, 1)) and torch.equal(
+        mci.pixel_std, torch.ones(1, 3, 1, 1)
+    )
+    x = images(1, seed=9)
+    with torch.no_grad():
+        assert torch.equal(mci.pyramid(x)[-1], mci.encoder.pyramid(x)[-1])
+        assert not torch.allclose(t8.pyramid(x)[-1], t8.encoder.pyramid(x)[-1])
 
 
 def test_mean_prediction_is_a_sensible_hand(t8):
@@ -180,6 +202,21 @@ def test_mirrored_crop_maps_back_to_the_real_hand():
     real_px = project_points(real, K_crop)
     assert torch.allclose(real_px[..., 0], (S - 1) - seen[..., 0], atol=1e-3)
     assert torch.allclose(real_px[..., 1], seen[..., 1], atol=1e-3)
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_crop_to_camera_numpy_equals_torch(mirrored):
+    """The ONNX Runtime pipeline converts numpy outputs without a detour through torch: same numbers."""
+    g = torch.Generator().manual_seed(3)
+    points = torch.randn(2, 30, 3, generator=g, dtype=torch.float64) * 0.05
+    cam = torch.tensor([[7.0, 0.03, -0.02], [5.5, -0.04, 0.01]], dtype=torch.float64)
+    K_crop = torch.tensor([[560.0, 0.7, 100.0], [0, 540.0, 118.0], [0, 0, 1]], dtype=torch.float64)
+    for K in (K_crop, K_crop.expand(2, 3, 3)):  # one K for the batch, or one per hand
+        ref = crop_to_camera(points, cam, K, S, mirrored=mirrored)
+        out = crop_to_camera(points.numpy(), cam.numpy(), K.numpy(), S, mirrored=mirrored)
+        assert isinstance(out, np.ndarray) and out.shape == (2, 30, 3)
+        np.testing.assert_allclose(out, ref.numpy(), rtol=0, atol=1e-12)
+    assert np.abs(ref.numpy() - points.numpy()).max() > 0.1  # the translation is not a no-op
 
 
 # ----------------------------------------------------------------------------- reparameterization

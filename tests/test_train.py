@@ -303,6 +303,24 @@ def test_resume_of_a_model_only_file_fails_clearly(tmp_path, synth_dir, capsys):
     assert "cannot be resumed" in capsys.readouterr().err
 
 
+def test_resume_keeps_the_recorded_hand_model_kind(tmp_path):
+    """A resumed run rebuilds the hand model its weights were trained against (recorded once per file)."""
+    from handmesh.models import build_model, model_payload
+    from handmesh.train.plan import load_resume_point
+    from handmesh.train.state import write_train_checkpoint
+
+    model = build_model("fastvit_t8", img_size=IMG)
+    write_train_checkpoint(tmp_path / "last.pt", model, {"train_config": {}, "epoch": 0})
+    point = load_resume_point(tmp_path / "last.pt")
+    assert point.hand_model_kind == model.hand_model.kind and point.model_config == model.config
+    payload = model_payload(model)
+    other = "mano" if model.hand_model.kind == "standin" else "standin"
+    torch.save(
+        dict(payload, hand_model_kind=other, **{TRAIN_FORMAT: {"train_config": {}}}), tmp_path / "x.pt"
+    )
+    assert load_resume_point(tmp_path / "x.pt").hand_model_kind == other
+
+
 # ----------------------------------------------------------------------------- exact resume
 
 

@@ -326,12 +326,12 @@ def markdown_table(result: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `handmesh bench model`."""
     from handmesh.errors import HandmeshError
-    from handmesh.models import FASTVIT_VARIANTS
+    from handmesh.models import fastvit_variants
 
     variants = _variants(args.variants)
-    unknown = [v for v in variants if v not in FASTVIT_VARIANTS]
+    unknown = [v for v in variants if v not in fastvit_variants()]
     if unknown:
-        raise HandmeshError(f"unknown variant(s) {unknown}; choose from {', '.join(FASTVIT_VARIANTS)}")
+        raise HandmeshError(f"unknown variant(s) {unknown}; choose from {', '.join(fastvit_variants())}")
     if args.runs < 1 or args.warmup < 0:
         raise HandmeshError("--runs must be >= 1 and --warmup >= 0")
     if args.device == "cuda":

@@ -20,8 +20,8 @@ from handmesh.data.io import load_json_array, read_image
 from handmesh.data.record import HandRecord
 from handmesh.data.transforms import AugmentConfig, HandTransform
 from handmesh.errors import HandmeshError, MissingFileError
+from handmesh.hand_model.joints import ROOT_JOINT
 
-ROOT_JOINT = 9  # FreiHAND's root keypoint: the middle finger's MCP
 NUM_MANO_VALUES = 61
 SYNTH_INFO = "handmesh_synth.json"  # written by `handmesh synth` beside the FreiHAND files
 WHERE = "data/freihand/ (see data/README.md)"

@@ -73,6 +73,10 @@ def mediapipe_handedness_to_image(label: str) -> str:
 
 
 FREIHAND_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)
+# FreiHAND's root keypoint (the middle finger's MCP): its `uv_root` and `scale` place it, and root-relative
+# losses and the mean-pose baseline measure from it. This module imports nothing, so torch-free code
+# (synth's render workers) can use it.
+ROOT_JOINT = 9
 
 # Finger name -> its three MANO joints (base to tip) and its tip vertex, in FreiHAND finger order.
 FINGERS: tuple[str, ...] = ("thumb", "index", "middle", "ring", "pinky")

@@ -11,7 +11,7 @@ Building lives in `build`, the model-file format (and which state belongs in a f
 from __future__ import annotations
 
 from handmesh.models.build import build_model, build_model_from_config
-from handmesh.models.config import FASTVIT_VARIANTS, ModelConfig
+from handmesh.models.config import ModelConfig, fastvit_variants
 from handmesh.models.head import HEADS
 from handmesh.models.model_file import (
     HAND_MODEL_PREFIX,
@@ -28,7 +28,6 @@ from handmesh.models.regressor import OUTPUT_NAMES, HandRegressor
 from handmesh.models.reparam import reparameterize
 
 __all__ = [
-    "FASTVIT_VARIANTS",
     "HEADS",
     "HAND_MODEL_PREFIX",
     "OUTPUT_NAMES",
@@ -36,6 +35,7 @@ __all__ = [
     "ModelConfig",
     "build_model",
     "build_model_from_config",
+    "fastvit_variants",
     "is_hand_model_key",
     "load_model",
     "load_own_state",

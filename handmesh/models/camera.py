@@ -25,7 +25,10 @@ predicted on the mirrored crop (``np.fliplr``): see `crop_to_camera`.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from handmesh.mirror import flip_intrinsics, mirror_vertices
 
 
 def nominal_K(img_size: int, focal: float, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
@@ -40,16 +43,28 @@ def weak_perspective_project(points: torch.Tensor, cam: torch.Tensor, img_size: 
     return img_size / 2.0 * (1.0 + s * (points[..., :2] + cam[:, None, 1:3]))
 
 
-def cam_to_translation(cam: torch.Tensor, K_crop: torch.Tensor, img_size: int) -> torch.Tensor:
-    """Translation (B,3) metres that puts hand-frame points into the camera of K_crop (B,3,3) or (3,3)."""
-    K = K_crop.to(cam).expand(cam.shape[0], 3, 3)
-    fx, fy, cx, cy = K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]
-    s, tx, ty = cam.unbind(-1)
+def _intrinsics_like(K, x):
+    """fx, fy, cx, cy of K (...,3,3) (or (3,3) for every row), as x's kind of array."""
+    K = K.to(x) if isinstance(x, torch.Tensor) else np.asarray(K, dtype=np.float64)
+    return K[..., 0, 0], K[..., 1, 1], K[..., 0, 2], K[..., 1, 2]
+
+
+def _stack_last(parts: list, like):
+    return torch.stack(parts, dim=-1) if isinstance(like, torch.Tensor) else np.stack(parts, axis=-1)
+
+
+def cam_to_translation(cam, K_crop, img_size: int):
+    """Translation (B,3) metres that puts hand-frame points into the camera of K_crop (B,3,3) or (3,3).
+
+    Torch tensors (training, evaluation) or float64 numpy arrays (the ONNX Runtime pipeline) alike.
+    """
+    fx, fy, cx, cy = _intrinsics_like(K_crop, cam)
+    s, tx, ty = cam[..., 0], cam[..., 1], cam[..., 2]
     half = img_size / 2.0
     tz = (fx + fy) / (img_size * s)
     u0 = half * (1.0 + s * tx)
     v0 = half * (1.0 + s * ty)
-    return torch.stack([(u0 - cx) * tz / fx, (v0 - cy) * tz / fy, tz], dim=-1)
+    return _stack_last([(u0 - cx) * tz / fx, (v0 - cy) * tz / fy, tz], cam)
 
 
 def translation_to_cam(transl: torch.Tensor, K_crop: torch.Tensor, img_size: int) -> torch.Tensor:
@@ -64,26 +79,15 @@ def translation_to_cam(transl: torch.Tensor, K_crop: torch.Tensor, img_size: int
     return torch.stack([s, (u0 / half - 1.0) / s, (v0 / half - 1.0) / s], dim=-1)
 
 
-def flip_intrinsics(K: torch.Tensor, width: int) -> torch.Tensor:
-    """Intrinsics of an image flipped left-right (np.fliplr: pixel u -> width - 1 - u) seen as a mirrored world."""
-    K = K.clone()
-    K[..., 0, 2] = (width - 1) - K[..., 0, 2]
-    K[..., 0, 1] = -K[..., 0, 1]
-    return K
-
-
-def crop_to_camera(
-    points: torch.Tensor, cam: torch.Tensor, K_crop: torch.Tensor, img_size: int, mirrored: bool = False
-) -> torch.Tensor:
+def crop_to_camera(points, cam, K_crop, img_size: int, mirrored: bool = False):
     """Camera-space points (B,N,3) of hand-frame model outputs (B,N,3) for a crop with intrinsics K_crop.
 
     K_crop is the intrinsics of the crop as cut from the image (``crop_intrinsics(K, box, S)``). With
     ``mirrored`` the network saw ``np.fliplr(crop)`` (a left hand predicted as a right hand): the points
     are placed in the mirrored world of the flipped crop and mirrored back (x negated); the caller
-    reverses the face winding (``hand_model.mirror_faces``).
+    reverses the face winding (``mirror.mirror_faces``). Torch tensors or numpy arrays alike.
     """
     if not mirrored:
         return points + cam_to_translation(cam, K_crop, img_size)[:, None, :]
-    flipped = flip_intrinsics(K_crop.to(cam).expand(cam.shape[0], 3, 3), img_size)
-    placed = points + cam_to_translation(cam, flipped, img_size)[:, None, :]
-    return placed * placed.new_tensor([-1.0, 1.0, 1.0])
+    placed = points + cam_to_translation(cam, flip_intrinsics(K_crop, img_size), img_size)[:, None, :]
+    return mirror_vertices(placed)

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-# The timm FastViT family; the MCi variants (MobileCLIP image towers) build and fuse the same way.
-FASTVIT_VARIANTS: tuple[str, ...] = (
-    "fastvit_t8",
-    "fastvit_t12",
-    "fastvit_s12",
-    "fastvit_sa12",
-    "fastvit_sa24",
-    "fastvit_sa36",
-    "fastvit_ma36",
-    "fastvit_mci0",
-    "fastvit_mci1",
-    "fastvit_mci2",
-)
+# In timm's registry but not buildable here: MobileCLIP2's towers have five stages (the encoder's
+# pyramid and the keypoint head are written for FastViT's four, ending at stride 32) and 123 M / 319 M
+# parameters, far from real time.
+UNSUPPORTED_VARIANTS: tuple[str, ...] = ("fastvit_mci3", "fastvit_mci4")
+
+
+@functools.cache
+def fastvit_variants() -> tuple[str, ...]:
+    """The encoder variants: timm's FastViT registry (``fastvit_*``, MobileCLIP towers included) less
+    UNSUPPORTED_VARIANTS. timm loads on the first call, not when this module is imported."""
+    import timm
+
+    return tuple(name for name in timm.list_models("fastvit_*") if name not in UNSUPPORTED_VARIANTS)
+
 
 FEATURE_CHOICES: tuple[str, ...] = ("final_conv", "last_stage")
 HEAD_CHOICES: tuple[str, ...] = ("pooled", "keypoint")
@@ -69,7 +71,7 @@ class ModelConfig:
             if getattr(self, name) not in options:
                 raise HandmeshError(f"model config: {name}={getattr(self, name)!r} must be one of {options}")
 
-        choice("variant", FASTVIT_VARIANTS)
+        choice("variant", fastvit_variants())
         choice("features", FEATURE_CHOICES)
         choice("head", HEAD_CHOICES)
         integer("img_size", 64, MAX_IMG_SIZE)

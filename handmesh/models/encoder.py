@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from handmesh.errors import HandmeshError, MissingFileError
-from handmesh.models.config import FASTVIT_VARIANTS, FEATURE_CHOICES
+from handmesh.models.config import FEATURE_CHOICES, fastvit_variants
 
 WEIGHTS_DIR = Path("data/weights")
 
@@ -24,14 +24,18 @@ WEIGHTS_DIR = Path("data/weights")
 
 
 def _check_variant(variant: str) -> None:
-    if variant not in FASTVIT_VARIANTS:
+    if variant not in fastvit_variants():
         raise HandmeshError(
-            f"unknown encoder variant {variant!r}; choose one of {', '.join(FASTVIT_VARIANTS)}"
+            f"unknown encoder variant {variant!r}; choose one of {', '.join(fastvit_variants())}"
         )
 
 
 class FastViTEncoder(nn.Module):
-    """FastViT trunk that maps normalized images (B,3,S,S) to feature maps (B,C,S/32,S/32)."""
+    """FastViT trunk that maps normalized images (B,3,S,S) to feature maps (B,C,S/32,S/32).
+
+    `pixel_mean` / `pixel_std` are the normalization the variant's weights expect, from timm's pretrained
+    config: ImageNet statistics for the ImageNet FastViTs, mean 0 / std 1 for the MobileCLIP towers.
+    """
 
     def __init__(self, variant: str = "fastvit_t8", features: str = "final_conv") -> None:
         super().__init__()
@@ -46,6 +50,8 @@ class FastViTEncoder(nn.Module):
         self.features = features
         # num_classes=0, global_pool="" drop the classifier; pooling happens in the head
         self.trunk = timm.create_model(variant, pretrained=False, num_classes=0, global_pool="")
+        self.pixel_mean = tuple(float(m) for m in self.trunk.pretrained_cfg["mean"])
+        self.pixel_std = tuple(float(s) for s in self.trunk.pretrained_cfg["std"])
         if features == "last_stage":
             self.trunk.final_conv = nn.Identity()
             self.out_channels = int(self.trunk.feature_info[-1]["num_chs"])

@@ -12,8 +12,6 @@ from handmesh.models.config import ModelConfig
 from handmesh.models.encoder import FastViTEncoder
 from handmesh.models.head import HEADS, IterativeHead, KeypointHead
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 OUTPUT_NAMES: tuple[str, ...] = (
     "vertices",
     "joints",
@@ -85,9 +83,11 @@ class HandRegressor(nn.Module):
         else:
             raise HandmeshError(f"unknown head {config.head!r}; choose one of {', '.join(HEADS)}")
         self.hand_model = hand_model
-        # non-persistent: derived from the config, never stale in a checkpoint
-        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1), persistent=False)
+        # non-persistent: derived from the config, never stale in a checkpoint. The normalization is the
+        # one the encoder's weights expect (timm's pretrained config for the variant).
+        mean, std = self.encoder.pixel_mean, self.encoder.pixel_std
+        self.register_buffer("pixel_mean", torch.tensor(mean).reshape(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(std).reshape(1, 3, 1, 1), persistent=False)
         self.register_buffer("K_nominal", nominal_K(self.img_size, config.resolved_focal()), persistent=False)
         self.deploy = False
 

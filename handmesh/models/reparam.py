@@ -70,30 +70,31 @@ def _fold_bn_into_linear(bn: nn.BatchNorm2d, linear: nn.Linear) -> nn.Linear:
 
 
 def _layer_scale_gamma(m: nn.Module) -> torch.Tensor | None:
-    gamma = getattr(m, "gamma", None)
-    if type(m).__name__ == "LayerScale2d" and isinstance(gamma, torch.Tensor):
-        return gamma.detach().reshape(-1)
-    return None
+    from timm.models.fastvit import LayerScale2d
+
+    return m.gamma.detach().reshape(-1) if isinstance(m, LayerScale2d) else None
 
 
 @torch.no_grad()
 def fold_fastvit_extras(trunk: nn.Module) -> dict[str, int]:
     """Fold the BatchNorms and LayerScales timm's reparameterization leaves in a FastViT trunk (in place)."""
+    from timm.layers import ConvNormAct
+    from timm.models.fastvit import AttentionBlock, RepMixerBlock
+
     counts = {"conv_bn": 0, "attn_bn": 0, "layer_scale": 0}
     for module in list(trunk.modules()):
-        kind = type(module).__name__
-        if kind == "ConvNormAct" and isinstance(module.conv, nn.Conv2d) and _is_plain_bn(module.bn):
+        if isinstance(module, ConvNormAct) and isinstance(module.conv, nn.Conv2d) and _is_plain_bn(module.bn):
             module.conv = fuse_conv_bn(module.conv, module.bn)
             module.bn = nn.Identity()
             counts["conv_bn"] += 1
-        elif kind in ("RepMixerBlock", "AttentionBlock"):
-            scale_name = "layer_scale" if kind == "RepMixerBlock" else "layer_scale_2"
+        elif isinstance(module, RepMixerBlock | AttentionBlock):
+            scale_name = "layer_scale" if isinstance(module, RepMixerBlock) else "layer_scale_2"
             gamma = _layer_scale_gamma(getattr(module, scale_name))
             if gamma is not None:
                 _scale_out(module.mlp.fc2, gamma)
                 setattr(module, scale_name, nn.Identity())
                 counts["layer_scale"] += 1
-        if kind == "AttentionBlock":
+        if isinstance(module, AttentionBlock):
             attn = module.token_mixer
             gamma = _layer_scale_gamma(module.layer_scale_1)
             if gamma is not None:

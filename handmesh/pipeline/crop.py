@@ -14,11 +14,9 @@ import math
 
 import cv2
 import numpy as np
-import torch
 
 from handmesh.errors import HandmeshError
-
-from handmesh.geometry import crop_affine
+from handmesh.geometry_np import crop_affine_np
 
 
 @dataclasses.dataclass
@@ -61,7 +59,7 @@ def square_box(box: np.ndarray, scale: float = 1.5, min_size: float = 16.0) -> n
 def crop_hand(frame: np.ndarray, box: np.ndarray, K: np.ndarray, size: int, mirror: bool = False) -> Crop:
     """Cut the square `box` out of the frame, resized to size x size (flipped when `mirror`)."""
     box = np.asarray(box, dtype=np.float64)
-    A = crop_affine(torch.as_tensor(box), size).numpy()
+    A = crop_affine_np(box, size)
     K_crop = A @ np.asarray(K, dtype=np.float64)
     image = cv2.warpAffine(
         frame, A[:2], (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0

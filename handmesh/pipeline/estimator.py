@@ -11,7 +11,6 @@ import time
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from handmesh.hand_model import mirror_faces, mirror_vertices
 from handmesh.pipeline.crop import crop_hand, square_box
@@ -98,10 +97,12 @@ class ModelEstimator:
         timings["model"] = timings.get("model", 0.0) + _ms(t0)
 
         t0 = time.perf_counter()
-        cam = torch.as_tensor(out["cam"], dtype=torch.float64)
-        K_crop = torch.as_tensor(np.stack([c.K for c in crops]))
-        verts = torch.as_tensor(out["vertices"], dtype=torch.float64)
-        joints = torch.as_tensor(out["joints"], dtype=torch.float64)
+        # float64 numpy throughout: the runtimes return numpy, and a detour through torch per hand costs
+        # more than this arithmetic
+        cam = np.asarray(out["cam"], dtype=np.float64)
+        K_crop = np.stack([c.K for c in crops])
+        verts = np.asarray(out["vertices"], dtype=np.float64)
+        joints = np.asarray(out["joints"], dtype=np.float64)
         results = []
         for i, (det, crop) in enumerate(zip(detections, crops, strict=True)):
             # crop_to_camera handles one mirrored flag per call; hands are at most a handful per frame.
@@ -114,13 +115,13 @@ class ModelEstimator:
             # Parameters describe the right hand the network saw; for a flipped crop that hand sits in
             # the mirrored camera, so its translation is taken before mirroring back.
             seen = mirror_vertices(j) if crop.mirrored else j
-            params["transl"] = (seen[0] - joints[i, 0]).numpy()
+            params["transl"] = seen[0] - joints[i, 0]
             params["crop_box"] = crop.box
             params["mirrored"] = np.array(crop.mirrored)
             results.append(
                 HandEstimate(
-                    vertices=v.numpy().astype(np.float32),
-                    joints=j.numpy().astype(np.float32),
+                    vertices=v.astype(np.float32),
+                    joints=j.astype(np.float32),
                     faces=self.left_faces if crop.mirrored else self.faces,
                     handedness=det.handedness,
                     score=float(det.score),
@@ -148,6 +149,8 @@ class LandmarkFitEstimator:
         self._fit = fit_keypoints
         self.config = config or FitConfig()
         self.hand = hand_model if hand_model is not None else default_hand_model()
+        # the fit's hand_pose is relative to this mean pose; the plausibility check needs it flat-relative
+        self.hands_mean = self.hand.hands_mean.detach().double().cpu().numpy()
         self.faces = np.asarray(self.hand.faces, dtype=np.int64)
         self.left_faces = mirror_faces(self.faces)
         self.name = f"landmark fit ({self.hand.kind} hand model fitted to MediaPipe landmarks)"

@@ -27,6 +27,7 @@ class ResumePoint:
     train_config: TrainConfig
     model_config: Any  # handmesh.models.ModelConfig
     state: dict[str, Any]
+    hand_model_kind: str | None = None  # the hand model the weights were trained against
 
 
 @dataclass(frozen=True)
@@ -40,17 +41,17 @@ class RunPlan:
 
 def load_resume_point(path: str | Path) -> ResumePoint:
     """Read a training checkpoint once: its train config, model config and training state."""
-    from handmesh.models import ModelConfig
+    from handmesh.models import read_model_config
 
     path = Path(path)
     payload = read_train_checkpoint(path)
     state = payload[TRAIN_FORMAT]
+    model_cfg, hand_model_kind = read_model_config(payload, str(path))
     try:
         train_cfg = cfgutil.from_dict(TrainConfig, state["train_config"], strict=False)
-        model_cfg = cfgutil.from_dict(ModelConfig, payload["model_config"], strict=False)
     except (KeyError, TypeError, ValueError) as exc:
         raise HandmeshError(f"{path}: unreadable training configuration ({exc})") from exc
-    return ResumePoint(path, train_cfg, model_cfg, state)
+    return ResumePoint(path, train_cfg, model_cfg, state, hand_model_kind)
 
 
 def plan_run(

@@ -46,30 +46,11 @@ def read_train_checkpoint(path: str | Path) -> dict[str, Any]:
 def freeze_hand_model(model: torch.nn.Module) -> None:
     """The hand-model layer is fixed geometry: none of its tensors is trained (DDP also needs every
     trainable parameter to receive a gradient)."""
-    from handmesh.models import HAND_MODEL_PREFIX
+    from handmesh.models import is_hand_model_key
 
     for name, param in model.named_parameters():
-        if name.startswith(HAND_MODEL_PREFIX):
+        if is_hand_model_key(name):
             param.requires_grad_(False)
-
-
-def own_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """State dict without the hand-model layer's arrays (rebuilt from its files; MANO's may not be shared)."""
-    from handmesh.models import HAND_MODEL_PREFIX
-
-    return {k: v for k, v in module.state_dict().items() if not k.startswith(HAND_MODEL_PREFIX)}
-
-
-def load_own_state(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load what `own_state` saved; anything else missing or unexpected is an error."""
-    from handmesh.models import HAND_MODEL_PREFIX
-
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith(HAND_MODEL_PREFIX)]
-    if missing or unexpected:
-        raise HandmeshError(
-            f"checkpoint weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
 
 
 def refuse_existing_run(out: Path, overwrite: bool) -> None:

@@ -23,19 +23,14 @@ from handmesh import config as cfgutil
 from handmesh.data.mix import EpochSampler
 from handmesh.data.stream import STREAM_LENGTH
 from handmesh.errors import HandmeshError
+from handmesh.models import load_own_state, own_state
 from handmesh.train import distributed as ddp
 from handmesh.train.config import TrainConfig
 from handmesh.train.data import build_datasets
 from handmesh.train.plan import RunPlan, plan_run
 from handmesh.train.preview import MeshGrid
 from handmesh.train.rng import rng_state, seed_everything, set_rng_state
-from handmesh.train.state import (
-    freeze_hand_model,
-    load_own_state,
-    own_state,
-    prepare_run_dir,
-    write_train_checkpoint,
-)
+from handmesh.train.state import freeze_hand_model, prepare_run_dir, write_train_checkpoint
 from handmesh.train.validation import validate
 
 Datasets = tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]
@@ -70,7 +65,7 @@ class Trainer:
 
     def __init__(self, plan: RunPlan, datasets: Datasets | None = None):
         from handmesh.losses import compute_losses
-        from handmesh.models import build_model
+        from handmesh.models import build_model_from_config
         from handmesh.optim import ModelEMA, WarmupCosine, build_optimizer
 
         self.t_start = time.perf_counter()
@@ -88,7 +83,9 @@ class Trainer:
                 "the encoder starts from random weights; for FreiHAND-level accuracy pass ImageNet weights "
                 "with --backbone-weights PATH (a local timm/Apple FastViT checkpoint)"
             )
-        self.model = build_model(**cfgutil.to_dict(plan.model_cfg)).to(self.device)
+        # a resumed run keeps the hand model its weights were trained against, whatever is configured now
+        kind = plan.resume.hand_model_kind if plan.resume is not None else None
+        self.model = build_model_from_config(plan.model_cfg, hand_model_kind=kind).to(self.device)
         self.model_cfg = self.model.config
         self.img_size = int(self.model_cfg.img_size)
         freeze_hand_model(self.model)
