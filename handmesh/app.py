@@ -106,7 +106,7 @@ def build_demo(state: DemoState):
     """The gr.Blocks page."""
     import gradio as gr
 
-    from handmesh.pipeline.media import export_meshes, h264_available
+    from handmesh.pipeline.media import export_meshes, h264_available, write_image
     from handmesh.pipeline.predictor import run_on_image, run_on_video
 
     cfg = state.cfg
@@ -156,7 +156,12 @@ def build_demo(state: DemoState):
         glb = next((str(f) for f in files if f.suffix == ".glb"), None)
         found = f"{len(out.meshes)} hand{'' if len(out.meshes) == 1 else 's'} found"
         # the count goes in the overlay's label: the API's four outputs stay as they are
-        overlay = gr.Image(value=out.frame, label=f"Overlay: {found}")
+        # a file of this request's own: returned as an array, Gradio would write it to <cache>/<content
+        # hash>/image.png and rewrite that file whenever the same picture came back, while another client
+        # was downloading it ("Too little data for declared Content-Length" under load)
+        overlay_path = stem.with_name(stem.name + "_overlay.png")
+        write_image(overlay_path, out.frame)
+        overlay = gr.Image(value=str(overlay_path), label=f"Overlay: {found}")
         return overlay, glb, [str(f) for f in files] + [str(params_path)], out.data
 
     def process_video(

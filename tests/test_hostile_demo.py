@@ -1,0 +1,185 @@
+"""The demo server under hostile uploads and load (issue 11), over HTTP on loopback.
+
+The server runs as its own process (demo_app.py), so a native abort shows up as a dead server instead of
+taking the test run with it. Every hostile request must come back as an error message that names the
+problem without server paths, and the server must answer the next ordinary request. The load test sends
+8 concurrent clients x 20 requests and allows no failed request and bounded growth of memory and disk.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_hostile import png_header_only  # the tests folder is on sys.path (pytest rootdir mode)
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+ROOT = Path(__file__).resolve().parents[1]
+CLIENTS, REQUESTS = 8, 20
+MAX_RSS_GROWTH_MB = 300  # the server's resident memory after the load test, over its size before
+MAX_DISK_GROWTH_MB = 50  # files the server keeps (uploads, overlays, params) for 160 small requests
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tree_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """demo_app.py on a free loopback port, its temporary files (Gradio's cache included) under one folder."""
+    tmp = tmp_path_factory.mktemp("demo_tmp")
+    port = _free_port()
+    env = dict(os.environ, TMPDIR=str(tmp), GRADIO_TEMP_DIR=str(tmp / "gradio"), PYTHONUNBUFFERED="1")
+    log = open(tmp.parent / "demo.log", "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "demo_app.py"),
+            "--port",
+            str(port),
+            "--detector",
+            "static:20,20,120,110",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 300
+    while True:
+        assert proc.poll() is None, (tmp.parent / "demo.log").read_text()[-3000:]
+        try:
+            urllib.request.urlopen(url, timeout=5).read()
+            break
+        except OSError:
+            assert time.time() < deadline, "demo did not start"
+            time.sleep(1)
+    yield url, proc, tmp
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("uploads")
+    image = np.full((120, 160, 3), 80, np.uint8)
+    image[30:100, 40:110] = (200, 160, 130)
+    files = {"good": root / "good.png", "wide": root / "wide.png", "bomb": root / "bomb.png"}
+    Image.fromarray(image).save(files["good"])
+    Image.fromarray(np.zeros((1, 32767), np.uint8)).save(files["wide"])
+    files["bomb"].write_bytes(png_header_only(20000, 20000))
+    files["video"] = root / "broken.mp4"
+    files["video"].write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
+    return files
+
+
+def _client(url: str, downloads: Path):
+    """A gradio_client with its own download folder (the default /tmp/gradio is shared by every client)."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=str(downloads), httpx_kwargs={"timeout": 300})
+
+
+def _predict(client, path: Path):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(path)), api_name="/predict_image")
+
+
+def _assert_still_serving(client, proc, good: Path) -> None:
+    assert proc.poll() is None, "the demo server died"
+    overlay, *_ = _predict(client, good)
+    assert os.path.getsize(_file(overlay)) > 0
+
+
+def _file(value) -> str:
+    """The local path of a file output (gradio_client returns a path, or an update dict holding one)."""
+    return value if isinstance(value, str) else value.get("path") or value["value"]
+
+
+@pytest.mark.parametrize(
+    "name, endpoint, words",
+    [
+        ("wide", "/predict_image", ["32767x1", "limit"]),
+        (
+            "bomb",
+            "/predict_image",
+            ["exception"],
+        ),  # Gradio's decoder refuses it; its message stays server-side
+        ("video", "/process_video", ["not a readable video"]),
+    ],
+)
+def test_hostile_uploads_are_refused_and_the_server_survives(server, inputs, tmp_path, name, endpoint, words):
+    from gradio_client import handle_file
+
+    url, proc, tmp = server
+    client = _client(url, tmp_path)
+    with pytest.raises(Exception) as info:  # gradio_client raises AppError with the handler's message
+        client.predict(handle_file(str(inputs[name])), api_name=endpoint)
+    message = str(info.value)
+    for word in words:
+        assert word in message, message
+    assert str(tmp) not in message and "/tmp/" not in message, f"server path in the message: {message}"
+    _assert_still_serving(client, proc, inputs["good"])
+
+
+def test_load_eight_clients_no_failures_bounded_growth(server, inputs, tmp_path):
+    url, proc, tmp = server
+    _predict(_client(url, tmp_path / "warm"), inputs["good"])  # the first request pays for lazy imports
+    rss0, disk0 = _rss_mb(proc.pid), _tree_bytes(tmp)
+
+    def client(n: int) -> list[str]:
+        errors = []
+        api = _client(url, tmp_path / f"client{n}")
+        for _ in range(REQUESTS):
+            try:
+                overlay, _glb, files, params = _predict(api, inputs["good"])
+                if (
+                    not overlay
+                    or not Path(overlay if isinstance(overlay, str) else overlay["path"]).is_file()
+                ):
+                    errors.append("no overlay returned")
+            except Exception as exc:  # noqa: BLE001 - every failure counts, whatever its kind
+                errors.append(f"{type(exc).__name__}: {exc}")
+        return errors
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        errors = [e for batch in pool.map(client, range(CLIENTS)) for e in batch]
+    seconds = time.perf_counter() - start
+    rss1, disk1 = _rss_mb(proc.pid), _tree_bytes(tmp)
+    print(
+        f"demo load: {CLIENTS}x{REQUESTS} requests in {seconds:.1f} s, {len(errors)} failed; "
+        f"RSS {rss0:.0f} -> {rss1:.0f} MB; files {disk0 / 2**20:.1f} -> {disk1 / 2**20:.1f} MB"
+    )
+    assert not errors, f"{len(errors)} failed request(s), e.g. {errors[:3]}"
+    assert proc.poll() is None
+    assert rss1 - rss0 < MAX_RSS_GROWTH_MB
+    assert (disk1 - disk0) / 2**20 < MAX_DISK_GROWTH_MB
