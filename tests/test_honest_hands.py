@@ -125,3 +125,45 @@ def test_rotation_matrix_params_give_the_same_flat_pose():
     np.testing.assert_allclose(
         flat_pose_of({"hand_pose": mats}, mean), flat_pose_of({"hand_pose": aa}, mean), atol=1e-6
     )
+
+
+def test_pipeline_flags_or_drops_an_impossible_hand():
+    """The issue's case: a hand 5.5 cm from the lens no longer keeps the detector's score of 0.92."""
+    from handmesh.pipeline.detector import StaticDetector
+    from handmesh.pipeline.estimator import HandEstimate
+    from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig
+
+    joints, K, _ = _posed_hand("relaxed", "right")
+    near, _, _ = _posed_hand("fist", "right", depth=0.055)
+
+    class Fixed:
+        name, source = "fixed meshes", "model"
+
+        def estimate(self, frame, detections, K, timings, static=False):
+            return [
+                HandEstimate(
+                    vertices=np.zeros((778, 3), np.float32),
+                    joints=j.astype(np.float32),
+                    faces=np.zeros((0, 3), np.int64),
+                    handedness="right",
+                    score=0.92,
+                    track_id=d.track_id,
+                    box=np.asarray(d.box),
+                )
+                for d, j in zip(detections, (joints, near), strict=False)
+            ]
+
+    boxes = [((100, 100, 300, 300), "right"), ((300, 100, 500, 300), "right")]
+    frame = np.zeros((480, 640, 3), np.uint8)
+    flagging = HandMeshPipeline(Fixed(), StaticDetector(boxes), PipelineConfig(), renderer=object())
+    plausible, impossible = flagging.estimate(flagging.detect(frame, K, static=True)).hands
+    assert 0.9 * 0.92 < plausible.score <= 0.92 and "implausible" not in plausible.params
+    assert impossible.score < 0.1 and "depth" in impossible.params["implausible"].tolist()
+    strict = PipelineConfig(min_plausibility=0.3)
+    honest = HandMeshPipeline(Fixed(), StaticDetector(boxes), strict, renderer=object())
+    hands = honest.estimate(honest.detect(frame, K, static=True)).hands
+    assert len(hands) == 1 and np.allclose(hands[0].joints, joints, atol=1e-6)
+    trusting = HandMeshPipeline(
+        Fixed(), StaticDetector(boxes), PipelineConfig(plausibility=False), renderer=object()
+    )
+    assert [h.score for h in trusting.estimate(trusting.detect(frame, K, static=True)).hands] == [0.92, 0.92]

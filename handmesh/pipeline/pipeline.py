@@ -16,9 +16,10 @@ from handmesh.geometry_np import project_points_np
 from handmesh.pipeline.crop import check_view_options, default_intrinsics
 from handmesh.pipeline.detector import Detector, HandDetection, flip_handedness
 from handmesh.pipeline.estimator import HandEstimate, MeshEstimator
+from handmesh.pipeline.plausibility import score_hands
 from handmesh.pipeline.smoothing import SmoothingConfig, TrackSmoother
 from handmesh.pipeline.tracking import IoUTracker
-from handmesh.render.overlay import LEFT_COLOR, RIGHT_COLOR, draw_skeleton
+from handmesh.render.overlay import LEFT_COLOR, RIGHT_COLOR, draw_side_tag, draw_skeleton
 
 STAGES = ("detect", "crop", "model", "hand_model", "smooth", "render", "composite")
 
@@ -53,6 +54,14 @@ class PipelineConfig:
     selfie: bool = dataclasses.field(
         default=False,
         metadata=option("frames are a mirrored selfie view: colours/labels name the person's own hand"),
+    )
+    tags: bool = dataclasses.field(default=True, metadata=option('draw an "L"/"R" tag by each hand'))
+    plausibility: bool = dataclasses.field(
+        default=True,
+        metadata=option("lower the score of implausible hands (size, depth, joint limits, 2D fit)"),
+    )
+    min_plausibility: float = dataclasses.field(
+        default=0.0, metadata=option("drop hands whose plausibility factor is below this, 0-1 (0: keep all)")
     )
 
     def __post_init__(self) -> None:
@@ -220,6 +229,11 @@ class HandMeshPipeline:
         if job.detections:
             with self._stage_locks[1]:
                 job.hands = self.estimator.estimate(job.frame, job.detections, job.K, job.timings, job.static)
+                if self.config.plausibility:
+                    mean = getattr(self.estimator, "hands_mean", None)
+                    job.hands = score_hands(
+                        job.hands, job.detections, job.K, mean, min_factor=self.config.min_plausibility
+                    )
         return job
 
     def finish(self, job: FrameJob) -> PipelineResult:
@@ -252,6 +266,14 @@ class HandMeshPipeline:
                         # bones in a darker shade of the mesh colour, so they stay visible on top of it
                         color = tuple(int(140 * c) for c in self.color_of(hd.handedness)[:3])
                         draw_skeleton(out, project_points_np(hd.joints, K), color=color, thickness=2)
+                    timings["composite"] += (time.perf_counter() - t0) * 1000.0
+                if cfg.tags:
+                    t0 = time.perf_counter()
+                    out = out.copy() if out is frame else out
+                    for hd in hands:
+                        color = tuple(int(170 * c) for c in self.color_of(hd.handedness)[:3])
+                        side = self.display_handedness(hd.handedness)
+                        draw_side_tag(out, "L" if side == "left" else "R", hd.box, color)
                     timings["composite"] += (time.perf_counter() - t0) * 1000.0
         timings["total"] = sum(timings[s] for s in STAGES)
         return PipelineResult(

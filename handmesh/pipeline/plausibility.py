@@ -6,8 +6,9 @@ Four checks, each a factor in [0, 1] multiplied into the hand's score:
 - depth: the wrist's distance from the camera and the hand's own depth extent;
 - joint limits: how far the articulation goes beyond the hand model's joint limits;
 - reprojection: the mesh's joints projected into the image against the detector's 2D keypoints.
-A hand whose factor falls below `PlausibilityConfig.min_factor` is dropped by the pipeline and skipped
-by `handmesh label`; the reasons are kept with the hand (`params["implausible"]`).
+The pipeline multiplies the factor into the hand's score (an impossible hand is then shown with a score
+near 0, and dropped when `PipelineConfig.min_plausibility` asks for it); `handmesh label` skips hands
+below `PlausibilityConfig.min_factor`. The reasons are kept with the hand (`params["implausible"]`).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def check_hand(
     palm = float(np.linalg.norm(j[MIDDLE_MCP] - j[WRIST]))
     checks["size"] = _range_factor(palm, *cfg.palm_length, softness=0.01)
     wrist_z = float(j[WRIST, 2])
-    depth = _range_factor(wrist_z, *cfg.wrist_depth, softness=0.03)
+    depth = _range_factor(wrist_z, *cfg.wrist_depth, softness=0.02)
     extent = float(np.ptp(j[:, 2]))
     checks["depth"] = depth * _range_factor(extent, 0.0, cfg.depth_extent, softness=0.05)
     if flat_pose is not None:
@@ -106,3 +107,35 @@ def flat_pose_of(params: dict, hands_mean: np.ndarray | None = None) -> np.ndarr
 
         pose = matrix_to_axis_angle_np(pose.reshape(-1, 3, 3))
     return pose.reshape(-1) + np.asarray(hands_mean, dtype=np.float64).reshape(-1)
+
+
+def score_hands(
+    hands: list,
+    detections: list,
+    K: np.ndarray,
+    hands_mean=None,
+    config=None,
+    min_factor: float | None = None,
+) -> list:
+    """Multiply each HandEstimate's score by its plausibility; drop hands below `min_factor`
+    (default `config.min_factor`; 0 keeps every hand, flagged).
+
+    Each kept hand records `params["plausibility"]` and, when a check failed, `params["implausible"]`
+    (the failed checks' names). The detector's 2D keypoints are found by track id.
+    """
+    cfg = config or PlausibilityConfig()
+    floor = cfg.min_factor if min_factor is None else float(min_factor)
+    by_track = {d.track_id: d for d in detections}
+    kept = []
+    for hand in hands:
+        det = by_track.get(hand.track_id)
+        kp = None if det is None else det.keypoints2d
+        check = check_hand(hand.joints, K, kp, hand.box, flat_pose_of(hand.params, hands_mean), config=cfg)
+        if check.factor < floor:
+            continue
+        hand.score = float(hand.score) * check.factor
+        hand.params["plausibility"] = np.asarray(check.factor)
+        if check.reasons:
+            hand.params["implausible"] = np.asarray(check.reasons)
+        kept.append(hand)
+    return kept

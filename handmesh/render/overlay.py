@@ -21,9 +21,10 @@ from handmesh.geometry_np import project_points_np
 Mesh = tuple[np.ndarray, np.ndarray, Sequence[float]]
 Box = tuple[int, int, int, int]
 
-# Colours by handedness: a warm skin-like tone for right hands, a cool blue for left ones.
-RIGHT_COLOR = (0.98, 0.75, 0.55, 1.0)
-LEFT_COLOR = (0.55, 0.72, 0.98, 1.0)
+# Colours by handedness that stand out on skin of any tone (as HaMeR and WiLoR draw them): light blue
+# for right hands, light purple for left ones.
+RIGHT_COLOR = (0.55, 0.75, 0.98, 1.0)
+LEFT_COLOR = (0.80, 0.62, 0.98, 1.0)
 HAND_COLORS = {"right": RIGHT_COLOR, "left": LEFT_COLOR}
 
 # Viewport sizes are rounded up to this so the framebuffer is not reallocated every frame.
@@ -178,4 +179,16 @@ def draw_skeleton(
             )
     for p in pts:
         cv2.circle(image, (int(p[0]), int(p[1])), thickness + 1, color, -1, cv2.LINE_AA)
+    return image
+
+
+def draw_side_tag(image: np.ndarray, text: str, box: Sequence[float], color: Sequence[int]) -> np.ndarray:
+    """Draw a short tag ("L"/"R") in a filled badge by the top-left corner of a hand's box, in place."""
+    h, w = image.shape[:2]
+    scale = max(0.5, min(1.2, (box[2] - box[0]) / 160.0))  # readable on small and large hands
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    x = int(np.clip(box[0], 0, max(w - tw - 8, 0)))
+    y = int(np.clip(box[1] - 6, th + 8, h - 1))
+    cv2.rectangle(image, (x, y - th - 8), (x + tw + 8, y + base - 2), tuple(int(c) for c in color), -1)
+    cv2.putText(image, text, (x + 4, y - 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2, cv2.LINE_AA)
     return image
