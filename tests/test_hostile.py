@@ -321,6 +321,18 @@ def test_preflight_names_the_first_problem(freihand, tmp_path):
         preflight_dataset(folder)
 
 
+def test_training_refuses_a_broken_folder_before_its_first_step(freihand, tmp_path):
+    import shutil
+
+    folder = tmp_path / "fh"
+    shutil.copytree(freihand, folder)
+    (folder / "training/rgb/00000002.jpg").write_bytes(b"")
+    out = tmp_path / "run"
+    rc, err = run_cli("train", "--data", folder, "--out", out, "--epochs", "1", "--batch-size", "2")
+    assert_refused(rc, err, "00000002.jpg", "empty file", "check-dataset")
+    assert not list(out.glob("*.pt"))
+
+
 def test_custom_dataset_lines_and_paths(tmp_path):
     root = tmp_path / "custom"
     root.mkdir()
