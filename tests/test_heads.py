@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from handmesh.errors import HandmeshError
 from handmesh.losses import compute_losses
 from handmesh.models import HEADS, build_model, reparameterize
 from handmesh.train import TrainConfig
@@ -34,7 +35,7 @@ def model(request):
 
 def test_heads_are_listed_and_unknown_ones_refused():
     assert set(HEADS) == {"pooled", "keypoint"}
-    with pytest.raises(Exception, match="unknown head"):
+    with pytest.raises(HandmeshError, match=r"head='nope' must be one of \('pooled', 'keypoint'\)"):
         build_model("fastvit_t8", img_size=S, head="nope")
 
 
