@@ -103,6 +103,48 @@ def assert_refused(rc: int, err: str, *words: str) -> None:
     assert any(all(w.lower() in line.lower() for w in words) for line in lines), (words, lines)
 
 
+# ---------------------------------------------------------------------------------------- image reading
+def test_16_bit_png_is_scaled_not_saturated(tmp_path):
+    from handmesh.data.io import read_image
+
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    grey = read_image(tmp_path / "deep.png")[..., 0].astype(int)
+    assert (grey == 255).mean() < 0.01  # saturation made 99.6 % of these pixels 255
+    assert np.abs(grey - np.round(ramp / 257.0)).max() <= 1
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    from handmesh.data.io import probe_image, read_image
+
+    image = np.zeros((20, 40, 3), np.uint8)
+    image[:, :20] = 255  # left half white: after a 90-degree turn it is the top or bottom half
+    pil = Image.fromarray(image)
+    exif = pil.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    pil.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    upright = read_image(tmp_path / "phone.jpg")
+    assert upright.shape == (40, 20, 3) and probe_image(tmp_path / "phone.jpg") == (20, 40)
+    assert upright[:20].mean() > 200 and upright[20:].mean() < 50
+
+
+def test_truncated_video_warns(tmp_path, capsys):
+    from handmesh.pipeline.media import VideoWriter, iter_video
+
+    path = tmp_path / "clip.avi"
+    with VideoWriter(path, 10, (64, 48)) as w:
+        for i in range(10):
+            w.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    data = bytearray(path.read_bytes())
+    # declare 25 frames in the AVI main header and the stream header: 15 frames "went missing"
+    avih, strh = data.find(b"avih"), data.find(b"strh")
+    data[avih + 24 : avih + 28] = struct.pack("<I", 25)
+    data[strh + 40 : strh + 44] = struct.pack("<I", 25)
+    path.write_bytes(bytes(data))
+    assert len(list(iter_video(path))) == 10
+    assert "decoded 10 of its 25 frames" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------- predict
 def test_predict_folder_survives_every_bad_image(corpus, tmp_path):
     """One process, the real MediaPipe detector: bad files are refused one by one, the good one is done."""
@@ -455,6 +497,26 @@ def test_mano_import_refuses_hostile_pickles(tmp_path, name):
 def test_mano_import_refuses_devices():
     rc, err = run_cli("mano", "import", "/dev/zero", "--out", "/nonexistent/never")
     assert_refused(rc, err, "/dev/zero", "not a regular file")
+
+
+# ---------------------------------------------------------------------------------------- the demo's start
+def test_busy_port_is_refused_before_start_up():
+    import socket
+
+    from handmesh.app import check_port_free
+    from handmesh.errors import HandmeshError
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(HandmeshError, match=rf"127\.0\.0\.1:{port} .*--port"):
+            check_port_free("127.0.0.1", port)
+
+
+def test_messages_for_remote_users_hold_no_server_paths():
+    from handmesh.errors import without_paths
+
+    text = "/tmp/gradio/5f2a/upload.mp4: not a readable video (see /srv/handmesh/app/log)"
+    assert without_paths(text) == "upload.mp4: not a readable video (see log)"
 
 
 # ---------------------------------------------------------------------------------------- the CLI rule
