@@ -68,27 +68,6 @@ def test_side_too_close_to_call_is_uncertain():
     assert decision.fit_side in ("left", "right")
 
 
-def test_track_sides_stick_once_decided():
-    """A track keeps its decided side even when later frames' labels (and evidence) flip."""
-    from handmesh.pipeline.handedness import TrackSides
-
-    right, K, _ = _posed_hand("fist", "right")
-    sides = TrackSides()
-    det = _detection(right, K, "left")
-    det.track_id = 7
-    sides.apply([det], K, live_ids={7})
-    assert det.handedness == "right"
-    flat, _, _ = _posed_hand("flat", "left")
-    later = _detection(flat, K, "left")
-    later.track_id = 7
-    sides.apply([later], K, live_ids={7})
-    assert later.handedness == "right"
-    sides.apply([], K, live_ids=set())  # the track ended: its side is forgotten
-    later.handedness = "left"
-    sides.apply([later], K, live_ids={7})
-    assert later.handedness in ("left", "right")
-
-
 def test_plausible_hand_passes_and_impossible_ones_do_not():
     from handmesh.pipeline.plausibility import check_hand, flat_pose_of
 

@@ -99,35 +99,3 @@ def decide_sides(
             )
         )
     return out
-
-
-class TrackSides:
-    """A decided side per track: a hand does not change sides, so each track is decided once.
-
-    Until a track's side is certain each frame gets a fresh decision (and the detector's label is used
-    for the frame); once certain, the side sticks for the rest of the track.
-    """
-
-    def __init__(self, min_margin: float = MIN_MARGIN):
-        self.min_margin = float(min_margin)
-        self._sides: dict[int, str] = {}
-
-    def apply(self, detections: list[HandDetection], K: np.ndarray, live_ids=None, hand_model=None) -> None:
-        """Set each detection's `handedness` from its track's decided side (deciding where needed)."""
-        todo = [d for d in detections if d.track_id < 0 or d.track_id not in self._sides]
-        for d, decision in zip(
-            todo, decide_sides(todo, K, self.min_margin, hand_model=hand_model), strict=True
-        ):
-            if decision.side is not None and d.track_id >= 0:
-                self._sides[d.track_id] = decision.side
-            if decision.side is not None:
-                d.handedness = decision.side
-        for d in detections:
-            if d.track_id in self._sides:
-                d.handedness = self._sides[d.track_id]
-        if live_ids is not None:
-            self._sides = {k: v for k, v in self._sides.items() if k in live_ids}
-
-    def reset(self) -> None:
-        """Forget every track's side."""
-        self._sides = {}
