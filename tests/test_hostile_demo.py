@@ -161,10 +161,7 @@ def test_load_eight_clients_no_failures_bounded_growth(server, inputs, tmp_path)
         for _ in range(REQUESTS):
             try:
                 overlay, _glb, files, params = _predict(api, inputs["good"])
-                if (
-                    not overlay
-                    or not Path(overlay if isinstance(overlay, str) else overlay["path"]).is_file()
-                ):
+                if not overlay or not Path(_file(overlay)).is_file():
                     errors.append("no overlay returned")
             except Exception as exc:  # noqa: BLE001 - every failure counts, whatever its kind
                 errors.append(f"{type(exc).__name__}: {exc}")

@@ -6,6 +6,7 @@ import glob
 import hashlib
 import json
 import os
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -78,12 +79,21 @@ def _open_checked(path: Path) -> Image.Image:
     return im
 
 
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation tag (1 = upright); damaged EXIF data counts as upright, not as a broken image."""
+    try:
+        value = im.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, ValueError, TypeError, KeyError, SyntaxError, struct.error):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
 def probe_image(path: str | Path) -> tuple[int, int]:
     """(width, height) from the header, after cheap checks (size limits, JPEG/PNG end marker): no decode."""
     path = Path(path)
     with _open_checked(path) as im:
         tails, size = _TAILS.get(im.format or ""), im.size
-        if im.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+        if _orientation(im) in (5, 6, 7, 8):
             size = size[::-1]  # read_image turns it upright: width and height swap
     if tails:
         with open(path, "rb") as fh:
@@ -118,7 +128,7 @@ def read_image(path: str | Path) -> np.ndarray:
         with _open_checked(path) as im:
             # PIL, unlike cv2, refuses truncated JPEGs instead of returning a half-grey image.
             im.load()
-            upright = ImageOps.exif_transpose(im)
+            upright = ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
             return _to_rgb(upright)
     except HandmeshError:
         raise
