@@ -80,6 +80,18 @@ class DemoState:
         # downloads live an hour; streamed frames get their folder once the page (and Gradio's cache) exists
         self.outputs = OutputFolder(max_age_s=3600.0)
         self.frames: FrameFiles | None = None
+        self.examples = self._render_examples()
+
+    def _render_examples(self) -> tuple[str, str] | None:
+        """Example inputs rendered from the hand model (a sub-folder: the output pruning skips it)."""
+        from handmesh.pipeline.synthetic import write_examples
+
+        try:
+            image, video = write_examples(self.outputs.path / "examples")
+        except Exception as exc:  # an example is a nicety: a machine that cannot render still serves
+            self.notes.append(f"No example inputs ({type(exc).__name__}: {one_line(exc)}).")
+            return None
+        return str(image), str(video)
 
     def close(self) -> None:
         """Remove the app's files (output folder, streamed frames): called on exit."""
@@ -255,6 +267,8 @@ def build_demo(state: DemoState):
                 img_in = gr.Image(sources=["upload", "clipboard"], type="numpy", label="Image")
                 img_out = gr.Image(label="Overlay", format="png", type="numpy")
             run_img = gr.Button("Reconstruct hands", variant="primary")
+            if state.examples:
+                gr.Examples([[state.examples[0]]], inputs=[img_in], label="Example: two rendered hands")
             with gr.Row():
                 viewer = gr.Model3D(label="3D meshes (GLB)", clear_color=(0.95, 0.95, 0.97, 1.0))
                 downloads = gr.File(
@@ -272,6 +286,8 @@ def build_demo(state: DemoState):
                 vid_in = gr.Video(label="Video", sources=["upload"])
                 vid_out = gr.Video(label="Overlay video")
             run_vid = gr.Button("Process video", variant="primary")
+            if state.examples:
+                gr.Examples([[state.examples[1]]], inputs=[vid_in], label="Example: a rendered hand waving")
             with gr.Row():
                 vid_json = gr.File(label="Per-frame parameters (JSON)")
                 vid_meshes = gr.File(label="Per-frame meshes (NPZ: vertices (frames, hands, 778, 3), faces)")

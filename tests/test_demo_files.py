@@ -39,3 +39,16 @@ def test_output_folder_prunes_old_files_and_is_removed(tmp_path):
     assert out.prune() == 0
     out.close()
     assert not out.path.exists()
+
+
+def test_example_inputs_are_rendered_hands(tmp_path):
+    """The demo's example inputs: a still and a short video of the hand model, readable by the app."""
+    from handmesh.pipeline.media import iter_video, read_image
+    from handmesh.pipeline.synthetic import background, write_examples
+
+    image, video = write_examples(tmp_path, size=(160, 120), frames=3)
+    still = read_image(image)
+    assert still.shape == (120, 160, 3)
+    differs = np.abs(still.astype(int) - background(160, 120)).max(axis=2) > 20
+    assert differs.mean() > 0.02, "no hand drawn over the background"
+    assert len(list(iter_video(video))) == 3

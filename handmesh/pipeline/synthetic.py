@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -153,3 +154,23 @@ def write_y4m(path, frames: np.ndarray, fps: int = 30) -> None:
         fh.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420\n".encode())
         for chunk in iter_y4m_frames(frames):
             fh.write(chunk)
+
+
+def write_examples(folder, size: tuple[int, int] = (640, 480), frames: int = 30) -> tuple[Path, Path]:
+    """Example inputs for the demo, rendered from the hand model: a still of two hands and a short video.
+
+    Returns (image path, video path); the video is H.264 MP4 when PyAV is installed (else VP8 WebM).
+    """
+    from handmesh.pipeline.media import VideoWriter, h264_available, write_image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    still = render_hand_video(1, size=size, hands=2, seed=5)
+    image = folder / "example_two_hands.png"
+    write_image(image, still.frames[0])
+    clip = render_hand_video(frames, size=size, hands=1, seed=7)
+    video = folder / ("example_wave" + (".mp4" if h264_available() else ".webm"))
+    with VideoWriter(video, 30, size) as writer:
+        for frame in clip.frames:
+            writer.write(frame)
+    return image, video
