@@ -279,16 +279,18 @@ def test_mesh_grid_without_a_renderer_is_skipped_once_but_drawing_errors_propaga
     assert calls[-1] == "closed"
 
 
-def test_resume_with_another_variant_fails_clearly(short_run, synth_dir, capsys):
+def test_resume_with_another_variant_fails_clearly(short_run, synth_dir, capsys, monkeypatch):
     from handmesh.cli import main
 
     out, _, _ = short_run
+    reads = _count_checkpoint_reads(monkeypatch)
     code = main(
         ["train", "--data", str(synth_dir), "--out", str(out), "--resume", "--variant", "fastvit_s12"]
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert "fastvit_t8" in err[-1] and "fastvit_s12" in err[-1] and len(err) == 1
+    assert reads == [out / "last.pt"]  # the run plan reads the checkpoint once, the trainer never again
 
 
 def test_resume_of_a_model_only_file_fails_clearly(tmp_path, synth_dir, capsys):
@@ -403,7 +405,20 @@ def test_two_process_gloo_ddp_run_writes_a_checkpoint(synth_dir, tmp_path):
     assert state["epoch"] == 1 and state["step"] == 3 and len(state["rng"]) == 2
 
 
-def test_time_budget_stops_the_run_and_marks_it_finished(synth_dir, tmp_path):
+def _count_checkpoint_reads(monkeypatch) -> list:
+    import handmesh.checkpoint
+
+    reads, real = [], handmesh.checkpoint.load_checkpoint
+
+    def counting(path, *args, **kwargs):
+        reads.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(handmesh.checkpoint, "load_checkpoint", counting)
+    return reads
+
+
+def test_time_budget_stops_the_run_and_marks_it_finished(synth_dir, tmp_path, monkeypatch):
     from handmesh.checkpoint import load_checkpoint
 
     sets = small_sets(synth_dir, n_train=8)
@@ -411,9 +426,10 @@ def test_time_budget_stops_the_run_and_marks_it_finished(synth_dir, tmp_path):
     result = train(cfg, model_config(), datasets=sets)
     state = load_checkpoint(tmp_path / "last.pt")[TRAIN_FORMAT]
     assert result["steps"] == 1 and state["finished"] and state["epoch"] == 1
-    # resuming a finished run does nothing
+    # resuming a finished run does nothing, and reads its checkpoint once
+    reads = _count_checkpoint_reads(monkeypatch)
     again = train(cfg, model_config(), datasets=sets, resume=tmp_path / "last.pt")
-    assert again["steps"] == 1
+    assert again["steps"] == 1 and reads == [tmp_path / "last.pt"]
 
 
 class _PoisonedLabels(torch.utils.data.Dataset):
