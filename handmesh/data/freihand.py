@@ -208,10 +208,6 @@ class FreiHANDAnnotations:
         """Path of a sample's image for one background version (image id = sample + N * version)."""
         return self.rgb_dir / f"{sample + len(self) * version:08d}.jpg"
 
-    def mask_path(self, sample: int) -> Path:
-        """Path of a training sample's hand mask (one per sample, shared by its versions)."""
-        return self.root / self.split / "mask" / f"{sample:08d}.jpg"
-
     def record(self, sample: int, version: int = 0) -> HandRecord:
         """A HandRecord of one sample/version with every label the split has."""
         pose = betas = None

@@ -121,8 +121,3 @@ class HandRegressor(nn.Module):
             # the keypoint head's own 2D keypoints (crop pixels), supervised in training
             **({"keypoints2d": params["keypoints2d"]} if "keypoints2d" in params else {}),
         }
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
