@@ -231,7 +231,15 @@ def build_demo(state: DemoState):
             f"**Mesh source:** {state.sources.default}" + (f"  \n{notes}" if notes else "")
         )
         with gr.Row():
-            source = gr.Dropdown(choices, value=choices[0], label="Mesh source", interactive=len(choices) > 1)
+            # wide enough for the longest source name (a lone choice was cut off)
+            source = gr.Dropdown(
+                choices,
+                value=choices[0],
+                label="Mesh source",
+                interactive=len(choices) > 1,
+                scale=2,
+                min_width=max(320, 8 * max(len(c) for c in choices)),
+            )
             max_hands = gr.Slider(
                 1, MAX_HANDS_LIMIT, value=2, step=1, label=f"Max hands (up to {MAX_HANDS_LIMIT})"
             )
@@ -358,10 +366,17 @@ def main(argv: list[str] | None = None) -> int:
     atexit.register(state.close)
     demo = build_demo(state)
     demo.queue(default_concurrency_limit=1)
+    if not cfg.share:
+        # Gradio's own banner says "set `share=True` in `launch()`", which is not how this app is run
+        print(
+            f"handmesh demo: open http://{cfg.host}:{cfg.port} (a public gradio.live link: --share)",
+            file=sys.stderr,
+        )
     demo.launch(
         server_name=cfg.host,
         server_port=cfg.port,
         share=cfg.share,
+        quiet=not cfg.share,
         max_file_size=f"{cfg.max_upload_mb}mb",
         # our own errors (gr.Error) always reach the user; anything else (Gradio's preprocessing errors,
         # which quote server paths, and bugs) stays in this terminal
