@@ -103,7 +103,7 @@ def app_server(fake_camera):
         cmd += ["--detector", spec, "--checkpoint", str(root / "model.pt")]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_for_port(port, proc, timeout=180)
+        _wait_for_port(port, proc, timeout=600)  # a loaded 2-core machine starts the app slowly
         yield f"http://127.0.0.1:{port}/"
     finally:
         proc.terminate()
@@ -129,6 +129,25 @@ def _overlay_frame(page) -> np.ndarray | None:
         data = page.request.get(src).body()
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _record_against_pipeline(record: dict) -> None:
+    """bench/results/browser_cpu.json (real mode, or HANDMESH_BROWSER_RECORD=1): the browser's rate beside
+    `handmesh bench pipeline`'s rate for the same mesh source (one hand, pipelined) from pipeline_cpu.json."""
+    from handmesh.benchmarks.common import write_result
+
+    pipeline_json = ROOT / "bench" / "results" / "pipeline_cpu.json"
+    source = "landmark-fit" if REAL else "model"
+    what = "MediaPipe + landmark fit" if REAL else "fixed boxes + random fastvit_t8 checkpoint"
+    out = dict(record, mode=f"{record['mode']} ({what}, 640x480, one hand)")
+    if pipeline_json.exists():
+        bench = json.loads(pipeline_json.read_text())
+        fps = (bench.get("fps") or {}).get(source) if isinstance(bench.get("fps"), dict) else None
+        if fps:
+            out["pipeline_bench_fps"] = fps
+            out["pipeline_bench_date"] = bench.get("machine", {}).get("date")
+            out["browser_over_pipeline"] = round(record["fps_received_by_browser"] / fps, 3)
+    write_result(ROOT / "bench" / "results" / "browser_cpu.json", out)
 
 
 def test_webcam_stream_shows_meshes(fake_camera, app_server):
@@ -184,7 +203,10 @@ def test_webcam_stream_shows_meshes(fake_camera, app_server):
             browser.close()
     fps_match = re.search(r"([\d.]+) FPS delivered", stats)
     fps = float(fps_match.group(1)) if fps_match else None
-    broken = [e for e in frame_log if not isinstance(e[2], int)]
+    # ERR_ABORTED: the page itself cancelled a load because a newer frame replaced the image's source;
+    # any other failure (ERR_CONTENT_LENGTH_MISMATCH above all) is a frame that arrived broken
+    failed = [e for e in frame_log if not isinstance(e[2], int)]
+    broken = [e for e in failed if "ERR_ABORTED" not in e[2]]
     received = [e for e in window if e[2] == 200]
     record = {
         "mode": "real" if REAL else "static",
@@ -193,10 +215,13 @@ def test_webcam_stream_shows_meshes(fake_camera, app_server):
         "fps_received_by_browser": round(len(received) / STREAM_SECONDS, 2),
         "fps_delivered_app": fps,
         "frames_broken": len(broken),
+        "frames_superseded_aborted": len(failed) - len(broken),
         "frames_missing_404": sum(e[2] == 404 for e in window),
         "stats": stats,
     }
     (artifacts / "browser_fps.json").write_text(json.dumps(record, indent=1))
+    if REAL or os.environ.get("HANDMESH_BROWSER_RECORD"):
+        _record_against_pipeline(record)
     assert not broken, f"{len(broken)} overlay frames arrived broken, e.g. {broken[:3]}"
     assert best > 1500, f"no mesh-coloured pixels in the returned frames (best {best}); stats: {stats!r}"
     assert len(frames_seen) >= 3, "the overlay did not update as a stream"
