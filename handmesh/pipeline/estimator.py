@@ -32,6 +32,23 @@ class HandEstimate:
     params: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     source: str = "model"
 
+    @classmethod
+    def of_detection(
+        cls, det: HandDetection, vertices, joints, faces: np.ndarray, params: dict, source: str
+    ) -> HandEstimate:
+        """A mesh (float32) with what the detector said about its hand (side, score, track, box)."""
+        return cls(
+            vertices=np.asarray(vertices, dtype=np.float32),
+            joints=np.asarray(joints, dtype=np.float32),
+            faces=faces,
+            handedness=det.handedness,
+            score=float(det.score),
+            track_id=det.track_id,
+            box=np.asarray(det.box, dtype=np.float64),
+            params=params,
+            source=source,
+        )
+
 
 class MeshEstimator(Protocol):
     """Detections of one frame -> meshes; adds its stage times (ms) to `timings`."""
@@ -118,19 +135,8 @@ class ModelEstimator:
             params["transl"] = seen[0] - joints[i, 0]
             params["crop_box"] = crop.box
             params["mirrored"] = np.array(crop.mirrored)
-            results.append(
-                HandEstimate(
-                    vertices=v.astype(np.float32),
-                    joints=j.astype(np.float32),
-                    faces=self.left_faces if crop.mirrored else self.faces,
-                    handedness=det.handedness,
-                    score=float(det.score),
-                    track_id=det.track_id,
-                    box=np.asarray(det.box, dtype=np.float64),
-                    params=params,
-                    source="model",
-                )
-            )
+            faces = self.left_faces if crop.mirrored else self.faces
+            results.append(HandEstimate.of_detection(det, v, j, faces, params, "model"))
         timings["hand_model"] = timings.get("hand_model", 0.0) + _ms(t0)
         return results
 
@@ -192,19 +198,8 @@ class LandmarkFitEstimator:
             params = {k: np.asarray(v[i]) for k, v in res.params.items()}
             live[d.track_id] = params
             params = dict(params, fit_error_m=np.asarray(res.error[i]))
-            out.append(
-                HandEstimate(
-                    vertices=verts[i].astype(np.float32),
-                    joints=joints[i].astype(np.float32),
-                    faces=self.left_faces if d.handedness == "left" else self.faces,
-                    handedness=d.handedness,
-                    score=float(d.score),
-                    track_id=d.track_id,
-                    box=np.asarray(d.box, dtype=np.float64),
-                    params=params,
-                    source="landmark-fit",
-                )
-            )
+            faces = self.left_faces if d.handedness == "left" else self.faces
+            out.append(HandEstimate.of_detection(d, verts[i], joints[i], faces, params, "landmark-fit"))
         if not static:
             self._previous = live
         return out
