@@ -167,13 +167,14 @@ def build_demo(state: DemoState):
         params_path.write_text(json.dumps(out.data))
         glb = next((str(f) for f in files if f.suffix == ".glb"), None)
         found = f"{len(out.meshes)} hand{'' if len(out.meshes) == 1 else 's'} found"
-        # the count goes in the overlay's label: the API's four outputs stay as they are
+        # said as a notice on the tab: a component update would change what API clients receive
+        gr.Info(found)
         # a file of this request's own: returned as an array, Gradio would write it to <cache>/<content
         # hash>/image.png and rewrite that file whenever the same picture came back, while another client
         # was downloading it ("Too little data for declared Content-Length" under load)
         overlay_path = stem.with_name(stem.name + "_overlay.png")
         write_image(overlay_path, out.frame)
-        overlay = gr.Image(value=str(overlay_path), label=f"Overlay: {found}")
+        overlay = str(overlay_path)
         return overlay, glb, [str(f) for f in files] + [str(params_path)], out.data
 
     def process_video(
