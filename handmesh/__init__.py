@@ -1,5 +1,7 @@
 """handmesh: real-time 3D hand mesh recovery from a single RGB image."""
 
+from handmesh.lazy import lazy_exports
+
 __version__ = "0.1.0"
 
 # Public API re-exported lazily so `import handmesh` stays light (torch/timm load on first use).
@@ -12,13 +14,7 @@ _LAZY = {
     "export_onnx": "handmesh.export",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'handmesh' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

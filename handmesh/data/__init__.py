@@ -9,11 +9,11 @@ and the synthetic FreiHAND-format generator (`handmesh synth`).
 
 from __future__ import annotations
 
-from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from handmesh.errors import MissingFileError
+from handmesh.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from handmesh.data.transforms import AugmentConfig
@@ -34,11 +34,7 @@ _EXPORTS = {
     "HandTransform": "transforms",
 }
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f"handmesh.data.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'handmesh.data' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()})
 
 
 __all__ = [

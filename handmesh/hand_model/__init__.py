@@ -16,6 +16,7 @@ import numpy as np
 from handmesh.errors import HandmeshError, MissingFileError
 from handmesh.hand_model.arrays import mirror_arrays
 from handmesh.hand_model.mano_io import find_mano_file, load_arrays, mano_dir
+from handmesh.lazy import lazy_exports
 from handmesh.mirror import mirror_faces, mirror_pose, mirror_vertices
 
 if TYPE_CHECKING:
@@ -34,14 +35,11 @@ __all__ = [
 _NOTICE_SHOWN = False
 
 
-def __getattr__(name: str):
-    # The torch layer loads on first use (PEP 562), so the torch-free submodules (joints, prior,
-    # arrays, mano_io) import without torch: synth's render workers rely on it.
-    if name in ("HandModel", "HandOutput"):
-        from handmesh.hand_model import layer
-
-        return getattr(layer, name)
-    raise AttributeError(f"module 'handmesh.hand_model' has no attribute {name!r}")
+# The torch layer loads on first use, so the torch-free submodules (joints, prior, arrays, mano_io)
+# import without torch: synth's render workers rely on it.
+__getattr__ = lazy_exports(
+    __name__, {"HandModel": "handmesh.hand_model.layer", "HandOutput": "handmesh.hand_model.layer"}
+)
 
 
 def _notice(folder: Path) -> None:

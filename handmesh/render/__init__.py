@@ -9,8 +9,7 @@ The GL modules load on first use (PEP 562), so `handmesh.render.overlay` imports
 
 from __future__ import annotations
 
-from importlib import import_module
-
+from handmesh.lazy import lazy_exports
 from handmesh.render.overlay import (
     HAND_COLORS,
     LEFT_COLOR,
@@ -33,10 +32,6 @@ __all__ = [
     "vertex_normals",
 ]
 
-_GL_EXPORTS = {"MeshRenderer": "handmesh.render.renderer", "vertex_normals": "handmesh.render.renderer"}
-
-
-def __getattr__(name: str):
-    if name in _GL_EXPORTS:
-        return getattr(import_module(_GL_EXPORTS[name]), name)
-    raise AttributeError(f"module 'handmesh.render' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__, {"MeshRenderer": "handmesh.render.renderer", "vertex_normals": "handmesh.render.renderer"}
+)
