@@ -1,12 +1,16 @@
-"""The training and validation datasets of a run: the one place a `TrainConfig` becomes data."""
+"""The training and validation data of a run: the one place a `TrainConfig` becomes datasets and loaders."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from handmesh.errors import HandmeshError
 from handmesh.train.config import TrainConfig
+from handmesh.train.distributed import DistInfo
 
 
 def build_datasets(
@@ -32,3 +36,64 @@ def build_datasets(
         seed=cfg.seed,
         val_images=cfg.val_images,
     )
+
+
+@dataclass
+class Loaders:
+    """A run's loaders, the sampler to move to each epoch, and the shuffling generator (checkpointed)."""
+
+    train: torch.utils.data.DataLoader
+    val: torch.utils.data.DataLoader
+    sampler: Any  # EpochSampler or DistributedSampler (set_epoch before each epoch), or None
+    generator: torch.Generator
+
+
+def make_loaders(
+    cfg: TrainConfig,
+    train_set: torch.utils.data.Dataset,
+    val_set: torch.utils.data.Dataset,
+    dist_info: DistInfo,
+    device: torch.device,
+) -> Loaders:
+    """The loaders of a run: shuffled epochs of a folder, or windows of an endless index space."""
+    from handmesh.data.mix import EpochSampler
+    from handmesh.data.stream import STREAM_LENGTH
+
+    if len(train_set) == 0:
+        raise HandmeshError(f"no training samples in {cfg.data}")
+    # shuffling draws from its own generator, saved in checkpoints, so a resumed run sees the same order
+    generator = torch.Generator().manual_seed(cfg.seed)
+    sampler = None
+    indexed = len(train_set) >= STREAM_LENGTH  # the synthetic stream or a mix: endless, sampled by index
+    if indexed:
+        # epoch e is the window of indices e*L ... (e+1)*L-1: always new images, and a resumed run
+        # continues at the exact next index
+        sampler = EpochSampler(cfg.epoch_images, dist_info.rank, dist_info.world_size)
+    elif dist_info.enabled:
+        sampler = torch.utils.data.DistributedSampler(
+            train_set, dist_info.world_size, dist_info.rank, shuffle=True, seed=cfg.seed, drop_last=True
+        )
+    common: dict[str, Any] = {"num_workers": cfg.workers, "pin_memory": device.type == "cuda"}
+    if cfg.workers > 0:
+        # rendering datasets ask for spawned workers (a fork would inherit this process's GL context)
+        common["multiprocessing_context"] = getattr(train_set, "multiprocessing_context", None)
+    train = torch.utils.data.DataLoader(
+        train_set,
+        batch_size=cfg.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        generator=generator,
+        drop_last=indexed or len(train_set) // dist_info.world_size >= cfg.batch_size,
+        persistent_workers=indexed and cfg.workers > 0,  # spawned workers are slow to start
+        **common,
+    )
+    val = torch.utils.data.DataLoader(
+        val_set,
+        batch_size=cfg.batch_size,
+        shuffle=False,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        **common,
+    )
+    if len(train) == 0:
+        raise HandmeshError(f"batch size {cfg.batch_size} leaves no full batch of {len(train_set)} samples")
+    return Loaders(train, val, sampler, generator)

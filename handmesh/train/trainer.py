@@ -20,13 +20,11 @@ import numpy as np
 import torch
 
 from handmesh import config as cfgutil
-from handmesh.data.mix import EpochSampler
-from handmesh.data.stream import STREAM_LENGTH
 from handmesh.errors import HandmeshError
 from handmesh.models import load_own_state, own_state
 from handmesh.train import distributed as ddp
 from handmesh.train.config import TrainConfig
-from handmesh.train.data import build_datasets
+from handmesh.train.data import build_datasets, make_loaders
 from handmesh.train.plan import RunPlan, plan_run
 from handmesh.train.preview import MeshGrid
 from handmesh.train.rng import rng_state, seed_everything, set_rng_state
@@ -93,7 +91,15 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
-        self._make_loaders(*(datasets if datasets is not None else build_datasets(cfg, self.img_size)))
+        loaders = make_loaders(
+            cfg,
+            *(datasets if datasets is not None else build_datasets(cfg, self.img_size)),
+            self.dist,
+            self.device,
+        )
+        self.train_loader, self.val_loader = loaders.train, loaders.val
+        self.sampler, self.loader_gen = loaders.sampler, loaders.generator
+        self.steps_per_epoch = len(self.train_loader)
         self.optimizer = build_optimizer(self.model, cfg.lr, cfg.weight_decay)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
@@ -286,49 +292,6 @@ class Trainer:
         """The forward pass's autocast context (a no-op without AMP)."""
         dtype = self.amp_dtype or torch.float32
         return torch.autocast(self.device.type, dtype=dtype, enabled=self.amp_dtype is not None)
-
-    def _make_loaders(self, train_set: torch.utils.data.Dataset, val_set: torch.utils.data.Dataset) -> None:
-        cfg, dist_info = self.cfg, self.dist
-        if len(train_set) == 0:
-            raise HandmeshError(f"no training samples in {cfg.data}")
-        # shuffling draws from its own generator, saved in checkpoints, so a resumed run sees the same order
-        self.loader_gen = torch.Generator().manual_seed(cfg.seed)
-        self.sampler = None
-        indexed = len(train_set) >= STREAM_LENGTH  # the synthetic stream or a mix: endless, sampled by index
-        if indexed:
-            # epoch e is the window of indices e*L ... (e+1)*L-1: always new images, and a resumed run
-            # continues at the exact next index
-            self.sampler = EpochSampler(cfg.epoch_images, dist_info.rank, dist_info.world_size)
-        elif dist_info.enabled:
-            self.sampler = torch.utils.data.DistributedSampler(
-                train_set, dist_info.world_size, dist_info.rank, shuffle=True, seed=cfg.seed, drop_last=True
-            )
-        common: dict[str, Any] = {"num_workers": cfg.workers, "pin_memory": self.device.type == "cuda"}
-        if cfg.workers > 0:
-            # rendering datasets ask for spawned workers (a fork would inherit this process's GL context)
-            common["multiprocessing_context"] = getattr(train_set, "multiprocessing_context", None)
-        self.train_loader = torch.utils.data.DataLoader(
-            train_set,
-            batch_size=cfg.batch_size,
-            shuffle=self.sampler is None,
-            sampler=self.sampler,
-            generator=self.loader_gen,
-            drop_last=indexed or len(train_set) // dist_info.world_size >= cfg.batch_size,
-            persistent_workers=indexed and cfg.workers > 0,  # spawned workers are slow to start
-            **common,
-        )
-        self.val_loader = torch.utils.data.DataLoader(
-            val_set,
-            batch_size=cfg.batch_size,
-            shuffle=False,
-            generator=torch.Generator().manual_seed(cfg.seed),
-            **common,
-        )
-        self.steps_per_epoch = len(self.train_loader)
-        if self.steps_per_epoch == 0:
-            raise HandmeshError(
-                f"batch size {cfg.batch_size} leaves no full batch of {len(train_set)} samples"
-            )
 
     def _open_run_dir(self) -> None:
         """Rank 0: clean the folder (stale temp files; a replaced run), write config.json, open TensorBoard."""
