@@ -432,7 +432,7 @@ def test_landmark_fit_mode_through_the_pipeline():
 
     video = render_hand_video(3, size=(320, 240), hands=2)
     # smoothing off: three frames span a whole wave cycle, so a filter would (rightly) lag behind
-    config = PipelineConfig(smoothing=False)
+    config = PipelineConfig(smoothing=SmoothingConfig(enabled=False))
     pipe = HandMeshPipeline(LandmarkFitEstimator(), ScriptedDetector(video.detections), config, NoRenderer())
     for i, frame in enumerate(video.frames):
         res = pipe.process(frame, video.K, timestamp=i / 30)

@@ -11,8 +11,7 @@ Building lives in `build`, the model-file format (and which state belongs in a f
 from __future__ import annotations
 
 from handmesh.models.build import build_model, build_model_from_config
-from handmesh.models.config import ModelConfig, fastvit_variants
-from handmesh.models.head import HEADS
+from handmesh.models.config import HEADS, ModelConfig, fastvit_variants
 from handmesh.models.model_file import (
     HAND_MODEL_PREFIX,
     is_hand_model_key,

@@ -21,7 +21,8 @@ def fastvit_variants() -> tuple[str, ...]:
 
 
 FEATURE_CHOICES: tuple[str, ...] = ("final_conv", "last_stage")
-HEAD_CHOICES: tuple[str, ...] = ("pooled", "keypoint")
+# the MANO heads (handmesh.models.head explains each)
+HEADS: tuple[str, ...] = ("pooled", "keypoint")
 # 1024 px is 21x FastViT's 224 px work; larger inputs only come from hostile or broken model files
 MAX_IMG_SIZE = 1024
 
@@ -73,7 +74,7 @@ class ModelConfig:
 
         choice("variant", fastvit_variants())
         choice("features", FEATURE_CHOICES)
-        choice("head", HEAD_CHOICES)
+        choice("head", HEADS)
         integer("img_size", 64, MAX_IMG_SIZE)
         if self.img_size % 32:
             raise HandmeshError(

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from handmesh.errors import HandmeshError
+
 NUM_ROT = 16
 ROT_DIM = NUM_ROT * 6
 NUM_BETAS = 10
@@ -94,7 +96,7 @@ class IterativeHead(ParamHead):
     ) -> None:
         super().__init__(init_pose6d, init_cam, hidden)
         if iterations < 1 or layers < 1:
-            raise ValueError("head: iterations and layers must be >= 1")
+            raise HandmeshError("head: iterations and layers must be >= 1")
         self.iterations = int(iterations)
         self.mlp = _mlp(in_features + STATE_DIM, hidden, layers, dropout)
 
@@ -149,7 +151,7 @@ class KeypointHead(ParamHead):
     ) -> None:
         super().__init__(init_pose6d, init_cam, hidden)
         if stride not in (4, 8):
-            raise ValueError(f"keypoint head: stride must be 4 or 8, got {stride}")
+            raise HandmeshError(f"keypoint head: stride must be 4 or 8, got {stride}")
         self.img_size = int(img_size)
         self.stride = int(stride)
         # levels used by the top-down neck: strides 4, 8, 16, then the final map (32)
@@ -202,6 +204,3 @@ class KeypointHead(ParamHead):
         for m in self.modules():
             if isinstance(m, ConvBN):
                 m.fuse()
-
-
-HEADS: tuple[str, ...] = ("pooled", "keypoint")

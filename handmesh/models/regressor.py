@@ -8,9 +8,9 @@ from torch import nn
 from handmesh.errors import HandmeshError
 from handmesh.geometry import matrix_to_rot6d, project_points, rot6d_to_matrix
 from handmesh.models.camera import cam_to_translation, nominal_K
-from handmesh.models.config import ModelConfig
+from handmesh.models.config import HEADS, ModelConfig
 from handmesh.models.encoder import FastViTEncoder
-from handmesh.models.head import HEADS, IterativeHead, KeypointHead
+from handmesh.models.head import IterativeHead, KeypointHead
 
 OUTPUT_NAMES: tuple[str, ...] = (
     "vertices",
