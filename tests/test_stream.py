@@ -188,3 +188,24 @@ def sys_executable() -> str:
     import sys
 
     return sys.executable
+
+
+def test_learning_curve_benchmark_writes_its_points(tmp_path, stream):
+    """`handmesh bench learn` at toy size: a point per milestone, the baseline on the same set, a model file."""
+    import json
+
+    from handmesh.cli import main as cli_main
+
+    out = tmp_path / "curve.json"
+    args = ["bench", "learn", "--run", "toy", "--step", "easy", "--images", "32", "--milestones", "16,32"]
+    args += ["--batch-size", "8", "--eval-images", "8", "--workers", "0", "--json", str(out)]
+    args += ["--png", str(tmp_path / "curve.png"), "--checkpoint", str(tmp_path / "m.pt")]
+    assert cli_main(args) == 0
+    run = json.loads(out.read_text())["runs"]["toy"]
+    assert [p["images_seen"] for p in run["curve"]] == [16, 32]
+    base = run["baseline_mean_pose"]["pa_mpjpe_mm"]
+    assert 5 < base < 50 and run["target_ratio"] == 0.3
+    for point in run["curve"]:
+        assert point["ratio_to_baseline"] == pytest.approx(point["pa_mpjpe_mm"] / base, abs=1e-3)
+    assert run["best"]["pa_mpjpe_mm"] == min(p["pa_mpjpe_mm"] for p in run["curve"])
+    assert (tmp_path / "m.pt").is_file() and (tmp_path / "curve.png").is_file()

@@ -92,7 +92,6 @@ def score(model, data: dict, img_size: int, device, batch: int = 100) -> dict[st
     import torch
 
     from handmesh.evaluate import predict_camera_space
-    from handmesh.metrics import pa_errors, point_errors
 
     was_training = model.training
     model.eval()
@@ -105,11 +104,13 @@ def score(model, data: dict, img_size: int, device, batch: int = 100) -> dict[st
             joints.append(j.double().cpu())
             verts.append(v.double().cpu())
     model.train(was_training)
-    return errors_mm(torch.cat(joints), torch.cat(verts), data, pa_errors, point_errors)
+    return errors_mm(torch.cat(joints), torch.cat(verts), data)
 
 
-def errors_mm(joints, verts, data: dict, pa_errors, point_errors) -> dict[str, float]:
+def errors_mm(joints, verts, data: dict) -> dict[str, float]:
     """The curve's figures (mm) of camera-space predictions against a set's labels."""
+    from handmesh.metrics import pa_errors, point_errors
+
     gt_j, gt_v = data["joints3d"].double(), data["vertices"].double()
     return {
         "pa_mpjpe_mm": round(float(pa_errors(joints, gt_j).mean() * 1000), 3),
@@ -123,10 +124,9 @@ def baseline(data: dict) -> dict[str, float]:
     import torch
 
     from handmesh.evaluate import mean_hand_prediction
-    from handmesh.metrics import pa_errors, point_errors
 
     j, v = mean_hand_prediction(data["joints3d"].double().numpy())
-    return errors_mm(torch.as_tensor(j), torch.as_tensor(v), data, pa_errors, point_errors)
+    return errors_mm(torch.as_tensor(j), torch.as_tensor(v), data)
 
 
 def _update_results(path: Path, run: str, entry: dict[str, Any]) -> dict[str, Any]:
