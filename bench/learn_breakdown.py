@@ -32,15 +32,6 @@ def palm_facing(joints: np.ndarray) -> np.ndarray:
     return (n * to_cam).sum(-1)
 
 
-def held_out(step: str, count: int, img_size: int, seed: int) -> dict:
-    """The learning curve's held-out images of a step, stacked."""
-    from handmesh.benchmarks.learn import STEPS, load_stream_batch
-    from handmesh.data.mix import build_training_data
-
-    _, ds = build_training_data("synth:" + STEPS[step], img_size, False, 0.0, seed, val_images=count)
-    return load_stream_batch(ds, count)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="a model file written by `handmesh bench learn --checkpoint`")
@@ -51,6 +42,7 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
+    from handmesh.benchmarks.learn import held_out, step_spec
     from handmesh.evaluate import mean_hand_prediction, predict_camera_space
     from handmesh.metrics import pa_errors
     from handmesh.models import load_model
@@ -58,7 +50,7 @@ def main() -> int:
     torch.set_num_threads(1)
     model = load_model(args.model)
     size = model.img_size
-    data = held_out(args.step, args.images, size, args.seed)
+    data = held_out(step_spec(args.step), args.images, size, args.seed)
     with torch.no_grad():
         joints, _, _ = predict_camera_space(model, data["image"], data["K"], size)
     gt = data["joints3d"].double().numpy()
@@ -66,7 +58,7 @@ def main() -> int:
     base_j, _ = mean_hand_prediction(gt)
     base = pa_errors(torch.as_tensor(base_j), torch.as_tensor(gt)).mean(1) * 1000
 
-    easy = held_out("easy", 50, size, args.seed)["joints3d"].double().numpy()
+    easy = held_out(step_spec("easy"), 50, size, args.seed)["joints3d"].double().numpy()
     palm_sign = float(np.sign(np.median(palm_facing(easy))))  # easy hands all show their palm
     facing = palm_facing(gt) * palm_sign
     # how far the articulation is from the mean hand (RMS radians of the 45 mean-relative values)

@@ -45,26 +45,23 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
-    from handmesh.benchmarks.learn import STEPS
-    from handmesh.data.mix import build_training_data
+    from handmesh.benchmarks.learn import STEPS, held_out, step_spec
     from handmesh.hand_model import load_hand_model
 
     hand = load_hand_model().double()
     with torch.no_grad():
         mean_length = float(bone_length(hand(betas=torch.zeros(1, 10)).joints.numpy())[0])
     result: dict = {"benchmark": "bench/scale_floor.py", "images": args.images, "steps": {}}
-    for step, settings in STEPS.items():
-        _, held_out = build_training_data(
-            "synth:" + settings, args.img_size, False, 0.0, args.seed, val_images=args.images
-        )
-        gt = np.stack([held_out[i]["joints3d"].double().numpy() for i in range(args.images)])
+    for step in STEPS:
+        data = held_out(step_spec(step), args.images, args.img_size, args.seed)
+        gt = data["joints3d"].double().numpy()
         k = mean_length / bone_length(gt)
         oracle = gt * k[:, None, None]  # about the camera centre: the same image
         err = np.linalg.norm(oracle - gt, axis=-1)
         # an oracle that knows every shape value but the first: the stand-in's first shape direction is
         # its overall size, the part of the shape no image shows
-        betas = np.stack([held_out[i]["betas"].double().numpy() for i in range(args.images)])
-        pose = np.stack([held_out[i]["mano_pose"].double().numpy() for i in range(args.images)])
+        betas = data["betas"].double().numpy()
+        pose = data["mano_pose"].double().numpy()
         sized = betas.copy()
         sized[:, 0] = 0.0
         with torch.no_grad():

@@ -79,6 +79,19 @@ def default_milestones(total: int) -> list[int]:
     return sorted(p for p in points if p > 0)
 
 
+def step_spec(step: str, extra: list[str] | tuple[str, ...] = ()) -> str:
+    """The --data spec of a data step plus extra synth settings."""
+    return "synth:" + ",".join(filter(None, [STEPS[step], *extra]))
+
+
+def held_out(spec: str, count: int, img_size: int, seed: int) -> dict:
+    """The first `count` held-out images of a stream spec (its other seed, never trained on), stacked."""
+    from handmesh.data.mix import build_training_data
+
+    _, ds = build_training_data(spec, img_size, augment=False, val_fraction=0.0, seed=seed, val_images=count)
+    return load_stream_batch(ds, count)
+
+
 def load_stream_batch(ds, count: int) -> dict:
     """The first `count` samples of a stream stacked into tensors (the held-out set, kept in memory)."""
     import torch
@@ -189,15 +202,15 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    spec = "synth:" + ",".join(filter(None, [STEPS[args.step], *args.synth]))
+    spec = step_spec(args.step, args.synth)
     # the trainer's own data path: the stream, and its held-out images from another seed
     stream, held_out_set = build_training_data(
         spec, args.img_size, augment=False, val_fraction=0.0, seed=args.seed, val_images=args.eval_images
     )
     t0 = time.perf_counter()
-    held_out = load_stream_batch(held_out_set, args.eval_images)
+    test_set = load_stream_batch(held_out_set, args.eval_images)
     print(f"held-out set: {args.eval_images} images in {time.perf_counter() - t0:.1f} s", flush=True)
-    base = baseline(held_out)
+    base = baseline(test_set)
 
     model_cfg = apply_overrides(
         ModelConfig(variant=args.variant, img_size=args.img_size, head=args.head), args.overrides or []
@@ -279,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
                 milestones.pop(0)
             point = {
                 "images_seen": seen,
-                **score(model, held_out, args.img_size, device),
+                **score(model, test_set, args.img_size, device),
                 "train_loss": round(float(losses["total"].detach()), 5),
                 "wall_s": round(time.perf_counter() - t_start, 1),
             }
