@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from handmesh.data.stream import HELD_OUT_SEED, STREAM_LENGTH, is_stream_spec
+from handmesh.data.stream import HELD_OUT_SEED, STREAM_LENGTH, is_endless, is_stream_spec
 from handmesh.errors import HandmeshError
 
 # per-reader keys left out of mixed samples
@@ -62,12 +62,6 @@ def parse_data_spec(spec: str) -> list[Source]:
     return sources
 
 
-def is_indexed_spec(spec: str) -> bool:
-    """Whether a --data value is sampled by index (the stream or a mix) rather than shuffled by epoch."""
-    sources = parse_data_spec(spec)
-    return len(sources) > 1 or sources[0].is_stream
-
-
 class MixedDataset(Dataset):
     """Sample i of a weighted mix: its source and (for finite sources) its item are seeded by i alone."""
 
@@ -82,7 +76,7 @@ class MixedDataset(Dataset):
         self.probs = w / w.sum()
         self.cumulative = np.cumsum(self.probs)
         self.seed = int(seed)
-        self.indexed = [len(d) >= STREAM_LENGTH for d in self.datasets]
+        self.indexed = [is_endless(d) for d in self.datasets]
         for d, indexed in zip(self.datasets, self.indexed, strict=True):
             if not indexed and len(d) == 0:
                 raise HandmeshError("a dataset in the mix has no samples")

@@ -33,6 +33,11 @@ HELD_OUT_SEED = 100_000
 _NOT_STREAM_SETTINGS = ("train", "eval", "versions", "workers", "jpeg_quality")
 
 
+def is_endless(dataset) -> bool:
+    """Whether a dataset is sampled by index from an endless space (the stream or a mix with it)."""
+    return len(dataset) >= STREAM_LENGTH
+
+
 def is_stream_spec(spec: str) -> bool:
     """Whether a --data value names the synthetic stream ("synth:" plus optional settings)."""
     return str(spec).startswith(STREAM_PREFIX)

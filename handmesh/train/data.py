@@ -57,14 +57,14 @@ def make_loaders(
 ) -> Loaders:
     """The loaders of a run: shuffled epochs of a folder, or windows of an endless index space."""
     from handmesh.data.mix import EpochSampler
-    from handmesh.data.stream import STREAM_LENGTH
+    from handmesh.data.stream import is_endless
 
     if len(train_set) == 0:
         raise HandmeshError(f"no training samples in {cfg.data}")
     # shuffling draws from its own generator, saved in checkpoints, so a resumed run sees the same order
     generator = torch.Generator().manual_seed(cfg.seed)
     sampler = None
-    indexed = len(train_set) >= STREAM_LENGTH  # the synthetic stream or a mix: endless, sampled by index
+    indexed = is_endless(train_set)  # the synthetic stream or a mix: sampled by index
     if indexed:
         # epoch e is the window of indices e*L ... (e+1)*L-1: always new images, and a resumed run
         # continues at the exact next index
