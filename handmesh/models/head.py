@@ -156,7 +156,7 @@ class KeypointHead(ParamHead):
         self.stride = int(stride)
         # levels used by the top-down neck: strides 4, 8, 16, then the final map (32)
         self.first = {4: 0, 8: 1}[stride]
-        chans = [in_channels[i] for i in (0, 1, 2)][self.first :] + [in_channels[-1]]
+        chans = [*in_channels[self.first : 3], in_channels[-1]]
         self.lateral = nn.ModuleList(ConvBN(c, width, 1, act=False) for c in chans)
         self.refine = nn.Sequential(
             ConvBN(width, width, 3, groups=width),
@@ -172,7 +172,7 @@ class KeypointHead(ParamHead):
 
     def neck(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
         """Top-down fusion of the pyramid into one map at the heatmap stride (B, width, S/stride, S/stride)."""
-        levels = [pyramid[i] for i in (0, 1, 2)][self.first :] + [pyramid[-1]]
+        levels = [*pyramid[self.first : 3], pyramid[-1]]
         x = self.lateral[-1](levels[-1])
         for lateral, level in zip(reversed(self.lateral[:-1]), reversed(levels[:-1]), strict=True):
             x = F.interpolate(x, size=level.shape[-2:], mode="nearest") + lateral(level)
