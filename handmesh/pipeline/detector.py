@@ -8,13 +8,16 @@ translates for display where it knows the image is mirrored.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import sys
 import threading
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from handmesh.errors import HandmeshError
+from handmesh.errors import HandmeshError, debug_enabled
 from handmesh.hand_model.joints import MEDIAPIPE_TO_FREIHAND, mediapipe_handedness_to_image
 
 
@@ -28,6 +31,7 @@ class HandDetection:
     keypoints2d: np.ndarray | None = None  # (21, 2) pixels
     keypoints3d: np.ndarray | None = None  # (21, 3) metric world landmarks (metres, hand-centred)
     track_id: int = -1
+    side_p_right: float | None = None  # the side check's probability of a right hand (None: not checked)
 
 
 @runtime_checkable
@@ -90,6 +94,33 @@ def _detection_from_tuple(item: tuple) -> HandDetection:
     return HandDetection(box=np.asarray(box, dtype=np.float64), handedness=handedness)
 
 
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence what native code writes to the process's stderr for a moment (kept with HANDMESH_DEBUG).
+
+    MediaPipe's TFLite and absl print several lines (XNNPACK delegate, "Feedback manager requires...")
+    straight to file descriptor 2 when a graph is built and first run; no setting of theirs turns them
+    off, so the descriptor itself is pointed at /dev/null meanwhile.
+    """
+    if debug_enabled():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 class MediaPipeDetector:
     """MediaPipe Hands (palm detector + landmark model), offline, tracking between frames.
 
@@ -134,6 +165,7 @@ class MediaPipeDetector:
         self._frames = 0
         self._short = 0  # consecutive frames with fewer hands than the video graph tracks
         self._image = None
+        self._warm: set[int] = set()  # ids of the graphs that have run once (their start-up logs are past)
         self._lock = threading.Lock()
 
     @property
@@ -165,14 +197,27 @@ class MediaPipeDetector:
 
     def _rebuild_video(self, hands: int) -> None:
         if self._video is not None:
+            self._warm.discard(id(self._video))
             self._video.close()
             self._video = None
         self._video_hands = max(1, min(int(hands), self.max_hands))
         self._short = 0
 
+    def _run(self, static: bool, image: np.ndarray):
+        """One graph on one image; a new graph's first run (and its construction) prints nothing."""
+        if static and self._image is not None and id(self._image) in self._warm:
+            return self._image.process(image)
+        if not static and self._video is not None and id(self._video) in self._warm:
+            return self._video.process(image)
+        with quiet_native_stderr():
+            graph = self._graph(static)
+            result = graph.process(image)
+        self._warm.add(id(graph))
+        return result
+
     def _track(self, image: np.ndarray):
         """One video frame: the tracking graph, plus the periodic search for more hands."""
-        result = self._graph(False).process(image)
+        result = self._run(False, image)
         if not self._adaptive():
             return result
         self._frames += 1
@@ -181,7 +226,7 @@ class MediaPipeDetector:
         if self._video_hands > 1 and self._short >= self.shrink_after:
             self._rebuild_video(found)  # fewer hands than the graph tracks: it would search every frame
         elif 0 < found and self._video_hands < self.max_hands and self._frames % self.search_every == 0:
-            searched = self._graph(True).process(image)
+            searched = self._run(True, image)
             more = len(searched.multi_hand_landmarks or [])
             if more > found:
                 self._rebuild_video(more)  # the new graph finds them again on the next frame
@@ -194,7 +239,7 @@ class MediaPipeDetector:
         image = np.ascontiguousarray(frame)
         image.flags.writeable = False
         with self._lock:
-            result = self._graph(True).process(image) if static else self._track(image)
+            result = self._run(True, image) if static else self._track(image)
         if not result.multi_hand_landmarks:
             return []
         worlds = result.multi_hand_world_landmarks or [None] * len(result.multi_hand_landmarks)
@@ -229,6 +274,7 @@ class MediaPipeDetector:
     def _close_graphs(self) -> None:
         for g in (self._video, self._image):
             if g is not None:
+                self._warm.discard(id(g))
                 g.close()
         self._video = self._image = None
         self._video_hands, self._short = 1, 0
