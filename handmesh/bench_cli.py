@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, str] = {
     "train": "handmesh.benchmarks.train",
     "learn": "handmesh.benchmarks.learn",
     "cores": "handmesh.benchmarks.cores",
+    "quantize": "handmesh.benchmarks.quantize",
 }
 
 
