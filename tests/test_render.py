@@ -50,6 +50,18 @@ def test_render_projects_where_K_says(renderer):
     assert rgba[cy, cx, :3].mean() > 100
 
 
+def test_render_puts_pixel_centres_where_opencv_does(renderer):
+    """A square symmetric about the optical axis renders centred on (cx, cy) to a tenth of a pixel: pixel i's
+    centre is coordinate i, as for OpenCV and every label (pyrender's own convention is half a pixel off)."""
+    Kc = np.array([[100.0, 0, 31.5], [0, 100.0, 23.5], [0, 0, 1]])
+    d = 0.05
+    v = np.array([[-d, -d, 1.0], [d, -d, 1.0], [d, d, 1.0], [-d, d, 1.0]])
+    f = np.array([[0, 1, 2], [0, 2, 3], [0, 2, 1], [0, 3, 2]])
+    rgba, _ = renderer.render([(v, f, (1, 1, 1, 1))], Kc, size=(64, 48))
+    ys, xs = np.nonzero(rgba[..., 3] > 0)
+    assert abs(xs.mean() - 31.5) < 0.1 and abs(ys.mean() - 23.5) < 0.1
+
+
 def test_render_empty_and_custom_size(renderer):
     rgba, depth = renderer.render([], K)
     assert rgba.shape == (480, 640, 4) and not rgba.any() and not depth.any()

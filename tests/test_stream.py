@@ -73,6 +73,32 @@ def test_labels_project_onto_the_rendered_hand(stream):
     assert (sample["joints2d"] > -S * 0.1).all() and (sample["joints2d"] < S * 1.1).all()
 
 
+def test_left_record_is_the_mirrored_scene_under_the_same_lights(stream):
+    """record(i, "left") renders the mirror image of the scene: its labels land on its own hand, turn back
+    into the right hand's labels under `mirror_record`, and the image is not the right one flipped (the
+    light rig stays where it is)."""
+    from handmesh.data.transforms import mirror_record
+    from handmesh.geometry_np import project_points_np
+
+    right, left = stream.record(5), stream.record(5, "left")
+    assert left.side == "left"
+    uv = np.round(project_points_np(left.joints3d, left.K)).astype(int)
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] < S) & (uv[:, 1] >= 0) & (uv[:, 1] < S)
+    assert inside.sum() >= 15 and left.mask[uv[inside, 1], uv[inside, 0]].mean() > 0.8
+    back = mirror_record(left)
+    np.testing.assert_allclose(back.joints3d, right.joints3d, atol=1e-9)
+    np.testing.assert_allclose(back.mano_pose, right.mano_pose, atol=1e-9)
+    np.testing.assert_allclose(back.K, right.K, atol=1e-9)
+    # the silhouettes are mirror images (to a boundary pixel at 64 px), the shading is not
+    iou = (back.mask & right.mask).sum() / (back.mask | right.mask).sum()
+    assert iou > 0.9
+    hand = right.mask & back.mask
+    diff = np.abs(back.image.astype(int) - right.image.astype(int))[hand].mean()
+    assert diff > 2.0
+    with pytest.raises(HandmeshError, match="side"):
+        stream.record(5, "both")
+
+
 def test_epoch_sampler_windows_are_new_every_epoch_and_split_across_ranks():
     sampler = EpochSampler(10)
     first = list(sampler)

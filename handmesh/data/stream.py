@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from handmesh.data.record import HandRecord
-from handmesh.data.synth import SynthConfig, canonical_orientation, make_labels, render_image
+from handmesh.data.synth import _WORKER, SynthConfig, canonical_orientation, make_labels, render_image
 from handmesh.data.transforms import AugmentConfig, HandTransform
 from handmesh.errors import HandmeshError
 
@@ -102,17 +102,28 @@ class SynthStream(Dataset):
     def _setup(self) -> None:
         """Per-process state: the float64 hand model, its canonical orientation, the renderer."""
         from handmesh.data.freihand import data_hand_model
-        from handmesh.data.synth import _WORKER, _init_worker
+        from handmesh.data.synth import _init_worker
 
         self._hand = data_hand_model(path=self.cfg.hand_model)
         self._R0 = canonical_orientation(self._hand)
         if "renderer" not in _WORKER or _WORKER["renderer"].width != self.cfg.size:
             _init_worker(self.cfg.size, np.asarray(self._hand.faces, np.int64))
 
-    def record(self, i: int) -> HandRecord:
-        """The rendered, labelled hand of stream index i (before the transform)."""
+    def record(self, i: int, side: str = "right") -> HandRecord:
+        """The rendered, labelled hand of stream index i (before the transform).
+
+        `side="left"` renders the same hand mirrored in the scene -- a left hand -- under the same light
+        rig and background draw. (Flipping a right hand's image would also flip the renderer's light
+        rig, which is fixed in the camera frame: a side-from-lighting cue a handedness classifier learns
+        instead of the hand.) A left record's labels are its own: 3D points mirrored, K flipped and the
+        pose in the left convention, so `mirror_record` turns it back into the right hand's labels.
+        """
+        from handmesh.mirror import flip_intrinsics, mirror_faces, mirror_pose, mirror_vertices
+
         if not 0 <= i < self.length:
             raise IndexError(f"stream index {i} out of range")
+        if side not in ("right", "left"):
+            raise HandmeshError(f"side must be 'right' or 'left', got {side!r}")
         if self._hand is None:
             self._setup()
         sample = int(i)
@@ -122,18 +133,26 @@ class SynthStream(Dataset):
             labels = make_labels(self.cfg, "stream", [sample], self._hand, self._R0)
         finally:
             torch.set_num_threads(threads)
-        verts, K = labels["verts"][0], labels["K"][0]
-        image, silhouette = render_image(
-            self.cfg, "stream", sample, 0, verts.astype(np.float32), K, labels["skin"][0]
-        )
+        verts, K, joints = labels["verts"][0], labels["K"][0], labels["xyz"][0]
+        faces = _WORKER["faces"]
+        if side == "left":
+            verts, joints = mirror_vertices(verts), mirror_vertices(joints)
+            K = flip_intrinsics(K, self.cfg.size)
+            _WORKER["faces"] = mirror_faces(faces)
+        try:
+            image, silhouette = render_image(
+                self.cfg, "stream", sample, 0, verts.astype(np.float32), K, labels["skin"][0]
+            )
+        finally:
+            _WORKER["faces"] = faces
         mano = labels["mano"][0]
         return HandRecord(
             image=image,
             K=K,
-            side="right",
-            joints3d=labels["xyz"][0],
+            side=side,
+            joints3d=joints,
             vertices=verts,
-            mano_pose=mano[:48],
+            mano_pose=mano[:48] if side == "right" else mirror_pose(mano[:48]),
             betas=mano[48:58],
             mask=silhouette,
             index=sample,

@@ -96,7 +96,11 @@ class MeshRenderer:
             if self._offscreen.closed:
                 raise RuntimeError("MeshRenderer was closed")
             cam = self._camera
-            cam.fx, cam.fy, cam.cx, cam.cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
+            # OpenCV puts pixel i's centre at coordinate i, pyrender's projection at i + 0.5: without the
+            # half pixel every render sat half a pixel up-left of its labels, and a render of the mirrored
+            # scene, flipped back, one pixel off the original
+            cam.fx, cam.fy = float(K[0, 0]), float(K[1, 1])
+            cam.cx, cam.cy = float(K[0, 2]) + 0.5, float(K[1, 2]) + 0.5
             nodes = [self._scene.add(self._mesh_node(v, f, c)) for v, f, c in meshes]
             try:
                 rgba, depth_map = self._offscreen.render(self._scene, (width, height), depth)
