@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from dataclasses import field
 from pathlib import Path
 
@@ -57,6 +58,13 @@ class AppConfig:
         default=0.03,  # up to ~33 FPS
         metadata=option("seconds between webcam frames sent to the server"),
     )
+    threads: int = field(
+        default=1,
+        metadata=option(
+            "threads per library (ONNX Runtime, torch, OpenCV, the GL rasterizer); the pipeline's stages already"
+            " run in parallel, and more per stage fought them and the browser for the cores"
+        ),
+    )
     max_sessions: int = field(
         default=16,
         metadata=option("browser sessions with their own stream state (tracks, smoothing); the idlest goes"),
@@ -71,7 +79,12 @@ class DemoState:
         from handmesh.pipeline.sessions import ClientSession, MeshSources, SessionPool
 
         self.cfg = cfg
-        self.sources = MeshSources(cfg.checkpoint, cfg.onnx, cfg.runtime, cfg.detector)
+        from handmesh.pipeline.runtime import set_stage_threads
+
+        if cfg.threads < 1:
+            raise HandmeshError(f"--threads must be at least 1, got {cfg.threads}")
+        set_stage_threads(cfg.threads)  # before the renderer's GL context starts its rasterizer threads
+        self.sources = MeshSources(cfg.checkpoint, cfg.onnx, cfg.runtime, cfg.detector, threads=cfg.threads)
         self.notes: list[str] = []
         if cfg.detector.startswith("static:"):
             self.notes.append(f"Test detector in use: `{cfg.detector}` (fixed boxes, not a real detector).")
@@ -104,12 +117,15 @@ def _session_key(request) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
 
-def stream_stats(pipe, result, fps: float, timings: dict[str, float]) -> str:
+def stream_stats(pipe, result, fps: float, timings: dict[str, float], server_ms: float = 0.0) -> str:
     """Markdown with the delivered frame rate, per-stage milliseconds (smoothed) and the hands seen."""
     stages = " · ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")
     hands = ", ".join(f"{pipe.display_handedness(h.handedness)} ({h.score:.2f})" for h in result.hands)
+    # server: the handler's own time per frame (feed + JPEG); the rest of a frame's period is the
+    # browser's and the transport's
     return (
-        f"**{fps:.1f} FPS delivered** · pipeline {timings.get('total', 0):.1f} ms/frame  \n"
+        f"**{fps:.1f} FPS delivered** · pipeline {timings.get('total', 0):.1f} ms/frame"
+        f" · server {server_ms:.1f} ms/frame  \n"
         f"ms per stage: {stages}  \nhands: {hands or 'none'}  \nmesh source: {result.model}"
     )
 
@@ -137,6 +153,7 @@ def build_demo(state: DemoState):
         }
 
     def stream_frame(frame, source, max_hands, smoothing, skeleton, opacity, request: gr.Request = None):
+        t0 = time.perf_counter()
         if frame is None:
             return None, "waiting for the webcam…"
         session = state.sessions.get(_session_key(request))
@@ -145,7 +162,9 @@ def build_demo(state: DemoState):
         )
         result, fps, timings = session.live(pipe, frame)
         # a file of our own per frame: see handmesh.demo_files for what Gradio's caching did to the stream
-        return state.frames.write(result.frame), stream_stats(pipe, result, fps, timings)
+        path = state.frames.write(result.frame)
+        server_ms = session.note_call((time.perf_counter() - t0) * 1000.0)
+        return path, stream_stats(pipe, result, fps, timings, server_ms)
 
     def predict_image(
         image, source=None, max_hands=2, skeleton=False, opacity=0.85, request: gr.Request = None

@@ -104,7 +104,7 @@ def app_server(fake_camera):
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_port(port, proc, timeout=600)  # a loaded 2-core machine starts the app slowly
-        yield f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{port}/", proc.pid
     finally:
         proc.terminate()
         try:
@@ -112,6 +112,35 @@ def app_server(fake_camera):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def _cpu_ticks() -> dict[int, tuple[str, int]]:
+    """Every process's name and CPU time so far (clock ticks, user + system), from /proc."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        out[int(stat.parent.name)] = (name, int(fields[11]) + int(fields[12]))
+    return out
+
+
+def _cpu_split(before: dict, after: dict, app_pid: int, seconds: float) -> dict:
+    """CPU seconds the app, Chromium and everything else used between two `_cpu_ticks` snapshots."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"app": 0.0, "browser": 0.0, "other": 0.0}
+    for pid, (name, ticks) in after.items():
+        spent = (ticks - before.get(pid, (name, 0))[1]) / tick
+        group = "app" if pid == app_pid else "browser" if "chrom" in name.lower() else "other"
+        used[group] += spent
+    cores = os.cpu_count() or 1
+    return {
+        "cpu_seconds": {k: round(v, 2) for k, v in used.items()},
+        "cpu_share_of_all_cores": {k: round(v / (seconds * cores), 3) for k, v in used.items()},
+    }
 
 
 def _overlay_frame(page) -> np.ndarray | None:
@@ -154,6 +183,7 @@ def test_webcam_stream_shows_meshes(fake_camera, app_server):
     from playwright.sync_api import sync_playwright
 
     _, y4m, _ = fake_camera
+    url, app_pid = app_server
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     args = [
@@ -182,7 +212,7 @@ def test_webcam_stream_shows_meshes(fake_camera, app_server):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("response", on_response)
             page.on("requestfailed", on_failed)
-            page.goto(app_server, wait_until="domcontentloaded", timeout=120_000)
+            page.goto(url, wait_until="domcontentloaded", timeout=120_000)
             page.get_by_text("Click to Access Webcam").first.click(timeout=60_000)
             page.get_by_text("Record", exact=True).first.click(timeout=60_000)  # aria-label: "capture photo"
             best, frames_seen, deadline = 0, set(), time.time() + 90
@@ -191,11 +221,12 @@ def test_webcam_stream_shows_meshes(fake_camera, app_server):
                 if frame is not None:
                     frames_seen.add(frame.tobytes()[::997])
                     best = max(best, _blue_pixels(frame))
-                    if best > 1500 and len(frames_seen) >= 3:
+                    if best > (800 if REAL else 1500) and len(frames_seen) >= 3:
                         break
                 page.wait_for_timeout(300)
-            start = time.time()
+            start, ticks = time.time(), _cpu_ticks()
             page.wait_for_timeout(int(STREAM_SECONDS * 1000))  # a longer run: integrity and the rate
+            cpu = _cpu_split(ticks, _cpu_ticks(), app_pid, time.time() - start)
             stats = page.locator("#stats").inner_text()
             window = [e for e in frame_log if e[0] >= start]
             page.screenshot(path=str(artifacts / "app_webcam.png"), full_page=True)
@@ -218,12 +249,16 @@ def test_webcam_stream_shows_meshes(fake_camera, app_server):
         "frames_superseded_aborted": len(failed) - len(broken),
         "frames_missing_404": sum(e[2] == 404 for e in window),
         "stats": stats,
+        # where the cores went while streaming: the app (server + pipeline), Chromium, the rest
+        **cpu,
     }
     (artifacts / "browser_fps.json").write_text(json.dumps(record, indent=1))
     if REAL or os.environ.get("HANDMESH_BROWSER_RECORD"):
         _record_against_pipeline(record)
     assert not broken, f"{len(broken)} overlay frames arrived broken, e.g. {broken[:3]}"
-    assert best > 1500, f"no mesh-coloured pixels in the returned frames (best {best}); stats: {stats!r}"
+    # the landmark fit's mesh covers the rendered hand only; the random model's fills its box
+    need = 800 if REAL else 1500
+    assert best > need, f"no mesh-coloured pixels in the returned frames (best {best}); stats: {stats!r}"
     assert len(frames_seen) >= 3, "the overlay did not update as a stream"
     assert fps is not None and fps > 0, stats
     assert len(received) >= 3, record

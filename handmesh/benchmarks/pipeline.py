@@ -55,7 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="mediapipe (real cost) or scripted (ground-truth boxes, detection not timed)",
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="ONNX Runtime / torch threads (default: all cores)"
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per library (ONNX Runtime, torch, OpenCV, llvmpipe), as the demo's --threads; 0: their defaults",
     )
     parser.add_argument(
         "--unique-frames",
@@ -203,11 +206,14 @@ def _scenario(source: str, runtime, overrides: list[str], hands: int, size, args
 def run(args: argparse.Namespace) -> int:
     """Run the scenarios and write the JSON."""
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-    import torch
+
+    from handmesh.pipeline.runtime import set_stage_threads
 
     size = _size(args.size)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_stage_threads(args.threads)
+    else:
+        args.threads = None  # the libraries' own defaults
     scenarios = [int(h) for h in str(args.hands).split(",") if h.strip()]
     modes = [m.strip() for m in str(args.modes).split(",") if m.strip()]
     bad = [m for m in modes if m not in ("sequential", "pipelined")]

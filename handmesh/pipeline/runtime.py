@@ -15,6 +15,31 @@ import numpy as np
 
 from handmesh.errors import HandmeshError, MissingFileError
 
+# Threads per library in the live pipeline. Its stages already run side by side (`pipeline.stream`), so
+# a stage that also fans out over every core fights the others -- and, in the demo, the browser -- for
+# them: on 2 cores one thread each ran the pipeline benchmark 1.12-1.14x faster and the Chromium demo
+# 1.4x faster than the libraries' defaults (docs/benchmarks.md, "Threads").
+LIVE_THREADS = 1
+
+
+def set_stage_threads(n: int = LIVE_THREADS) -> None:
+    """Give torch, numpy's BLAS, OpenMP, OpenCV and the GL rasterizer (llvmpipe) `n` threads each; call it
+    before the renderer exists.
+
+    ONNX Runtime's count is per session: pass the same `n` to `load_runtime` / `OnnxRuntimeModel`. A
+    LP_NUM_THREADS already in the environment is left as the user set it.
+    """
+    import cv2
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    n = max(1, int(n))
+    torch.set_num_threads(n)
+    cv2.setNumThreads(n)
+    # numpy's OpenBLAS spins up a thread per core for the fit's small products: pure contention here
+    threadpool_limits(limits=n)
+    os.environ.setdefault("LP_NUM_THREADS", str(n))
+
 
 class Runtime(Protocol):
     """A batched regressor: crops in, numpy outputs out."""

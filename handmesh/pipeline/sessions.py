@@ -43,6 +43,7 @@ class MeshSources:
         onnx: str | Path | None = None,
         runtime: str = "auto",
         detector: str = "mediapipe",
+        threads: int | None = None,
     ):
         from handmesh.render import MeshRenderer
 
@@ -52,7 +53,7 @@ class MeshSources:
         self._estimators: dict[str, Callable[[], MeshEstimator]] = {}
         model = onnx if onnx is not None else checkpoint
         if model is not None:
-            rt = load_runtime(model, runtime)
+            rt = load_runtime(model, runtime, threads=threads)
             self._estimators[f"Model: {rt.name}"] = lambda: ModelEstimator(rt)
         fit = LandmarkFitEstimator()
         self._estimators[LANDMARK_FIT] = lambda: LandmarkFitEstimator(fit.hand, fit.config)
@@ -104,6 +105,7 @@ class ClientSession:
         self.feed = LiveFeed()
         self._stamps: collections.deque[float] = collections.deque(maxlen=30)
         self._timings: dict[str, float] = {}
+        self._call_ms = 0.0
         self._lock = threading.Lock()
         self.used = time.monotonic()
 
@@ -130,6 +132,12 @@ class ClientSession:
             span = self._stamps[-1] - self._stamps[0]
             fps = (len(self._stamps) - 1) / span if span > 0 else 0.0
             return result, fps, dict(self._timings)
+
+    def note_call(self, ms: float) -> float:
+        """Record how long the server spent on one webcam frame; returns the smoothed figure."""
+        with self._lock:
+            self._call_ms = ms if self._call_ms == 0.0 else 0.8 * self._call_ms + 0.2 * ms
+            return self._call_ms
 
     def close(self) -> None:
         """Stop the live feed's threads and release the detectors' graphs."""
