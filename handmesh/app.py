@@ -113,6 +113,9 @@ class DemoState:
             self.frames.close()
 
 
+STATS_PERIOD_S = 0.5  # seconds between updates of the webcam tab's statistics
+
+
 def _session_key(request) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
@@ -164,6 +167,10 @@ def build_demo(state: DemoState):
         # a file of our own per frame: see handmesh.demo_files for what Gradio's caching did to the stream
         path = state.frames.write(result.frame)
         server_ms = session.note_call((time.perf_counter() - t0) * 1000.0)
+        # the statistics change a few times a second, not per frame: re-rendering their Markdown on
+        # every frame cost the browser, which shares the cores, part of its frame rate
+        if not session.stats_due(STATS_PERIOD_S):
+            return path, gr.skip()
         return path, stream_stats(pipe, result, fps, timings, server_ms)
 
     def predict_image(

@@ -45,7 +45,7 @@ class PipelineConfig:
     right_color: tuple[float, ...] = dataclasses.field(default=RIGHT_COLOR, metadata=option("RGBA 0..1"))
     left_color: tuple[float, ...] = dataclasses.field(default=LEFT_COLOR, metadata=option("RGBA 0..1"))
     max_render_size: int = dataclasses.field(
-        default=200,
+        default=160,  # 200 cost 7 % of the live frame rate (bench/results/pipeline_cpu.json, "compare")
         metadata=option("larger hand regions render at lower resolution and are upsampled (llvmpipe cost)"),
     )
     min_score: float = dataclasses.field(

@@ -106,6 +106,7 @@ class ClientSession:
         self._stamps: collections.deque[float] = collections.deque(maxlen=30)
         self._timings: dict[str, float] = {}
         self._call_ms = 0.0
+        self._stats_at = -1e9
         self._lock = threading.Lock()
         self.used = time.monotonic()
 
@@ -138,6 +139,15 @@ class ClientSession:
         with self._lock:
             self._call_ms = ms if self._call_ms == 0.0 else 0.8 * self._call_ms + 0.2 * ms
             return self._call_ms
+
+    def stats_due(self, period_s: float) -> bool:
+        """True at most once per `period_s` seconds (when the stream's statistics should be shown again)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._stats_at < period_s:
+                return False
+            self._stats_at = now
+            return True
 
     def close(self) -> None:
         """Stop the live feed's threads and release the detectors' graphs."""
