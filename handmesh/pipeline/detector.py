@@ -31,7 +31,6 @@ class HandDetection:
     keypoints2d: np.ndarray | None = None  # (21, 2) pixels
     keypoints3d: np.ndarray | None = None  # (21, 3) metric world landmarks (metres, hand-centred)
     track_id: int = -1
-    side_p_right: float | None = None  # the side check's probability of a right hand (None: not checked)
 
 
 @runtime_checkable
