@@ -39,6 +39,7 @@ CHROMIUM = "/usr/bin/chromium"
 W, H = 640, 480
 REAL = os.environ.get("HANDMESH_BROWSER_MODE", "") == "real"
 STREAM_SECONDS = float(os.environ.get("HANDMESH_BROWSER_SECONDS", "15"))
+STREAM_EVERY = os.environ.get("HANDMESH_BROWSER_STREAM_EVERY", "0.03")  # the app's --stream-every
 HOLD = 4  # camera frames per rendered picture
 
 
@@ -98,7 +99,7 @@ def app_server(fake_camera):
     spec = "static:" + ",".join(f"{v:.1f}" for v in box)
     env = dict(os.environ, PYOPENGL_PLATFORM="egl", HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
     log = open(root / "app.log", "w")
-    cmd = [sys.executable, str(ROOT / "demo_app.py"), "--port", str(port), "--stream-every", "0.03"]
+    cmd = [sys.executable, str(ROOT / "demo_app.py"), "--port", str(port), "--stream-every", STREAM_EVERY]
     if not REAL:
         cmd += ["--detector", spec, "--checkpoint", str(root / "model.pt")]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -242,6 +243,7 @@ def test_webcam_stream_shows_meshes(fake_camera, app_server):
     record = {
         "mode": "real" if REAL else "static",
         "seconds": STREAM_SECONDS,
+        "stream_every_s": float(STREAM_EVERY),
         "frames_received": len(received),
         "fps_received_by_browser": round(len(received) / STREAM_SECONDS, 2),
         "fps_delivered_app": fps,
