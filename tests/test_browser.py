@@ -41,6 +41,7 @@ REAL = os.environ.get("HANDMESH_BROWSER_MODE", "") == "real"
 STREAM_SECONDS = float(os.environ.get("HANDMESH_BROWSER_SECONDS", "15"))
 STREAM_EVERY = os.environ.get("HANDMESH_BROWSER_STREAM_EVERY", "0.03")  # the app's --stream-every
 HOLD = 4  # camera frames per rendered picture
+IDLE_SECONDS = 5  # preview playing, nothing streamed: where the cores go before the stream starts
 
 
 def _free_port() -> int:
@@ -215,7 +216,13 @@ def test_webcam_stream_shows_meshes(fake_camera, app_server):
             page.on("requestfailed", on_failed)
             page.goto(url, wait_until="domcontentloaded", timeout=120_000)
             page.get_by_text("Click to Access Webcam").first.click(timeout=60_000)
-            page.get_by_text("Record", exact=True).first.click(timeout=60_000)  # aria-label: "capture photo"
+            record_button = page.get_by_text("Record", exact=True).first
+            record_button.wait_for(timeout=60_000)
+            # the same page with the camera preview playing but nothing streamed: the cores' baseline
+            idle_start, idle_ticks = time.time(), _cpu_ticks()
+            page.wait_for_timeout(IDLE_SECONDS * 1000)
+            idle = _cpu_split(idle_ticks, _cpu_ticks(), app_pid, time.time() - idle_start)
+            record_button.click(timeout=60_000)  # aria-label: "capture photo"
             best, frames_seen, deadline = 0, set(), time.time() + 90
             while time.time() < deadline:
                 frame = _overlay_frame(page)
@@ -253,6 +260,7 @@ def test_webcam_stream_shows_meshes(fake_camera, app_server):
         "stats": stats,
         # where the cores went while streaming: the app (server + pipeline), Chromium, the rest
         **cpu,
+        "idle_preview_cpu_share_of_all_cores": idle["cpu_share_of_all_cores"],
     }
     (artifacts / "browser_fps.json").write_text(json.dumps(record, indent=1))
     if REAL or os.environ.get("HANDMESH_BROWSER_RECORD"):
