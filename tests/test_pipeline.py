@@ -573,3 +573,21 @@ def test_mediapipe_detector_tracks_as_many_hands_as_it_sees():
     plain._hands_cls = FakeHands
     plain.detect(frame)
     assert graphs[-1].max == 2 and not graphs[-1].static  # MediaPipe's own behaviour
+
+
+def test_native_stderr_is_silenced_only_inside_the_block(capfd, monkeypatch):
+    """What native code writes to descriptor 2 (MediaPipe's start-up lines) is dropped inside the block,
+    kept after it, and kept inside it too when HANDMESH_DEBUG asks for everything."""
+    import os
+
+    from handmesh.pipeline.detector import quiet_native_stderr
+
+    monkeypatch.delenv("HANDMESH_DEBUG", raising=False)
+    with quiet_native_stderr():
+        os.write(2, b"native noise\n")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
+    monkeypatch.setenv("HANDMESH_DEBUG", "1")
+    with quiet_native_stderr():
+        os.write(2, b"debug noise\n")
+    assert "debug noise" in capfd.readouterr().err
