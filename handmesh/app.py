@@ -26,6 +26,7 @@ from handmesh.demo_files import FrameFiles, OutputFolder
 from handmesh.errors import HandmeshError, one_line, without_paths
 from handmesh.pipeline.crop import MAX_HANDS_LIMIT
 from handmesh.pipeline.predictor import DETECTOR_HELP, RUNTIMES
+from handmesh.pipeline.runtime import LIVE_THREADS, set_stage_threads
 
 
 @dataclasses.dataclass
@@ -59,7 +60,7 @@ class AppConfig:
         metadata=option("seconds between webcam frames sent to the server"),
     )
     threads: int = field(
-        default=1,
+        default=LIVE_THREADS,
         metadata=option(
             "threads per library (ONNX Runtime, torch, OpenCV, the GL rasterizer); the pipeline's stages already"
             " run in parallel, and more per stage fought them and the browser for the cores"
@@ -79,8 +80,6 @@ class DemoState:
         from handmesh.pipeline.sessions import ClientSession, MeshSources, SessionPool
 
         self.cfg = cfg
-        from handmesh.pipeline.runtime import set_stage_threads
-
         if cfg.threads < 1:
             raise HandmeshError(f"--threads must be at least 1, got {cfg.threads}")
         set_stage_threads(cfg.threads)  # before the renderer's GL context starts its rasterizer threads

@@ -151,11 +151,17 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, veri
         "opset": opset,
         "max_abs_diff_vs_torch": diff,
     }
-    side = sidecar_path(path)
-    tmp_side = _atomic_target(side)
-    tmp_side.write_text(json.dumps(sidecar) + "\n")
-    os.replace(tmp_side, side)
+    write_sidecar(path, sidecar)
     return path
+
+
+def write_sidecar(onnx_path: str | os.PathLike, meta: dict[str, Any]) -> Path:
+    """Write the JSON sidecar of an ONNX file (atomically); returns its path."""
+    side = sidecar_path(onnx_path)
+    tmp = _atomic_target(side)
+    tmp.write_text(json.dumps(meta) + "\n")
+    os.replace(tmp, side)
+    return side
 
 
 def load_sidecar(onnx_path: str | os.PathLike) -> dict[str, Any]:

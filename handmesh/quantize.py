@@ -20,7 +20,6 @@ float32: int8 there would add error to every vertex and save nothing, it is a fe
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -150,7 +149,7 @@ def quantize_onnx(
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from handmesh.export import _atomic_target, load_sidecar, sidecar_path
+    from handmesh.export import _atomic_target, load_sidecar, write_sidecar
 
     check_quantize(mode)
     fp32_path, out_path = Path(fp32_path), Path(out_path)
@@ -187,8 +186,5 @@ def quantize_onnx(
             "max_abs_joint_diff_vs_fp32_m": diff,
         },
     )
-    side = sidecar_path(out_path)
-    tmp_side = _atomic_target(side)
-    tmp_side.write_text(json.dumps(meta) + "\n")
-    os.replace(tmp_side, side)
+    write_sidecar(out_path, meta)
     return out_path

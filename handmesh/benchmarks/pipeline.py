@@ -28,6 +28,7 @@ from pathlib import Path
 
 from handmesh.benchmarks.common import write_result
 from handmesh.config import add_overrides_option, apply_overrides, split_overrides
+from handmesh.pipeline.runtime import LIVE_THREADS, set_stage_threads
 
 RESULTS = Path("bench/results/pipeline_cpu.json")
 SOURCES = ("model", "landmark-fit")
@@ -57,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="threads per library (ONNX Runtime, torch, OpenCV, llvmpipe), as the demo's --threads; 0: their defaults",
+        default=LIVE_THREADS,
+        help="threads per library (ONNX Runtime, torch, numpy's BLAS, OpenCV, llvmpipe), as the demo's"
+        " --threads; 0: their defaults",
     )
     parser.add_argument(
         "--unique-frames",
@@ -206,9 +208,6 @@ def _scenario(source: str, runtime, overrides: list[str], hands: int, size, args
 def run(args: argparse.Namespace) -> int:
     """Run the scenarios and write the JSON."""
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-
-    from handmesh.pipeline.runtime import set_stage_threads
-
     size = _size(args.size)
     if args.threads:
         set_stage_threads(args.threads)

@@ -141,14 +141,14 @@ def run(args: argparse.Namespace) -> int:
     from handmesh.benchmarks.learn import held_out, step_spec
     from handmesh.export import export_onnx
     from handmesh.models import load_model
-    from handmesh.pipeline.runtime import OnnxRuntimeModel
+    from handmesh.pipeline.runtime import OnnxRuntimeModel, default_onnx_threads
     from handmesh.quantize import calibration_crops, check_quantize, quantize_onnx, to_crops
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for mode in modes:
         check_quantize(mode)
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
-    threads = args.threads or min(4, os.cpu_count() or 1)  # OnnxRuntimeModel's default: the pipeline's
+    threads = args.threads or default_onnx_threads()  # OnnxRuntimeModel's own default
     machine = machine_info(threads)
     model = load_model(args.checkpoint)
     img_size = int(model.config.img_size)

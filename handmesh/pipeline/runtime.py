@@ -18,8 +18,13 @@ from handmesh.errors import HandmeshError, MissingFileError
 # Threads per library in the live pipeline. Its stages already run side by side (`pipeline.stream`), so
 # a stage that also fans out over every core fights the others -- and, in the demo, the browser -- for
 # them: on 2 cores one thread each ran the pipeline benchmark 1.12-1.14x faster and the Chromium demo
-# 1.4x faster than the libraries' defaults (docs/benchmarks.md, "Threads").
+# 1.4x faster than the libraries' defaults (docs/benchmarks.md, "Levers, measured" and "In the browser").
 LIVE_THREADS = 1
+
+
+def default_onnx_threads() -> int:
+    """ONNX Runtime's intra-op threads when none are asked for: every core, at most four."""
+    return min(4, os.cpu_count() or 1)
 
 
 def set_stage_threads(n: int = LIVE_THREADS) -> None:
@@ -78,7 +83,7 @@ class OnnxRuntimeModel:
 
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = int(threads or min(4, os.cpu_count() or 1))
+        opts.intra_op_num_threads = int(threads or default_onnx_threads())
         opts.inter_op_num_threads = 1
         # No busy-waiting between calls: in the pipeline MediaPipe and the GL rasterizer run their own
         # threads right after the model, and spinning ORT workers would steal their cores.
