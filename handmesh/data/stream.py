@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from handmesh.data.record import HandRecord
-from handmesh.data.synth import _WORKER, SynthConfig, canonical_orientation, make_labels, render_image
+from handmesh.data.synth import SynthConfig, canonical_orientation, make_labels, render_image
 from handmesh.data.transforms import AugmentConfig, HandTransform
 from handmesh.errors import HandmeshError
 
@@ -102,7 +102,7 @@ class SynthStream(Dataset):
     def _setup(self) -> None:
         """Per-process state: the float64 hand model, its canonical orientation, the renderer."""
         from handmesh.data.freihand import data_hand_model
-        from handmesh.data.synth import _init_worker
+        from handmesh.data.synth import _WORKER, _init_worker
 
         self._hand = data_hand_model(path=self.cfg.hand_model)
         self._R0 = canonical_orientation(self._hand)
@@ -134,17 +134,14 @@ class SynthStream(Dataset):
         finally:
             torch.set_num_threads(threads)
         verts, K, joints = labels["verts"][0], labels["K"][0], labels["xyz"][0]
-        faces = _WORKER["faces"]
+        faces = None  # the renderer's own (right-hand) faces
         if side == "left":
             verts, joints = mirror_vertices(verts), mirror_vertices(joints)
             K = flip_intrinsics(K, self.cfg.size)
-            _WORKER["faces"] = mirror_faces(faces)
-        try:
-            image, silhouette = render_image(
-                self.cfg, "stream", sample, 0, verts.astype(np.float32), K, labels["skin"][0]
-            )
-        finally:
-            _WORKER["faces"] = faces
+            faces = mirror_faces(np.asarray(self._hand.faces, np.int64))
+        image, silhouette = render_image(
+            self.cfg, "stream", sample, 0, verts.astype(np.float32), K, labels["skin"][0], faces
+        )
         mano = labels["mano"][0]
         return HandRecord(
             image=image,

@@ -220,10 +220,14 @@ def _init_worker(size: int, faces: np.ndarray, gl_threads: int | None = None) ->
     _WORKER["faces"] = faces
 
 
-def render_hand(verts: np.ndarray, K: np.ndarray, skin: np.ndarray, rng: np.random.Generator) -> tuple:
-    """The shaded hand (premultiplied float RGB, coverage alpha in 0..1, silhouette) with random lighting."""
+def render_hand(
+    verts: np.ndarray, K: np.ndarray, skin: np.ndarray, rng: np.random.Generator, faces=None
+) -> tuple:
+    """The shaded hand (premultiplied float RGB, coverage alpha in 0..1, silhouette) with random lighting;
+    `faces` default to the worker's (a mirrored hand passes its reversed winding)."""
     renderer = _WORKER["renderer"]
-    rgba, depth = renderer.render([(verts, _WORKER["faces"], (*skin, 1.0))], K)
+    faces = _WORKER["faces"] if faces is None else faces
+    rgba, depth = renderer.render([(verts, faces, (*skin, 1.0))], K)
     alpha = rgba[..., 3:4].astype(np.float32) / 255.0
     rgb = rgba[..., :3].astype(np.float32)
     h, w = depth.shape
@@ -235,12 +239,14 @@ def render_hand(verts: np.ndarray, K: np.ndarray, skin: np.ndarray, rng: np.rand
     return rgb * gain * ramp, alpha, depth > 0
 
 
-def render_image(cfg: SynthConfig, split: str, sample: int, version: int, verts, K, skin) -> tuple:
-    """One RGB image (uint8) and the hand's silhouette for a sample/version."""
+def render_image(
+    cfg: SynthConfig, split: str, sample: int, version: int, verts, K, skin, faces=None
+) -> tuple:
+    """One RGB image (uint8) and the hand's silhouette for a sample/version (`faces`: see render_hand)."""
     rng = sample_rng(cfg.seed, split, sample, version, 1)
     size = cfg.size
     background = procedural.random_background(rng, size, size).astype(np.float32)
-    hand_rgb, alpha, silhouette = render_hand(verts, K, skin, rng)
+    hand_rgb, alpha, silhouette = render_hand(verts, K, skin, rng, faces)
     image = np.clip(background * (1 - alpha) + hand_rgb, 0, 255).astype(np.uint8)
     if rng.random() < cfg.occluder_prob and silhouette.any():
         ys, xs = np.nonzero(silhouette)

@@ -204,10 +204,9 @@ class MediaPipeDetector:
 
     def _run(self, static: bool, image: np.ndarray):
         """One graph on one image; a new graph's first run (and its construction) prints nothing."""
-        if static and self._image is not None and id(self._image) in self._warm:
-            return self._image.process(image)
-        if not static and self._video is not None and id(self._video) in self._warm:
-            return self._video.process(image)
+        built = self._image if static else self._video
+        if built is not None and id(built) in self._warm:
+            return built.process(image)
         with quiet_native_stderr():
             graph = self._graph(static)
             result = graph.process(image)
