@@ -38,6 +38,22 @@ def mirror_pose(pose: np.ndarray) -> np.ndarray:
     return pose * np.tile(-MIRROR_SIGNS, pose.shape[-1] // 3)
 
 
+def mirror_params(params: dict) -> dict:
+    """Hand-model parameters of the mirror image: rotations by `mirror_pose`, the translation's x negated.
+
+    A left hand predicted as the right model in the mirrored world becomes the left model's parameters
+    (exact for a left model that mirrors the right one: the stand-in; approximate for MANO_LEFT).
+    Keys other than global_orient, hand_pose and transl are copied unchanged.
+    """
+    out = dict(params)
+    for key in ("global_orient", "hand_pose"):
+        if key in out:
+            out[key] = mirror_pose(out[key])
+    if "transl" in out:
+        out["transl"] = np.asarray(out["transl"], dtype=np.float64) * MIRROR_SIGNS
+    return out
+
+
 def flip_intrinsics(K, width: int):
     """Intrinsics (...,3,3) of an image flipped left-right (pixel u -> width - 1 - u), seen as a mirrored
     world: points mirrored with `mirror_vertices` project to the flipped pixels (numpy or torch)."""

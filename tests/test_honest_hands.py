@@ -92,18 +92,31 @@ def test_plausible_hand_passes_and_impossible_ones_do_not():
     assert "joint_limits" in check_hand(joints, K, flat_pose=bent).reasons
 
 
-def test_rotation_matrix_params_give_the_same_flat_pose():
-    """The regressor's (15,3,3) matrices and the fit's axis-angle describe one articulation alike."""
+def test_regressor_matrices_become_the_fits_axis_angle():
+    """The regressor's (15,3,3) matrices reach the plausibility check as the axis-angle the fit gives."""
     from handmesh.geometry_np import axis_angle_to_matrix_np
-    from handmesh.pipeline.plausibility import flat_pose_of
+    from handmesh.pipeline.detector import HandDetection
+    from handmesh.pipeline.estimator import ModelEstimator
 
     rng = np.random.default_rng(0)
     aa = rng.normal(0, 0.3, 45)
-    mean = rng.normal(0, 0.1, 45)
-    mats = axis_angle_to_matrix_np(aa.reshape(15, 3))
-    np.testing.assert_allclose(
-        flat_pose_of({"hand_pose": mats}, mean), flat_pose_of({"hand_pose": aa}, mean), atol=1e-6
-    )
+
+    class Runtime:
+        input_size, name, faces = 32, "matrices", np.zeros((1, 3), np.int64)
+
+        def __call__(self, crops):
+            return {
+                "vertices": np.zeros((len(crops), 778, 3), np.float32),
+                "joints": np.zeros((len(crops), 21, 3), np.float32),
+                "cam": np.array([[5.0, 0.0, 0.0]], np.float32),
+                "global_orient": np.eye(3)[None],
+                "hand_pose": axis_angle_to_matrix_np(aa.reshape(15, 3))[None],
+            }
+
+    det = HandDetection(box=np.array([10.0, 10.0, 40.0, 40.0]))
+    (hand,) = ModelEstimator(Runtime()).estimate(np.zeros((64, 64, 3), np.uint8), [det], np.eye(3), {})
+    np.testing.assert_allclose(hand.params["hand_pose"], aa, atol=1e-6)
+    np.testing.assert_allclose(hand.params["global_orient"], np.zeros(3), atol=1e-9)
 
 
 def test_pipeline_flags_or_drops_an_impossible_hand():

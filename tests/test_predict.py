@@ -62,7 +62,8 @@ def test_predict_folder(inputs, capsys):
     data = json.loads((out / "a.png.json").read_text())
     (hand,) = data["hands"]
     assert hand["handedness"] == "left" and len(hand["joints3d"]) == 21 and len(hand["joints2d"]) == 21
-    assert {"global_orient", "hand_pose", "betas", "cam", "transl"} <= set(hand["params"])
+    assert set(hand["params"]) == {"global_orient", "hand_pose", "betas", "transl"}
+    assert len(hand["params"]["hand_pose"]) == 45 and len(hand["crop"]["cam"]) == 3
     video = json.loads((out / "clip.mp4.json").read_text())
     assert len(video["frames"]) == 4 and all(len(f["hands"]) == 1 for f in video["frames"])
     import trimesh

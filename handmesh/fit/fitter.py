@@ -33,6 +33,7 @@ from handmesh.fit.solver import (
 )
 from handmesh.geometry_np import axis_angle_to_matrix_np, matrix_to_axis_angle_np
 from handmesh.hand_model.joints import NUM_BETAS, NUM_JOINTS, NUM_MANO_JOINTS
+from handmesh.mirror import mirror_params
 
 
 @dataclass
@@ -344,15 +345,12 @@ def own_side_params(params: dict, sides: list[str]) -> dict[str, np.ndarray]:
     (the stand-in, or MANO when only the right file is installed); approximate for MANO_LEFT.
     """
     left = np.array([s == "left" for s in sides])[:, None]
-    pose_sign = np.where(left, np.tile([1.0, -1.0, -1.0], 16)[None], 1.0)
     out = {
         k: np.asarray(v.detach().cpu() if isinstance(v, Tensor) else v, dtype=np.float64)
         for k, v in params.items()
     }
-    pose = np.concatenate([out["global_orient"], out["hand_pose"]], -1) * pose_sign
-    out["global_orient"], out["hand_pose"] = pose[:, :3], pose[:, 3:]
-    out["transl"] = out["transl"] * np.where(left, [-1.0, 1.0, 1.0], 1.0)
-    return out
+    mirrored = mirror_params(out)
+    return {k: np.where(left, mirrored[k], v) for k, v in out.items()}
 
 
 def _finish(hand, skel: Skeleton, p: SkeletonParams, lower: np.ndarray, upper: np.ndarray):

@@ -8,7 +8,7 @@ from handmesh.pipeline.detector import (
     StaticDetector,
 )
 from handmesh.pipeline.estimator import HandEstimate, LandmarkFitEstimator, MeshEstimator, ModelEstimator
-from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig, PipelineResult, result_to_dict
+from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig, PipelineResult
 from handmesh.pipeline.predictor import (
     ImageResult,
     VideoResult,
@@ -20,6 +20,7 @@ from handmesh.pipeline.predictor import (
     run_on_video,
 )
 from handmesh.pipeline.runtime import OnnxRuntimeModel, TorchRuntimeModel
+from handmesh.pipeline.schema import hand_to_dict, result_to_dict
 from handmesh.pipeline.smoothing import OneEuroFilter, SmoothingConfig, TrackSmoother
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "PipelineConfig",
     "PipelineResult",
     "result_to_dict",
+    "hand_to_dict",
     "OnnxRuntimeModel",
     "TorchRuntimeModel",
     "load_runtime",

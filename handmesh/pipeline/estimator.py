@@ -1,7 +1,11 @@
 """Mesh sources: turn a frame's hand detections into meshes in the frame's camera.
 
 `ModelEstimator` runs the trained regressor on square crops (left hands flipped); `LandmarkFitEstimator`
-fits the hand model to MediaPipe's landmarks (no checkpoint needed). Both fill the same `HandEstimate`.
+fits the hand model to MediaPipe's landmarks (no checkpoint needed). Both fill the same `HandEstimate`,
+with the same parameters: `global_orient` (3,) and `hand_pose` (45,) axis-angle (the articulation
+relative to the mean hand, FreiHAND's convention), `betas` (10,), `transl` (3,) metres, for the right
+hand model in the mirrored world when `mirrored` (a left hand); `HandEstimate.model_params()` gives them
+for the hand model of the hand's own side (handmesh.pipeline.schema).
 """
 
 from __future__ import annotations
@@ -12,10 +16,15 @@ from typing import Protocol
 
 import numpy as np
 
+from handmesh.geometry_np import matrix_to_axis_angle_np
 from handmesh.hand_model import mirror_faces, mirror_vertices
+from handmesh.mirror import mirror_params
 from handmesh.pipeline.crop import crop_hand, square_box
 from handmesh.pipeline.detector import HandDetection
 from handmesh.pipeline.runtime import Runtime
+
+# the parameters every mesh source gives, in this order (the hand model's forward arguments)
+PARAM_KEYS = ("global_orient", "hand_pose", "betas", "transl")
 
 
 @dataclasses.dataclass
@@ -31,10 +40,28 @@ class HandEstimate:
     box: np.ndarray  # (4,) detection box, frame pixels
     params: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     source: str = "model"
+    hand_model: str | None = None  # the kind of hand model the parameters belong to: "mano" or "standin"
+
+    def model_params(self) -> dict[str, np.ndarray]:
+        """global_orient (3,), hand_pose (45,), betas (10,), transl (3,) for the hand model of this hand's
+        own side (a left hand's are the left model's: `handmesh.mirror.mirror_params`)."""
+        params = {
+            k: np.asarray(self.params[k], dtype=np.float64).reshape(-1)
+            for k in PARAM_KEYS
+            if k in self.params
+        }
+        return mirror_params(params) if bool(self.params.get("mirrored", False)) else params
 
     @classmethod
     def of_detection(
-        cls, det: HandDetection, vertices, joints, faces: np.ndarray, params: dict, source: str
+        cls,
+        det: HandDetection,
+        vertices,
+        joints,
+        faces: np.ndarray,
+        params: dict,
+        source: str,
+        hand_model: str | None = None,
     ) -> HandEstimate:
         """A mesh (float32) with what the detector said about its hand (side, score, track, box)."""
         return cls(
@@ -47,6 +74,7 @@ class HandEstimate:
             box=np.asarray(det.box, dtype=np.float64),
             params=params,
             source=source,
+            hand_model=hand_model,
         )
 
 
@@ -86,6 +114,7 @@ class ModelEstimator:
         self.name = f"FastViT regressor: {runtime.name}"
         self.faces = np.asarray(runtime.faces, dtype=np.int64)
         self.left_faces = mirror_faces(self.faces)
+        self.hand_model = getattr(runtime, "hand_model_kind", None)
 
     def estimate(
         self,
@@ -126,9 +155,11 @@ class ModelEstimator:
             sl = slice(i, i + 1)
             v = crop_to_camera(verts[sl], cam[sl], K_crop[sl], size, mirrored=crop.mirrored)[0]
             j = crop_to_camera(joints[sl], cam[sl], K_crop[sl], size, mirrored=crop.mirrored)[0]
-            params = {
-                k: np.asarray(out[k][i]) for k in ("global_orient", "hand_pose", "betas", "cam") if k in out
-            }
+            params = {k: np.asarray(out[k][i]) for k in ("betas", "cam") if k in out}
+            # the network gives rotation matrices; every mesh source reports axis-angle
+            for k in ("global_orient", "hand_pose"):
+                if k in out:
+                    params[k] = matrix_to_axis_angle_np(np.asarray(out[k][i], np.float64)).reshape(-1)
             # Parameters describe the right hand the network saw; for a flipped crop that hand sits in
             # the mirrored camera, so its translation is taken before mirroring back.
             seen = mirror_vertices(j) if crop.mirrored else j
@@ -136,7 +167,7 @@ class ModelEstimator:
             params["crop_box"] = crop.box
             params["mirrored"] = np.array(crop.mirrored)
             faces = self.left_faces if crop.mirrored else self.faces
-            results.append(HandEstimate.of_detection(det, v, j, faces, params, "model"))
+            results.append(HandEstimate.of_detection(det, v, j, faces, params, "model", self.hand_model))
         timings["hand_model"] = timings.get("hand_model", 0.0) + _ms(t0)
         return results
 
@@ -197,9 +228,14 @@ class LandmarkFitEstimator:
         for i, d in enumerate(dets):
             params = {k: np.asarray(v[i]) for k, v in res.params.items()}
             live[d.track_id] = params
-            params = dict(params, fit_error_m=np.asarray(res.error[i]))
-            faces = self.left_faces if d.handedness == "left" else self.faces
-            out.append(HandEstimate.of_detection(d, verts[i], joints[i], faces, params, "landmark-fit"))
+            left = d.handedness == "left"  # fitted as the right hand in the mirrored world
+            params = dict(params, fit_error_m=np.asarray(res.error[i]), mirrored=np.array(left))
+            faces = self.left_faces if left else self.faces
+            out.append(
+                HandEstimate.of_detection(
+                    d, verts[i], joints[i], faces, params, "landmark-fit", self.hand.kind
+                )
+            )
         if not static:
             self._previous = live
         return out

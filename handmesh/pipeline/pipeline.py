@@ -279,32 +279,3 @@ class HandMeshPipeline:
         return PipelineResult(
             frame=out, hands=hands, timings=timings, K=K, model=self.model_name, detections=job.detections
         )
-
-
-def hand_to_dict(hand: HandEstimate, K: np.ndarray | None = None, include_mesh: bool = False) -> dict:
-    """A JSON-safe description of one hand (parameters, joints, box; vertices when asked)."""
-    d: dict[str, Any] = {
-        "handedness": hand.handedness,
-        "score": float(hand.score),
-        "track_id": int(hand.track_id),
-        "source": hand.source,
-        "box": [float(x) for x in hand.box],
-        "joints3d": np.round(hand.joints.astype(np.float64), 6).tolist(),
-        "params": {k: np.asarray(v).tolist() for k, v in hand.params.items()},
-    }
-    if K is not None:
-        d["joints2d"] = np.round(project_points_np(hand.joints, K), 2).tolist()
-    if include_mesh:
-        d["vertices"] = np.round(hand.vertices.astype(np.float64), 6).tolist()
-    return d
-
-
-def result_to_dict(result: PipelineResult, include_mesh: bool = False) -> dict:
-    """A JSON-safe description of a processed frame."""
-    return {
-        "model": result.model,
-        "K": np.asarray(result.K).tolist(),
-        "image_size": [int(result.frame.shape[1]), int(result.frame.shape[0])],
-        "timings_ms": {k: round(float(v), 3) for k, v in result.timings.items()},
-        "hands": [hand_to_dict(h, result.K, include_mesh) for h in result.hands],
-    }

@@ -95,18 +95,14 @@ def check_hand(
 def flat_pose_of(params: dict, hands_mean: np.ndarray | None = None) -> np.ndarray | None:
     """The flat-relative (45,) articulation of a HandEstimate's params, if they hold one.
 
-    Landmark fits store axis-angle relative to the mean hand (add `hands_mean`); the regressor stores
-    (15,3,3) rotation matrices relative to the mean hand too (converted, then `hands_mean` added).
+    Every mesh source stores axis-angle relative to the mean hand (handmesh.pipeline.estimator): add
+    `hands_mean`.
     """
     pose = params.get("hand_pose")
     if pose is None or hands_mean is None:
         return None
-    pose = np.asarray(pose, dtype=np.float64)
-    if pose.shape[-2:] == (3, 3):
-        from handmesh.geometry_np import matrix_to_axis_angle_np
-
-        pose = matrix_to_axis_angle_np(pose.reshape(-1, 3, 3))
-    return pose.reshape(-1) + np.asarray(hands_mean, dtype=np.float64).reshape(-1)
+    pose = np.asarray(pose, dtype=np.float64).reshape(-1)
+    return pose + np.asarray(hands_mean, dtype=np.float64).reshape(-1)
 
 
 def score_hands(

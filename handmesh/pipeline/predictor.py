@@ -33,8 +33,9 @@ import numpy as np
 from handmesh.errors import HandmeshError, MissingFileError
 from handmesh.pipeline.detector import Detector, HandDetection, StaticDetector
 from handmesh.pipeline.estimator import LandmarkFitEstimator, MeshEstimator, ModelEstimator
-from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig, PipelineResult, result_to_dict
+from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig, PipelineResult
 from handmesh.pipeline.runtime import OnnxRuntimeModel, Runtime, TorchRuntimeModel
+from handmesh.pipeline.schema import SCHEMA, result_to_dict
 
 MODES = ("auto", "model", "landmark-fit")
 RUNTIMES = ("auto", "onnx", "torch")
@@ -183,6 +184,7 @@ class VideoResult:
     def to_dict(self) -> dict:
         """The JSON written beside the overlay: model, camera and rate once, then one entry per frame."""
         return {
+            "schema": SCHEMA,
             "input": self.source,
             "model": self.model,
             "fps": self.fps,
@@ -236,7 +238,7 @@ def run_on_video(
                 writer.write(result.frame)
             entry = result_to_dict(result)
             K = entry.pop("K")
-            del entry["model"]  # the same for every frame: stated once in VideoResult
+            del entry["model"], entry["schema"]  # the same for every frame: stated once in VideoResult
             entry["frame"] = i
             frames.append(entry)
             if sequence is not None:

@@ -98,6 +98,7 @@ class OnnxRuntimeModel:
         self.input_name = self.meta.get("input_name") or self.session.get_inputs()[0].name
         self.input_size = int(self.meta["input_size"])
         self.faces = np.asarray(self.meta["faces"], dtype=np.int64)
+        self.hand_model_kind: str | None = self.meta.get("hand_model_kind")
         self.output_names = [o.name for o in self.session.get_outputs()]
         variant = (self.meta.get("model_config") or {}).get("variant")
         self.name = f"{variant or path.stem} (ONNX Runtime)"
@@ -134,6 +135,7 @@ class TorchRuntimeModel:
         self.model = model.to(self.device).eval()
         self.input_size = int(self.model.config.img_size)
         self.faces = np.asarray(self.model.faces, dtype=np.int64)
+        self.hand_model_kind: str | None = getattr(getattr(self.model, "hand_model", None), "kind", None)
         self._torch = torch
 
     def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
