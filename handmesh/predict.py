@@ -128,6 +128,7 @@ def run(args) -> int:
     from handmesh.pipeline.media import VIDEO_EXTS
     from handmesh.pipeline.pipeline import PipelineConfig
     from handmesh.pipeline.predictor import build_pipeline
+    from handmesh.pipeline.schema import hands_summary
 
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
     inputs = collect_inputs(Path(args.input))
@@ -143,11 +144,11 @@ def run(args) -> int:
                 data = predict_video(
                     pipeline, path, out, args.video_ext, args.max_frames, mesh_sequence=args.mesh_sequence
                 )
-                hands = sum(len(f["hands"]) for f in data["frames"])
-                print(f"{path}: {len(data['frames'])} frames, {hands} hand detections -> {data['overlay']}")
+                hands = hands_summary([h for f in data["frames"] for h in f["hands"]])
+                print(f"{path}: {len(data['frames'])} frames, {hands} -> {data['overlay']}")
             else:
                 data = predict_image(pipeline, path, out, formats)
-                print(f"{path}: {len(data['hands'])} hand(s)")
+                print(f"{path}: {hands_summary(data['hands'])}")
         except (HandmeshError, OSError) as exc:
             failed += 1
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

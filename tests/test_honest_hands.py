@@ -159,3 +159,51 @@ def test_pipeline_flags_or_drops_an_impossible_hand():
         Fixed(), StaticDetector(boxes), PipelineConfig(plausibility=False), renderer=object()
     )
     assert [h.score for h in trusting.estimate(trusting.detect(frame, K, static=True)).hands] == [0.92, 0.92]
+
+
+def test_implausible_hand_is_drawn_grey_with_a_question_mark(monkeypatch):
+    """Issue 20 §5: a rejected hand is drawn grey and tagged "R?"; a good one keeps its colour and "R"."""
+    from handmesh.pipeline import pipeline as pipeline_module
+    from handmesh.pipeline.detector import StaticDetector
+    from handmesh.pipeline.estimator import HandEstimate
+    from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig
+    from handmesh.pipeline.schema import hands_summary, result_to_dict
+    from handmesh.render.overlay import IMPLAUSIBLE_COLOR, RIGHT_COLOR
+
+    joints, K, _ = _posed_hand("relaxed", "right")
+    near, _, _ = _posed_hand("fist", "right", depth=0.055)
+
+    class Fixed:
+        name, source = "fixed meshes", "model"
+
+        def estimate(self, frame, detections, K, timings, static=False):
+            return [
+                HandEstimate(
+                    np.zeros((778, 3), np.float32),
+                    j.astype(np.float32),
+                    np.zeros((0, 3), np.int64),
+                    "right",
+                    0.9,
+                    d.track_id,
+                    np.asarray(d.box, float),
+                )
+                for d, j in zip(detections, (joints, near), strict=False)
+            ]
+
+    class Recorder:
+        def overlay(self, frame, meshes, K, opacity, **kwargs):
+            self.colors = [tuple(c) for _, _, c in meshes]
+            return frame.copy()
+
+    tags = []
+    monkeypatch.setattr(pipeline_module, "draw_side_tag", lambda img, text, box, color: tags.append(text))
+    boxes = [((100, 100, 300, 300), "right"), ((300, 100, 500, 300), "right")]
+    renderer = Recorder()
+    pipe = HandMeshPipeline(Fixed(), StaticDetector(boxes), PipelineConfig(), renderer=renderer)
+    result = pipe.process(np.zeros((480, 640, 3), np.uint8), K, static=True)
+    assert [h.implausible for h in result.hands] == [False, True]
+    assert renderer.colors == [tuple(RIGHT_COLOR), tuple(IMPLAUSIBLE_COLOR)]
+    assert tags == ["R", "R?"]
+    data = result_to_dict(result)
+    assert hands_summary(data["hands"]) == "2 hand(s), 1 implausible"
+    assert hands_summary(data["hands"][:1]) == "1 hand(s)"

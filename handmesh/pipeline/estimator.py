@@ -42,6 +42,11 @@ class HandEstimate:
     source: str = "model"
     hand_model: str | None = None  # the kind of hand model the parameters belong to: "mano" or "standin"
 
+    @property
+    def implausible(self) -> bool:
+        """Whether a plausibility check failed (`params["implausible"]` names them): drawn grey, tagged "?"."""
+        return len(np.atleast_1d(self.params.get("implausible", []))) > 0
+
     def model_params(self) -> dict[str, np.ndarray]:
         """global_orient (3,), hand_pose (45,), betas (10,), transl (3,) for the hand model of this hand's
         own side (a left hand's are the left model's: `handmesh.mirror.mirror_params`)."""

@@ -19,7 +19,13 @@ from handmesh.pipeline.estimator import HandEstimate, MeshEstimator
 from handmesh.pipeline.plausibility import score_hands
 from handmesh.pipeline.smoothing import SmoothingConfig, TrackSmoother
 from handmesh.pipeline.tracking import IoUTracker
-from handmesh.render.overlay import LEFT_COLOR, RIGHT_COLOR, draw_side_tag, draw_skeleton
+from handmesh.render.overlay import (
+    IMPLAUSIBLE_COLOR,
+    LEFT_COLOR,
+    RIGHT_COLOR,
+    draw_side_tag,
+    draw_skeleton,
+)
 
 STAGES = ("detect", "crop", "model", "hand_model", "smooth", "render", "composite")
 
@@ -177,6 +183,15 @@ class HandMeshPipeline:
         left = self.display_handedness(handedness) == "left"
         return tuple(self.config.left_color if left else self.config.right_color)
 
+    def hand_color(self, hand: HandEstimate) -> tuple[float, ...]:
+        """Mesh colour of a HandEstimate: its side's colour, or grey when it is implausible."""
+        return tuple(IMPLAUSIBLE_COLOR) if hand.implausible else self.color_of(hand.handedness)
+
+    def hand_tag(self, hand: HandEstimate) -> str:
+        """The tag drawn by a hand: "L" or "R" (the person's side), with "?" when it is implausible."""
+        side = "L" if self.display_handedness(hand.handedness) == "left" else "R"
+        return side + ("?" if hand.implausible else "")
+
     def process(
         self,
         frame: np.ndarray,
@@ -255,7 +270,7 @@ class HandMeshPipeline:
             timings["smooth"] = (time.perf_counter() - t0) * 1000.0
 
             if hands:
-                meshes = [(hd.vertices, hd.faces, self.color_of(hd.handedness)) for hd in hands]
+                meshes = [(hd.vertices, hd.faces, self.hand_color(hd)) for hd in hands]
                 out = self.renderer.overlay(
                     frame, meshes, K, cfg.opacity, max_render_size=cfg.max_render_size, timings=timings
                 )
@@ -264,16 +279,15 @@ class HandMeshPipeline:
                     out = out.copy() if out is frame else out
                     for hd in hands:
                         # bones in a darker shade of the mesh colour, so they stay visible on top of it
-                        color = tuple(int(140 * c) for c in self.color_of(hd.handedness)[:3])
+                        color = tuple(int(140 * c) for c in self.hand_color(hd)[:3])
                         draw_skeleton(out, project_points_np(hd.joints, K), color=color, thickness=2)
                     timings["composite"] += (time.perf_counter() - t0) * 1000.0
                 if cfg.tags:
                     t0 = time.perf_counter()
                     out = out.copy() if out is frame else out
                     for hd in hands:
-                        color = tuple(int(170 * c) for c in self.color_of(hd.handedness)[:3])
-                        side = self.display_handedness(hd.handedness)
-                        draw_side_tag(out, "L" if side == "left" else "R", hd.box, color)
+                        color = tuple(int(170 * c) for c in self.hand_color(hd)[:3])
+                        draw_side_tag(out, self.hand_tag(hd), hd.box, color)
                     timings["composite"] += (time.perf_counter() - t0) * 1000.0
         timings["total"] = sum(timings[s] for s in STAGES)
         return PipelineResult(

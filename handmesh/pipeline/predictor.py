@@ -151,7 +151,7 @@ def run_on_image(pipeline: HandMeshPipeline, image: Image) -> ImageResult:
 
         image = read_image(image)
     result = pipeline.process(image, static=True)
-    meshes = [(h.vertices, h.faces, pipeline.color_of(h.handedness)) for h in result.hands]
+    meshes = [(h.vertices, h.faces, pipeline.hand_color(h)) for h in result.hands]
     return ImageResult(result=result, meshes=meshes, data=result_to_dict(result))
 
 

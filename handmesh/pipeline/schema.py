@@ -66,3 +66,9 @@ def result_to_dict(result, include_mesh: bool = False) -> dict:
         "timings_ms": {k: round(float(v), 3) for k, v in result.timings.items()},
         "hands": [hand_to_dict(h, result.K, include_mesh) for h in result.hands],
     }
+
+
+def hands_summary(hands: list[dict]) -> str:
+    """Schema hands in words, as the CLI and the demo say it: "2 hand(s), 1 implausible"."""
+    bad = sum(1 for h in hands if h["implausible"])
+    return f"{len(hands)} hand(s)" + (f", {bad} implausible" if bad else "")
