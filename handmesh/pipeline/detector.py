@@ -23,7 +23,12 @@ from handmesh.hand_model.joints import MEDIAPIPE_TO_FREIHAND, mediapipe_handedne
 
 @dataclasses.dataclass
 class HandDetection:
-    """One detected hand: box [x0,y0,x1,y1] px, handedness "left"|"right", landmarks in FreiHAND order."""
+    """One detected hand: box [x0,y0,x1,y1] px, handedness "left"|"right", landmarks in FreiHAND order.
+
+    `side_confidence` is the probability that `handedness` is right (0.5: a coin toss, 1: given, e.g. a
+    fixed box's side); `body_side` is the side of the body's wrist the hand belongs to, where a body was
+    seen (None otherwise), so a hand whose two sides disagree says so.
+    """
 
     box: np.ndarray
     handedness: str = "right"
@@ -31,6 +36,13 @@ class HandDetection:
     keypoints2d: np.ndarray | None = None  # (21, 2) pixels
     keypoints3d: np.ndarray | None = None  # (21, 3) metric world landmarks (metres, hand-centred)
     track_id: int = -1
+    side_confidence: float = 1.0
+    body_side: str | None = None
+
+    @property
+    def sides_agree(self) -> bool | None:
+        """Whether the hand's side and the body's side agree (None: no body seen)."""
+        return None if self.body_side is None else self.body_side == self.handedness
 
 
 @runtime_checkable
@@ -258,6 +270,7 @@ class MediaPipeDetector:
                     handedness=mediapipe_handedness_to_image(cls.label),
                     score=float(cls.score),
                     keypoints2d=kp2d,
+                    side_confidence=float(cls.score),
                     keypoints3d=kp3d,
                 )
             )

@@ -41,6 +41,8 @@ class HandEstimate:
     params: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     source: str = "model"
     hand_model: str | None = None  # the kind of hand model the parameters belong to: "mano" or "standin"
+    side_confidence: float = 1.0  # probability of `handedness` (HandDetection.side_confidence)
+    body_side: str | None = None  # the body's side for this hand, where a body was seen
 
     @property
     def implausible(self) -> bool:
@@ -80,6 +82,8 @@ class HandEstimate:
             params=params,
             source=source,
             hand_model=hand_model,
+            side_confidence=float(det.side_confidence),
+            body_side=det.body_side,
         )
 
 

@@ -47,17 +47,26 @@ Image = np.ndarray | str | Path
 Mesh = tuple[np.ndarray, np.ndarray, tuple[float, ...]]
 
 
-def build_detector(spec: str, max_hands: int = 2) -> Detector:
+def build_detector(spec: str, max_hands: int = 2, search: str | None = None) -> Detector:
     """The detector named by a command-line spec: MediaPipe (lite or full landmark model) or fixed boxes.
 
     "static:X0,Y0,X1,Y1[,left|right][;X0,...]" replays the same boxes on every frame (tests, benchmarks,
     the browser test); `max_hands` limits MediaPipe (the pipeline's own limit applies to both).
+    `search` ("fast" | "thorough", `handmesh.pipeline.search`): still images are searched over several
+    views with the full landmark model, video frames are tracked by the spec's MediaPipe as before.
     """
     spec = str(spec).strip()
     if spec in MEDIAPIPE_SPECS:
         from handmesh.pipeline.detector import MediaPipeDetector
 
-        return MediaPipeDetector(max_hands=max_hands, model_complexity=1 if spec == "mediapipe-full" else 0)
+        tracker = MediaPipeDetector(
+            max_hands=max_hands, model_complexity=1 if spec == "mediapipe-full" else 0
+        )
+        if search is None:
+            return tracker
+        from handmesh.pipeline.search import StillImageDetector
+
+        return StillImageDetector(max_hands=max_hands, search=search, video=tracker)
     if spec.startswith("static:"):
         return StaticDetector.from_spec(spec[len("static:") :])
     raise HandmeshError(f"unknown detector {spec!r}: use {DETECTOR_HELP.split(' (')[0]}")
@@ -121,12 +130,14 @@ def build_pipeline(
     detector: str | Detector = "mediapipe",
     config: PipelineConfig | None = None,
     renderer: Any = None,
+    search: str | None = None,
 ) -> HandMeshPipeline:
-    """A ready pipeline: model or landmark-fit mesh source, detector from a spec or an instance."""
+    """A ready pipeline: model or landmark-fit mesh source, detector from a spec (with the still-image
+    `search`, see `build_detector`) or an instance."""
     config = config or PipelineConfig()
     estimator = build_estimator(checkpoint, onnx, mode, config.runtime, config.crop_scale)
     if isinstance(detector, str):
-        detector = build_detector(detector, config.max_hands)
+        detector = build_detector(detector, config.max_hands, search)
     return HandMeshPipeline(estimator, detector=detector, config=config, renderer=renderer)
 
 

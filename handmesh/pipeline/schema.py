@@ -33,6 +33,8 @@ def hand_to_dict(hand: HandEstimate, K: np.ndarray | None = None, include_mesh: 
     p = hand.params
     d: dict[str, Any] = {
         "handedness": hand.handedness,
+        "side_confidence": round(float(hand.side_confidence), 4),
+        "body_side": hand.body_side,
         "score": float(hand.score),
         "plausibility": float(p["plausibility"]) if "plausibility" in p else None,
         "implausible": [str(r) for r in np.atleast_1d(p.get("implausible", []))],

@@ -1,0 +1,367 @@
+"""Still-image hand search: every clear hand in a photo, each kept once, with its side and how sure it is.
+
+MediaPipe's palm detector sees the whole image shrunk to 192x192 px, so it misses hands that fill the frame
+(no context around the palm) and hands that shrink to a few pixels. `StillImageDetector` runs its
+still-image graph (the full landmark model by default) over several *views* of one image and merges
+what they find:
+
+1. the whole image, and the whole image padded by a border (a hand that fills the frame gets context);
+2. coarse-to-fine windows: when fewer hands than asked for were found, or the image is large, overlapping
+   windows of 1/2 (then, for `thorough`, 1/3) of the image's side, each of which the palm detector sees
+   enlarged;
+3. optionally (`pose=True`, part of `thorough`) MediaPipe Holistic: the body's pose, hand boxes re-cropped
+   from its wrists, and each of those hands' side from the body (the person's left or right wrist) --
+   a side vote that does not depend on how the hand looks.
+
+Hands found in several views are merged by box overlap or keypoint distance; the kept detection is the one
+seen with most room around it (least likely cut by a window edge). Each hand's side is the
+confidence-weighted vote of every view that saw it, plus the body's vote where a body was seen;
+`HandDetection.side_confidence` is the probability of the chosen side (0.5 = a coin toss), and
+`HandDetection.body_side` the body's side (None: no body seen), so a disagreement stays visible.
+
+Usage (the `handmesh.pipeline.detector.Detector` interface; `detect` always searches the still image):
+
+    from handmesh.pipeline.search import StillImageDetector
+    detector = StillImageDetector(max_hands=4, search="fast")   # or "thorough"
+    hands = detector.detect(rgb_uint8_image)                     # list[HandDetection], FreiHAND order
+
+`build_detector("mediapipe", search="fast")` (handmesh.pipeline.predictor) returns one for still
+images; `handmesh predict`, `handmesh label` and `evaluate --source landmark-fit` take `--search`.
+Measured by `handmesh bench detect` (bench/results/detect_cpu.json).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+
+import numpy as np
+
+from handmesh.errors import HandmeshError
+from handmesh.pipeline.detector import (
+    HandDetection,
+    MediaPipeDetector,
+    flip_handedness,
+    quiet_native_stderr,
+)
+from handmesh.pipeline.tracking import box_iou
+
+SEARCHES = ("fast", "thorough")
+# A side vote is never taken as certain: MediaPipe's 0.99 is wrong often enough (bench handedness).
+MAX_VOTE_P = 0.95
+# The body's side: the wrist a hand belongs to. Weighted like a fairly sure detector vote.
+BODY_VOTE_P = 0.9
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    """How hard a still image is searched (`search` picks a preset; fields refine it)."""
+
+    search: str = "fast"
+    model_complexity: int = 1  # MediaPipe's full landmark model: finds clearly more hands in photos
+    min_detection_confidence: float = 0.3
+    pads: tuple[float, ...] = (0.3,)  # padded views: border on each side, fraction of the longer side
+    flip: bool = False  # also the mirrored image (its sides flipped back: a second side vote)
+    # coarse-to-fine windows, tried in turn while fewer hands than asked for are found (or the image is
+    # large): (window side as a fraction of the image's side, positions per axis)
+    windows: tuple[tuple[float, int], ...] = ((0.75, 2),)
+    large_side: int = 1000  # images with a longer side from this are searched by windows regardless
+    pose: bool = False  # Holistic's body-guided hands and the body's side vote
+    merge_iou: float = 0.3  # boxes overlapping at least this much are one hand ...
+    merge_keypoints: float = 0.25  # ... or keypoints closer than this fraction of the box side on average
+
+    @classmethod
+    def preset(cls, search: str) -> SearchConfig:
+        """The settings of a named search: "fast" or "thorough"."""
+        if search not in SEARCHES:
+            raise HandmeshError(f"unknown search {search!r}: choose one of {', '.join(SEARCHES)}")
+        if search == "thorough":
+            return cls(
+                search=search,
+                pads=(0.15, 0.3, 0.6),
+                flip=True,
+                windows=((0.75, 3), (0.5, 3)),
+                pose=True,
+            )
+        return cls(search=search)
+
+
+@dataclasses.dataclass
+class View:
+    """A region of the image as the detector sees it: view pixel p maps to image pixel p / scale + origin."""
+
+    image: np.ndarray
+    origin: np.ndarray  # (2,) image coordinates of the view's top-left pixel
+    scale: float
+    name: str
+    flip_width: int = 0  # > 0: the view is the image mirrored, this wide
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        """View pixels (N, 2) -> image pixels."""
+        p = np.asarray(points, dtype=np.float64) / self.scale + self.origin
+        if self.flip_width:
+            p = p.copy()
+            p[..., 0] = self.flip_width - p[..., 0]
+        return p
+
+
+def padded_view(image: np.ndarray, pad: float) -> View:
+    """The whole image inside a border of its own edge colours (`pad` x the longer side on each side)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    b = int(round(pad * max(h, w)))
+    out = cv2.copyMakeBorder(image, b, b, b, b, cv2.BORDER_REPLICATE)
+    return View(out, np.array([-b, -b], dtype=np.float64), 1.0, f"pad{pad:g}")
+
+
+def window_views(image: np.ndarray, fraction: float, positions: int) -> list[View]:
+    """Overlapping windows of `fraction` x each side, `positions` x `positions` of them spread evenly."""
+    h, w = image.shape[:2]
+    side_w, side_h = max(1, int(round(w * fraction))), max(1, int(round(h * fraction)))
+    xs = np.linspace(0, w - side_w, positions).round().astype(int)
+    ys = np.linspace(0, h - side_h, positions).round().astype(int)
+    views = []
+    for y in ys:
+        for x in xs:
+            crop = np.ascontiguousarray(image[y : y + side_h, x : x + side_w])
+            views.append(View(crop, np.array([x, y], dtype=np.float64), 1.0, f"win{fraction:g}_{x}_{y}"))
+    return views
+
+
+def flipped_view(image: np.ndarray) -> View:
+    """The image mirrored left to right (`View.flipped`: x and the side are mirrored back)."""
+    return View(np.ascontiguousarray(image[:, ::-1]), np.zeros(2), 1.0, "flip", flip_width=image.shape[1])
+
+
+def side_p_right(det: HandDetection) -> float:
+    """The detector's vote as a probability that the hand is a right hand (clipped away from certainty)."""
+    p = min(max(float(det.side_confidence), 0.5), MAX_VOTE_P)
+    return p if det.handedness == "right" else 1.0 - p
+
+
+def combine_votes(p_rights: list[float], weights: list[float] | None = None) -> float:
+    """Independent side votes -> P(right): weighted sum of log-odds."""
+    weights = weights or [1.0] * len(p_rights)
+    logit = sum(w * math.log(p / (1.0 - p)) for p, w in zip(p_rights, weights, strict=True))
+    return 1.0 / (1.0 + math.exp(-logit))
+
+
+def _room(box: np.ndarray, shape: tuple[int, ...]) -> float:
+    """How far a box (view pixels) stays from the view's edges, in box sides (small: maybe cut off)."""
+    h, w = shape[:2]
+    x0, y0, x1, y1 = np.asarray(box, dtype=np.float64)
+    side = max(x1 - x0, y1 - y0, 1.0)
+    return min(x0, y0, w - x1, h - y1) / side
+
+
+def same_hand(a: HandDetection, b: HandDetection, cfg: SearchConfig) -> bool:
+    """Whether two detections (image coordinates) are one hand: boxes overlap or keypoints coincide."""
+    if box_iou(np.asarray(a.box), np.asarray(b.box)) >= cfg.merge_iou:
+        return True
+    if a.keypoints2d is None or b.keypoints2d is None:
+        return False
+    side = max(np.ptp(a.keypoints2d, axis=0).max(), np.ptp(b.keypoints2d, axis=0).max(), 1.0)
+    return float(np.linalg.norm(a.keypoints2d - b.keypoints2d, axis=1).mean()) < cfg.merge_keypoints * side
+
+
+@dataclasses.dataclass
+class _Seen:
+    det: HandDetection  # in image coordinates
+    room: float
+    view: str
+
+
+def merge_views(found: list[_Seen], cfg: SearchConfig) -> list[HandDetection]:
+    """One detection per hand: clusters of the same hand across views, the roomiest view's landmarks kept,
+    the side voted by all of them."""
+    clusters: list[list[_Seen]] = []
+    for s in sorted(found, key=lambda s: -s.room):
+        for cl in clusters:
+            # two hands of one view are two hands (palms pressed together overlap completely)
+            if same_hand(cl[0].det, s.det, cfg) and all(c.view != s.view for c in cl):
+                cl.append(s)
+                break
+        else:
+            clusters.append([s])
+    out = []
+    for cl in clusters:
+        best = cl[0].det
+        p = combine_votes([side_p_right(s.det) for s in cl], [1.0 / len(cl)] * len(cl))
+        side = "right" if p >= 0.5 else "left"
+        out.append(
+            dataclasses.replace(
+                best,
+                handedness=side,
+                side_confidence=max(p, 1.0 - p),
+                score=max(s.det.score for s in cl),
+            )
+        )
+    return out
+
+
+class StillImageDetector:
+    """MediaPipe over several views of one still image, duplicates merged (see the module docstring).
+
+    Video frames (`detect(frame, static=False)`) go to `video`, a tracking detector, when one is given:
+    tracking already finds hands between frames, and the search costs several still-image passes.
+    """
+
+    def __init__(
+        self,
+        max_hands: int = 2,
+        search: str = "fast",
+        config: SearchConfig | None = None,
+        video=None,
+    ):
+        self.config = config or SearchConfig.preset(search)
+        self.max_hands = int(max_hands)
+        self.video = video
+        self._hands = MediaPipeDetector(
+            max_hands=self.max_hands,
+            model_complexity=self.config.model_complexity,
+            min_detection_confidence=self.config.min_detection_confidence,
+            search_every=0,
+        )
+        self._holistic = None
+        self._lock = threading.Lock()
+
+    def set_max_hands(self, n: int) -> None:
+        """Change the hand limit (of the video detector too)."""
+        self.max_hands = int(n)
+        self._hands.set_max_hands(n)
+        if hasattr(self.video, "set_max_hands"):
+            self.video.set_max_hands(n)
+
+    def reset(self) -> None:
+        """Forget the video detector's tracks (a still image has none)."""
+        if hasattr(self.video, "reset"):
+            self.video.reset()
+
+    def _run_view(self, view: View) -> list[_Seen]:
+        out = []
+        for d in self._hands.detect(view.image, static=True):
+            room = _room(d.box, view.image.shape)
+            kp = view.to_image(d.keypoints2d)
+            box = np.concatenate([kp.min(axis=0), kp.max(axis=0)])
+            side = flip_handedness(d.handedness) if view.flip_width else d.handedness
+            kp3 = d.keypoints3d
+            if view.flip_width and kp3 is not None:
+                kp3 = kp3 * np.array([-1.0, 1.0, 1.0])  # the hand of the other side, mirrored back
+            found = dataclasses.replace(d, box=box, keypoints2d=kp, keypoints3d=kp3, handedness=side)
+            out.append(_Seen(found, room, view.name))
+        return out
+
+    def views_run(self, image: np.ndarray) -> tuple[list[HandDetection], list[str]]:
+        """The merged hands and the names of the views that were searched (for benchmarks)."""
+        cfg = self.config
+        h, w = image.shape[:2]
+        first = [View(image, np.zeros(2), 1.0, "whole")] + [padded_view(image, p) for p in cfg.pads]
+        if cfg.flip:
+            first.append(flipped_view(image))
+        found: list[_Seen] = []
+        names: list[str] = []
+
+        def search(views: list[View]) -> list[HandDetection]:
+            for v in views:
+                found.extend(self._run_view(v))
+                names.append(v.name)
+            return merge_views(found, cfg)
+
+        hands = search(first)
+        for fraction, positions in cfg.windows:
+            if len(hands) >= self.max_hands and max(h, w) < cfg.large_side:
+                break
+            hands = search(window_views(image, fraction, positions))
+        if cfg.pose:
+            hands = self._body_votes(image, hands)
+            names.append("holistic")
+        hands = sorted(hands, key=lambda d: -d.score)[: self.max_hands]
+        return hands, names
+
+    def detect(self, frame: np.ndarray, static: bool = True) -> list[HandDetection]:
+        """Every hand found in a still image; a video frame (`static=False`) goes to the video detector."""
+        if not static and self.video is not None:
+            return self.video.detect(frame, static=False)
+        with self._lock:
+            return self.views_run(np.ascontiguousarray(frame))[0]
+
+    # --- the body's hands (Holistic) ---------------------------------------------------------------
+
+    def _holistic_graph(self):
+        if self._holistic is None:
+            import mediapipe as mp
+
+            with quiet_native_stderr():
+                self._holistic = mp.solutions.holistic.Holistic(
+                    static_image_mode=True, model_complexity=1, min_detection_confidence=0.5
+                )
+        return self._holistic
+
+    def _body_votes(self, image: np.ndarray, hands: list[HandDetection]) -> list[HandDetection]:
+        """Add Holistic's hands (sides from the body's wrists) and let the body vote on every hand near one."""
+        from handmesh.hand_model.joints import MEDIAPIPE_TO_FREIHAND
+
+        h, w = image.shape[:2]
+        with quiet_native_stderr():
+            res = self._holistic_graph().process(image)
+        body: list[tuple[str, np.ndarray | None, np.ndarray]] = []  # side in the image, keypoints, wrist
+        if res.pose_landmarks is None:
+            return hands
+        pose = np.array([[p.x * w, p.y * h] for p in res.pose_landmarks.landmark])
+        # Pose landmarks name the person's own left/right; an unmirrored photo shows a person's left hand
+        # as a left hand.
+        wrists = {"left": pose[15], "right": pose[16]}
+        for side, lms in (("left", res.left_hand_landmarks), ("right", res.right_hand_landmarks)):
+            kp = None
+            if lms is not None:
+                kp = np.array([[p.x * w, p.y * h] for p in lms.landmark])[list(MEDIAPIPE_TO_FREIHAND)]
+            body.append((side, kp, wrists[side]))
+        out = list(hands)
+        for side, kp, _ in body:
+            if kp is None:
+                continue
+            cand = HandDetection(
+                box=np.concatenate([kp.min(axis=0), kp.max(axis=0)]),
+                handedness=side,
+                score=BODY_VOTE_P,
+                keypoints2d=kp,
+                side_confidence=BODY_VOTE_P,
+                body_side=side,
+            )
+            if not any(same_hand(cand, d, self.config) for d in out):
+                out.append(cand)  # no 3D landmarks from Holistic: the landmark fit skips such hands
+        for i, d in enumerate(out):
+            if d.body_side is not None:
+                continue
+            side = _nearest_wrist(d, wrists)
+            if side is None:
+                continue
+            p = combine_votes([side_p_right(d), BODY_VOTE_P if side == "right" else 1 - BODY_VOTE_P])
+            out[i] = dataclasses.replace(
+                d,
+                handedness="right" if p >= 0.5 else "left",
+                side_confidence=max(p, 1 - p),
+                body_side=side,
+            )
+        return out
+
+    def close(self) -> None:
+        """Release the MediaPipe graphs."""
+        self._hands.close()
+        if hasattr(self.video, "close"):
+            self.video.close()
+        if self._holistic is not None:
+            self._holistic.close()
+            self._holistic = None
+
+
+def _nearest_wrist(det: HandDetection, wrists: dict[str, np.ndarray]) -> str | None:
+    """The body's side whose wrist is this hand's wrist (within half a hand of it), else None."""
+    if det.keypoints2d is None:
+        return None
+    side_len = max(float(np.ptp(det.keypoints2d, axis=0).max()), 1.0)
+    dist = {s: float(np.linalg.norm(det.keypoints2d[0] - w)) for s, w in wrists.items()}
+    best = min(dist, key=dist.get)
+    return best if dist[best] < 0.5 * side_len else None

@@ -1,0 +1,149 @@
+"""Still-image hand search (handmesh.pipeline.search): views, coordinates back in the image, merging, sides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handmesh.errors import HandmeshError
+from handmesh.pipeline.detector import HandDetection
+from handmesh.pipeline.search import (
+    SearchConfig,
+    StillImageDetector,
+    View,
+    _Seen,
+    combine_votes,
+    flipped_view,
+    merge_views,
+    padded_view,
+    window_views,
+)
+
+REALSET = Path(__file__).resolve().parents[1] / "bench" / "realsets" / "detect"
+
+
+def _hand(x: float, y: float, side: str = "right", conf: float = 0.9, size: float = 40.0) -> HandDetection:
+    """A fake hand: 21 keypoints spread over a `size` px box whose top-left corner is (x, y)."""
+    t = np.linspace(0.0, 1.0, 21)
+    kp = np.stack([x + size * t, y + size * (t**2)], axis=1)
+    box = np.concatenate([kp.min(axis=0), kp.max(axis=0)])
+    return HandDetection(box=box, handedness=side, score=conf, keypoints2d=kp, side_confidence=conf)
+
+
+def test_views_map_back_to_image_pixels():
+    image = np.zeros((100, 200, 3), np.uint8)
+    pad = padded_view(image, 0.25)
+    assert pad.image.shape == (200, 300, 3)
+    np.testing.assert_allclose(pad.to_image(np.array([[50.0, 50.0]])), [[0.0, 0.0]])
+    flip = flipped_view(image)
+    np.testing.assert_allclose(flip.to_image(np.array([[10.0, 7.0]])), [[190.0, 7.0]])
+    wins = window_views(image, 0.5, 3)
+    assert len(wins) == 9 and all(w.image.shape == (50, 100, 3) for w in wins)
+    covered = np.zeros((100, 200), bool)
+    for w in wins:
+        x, y = w.origin.astype(int)
+        covered[y : y + 50, x : x + 100] = True
+        np.testing.assert_allclose(w.to_image(np.array([[1.0, 2.0]])), [[x + 1.0, y + 2.0]])
+    assert covered.all()  # the windows cover the whole image
+
+
+def test_merge_keeps_each_hand_once_and_votes_its_side():
+    a_whole = _Seen(_hand(10, 10, "right", 0.9), room=0.5, view="whole")
+    a_pad = _Seen(_hand(11, 10, "left", 0.6), room=2.0, view="pad")
+    a_win = _Seen(_hand(10, 11, "right", 0.95), room=0.1, view="win")
+    b = _Seen(_hand(120, 40, "left", 0.8), room=1.0, view="whole")
+    hands = merge_views([a_whole, a_pad, a_win, b], SearchConfig())
+    assert len(hands) == 2
+    a = min(hands, key=lambda h: h.box[0])
+    # the roomiest view's landmarks are kept; two confident "right" votes beat one unsure "left"
+    np.testing.assert_allclose(a.keypoints2d, a_pad.det.keypoints2d)
+    assert a.handedness == "right" and 0.5 < a.side_confidence < 0.95
+    assert max(hands, key=lambda h: h.box[0]).handedness == "left"
+
+
+def test_two_hands_of_one_view_stay_two_hands():
+    """Palms pressed together: two overlapping detections of one view are two hands, not a duplicate."""
+    left = _Seen(_hand(10, 10, "left", 0.9), room=1.0, view="win")
+    right = _Seen(_hand(12, 11, "right", 0.9), room=1.0, view="win")
+    again = _Seen(_hand(11, 10, "left", 0.9), room=0.5, view="whole")
+    hands = merge_views([left, right, again], SearchConfig())
+    assert sorted(h.handedness for h in hands) == ["left", "right"]
+
+
+def test_votes_combine_as_log_odds():
+    assert combine_votes([0.9]) == pytest.approx(0.9)
+    assert combine_votes([0.9, 0.1]) == pytest.approx(0.5)
+    assert combine_votes([0.8, 0.8]) > 0.9
+    assert combine_votes([0.8, 0.8], [0.5, 0.5]) == pytest.approx(0.8)
+
+
+def test_presets_and_bad_search():
+    fast, thorough = SearchConfig.preset("fast"), SearchConfig.preset("thorough")
+    assert fast.model_complexity == 1 and not fast.pose and thorough.pose and thorough.flip
+    assert len(thorough.windows) > len(fast.windows)
+    with pytest.raises(HandmeshError, match="unknown search"):
+        SearchConfig.preset("exhaustive")
+
+
+def test_windows_run_only_while_hands_are_missing(monkeypatch):
+    det = StillImageDetector.__new__(StillImageDetector)
+    det.config, det.max_hands, det.video, det._holistic = SearchConfig(), 1, None, None
+    seen = []
+
+    def run_view(view: View):
+        seen.append(view.name)
+        if view.name == "whole" and found["whole"]:
+            return [_Seen(_hand(5, 5), 1.0, view.name)]
+        return []
+
+    monkeypatch.setattr(det, "_run_view", run_view)
+    image = np.zeros((64, 64, 3), np.uint8)
+    found = {"whole": True}
+    hands, names = det.views_run(image)
+    assert len(hands) == 1 and not any(n.startswith("win") for n in names)
+    found["whole"] = False
+    seen.clear()
+    hands, names = det.views_run(image)
+    assert hands == [] and sum(n.startswith("win") for n in names) == 4 and names == seen
+
+
+def _real_image(name: str) -> tuple[np.ndarray, list[dict]]:
+    from handmesh.pipeline.media import read_image
+
+    lines = [json.loads(s) for s in (REALSET / "annotations.jsonl").read_text().splitlines()]
+    return read_image(REALSET / name), [ln for ln in lines if ln["image"] == name]
+
+
+def test_search_finds_both_hands_of_a_real_photo_with_their_sides():
+    """A sign-language photo (CMU Panoptic HandDB, NZSL): both hands, each once, sides right."""
+    pytest.importorskip("mediapipe")
+    image, truth = _real_image("images/panoptic_ex2_2.flv_000040.jpg")
+    det = StillImageDetector(max_hands=4, search="fast")
+    try:
+        hands = det.detect(image, static=True)
+    finally:
+        det.close()
+    assert len(hands) == len(truth) == 2
+    for t in truth:
+        kp = np.asarray(t["keypoints2d"])[:, :2]
+        dist = [np.linalg.norm(h.keypoints2d - kp, axis=1).mean() for h in hands]
+        best = hands[int(np.argmin(dist))]
+        assert min(dist) < 0.2 * np.ptp(kp, axis=0).max()
+        assert best.handedness == t["handedness"] and 0.5 < best.side_confidence <= 1.0
+
+
+def test_video_frames_go_to_the_tracking_detector():
+    calls = []
+
+    class Video:
+        def detect(self, frame, static=False):
+            calls.append(static)
+            return [HandDetection(box=np.array([0.0, 0.0, 5.0, 5.0]))]
+
+    det = StillImageDetector.__new__(StillImageDetector)
+    det.video = Video()
+    out = det.detect(np.zeros((8, 8, 3), np.uint8), static=False)
+    assert calls == [False] and len(out) == 1
