@@ -16,6 +16,8 @@ from handmesh.pipeline.schema import SCHEMA
 W, H = 320, 240
 HAND_KEYS = {
     "handedness",
+    "side_confidence",
+    "body_side",
     "score",
     "plausibility",
     "implausible",
