@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 from collections.abc import Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from handmesh.atomic import atomic_path
 from handmesh.data.io import (
     check_image_size,
     check_regular_file,
@@ -22,42 +26,128 @@ MESH_FORMATS = ("obj", "glb", "ply")
 # OpenCV camera (x right, y down, z forward) -> y-up viewer frame (x right, y up, z towards the viewer),
 # a rotation about x by 180 degrees: mesh viewers (and glTF, which mandates +Y up) show hands upright.
 CAMERA_TO_VIEWER = np.array([1.0, -1.0, -1.0])
+# The demuxers a user's video may reach. FFmpeg sniffs content, not names: a text file named .mp4 holding
+# an HLS playlist or a concat list makes it open the files listed inside. So the container is named here
+# from the file's first bytes, and FFmpeg gets the open file itself (no URL, so no protocol can open more).
+_MP4_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
+VIDEO_CONTAINERS = {"mov": "MP4/MOV", "matroska": "Matroska/WebM", "avi": "AVI", "mpeg": "MPEG-PS"}
+# extension -> (muxer, encoder, codec, pixel format) of the overlay videos written here
+_WRITERS = {
+    ".mp4": ("mp4", "libx264", "h264", "yuv420p"),  # H.264: plays in browsers and players
+    ".webm": ("webm", "libvpx", "vp8", "yuv420p"),
+    ".avi": ("avi", "mjpeg", "mjpeg", "yuvj420p"),
+}
+
+
+def _container_of(path: Path, head: bytes) -> str:
+    """The allowed demuxer for a file that starts with `head`; HandmeshError for anything else."""
+    if head[4:8] in _MP4_BOXES:
+        return "mov"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if head[:4] == b"\x00\x00\x01\xba":
+        return "mpeg"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"#EXTM3U"):
+        raise HandmeshError(
+            f"{path}: refused, this is an HLS playlist, not a video (playlists name other files)"
+        )
+    if text.startswith(b"ffconcat"):
+        raise HandmeshError(
+            f"{path}: refused, this is a concat list, not a video (concat lists name other files)"
+        )
+    raise HandmeshError(
+        f"{path}: not a video this reader accepts ({', '.join(VIDEO_CONTAINERS.values())} containers only)"
+    )
+
+
+@contextlib.contextmanager
+def _open_video(path: str | Path) -> Iterator[tuple]:
+    """(container, video stream) of a user's video, opened only through the allowed demuxers."""
+    import av
+
+    path = Path(path)
+    check_regular_file(path, "video")
+    with open(path, "rb") as f:
+        fmt = _container_of(path, f.read(16))
+        f.seek(0)
+        try:
+            container = av.open(f, mode="r", format=fmt)
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise HandmeshError(f"{path}: not a readable video ({type(exc).__name__})") from None
+        try:
+            if container.format.name.split(",")[0] not in VIDEO_CONTAINERS or not container.streams.video:
+                raise HandmeshError(f"{path}: no video stream in this file")
+            stream = container.streams.video[0]
+            check_image_size(
+                stream.codec_context.width, stream.codec_context.height, f"{path} (video frames)"
+            )
+            stream.thread_type = "AUTO"
+            yield container, stream
+        finally:
+            container.close()
+
+
+def _upright(frame) -> np.ndarray:
+    """RGB uint8 pixels of a decoded frame, turned as its display matrix says (phones record sideways)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+def _frames(path: Path, container, stream, max_frames: int | None) -> Iterator[np.ndarray]:
+    """Decoded frames, each size checked before conversion; decoding stops quietly at damage."""
+    import av
+
+    count, size = 0, None
+    if max_frames is not None and max_frames <= 0:
+        return
+    try:
+        for frame in container.decode(stream):
+            if (frame.width, frame.height) != size:  # checked once per size, before pixels are converted
+                check_image_size(frame.width, frame.height, source=f"{path} frame {count}")
+                size = (frame.width, frame.height)
+            count += 1
+            yield _upright(frame)
+            if max_frames is not None and count >= max_frames:
+                return
+    except av.FFmpegError:
+        if count == 0:
+            raise HandmeshError(f"{path}: no frames could be decoded") from None
+
+
+def _declared_frames(container, stream, fps: float) -> int:
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration and stream.time_base:  # webm and mkv only state a duration
+        return round(float(stream.duration * stream.time_base) * fps)
+    return round(container.duration / 1e6 * fps) if container.duration else 0
 
 
 def video_info(path: str | Path) -> tuple[float, int, tuple[int, int]]:
-    """(fps, frame count, (width, height)) of a video; HandmeshError when it cannot be opened or is too big."""
-    check_regular_file(Path(path), "video")
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise HandmeshError(f"{path}: not a readable video")
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    finally:
-        cap.release()
-    check_image_size(*size, source=f"{path} (video frames)")
-    return (fps if 1.0 <= fps <= 240.0 else 30.0), n, size
+    """(fps, frame count, (width, height) as shown) of a video; HandmeshError when it is refused or unreadable."""
+    with _open_video(path) as (container, stream):
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 0.0
+        fps = fps if 1.0 <= fps <= 240.0 else 30.0
+        n = _declared_frames(container, stream, fps)
+        first = next(_frames(Path(path), container, stream, 1), None)
+    if first is None:
+        raise HandmeshError(f"{path}: no frames could be decoded")
+    return fps, n, (first.shape[1], first.shape[0])
 
 
 def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
     """RGB uint8 frames of a video file; a file that ends before its declared frame count gets a warning."""
-    check_regular_file(Path(path), "video")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise HandmeshError(f"{path}: not a readable video")
-    try:
-        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        count, shape = 0, None
-        while max_frames is None or count < max_frames:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if frame.shape != shape:  # checked once per size, before the frame reaches any other library
-                check_image_size(frame.shape[1], frame.shape[0], source=f"{path} frame {count}")
-                shape = frame.shape
+    with _open_video(path) as (container, stream):
+        rate = stream.average_rate or stream.guessed_rate
+        declared = _declared_frames(container, stream, float(rate) if rate else 30.0)
+        count = 0
+        for frame in _frames(Path(path), container, stream, max_frames):
             count += 1
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            yield frame
         if count == 0:
             raise HandmeshError(f"{path}: no frames could be decoded")
         # some containers (webm) only estimate their frame count: one frame short is not damage
@@ -66,76 +156,141 @@ def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.n
                 f"handmesh: warning: {path}: decoded {count} of its {declared} frames (truncated or damaged file)",
                 file=sys.stderr,
             )
-    finally:
-        cap.release()
+
+
+class _Sink(io.RawIOBase):
+    """The file FFmpeg writes through: after the first failed write it discards everything, so that
+    closing the muxer never goes back through the broken path (a PyAV muxer closed or fed after a failed
+    write on a full disk can segfault)."""
+
+    def __init__(self, f):
+        self.f, self.broken, self.pos = f, False, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        if self.broken:
+            return len(b)
+        try:
+            return self.f.write(b)
+        except OSError:
+            self.broken = True
+            raise
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if not self.broken:
+            self.pos = self.f.seek(offset, whence)
+        elif whence == 0:
+            self.pos = offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos if self.broken else self.f.tell()
 
 
 class VideoWriter:
-    """Writes RGB frames to .mp4 (H.264 through PyAV: plays in browsers and players), .webm (VP8) or .avi.
+    """Writes RGB frames to .mp4 (H.264: plays in browsers and players), .webm (VP8) or .avi (MJPEG).
 
-    Without PyAV (`pip install av`, part of the demo extra) .mp4 falls back to OpenCV's MPEG-4 Part 2,
-    which desktop players show but browsers do not; `codec` says which one is being written.
+    The file appears under its name only when it is complete: frames go to a temporary file beside it,
+    renamed on `close()`. A failed write (a full disk) raises one HandmeshError, and the temporary file
+    is removed; the writer then ignores further frames.
     """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int]):
-        self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if suffix not in (".mp4", ".webm", ".avi"):
-            raise HandmeshError(f"{path}: video output must be .mp4, .webm or .avi")
-        self.size = tuple(int(v) for v in size)
-        self._container = self._stream = self._writer = None
-        if suffix == ".mp4" and h264_available():
-            self._open_h264(float(fps))
-            return
-        self.codec = {".webm": "VP80", ".mp4": "mp4v", ".avi": "MJPG"}[suffix]
-        self._writer = cv2.VideoWriter(
-            str(self.path), cv2.VideoWriter_fourcc(*self.codec), float(fps), self.size
-        )
-        if not self._writer.isOpened():
-            raise HandmeshError(f"{path}: this OpenCV build cannot write {self.codec} video")
-
-    def _open_h264(self, fps: float) -> None:
-        from fractions import Fraction
-
         import av
 
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in _WRITERS:
+            raise HandmeshError(f"{path}: video output must be .mp4, .webm or .avi")
+        muxer, encoder, self.codec, pix_fmt = _WRITERS[suffix]
+        self.size = tuple(int(v) for v in size)
         self._av = av  # write() builds one av.VideoFrame per frame
-        self.codec = "h264"
-        self._container = av.open(str(self.path), mode="w")
-        rate = Fraction(fps).limit_denominator(1001)
-        self._stream = self._container.add_stream("libx264", rate=rate)
-        # yuv420p (what browsers decode) needs even sides: the last odd row/column is dropped
-        self._stream.width, self._stream.height = self.size[0] // 2 * 2, self.size[1] // 2 * 2
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": "20", "preset": "veryfast", "movflags": "+faststart"}
+        self._failed: str | None = None
+        self._container = None
+        self._stack = contextlib.ExitStack()
+        try:
+            tmp = self._stack.enter_context(atomic_path(self.path, durable=False))
+            # unbuffered: a failed write surfaces in the sink, not later in a buffer's flush
+            self._sink = _Sink(self._stack.enter_context(open(tmp, "wb", buffering=0)))
+            self._container = av.open(self._sink, mode="w", format=muxer)
+            rate = Fraction(float(fps)).limit_denominator(1001)
+            self._stream = self._container.add_stream(encoder, rate=rate)
+            # yuv420p (what browsers decode) needs even sides: the last odd row/column is dropped
+            self._stream.width, self._stream.height = self.size[0] // 2 * 2, self.size[1] // 2 * 2
+            self._stream.pix_fmt = pix_fmt
+            self._stream.options = {"crf": "20", "preset": "veryfast"} if encoder == "libx264" else {}
+        except BaseException:
+            self._discard()
+            raise
+
+    def _fail(self, exc: BaseException) -> str:
+        """Record the first failure; from now on the sink swallows every write the muxer makes."""
+        self._sink.broken = True
+        if self._failed is None:
+            self._failed = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return f"{self.path}: cannot write the video: {self._failed}"
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one RGB frame (resized if its size differs)."""
+        """Append one RGB frame (resized if its size differs); HandmeshError when the file cannot be written."""
+        if self._failed is not None:
+            return
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size)
-        if self._stream is None:
-            self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            return
         even = np.ascontiguousarray(frame[: self._stream.height, : self._stream.width])
-        for packet in self._stream.encode(self._av.VideoFrame.from_ndarray(even, format="rgb24")):
-            self._container.mux(packet)
+        try:
+            for packet in self._stream.encode(self._av.VideoFrame.from_ndarray(even, format="rgb24")):
+                self._container.mux(packet)
+        except (self._av.FFmpegError, OSError) as exc:
+            raise HandmeshError(self._fail(exc)) from None
+
+    def _close_container(self) -> None:
+        """Close the muxer once; after a failure its writes go nowhere and its stored error is dropped."""
+        container, self._container = self._container, None
+        if container is None:
+            return
+        try:
+            container.close()
+        except (self._av.FFmpegError, OSError) as exc:
+            self._fail(exc)
+
+    def _discard(self) -> None:
+        """Close without a file: the temporary file is removed, nothing appears under the name."""
+        if self._container is not None:
+            self._sink.broken = True
+            self._close_container()
+        with contextlib.suppress(HandmeshError):
+            self._stack.__exit__(HandmeshError, HandmeshError("discarded"), None)
 
     def close(self) -> None:
-        """Finish the file."""
-        if self._stream is not None:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-            self._container.close()
-            self._stream = None
-        elif self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        """Finish the file and give it its name; HandmeshError (and no file) when it could not be written."""
+        if self._container is None:
+            return
+        if self._failed is None:
+            try:
+                for packet in self._stream.encode():
+                    self._container.mux(packet)
+            except (self._av.FFmpegError, OSError) as exc:
+                self._fail(exc)
+        self._close_container()
+        if self._failed is None:
+            self._stack.close()  # renames the finished file into place
+            return
+        self._discard()
+        raise HandmeshError(f"{self.path}: cannot write the video: {self._failed}")
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:  # the caller failed: no half-written file under the name
+            self._discard()
 
 
 def h264_available() -> bool:

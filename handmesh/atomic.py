@@ -1,0 +1,58 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never a torn one.
+
+Every writer of a result file uses this module (checkpoints, ONNX models and sidecars, JSON, caches,
+the demo's frames). The new content goes to a uniquely named hidden file beside the target
+(``.NAME.<random>.tmp``: two writers of one path never share a temporary file), is flushed to disk, and
+is renamed over the target; the folder is then synced so that the rename itself survives a crash. A
+failed write removes its temporary file and leaves the target as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_glob(name: str) -> str:
+    """The glob pattern of the temporary files a killed write of file `name` can leave behind."""
+    return f".{name}.*{TEMP_SUFFIX}"
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
+    """Yield a fresh temporary path beside `path`; write it inside the block, and on a clean exit it
+    replaces `path` (synced to disk first unless `durable` is False); on an error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if durable:
+            _fsync_path(tmp)
+        os.replace(tmp, path)
+        if durable:
+            _fsync_path(path.parent, directory=True)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str, durable: bool = True) -> Path:
+    """Write `data` (text is UTF-8) to `path` atomically (see `atomic_path`); returns the path."""
+    with atomic_path(path, durable) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)
