@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from handmesh.errors import HandmeshError, MissingFileError
+from handmesh.files import atomic_target
 
 # torch's weights_only refusal names the global as "GLOBAL module.name" in one of two phrasings
 _UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
@@ -19,10 +19,9 @@ _UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write payload with torch.save to a temp file beside path, then rename it into place (atomic)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = atomic_target(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             torch.save(payload, fh)
             fh.flush()
             os.fsync(fh.fileno())

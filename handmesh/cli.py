@@ -8,35 +8,54 @@ import sys
 
 from handmesh.errors import DEBUG_ENV, HandmeshError, debug_enabled, one_line
 
-# name -> module exposing `add_parser(subparsers)`; imported lazily so `handmesh --help` stays fast
-# and a subcommand's heavy dependencies (torch, mediapipe, gradio) load only when it runs.
-SUBCOMMANDS: dict[str, str] = {
-    "predict": "handmesh.predict",
-    "synth": "handmesh.data.synth_cli",
-    "check-dataset": "handmesh.data.check_cli",
-    "mano": "handmesh.hand_model.cli",
-    "score": "handmesh.metrics_cli",
-    "train": "handmesh.train",
-    "evaluate": "handmesh.evaluate",
-    "label": "handmesh.label",
-    "export": "handmesh.export",
-    "bench": "handmesh.bench_cli",
+# name -> (module exposing `add_parser(subparsers)`, its one-line help). Modules are imported lazily:
+# `handmesh --help` lists the commands from this table without importing torch, and a subcommand's
+# heavy dependencies (torch, mediapipe, gradio) load only when it runs. tests/test_entry_points.py
+# checks that each line here is the one its module registers.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "predict": ("handmesh.predict", "hand meshes for images, folders and videos"),
+    "synth": ("handmesh.data.synth_cli", "render a synthetic dataset in FreiHAND's exact layout"),
+    "check-dataset": (
+        "handmesh.data.check_cli",
+        "validate a custom (annotations.jsonl) or FreiHAND-layout dataset",
+    ),
+    "mano": ("handmesh.hand_model.cli", "MANO model files: import official pickles"),
+    "score": ("handmesh.metrics_cli", "score a FreiHAND submission (pred.json) with the official metrics"),
+    "train": ("handmesh.train", "train the regressor (FreiHAND or a custom dataset)"),
+    "evaluate": (
+        "handmesh.evaluate",
+        "run a checkpoint on a FreiHAND-layout split: pred.json (submission) + scores",
+    ),
+    "label": ("handmesh.label", "pseudo-label a video or image folder with landmark fits (a custom dataset)"),
+    "export": ("handmesh.export", "export a model checkpoint to ONNX (fused, hand model inside)"),
+    "bench": ("handmesh.bench_cli", "run a benchmark (model, ...) and write bench/results/*.json"),
 }
+
+DESCRIPTION = """3D hand meshes from RGB photos, videos and webcams.
+
+  handmesh predict photo.jpg --out results/     meshes, overlays and JSON (landmark fit, no model needed)
+  handmesh predict clip.mp4 --out results/ --checkpoint model.pt   the trained regressor instead
+  python demo_app.py                            the browser demo (webcam, images, videos)
+
+`handmesh COMMAND --help` explains each command; docs: README.md and docs/."""
 
 
 def build_parser(only: str | None = None, prog: str | None = None) -> argparse.ArgumentParser:
-    """Build the argument parser; with `only`, import just that subcommand's module, and with `prog`,
-    name that subcommand `prog` in its usage and errors (a script such as train_freihand.py)."""
-    parser = argparse.ArgumentParser(prog=prog or "handmesh", description=__doc__)
+    """Build the argument parser; with `only`, import just that subcommand's module (without, none: the
+    commands are listed from SUBCOMMANDS), and with `prog`, name that subcommand `prog` in its usage
+    and errors (a script such as train_freihand.py)."""
+    parser = argparse.ArgumentParser(
+        prog=prog or "handmesh", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--debug",
         action="store_true",
         help=f"show the full traceback of an error instead of one line (or set {DEBUG_ENV}=1)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in SUBCOMMANDS.items():
-        if only is not None and name != only:
-            sub.add_parser(name, help=f"(see handmesh {name} --help)")
+    for name, (module, help_line) in SUBCOMMANDS.items():
+        if name != only:
+            sub.add_parser(name, help=help_line)
             continue
         importlib.import_module(module).add_parser(sub)
         if prog is not None:

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from handmesh.errors import HandmeshError, MissingFileError
+from handmesh.files import atomic_target
 
 SIDECAR_FORMAT = "handmesh-onnx"
 SIDECAR_VERSION = 1
@@ -58,13 +59,6 @@ class _TupleOutputs(nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(image)
         return tuple(out[n] for n in self.names)
-
-
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
 
 
 def _max_diff_vs_torch(model: nn.Module, onnx_file: Path, names: tuple[str, ...], img_size: int) -> float:
@@ -109,7 +103,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, veri
     wrapper = _TupleOutputs(deploy, names).eval()
     dummy = torch.rand(1, 3, img_size, img_size)
     axes = {INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}}
-    tmp = _atomic_target(path)
+    tmp = atomic_target(path)
     try:
         # the tracer warns about every Python-level shape check in the model; they are all static here
         with torch.no_grad(), warnings.catch_warnings():
@@ -158,7 +152,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, veri
 def write_sidecar(onnx_path: str | os.PathLike, meta: dict[str, Any]) -> Path:
     """Write the JSON sidecar of an ONNX file (atomically); returns its path."""
     side = sidecar_path(onnx_path)
-    tmp = _atomic_target(side)
+    tmp = atomic_target(side)
     tmp.write_text(json.dumps(meta) + "\n")
     os.replace(tmp, side)
     return side

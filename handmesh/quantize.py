@@ -149,7 +149,8 @@ def quantize_onnx(
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from handmesh.export import _atomic_target, load_sidecar, write_sidecar
+    from handmesh.export import load_sidecar, write_sidecar
+    from handmesh.files import atomic_target
 
     check_quantize(mode)
     fp32_path, out_path = Path(fp32_path), Path(out_path)
@@ -166,7 +167,7 @@ def quantize_onnx(
         pre = Path(tmp) / "pre.onnx"
         # shape inference and graph folding first: the quantizer needs every tensor's shape
         quant_pre_process(str(fp32_path), str(pre))
-        target = _atomic_target(out_path)
+        target = atomic_target(out_path)
         try:
             record = _quantize(pre, target, mode, crops, meta["input_name"])
             diff = _max_joint_diff(fp32_path, target, crops[:CHECK_CROPS], meta["input_name"])

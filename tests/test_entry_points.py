@@ -31,3 +31,30 @@ def test_demo_app_help_lists_runtime(monkeypatch, capsys):
     assert run_script("demo_app.py", ["--help"], monkeypatch) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: demo_app.py ") and "--runtime {auto,onnx,torch}" in out
+
+
+def test_handmesh_help_answers_without_torch():
+    """Issue 20 §6: `handmesh --help` lists every command without importing torch (or numpy, cv2)."""
+    import os
+    import subprocess
+
+    code = (
+        "import sys\nfrom handmesh.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', [m for m in ('torch', 'numpy', 'cv2', 'mediapipe', 'gradio') if m in sys.modules])"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert "HEAVY []" in out.stdout, out.stdout[-400:]
+    assert "handmesh predict photo.jpg" in out.stdout and "check-dataset" in out.stdout
+
+
+def test_command_list_matches_each_commands_own_help():
+    """The one-line helps `handmesh --help` lists (cli.SUBCOMMANDS) are the ones the modules register."""
+    import argparse
+
+    from handmesh.cli import SUBCOMMANDS, build_parser
+
+    for name, (_, line) in SUBCOMMANDS.items():
+        parser = build_parser(name)
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        assert {a.dest: a.help for a in sub._choices_actions}[name] == line, name

@@ -201,11 +201,16 @@ def test_best_checkpoint_is_lowest_validation_pa_mpjpe(short_run):
     assert best["epoch"] == best_epoch and best["best"] == pytest.approx(min(scores))
     assert result["best_pa_mpjpe_mm"] == pytest.approx(min(scores))
     assert load_checkpoint(out / "last.pt")[TRAIN_FORMAT]["epoch"] == EPOCHS
-    # both files are ordinary model files too
-    for name in ("best.pt", "last.pt"):
+    # both files are ordinary model files too, and model.pt is best.pt's model without the training state
+    for name in ("best.pt", "last.pt", "model.pt"):
         model = load_model(out / name)
         assert model.config.img_size == IMG
         assert model(torch.rand(1, 3, IMG, IMG))["vertices"].shape == (1, 778, 3)
+    shared = load_checkpoint(out / "model.pt")
+    assert TRAIN_FORMAT not in shared and shared["extra"]["epoch"] == best_epoch
+    best_weights = load_checkpoint(out / "best.pt")["state_dict"]
+    assert all(torch.equal(v, best_weights[k]) for k, v in shared["state_dict"].items())
+    assert (out / "model.pt").stat().st_size < 0.6 * (out / "best.pt").stat().st_size
 
 
 def _renderer_works() -> bool:

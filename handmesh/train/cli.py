@@ -20,8 +20,10 @@ DESCRIPTION = """Train the regressor on a FreiHAND-layout or custom dataset.
 
 `torchrun --nproc_per_node N train_freihand.py ...` starts N workers (gloo on CPU, nccl on GPU); rank 0
 alone validates, logs and writes checkpoints. A run folder holds config.json, last.pt, best.pt (lowest
-validation PA-MPJPE) and TensorBoard events under tb/. Both checkpoints load with handmesh.load_model and
-carry what --resume needs to continue exactly from the last completed epoch."""
+validation PA-MPJPE), model.pt and TensorBoard events under tb/. last.pt and best.pt carry what --resume
+needs to continue exactly from the last completed epoch; model.pt is best.pt's model alone (about a third
+of the size), the file to share. All three load wherever a model file is taken (handmesh.load_model,
+--checkpoint, handmesh export, handmesh evaluate)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

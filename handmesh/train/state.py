@@ -17,7 +17,10 @@ import torch
 from handmesh.errors import HandmeshError, MissingFileError
 
 TRAIN_FORMAT = "handmesh-train"
-CHECKPOINTS = ("last.pt", "best.pt")
+# what a run writes: last.pt and best.pt carry the training state (resume); model.pt is best.pt's model
+# alone (config + weights, a third of the size), the file to share or deploy
+MODEL_FILE = "model.pt"
+CHECKPOINTS = ("last.pt", "best.pt", MODEL_FILE)
 
 
 def write_train_checkpoint(path: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:

@@ -2,8 +2,9 @@
 
 One loop covers every setting: single process, or `torchrun --nproc_per_node N` workers (gloo on CPU,
 nccl on GPU) with a DistributedSampler; rank 0 alone validates, logs and writes checkpoints. A run folder
-holds `config.json`, `last.pt` (every `ckpt_every` epochs), `best.pt` (lowest validation PA-MPJPE) and
-TensorBoard events under `tb/`.
+holds `config.json`, `last.pt` (every `ckpt_every` epochs), `best.pt` (lowest validation PA-MPJPE),
+`model.pt` (best.pt's model without the training state: the file to share) and TensorBoard events under
+`tb/`.
 """
 
 from __future__ import annotations
@@ -21,14 +22,19 @@ import torch
 
 from handmesh import config as cfgutil
 from handmesh.errors import HandmeshError
-from handmesh.models import load_own_state, own_state
+from handmesh.models import load_own_state, own_state, save_model
 from handmesh.train import distributed as ddp
 from handmesh.train.config import TrainConfig
 from handmesh.train.data import build_datasets, make_loaders
 from handmesh.train.plan import RunPlan, plan_run
 from handmesh.train.preview import MeshGrid
 from handmesh.train.rng import rng_state, seed_everything, set_rng_state
-from handmesh.train.state import freeze_hand_model, prepare_run_dir, write_train_checkpoint
+from handmesh.train.state import (
+    MODEL_FILE,
+    freeze_hand_model,
+    prepare_run_dir,
+    write_train_checkpoint,
+)
 from handmesh.train.validation import validate
 
 Datasets = tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]
@@ -282,6 +288,7 @@ class Trainer:
         state = self._state(ranks_rng)
         if improved:
             write_train_checkpoint(self.out_dir / "best.pt", eval_model, state)
+            save_model(eval_model, self.out_dir / MODEL_FILE, extra={"epoch": self.epoch, **numbers})
         if self.epoch >= cfg.epochs or self.finished or self.epoch % max(1, cfg.ckpt_every) == 0:
             write_train_checkpoint(self.out_dir / "last.pt", eval_model, state)
         return record
