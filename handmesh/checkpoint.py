@@ -16,19 +16,43 @@ from handmesh.files import atomic_target
 _UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
+class _KeepsWriteError:
+    """A file that remembers its first failed write: torch's zip writer turns that OSError into a
+    RuntimeError that names no cause ("unexpected pos 3119360 vs 3119248")."""
+
+    def __init__(self, fh) -> None:
+        self.fh, self.error = fh, None
+
+    def write(self, data) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write payload with torch.save to a temp file beside path, then rename it into place (atomic)."""
+    """Write payload with torch.save to a temp file beside path, then rename it into place (atomic); a failed
+    write (a full disk) is one HandmeshError and leaves any earlier file at `path` as it was."""
     path = Path(path)
     tmp = atomic_target(path)
+    out = None
     try:
         with open(tmp, "wb") as fh:
-            torch.save(payload, fh)
+            out = _KeepsWriteError(fh)
+            torch.save(payload, out)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        cause = out.error if out is not None and out.error is not None else exc
+        if isinstance(exc, OSError | RuntimeError) and isinstance(cause, OSError):
+            raise HandmeshError(f"cannot write checkpoint {path}: {cause.strerror or cause}") from None
+        raise  # not a file problem: a bug, keep its traceback
     return path
 
 

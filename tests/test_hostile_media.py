@@ -157,7 +157,9 @@ def _can_mount_tmpfs() -> bool:
     return subprocess.run(["unshare", "-rm", "sh", "-c", probe], capture_output=True).returncode == 0
 
 
-def run_on_full_disk(how: str, out: Path, args: list[str], timeout: float = 300) -> tuple[int, str]:
+def run_on_full_disk(
+    how: str, out: Path, args: list[str], timeout: float = 300, fsize: int = 20_000
+) -> tuple[int, str]:
     """`handmesh ARGS` with `out` unable to take more than a few kilobytes: a full tmpfs or a file-size limit."""
     cmd = [sys.executable, "-m", "handmesh.cli", *map(str, args)]
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join([str(ROOT), *sys.path]))
@@ -170,7 +172,7 @@ def run_on_full_disk(how: str, out: Path, args: list[str], timeout: float = 300)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     else:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env=env, preexec_fn=_fsize_limit(20_000)
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, preexec_fn=_fsize_limit(fsize)
         )
     return proc.returncode, proc.stderr
 
@@ -223,6 +225,39 @@ def test_predict_folder_on_a_full_disk_reports_each_video_and_goes_on(small_mode
     if how == "fsize":  # the tmpfs is gone with its namespace; here the folder shows what was left
         left = sorted(p.name for p in out.iterdir())
         assert not [n for n in left if n.endswith(".tmp") or "_overlay" in n], left
+
+
+@pytest.mark.parametrize("how", FULL_DISKS)
+def test_training_on_a_full_disk_is_one_line(tmp_path, how):
+    """torch.save's zip writer hid ENOSPC behind "unexpected pos ..." (a traceback): now one line."""
+    from test_hostile import make_freihand
+
+    (tmp_path / "data").mkdir()
+    data = make_freihand(tmp_path / "data", n=4)
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--img-size",
+        64,
+        "--epochs",
+        1,
+        "--batch-size",
+        2,
+        "--workers",
+        0,
+    ]
+    rc, err = run_on_full_disk(how, out, args, fsize=1_000_000)  # config and logs fit, a checkpoint does not
+    assert rc == 2 and "Traceback" not in err, err[-3000:]
+    last = err.splitlines()[-1]
+    if how == "fsize":  # room for everything but the checkpoint
+        assert "cannot write checkpoint" in last and "best.pt" in last, err[-1000:]
+        assert not list(out.glob(".*.tmp")) and not (out / "best.pt").exists()
+    else:  # a full disk from the start: whichever write comes first says so
+        assert last.startswith("handmesh train: error:") and "No space left on device" in last, err[-1000:]
 
 
 def test_video_writer_failure_is_one_error_and_no_file(tmp_path, monkeypatch):
