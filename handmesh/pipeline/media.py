@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -12,13 +13,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from handmesh.atomic import atomic_path
 from handmesh.data.io import (
     check_image_size,
     check_regular_file,
     read_image,  # noqa: F401  (re-exported: one image decoder for the project)
 )
 from handmesh.errors import HandmeshError
+from handmesh.files import atomic_target
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -212,11 +213,11 @@ class VideoWriter:
         self._av = av  # write() builds one av.VideoFrame per frame
         self._failed: str | None = None
         self._container = None
-        self._stack = contextlib.ExitStack()
+        self._sink: _Sink | None = None
+        self._tmp = atomic_target(self.path)
         try:
-            tmp = self._stack.enter_context(atomic_path(self.path, durable=False))
             # unbuffered: a failed write surfaces in the sink, not later in a buffer's flush
-            self._sink = _Sink(self._stack.enter_context(open(tmp, "wb", buffering=0)))
+            self._sink = _Sink(open(self._tmp, "wb", buffering=0))  # noqa: SIM115 - closed in close()
             self._container = av.open(self._sink, mode="w", format=muxer)
             rate = Fraction(float(fps)).limit_denominator(1001)
             self._stream = self._container.add_stream(encoder, rate=rate)
@@ -263,8 +264,10 @@ class VideoWriter:
         if self._container is not None:
             self._sink.broken = True
             self._close_container()
-        with contextlib.suppress(HandmeshError):
-            self._stack.__exit__(HandmeshError, HandmeshError("discarded"), None)
+        if self._sink is not None:
+            with contextlib.suppress(OSError):
+                self._sink.f.close()
+        self._tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Finish the file and give it its name; HandmeshError (and no file) when it could not be written."""
@@ -278,7 +281,8 @@ class VideoWriter:
                 self._fail(exc)
         self._close_container()
         if self._failed is None:
-            self._stack.close()  # renames the finished file into place
+            self._sink.f.close()
+            os.replace(self._tmp, self.path)  # the finished file takes its name
             return
         self._discard()
         raise HandmeshError(f"{self.path}: cannot write the video: {self._failed}")
