@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, str] = {
     "fit": "handmesh.benchmarks.fit",
     "pipeline": "handmesh.benchmarks.pipeline",
     "handedness": "handmesh.benchmarks.handedness",
+    "detect": "handmesh.benchmarks.detect",
     "train": "handmesh.benchmarks.train",
     "learn": "handmesh.benchmarks.learn",
     "cores": "handmesh.benchmarks.cores",

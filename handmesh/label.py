@@ -21,6 +21,7 @@ import numpy as np
 
 from handmesh.config import add_config_options, config_from_args, option
 from handmesh.errors import HandmeshError, MissingFileError
+from handmesh.pipeline.search import DEFAULT_SEARCH, SEARCHES
 
 ANNOTATIONS = "annotations.jsonl"
 REPORT = "label_report.json"
@@ -45,6 +46,14 @@ class LabelConfig:
     detector: str = field(
         default="mediapipe-full",  # the larger landmark model: labelling is offline
         metadata=option("MediaPipe's landmark model", choices=("mediapipe", "mediapipe-full")),
+    )
+    search: str = field(
+        default=DEFAULT_SEARCH,
+        metadata=option(
+            "how hard images are searched for hands (videos are tracked): fast, or thorough (several"
+            " times slower; body-guided hands and the body's side as a second vote)",
+            choices=SEARCHES,
+        ),
     )
     handedness: str = field(
         default="checked",
@@ -130,6 +139,8 @@ def hand_doubts(found, K: np.ndarray, check_sides: bool = True) -> list[list[str
         why = list(check.reasons) if check.factor < limits.min_factor else []
         if decisions is not None and decisions[i].side != d.handedness:
             why.append("uncertain side" if decisions[i].side is None else "sides disagree")
+        if check_sides and d.sides_agree is False:
+            why.append("body's side disagrees")
         doubts.append(why)
     return doubts
 
@@ -141,10 +152,13 @@ def _round(a, digits: int) -> list:
 def annotation_line(image: str, K: np.ndarray, det, fit, i: int, own: dict, confidence: float) -> dict:
     """One annotations.jsonl object for hand i of a fit (metres rounded to micrometres, pixels to 0.01)."""
     pose = np.concatenate([own["global_orient"][i], own["hand_pose"][i]])
+    # the detector's confidence in the side written; a side the fit chose against it is the other one's
+    side_conf = det.side_confidence if fit.sides[i] == det.handedness else 1.0 - det.side_confidence
     return {
         "image": image,
         "K": _round(K, 4),
         "handedness": fit.sides[i],
+        "side_confidence": round(float(side_conf), 4),
         "box": _round(det.box, 2),
         "keypoints2d": _round(det.keypoints2d, 2),
         "mano": {
@@ -183,7 +197,7 @@ def label(input_path: str | Path, out: str | Path, cfg: LabelConfig | None = Non
     if ann_path.exists() and not cfg.overwrite:
         raise HandmeshError(f"{ann_path} exists: pass --overwrite to replace it, or choose another --out")
     (out / IMAGES).mkdir(parents=True, exist_ok=True)
-    detector = detector if detector is not None else build_detector(cfg.detector, cfg.max_hands)
+    detector = detector if detector is not None else build_detector(cfg.detector, cfg.max_hands, cfg.search)
 
     stats = {"frames": 0, "frames_with_hands": 0, "hands_detected": 0, "hands_kept": 0, "hands_dropped": 0}
     low: list[dict] = []

@@ -24,6 +24,7 @@ def add_parser(subparsers) -> None:
     """Register `handmesh predict`."""
     from handmesh.pipeline.pipeline import PipelineConfig
     from handmesh.pipeline.predictor import DETECTOR_HELP, MODES
+    from handmesh.pipeline.search import DEFAULT_SEARCH, SEARCHES
 
     p = subparsers.add_parser(
         "predict",
@@ -48,6 +49,13 @@ def add_parser(subparsers) -> None:
         "--detector",
         default="mediapipe",
         help=DETECTOR_HELP,
+    )
+    p.add_argument(
+        "--search",
+        default=DEFAULT_SEARCH,
+        choices=SEARCHES,
+        help="how hard still images are searched for hands (MediaPipe detectors; videos are tracked):"
+        f" fast or thorough (several times slower, body-guided; default {DEFAULT_SEARCH})",
     )
     p.add_argument("--formats", default="obj,glb,ply", help="mesh files to write (comma list of obj,glb,ply)")
     p.add_argument("--video-ext", default=".mp4", choices=(".mp4", ".webm"), help="overlay video container")
@@ -135,7 +143,9 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     config = config_from_args(PipelineConfig(), args)
-    pipeline = build_pipeline(args.checkpoint, args.onnx, args.mode, args.detector, config)
+    pipeline = build_pipeline(
+        args.checkpoint, args.onnx, args.mode, args.detector, config, search=args.search
+    )
     print(f"handmesh predict: {len(inputs)} input(s), meshes from {pipeline.model_name}", file=sys.stderr)
     failed = 0
     for path in inputs:

@@ -67,6 +67,7 @@ def test_labelled_dataset_passes_check_dataset(labelled, capsys):
         assert (out / ln["image"]).is_file()
         assert len(ln["mano"]["pose"]) == 48 and len(ln["mano"]["betas"]) == 10
         assert 0.5 <= ln["confidence"] <= 1.0
+        assert ln["side_confidence"] == 1.0  # the scripted detector's sides are given, not guessed
     assert cli_main(["check-dataset", str(out)]) == 0
     assert "warning" not in capsys.readouterr().out
 
@@ -151,6 +152,24 @@ def test_wrong_detector_sides_are_dropped_not_written(video, image_dir, tmp_path
         image_dir, tmp_path / "b", LabelConfig(handedness="detector"), detector=scripted(video, swap)
     )
     assert trusting["hands_kept"] == 12 and not trusting["doubtful"]
+
+
+def test_hands_whose_body_disagrees_are_dropped_when_checked(video, image_dir, tmp_path):
+    """A hand the body puts on the other wrist is doubtful under --handedness checked, kept otherwise."""
+    from handmesh.pipeline.detector import flip_handedness
+
+    def body(d):
+        side = flip_handedness(d.handedness) if d.handedness == "left" else d.handedness
+        return dataclasses.replace(d, body_side=side, side_confidence=0.8)
+
+    report = label(image_dir, tmp_path / "a", LabelConfig(), detector=scripted(video, body))
+    assert report["hands_kept"] == 6 and len(report["doubtful"]) == 6
+    assert all(e["why"] == ["body's side disagrees"] for e in report["doubtful"])
+    assert {ln["side_confidence"] for ln in read_lines(tmp_path / "a")} == {0.8}
+    trusting = label(
+        image_dir, tmp_path / "b", LabelConfig(handedness="detector"), detector=scripted(video, body)
+    )
+    assert trusting["hands_kept"] == 12
 
 
 def test_video_input_extracts_frames(video, tmp_path):

@@ -147,3 +147,18 @@ def test_video_frames_go_to_the_tracking_detector():
     det.video = Video()
     out = det.detect(np.zeros((8, 8, 3), np.uint8), static=False)
     assert calls == [False] and len(out) == 1
+
+
+def test_build_detector_with_a_search():
+    from handmesh.pipeline.detector import MediaPipeDetector, StaticDetector
+    from handmesh.pipeline.predictor import build_detector
+    from handmesh.pipeline.search import DEFAULT_SEARCH, SEARCHES
+
+    pytest.importorskip("mediapipe")
+    det = build_detector("mediapipe", max_hands=3, search="thorough")
+    assert isinstance(det, StillImageDetector) and det.config.pose and det.max_hands == 3
+    assert isinstance(det.video, MediaPipeDetector) and det.video.kwargs["model_complexity"] == 0
+    assert isinstance(build_detector("static:0,0,10,10", search="fast"), StaticDetector)
+    with pytest.raises(HandmeshError, match="unknown search"):
+        build_detector("mediapipe", search="slow")
+    assert DEFAULT_SEARCH in SEARCHES

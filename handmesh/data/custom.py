@@ -12,6 +12,7 @@ Keys (all but `image` optional; see docs/datasets.md, section Custom datasets):
   keypoints2d   21x2 pixels, or 21x3 with a visibility/confidence third column (0 = not labelled)
   box           [x0, y0, x1, y1] pixels
   confidence    0..1 weight of the sample
+  side_confidence  0..1 how sure the handedness is (what `handmesh label` measured; not used in training)
 """
 
 from __future__ import annotations
@@ -32,7 +33,18 @@ from handmesh.errors import HandmeshError, MissingFileError
 
 ANNOTATIONS = "annotations.jsonl"
 ALLOW_EXTERNAL_ENV = "HANDMESH_ALLOW_EXTERNAL_IMAGES"
-KNOWN_KEYS = {"image", "K", "handedness", "mano", "joints3d", "vertices", "keypoints2d", "box", "confidence"}
+KNOWN_KEYS = {
+    "image",
+    "K",
+    "handedness",
+    "mano",
+    "joints3d",
+    "vertices",
+    "keypoints2d",
+    "box",
+    "confidence",
+    "side_confidence",
+}
 ARRAY_SHAPES = {
     "K": [(3, 3)],
     "joints3d": [(21, 3)],
@@ -62,6 +74,7 @@ class Annotation:
     mano: dict[str, np.ndarray] | None = None
     box: np.ndarray | None = None
     confidence: float = 1.0
+    side_confidence: float | None = None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -154,12 +167,13 @@ def parse_line(
             p.append("box must be [x0, y0, x1, y1] with x1 > x0 and y1 > y0")
             box = None
         ann.box = box
-    if "confidence" in obj:
-        c = obj["confidence"]
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 <= c <= 1:
-            p.append(f"confidence must be a number in [0, 1], got {c!r}")
-        else:
-            ann.confidence = float(c)
+    for key in ("confidence", "side_confidence"):
+        if key in obj:
+            c = obj[key]
+            if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 <= c <= 1:
+                p.append(f"{key} must be a number in [0, 1], got {c!r}")
+            else:
+                setattr(ann, key, float(c))
     unknown = sorted(set(obj) - KNOWN_KEYS)
     if unknown:
         ann.warnings.append(f"line {line}: unknown key(s) {unknown} ignored")

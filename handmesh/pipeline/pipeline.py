@@ -18,7 +18,7 @@ from handmesh.pipeline.detector import Detector, HandDetection, flip_handedness
 from handmesh.pipeline.estimator import HandEstimate, MeshEstimator
 from handmesh.pipeline.plausibility import score_hands
 from handmesh.pipeline.smoothing import SmoothingConfig, TrackSmoother
-from handmesh.pipeline.tracking import IoUTracker
+from handmesh.pipeline.tracking import IoUTracker, TrackSides
 from handmesh.render.overlay import (
     IMPLAUSIBLE_COLOR,
     LEFT_COLOR,
@@ -68,6 +68,10 @@ class PipelineConfig:
     )
     min_plausibility: float = dataclasses.field(
         default=0.0, metadata=option("drop hands whose plausibility factor is below this, 0-1 (0: keep all)")
+    )
+    side_votes: bool = dataclasses.field(
+        default=True,
+        metadata=option("video/live: a tracked hand's side is voted over its frames (with hysteresis)"),
     )
 
     def __post_init__(self) -> None:
@@ -137,7 +141,7 @@ class HandMeshPipeline:
             detector = MediaPipeDetector(max_hands=self.config.max_hands)
         self.detector = detector
         self._renderer = renderer
-        self.tracker = IoUTracker()
+        self.tracker = IoUTracker(sides=TrackSides() if self.config.side_votes else None)
         self.smoother = TrackSmoother(self.config.smoothing)
         self._lock = threading.Lock()  # whole frames through `process`, one at a time
         self._stage_locks = (threading.Lock(), threading.Lock(), threading.Lock())
@@ -162,6 +166,9 @@ class HandMeshPipeline:
         with self._lock:
             self.config = replace_paths(self.config, changes)
             self.smoother.config = self.config.smoothing
+            if self.config.side_votes != (self.tracker.sides is not None):
+                with self._stage_locks[0]:
+                    self.tracker.sides = TrackSides() if self.config.side_votes else None
             if hasattr(self.detector, "set_max_hands"):
                 self.detector.set_max_hands(self.config.max_hands)
 
@@ -249,6 +256,12 @@ class HandMeshPipeline:
                     job.hands = score_hands(
                         job.hands, job.detections, job.K, mean, min_factor=self.config.min_plausibility
                     )
+            sides = self.tracker.sides
+            if not job.static and sides is not None and self.config.plausibility:
+                # after stage 2's lock: taking the tracker's lock inside it would invert reset()'s order
+                with self._stage_locks[0]:
+                    for hand in job.hands:
+                        sides.set_quality(hand.track_id, float(hand.params.get("plausibility", 1.0)))
         return job
 
     def finish(self, job: FrameJob) -> PipelineResult:

@@ -48,6 +48,8 @@ from handmesh.pipeline.detector import (
 from handmesh.pipeline.tracking import box_iou
 
 SEARCHES = ("fast", "thorough")
+# What predict, label and evaluate use unless told: the setting within the time target (bench detect).
+DEFAULT_SEARCH = "fast"
 # A side vote is never taken as certain: MediaPipe's 0.99 is wrong often enough (bench handedness).
 MAX_VOTE_P = 0.95
 # The body's side: the wrist a hand belongs to. Weighted like a fairly sure detector vote.
@@ -63,9 +65,10 @@ class SearchConfig:
     min_detection_confidence: float = 0.3
     pads: tuple[float, ...] = (0.3,)  # padded views: border on each side, fraction of the longer side
     flip: bool = False  # also the mirrored image (its sides flipped back: a second side vote)
-    # coarse-to-fine windows, tried in turn while fewer hands than asked for are found (or the image is
-    # large): (window side as a fraction of the image's side, positions per axis)
+    # coarse-to-fine windows, tried in turn while fewer than `window_until` hands were found (0: as many as
+    # asked for) or the image is large: (window side as a fraction of the image's side, positions per axis)
     windows: tuple[tuple[float, int], ...] = ((0.75, 2),)
+    window_until: int = 1
     large_side: int = 1000  # images with a longer side from this are searched by windows regardless
     pose: bool = False  # Holistic's body-guided hands and the body's side vote
     merge_iou: float = 0.3  # boxes overlapping at least this much are one hand ...
@@ -79,9 +82,11 @@ class SearchConfig:
         if search == "thorough":
             return cls(
                 search=search,
+                min_detection_confidence=0.2,
                 pads=(0.15, 0.3, 0.6),
                 flip=True,
-                windows=((0.75, 3), (0.5, 3)),
+                windows=((0.85, 3), (0.7, 3), (0.5, 3)),
+                window_until=0,
                 pose=True,
             )
         return cls(search=search)
@@ -270,8 +275,9 @@ class StillImageDetector:
             return merge_views(found, cfg)
 
         hands = search(first)
+        enough = min(cfg.window_until or self.max_hands, self.max_hands)
         for fraction, positions in cfg.windows:
-            if len(hands) >= self.max_hands and max(h, w) < cfg.large_side:
+            if len(hands) >= enough and max(h, w) < cfg.large_side:
                 break
             hands = search(window_views(image, fraction, positions))
         if cfg.pose:

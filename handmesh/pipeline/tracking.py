@@ -1,12 +1,87 @@
-"""Stable track ids for hands across frames: greedy IoU matching, handedness-aware."""
+"""Stable track ids for hands across frames (greedy IoU matching, handedness-aware), and each track's side.
+
+A tracked hand keeps its side. MediaPipe names a hand's side anew in every frame, and its video graph
+(landmarks re-cropped from the previous frame) and its palm detector (the first frame, every periodic
+search) can disagree on the same unchanging picture, so a per-frame side flickers, and with it the mesh
+(a right hand fitted as a left one). `TrackSides` decides a track's side from the evidence of all its
+frames: each frame's label is a vote of log-odds `logit(p)` (p = the detector's side confidence, clipped
+to `max_vote_p`), weighted by the fit quality of the track's previous frame (the plausibility factor:
+an implausible fit says little), and the votes decay by `decay` per frame. The side changes only when
+the accumulated evidence against it passes `switch` (hysteresis): about nine consecutive confident
+opposite frames after a long agreeing run, at 30 frames a second a third of a second.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
 from handmesh.pipeline.detector import HandDetection
+
+
+@dataclasses.dataclass
+class SideVoteConfig:
+    """How a track's side is voted over its frames."""
+
+    decay: float = 0.9  # evidence kept per frame (a memory of about 10 frames)
+    switch: float = 6.0  # log-odds against the current side needed to change it
+    max_vote_p: float = 0.95  # no single frame counts as certain
+
+
+@dataclasses.dataclass
+class _Votes:
+    side: str
+    evidence: float = 0.0  # decayed sum of weighted log-odds for "right"
+    weight: float = 0.0  # decayed sum of the weights
+    quality: float = 1.0  # fit quality of the last estimate (0..1)
+    switches: int = 0
+
+
+class TrackSides:
+    """Each track's side from its frames' votes, with hysteresis (see the module docstring)."""
+
+    def __init__(self, config: SideVoteConfig | None = None):
+        self.config = config or SideVoteConfig()
+        self._tracks: dict[int, _Votes] = {}
+
+    def vote(self, track_id: int, side: str, confidence: float) -> tuple[str, float]:
+        """Add one frame's label; returns the track's side and the mean confidence of its votes for it."""
+        cfg = self.config
+        p = min(max(float(confidence), 0.5), cfg.max_vote_p)
+        p_right = p if side == "right" else 1.0 - p
+        t = self._tracks.get(track_id)
+        if t is None:
+            t = self._tracks[track_id] = _Votes(side=side)
+        w = max(t.quality, 0.05)
+        t.evidence = cfg.decay * t.evidence + w * math.log(p_right / (1.0 - p_right))
+        t.weight = cfg.decay * t.weight + w
+        if t.side == "right" and t.evidence < -cfg.switch:
+            t.side, t.switches = "left", t.switches + 1
+        elif t.side == "left" and t.evidence > cfg.switch:
+            t.side, t.switches = "right", t.switches + 1
+        mean = t.evidence / max(t.weight, 1e-9)  # the votes' mean log-odds: a calibrated-ish confidence
+        p_track_right = 1.0 / (1.0 + math.exp(-mean))
+        return t.side, p_track_right if t.side == "right" else 1.0 - p_track_right
+
+    def set_quality(self, track_id: int, quality: float) -> None:
+        """The fit quality (0..1) of the track's latest mesh: it weights the track's next votes."""
+        if track_id in self._tracks:
+            self._tracks[track_id].quality = float(np.clip(quality, 0.0, 1.0))
+
+    def switches(self, track_id: int) -> int:
+        """How often the track's side changed."""
+        t = self._tracks.get(track_id)
+        return t.switches if t is not None else 0
+
+    def keep(self, live_ids) -> None:
+        """Forget tracks that ended."""
+        self._tracks = {k: v for k, v in self._tracks.items() if k in set(live_ids)}
+
+    def reset(self) -> None:
+        """Forget every track."""
+        self._tracks = {}
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -31,16 +106,24 @@ class IoUTracker:
 
     A detection may take over a track of the other handedness only with a clearly higher overlap
     (`cross_hand_iou`), because handedness labels flicker less than boxes overlap when hands cross.
-    A track survives `max_missed` frames without a detection.
+    A track survives `max_missed` frames without a detection. With `sides` (a `TrackSides`), each
+    detection's side becomes its track's voted side (and `side_confidence` that side's confidence).
     """
 
-    def __init__(self, min_iou: float = 0.2, cross_hand_iou: float = 0.6, max_missed: int = 5):
+    def __init__(
+        self,
+        min_iou: float = 0.2,
+        cross_hand_iou: float = 0.6,
+        max_missed: int = 5,
+        sides: TrackSides | None = None,
+    ):
         self.min_iou, self.cross_hand_iou, self.max_missed = min_iou, cross_hand_iou, max_missed
+        self.sides = sides
         self._tracks: list[_Track] = []
         self._next_id = 0
 
     def update(self, detections: list[HandDetection]) -> list[HandDetection]:
-        """Set `track_id` on each detection (in place) and return them."""
+        """Set `track_id` (and, with side votes, the track's side) on each detection, in place; return them."""
         pairs = []
         for di, det in enumerate(detections):
             for ti, tr in enumerate(self._tracks):
@@ -65,12 +148,19 @@ class IoUTracker:
                 self._tracks.append(
                     _Track(det.track_id, np.asarray(det.box, dtype=np.float64), det.handedness)
                 )
+        if self.sides is not None:
+            for det in detections:
+                det.handedness, det.side_confidence = self.sides.vote(
+                    det.track_id, det.handedness, det.side_confidence
+                )
         by_id = {d.track_id: d for d in detections}
         for tr in self._tracks:
             if tr.track_id in by_id:
                 tr.box = np.asarray(by_id[tr.track_id].box, dtype=np.float64)
                 tr.handedness = by_id[tr.track_id].handedness
         self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
+        if self.sides is not None:
+            self.sides.keep(self.live_ids)
         return detections
 
     @property
@@ -81,3 +171,5 @@ class IoUTracker:
     def reset(self) -> None:
         """Forget all tracks (ids keep increasing)."""
         self._tracks = []
+        if self.sides is not None:
+            self.sides.reset()

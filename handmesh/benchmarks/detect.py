@@ -1,0 +1,431 @@
+"""Hands found in still images, their sides, duplicates and time per image, per search setting; and side switches of tracked hands in clips.
+
+Still images: every labelled hand of the real sets (custom-dataset folders, default
+bench/realsets/detect: COCO-WholeBody scenes, InterHand2.6M studio close-ups, CMU Panoptic HandDB; see
+its SOURCES.md) and of realistic renders (`SynthStream(...).record(i, side)`, a right and a left hand per
+scene, seeds no training run uses). Each setting detects every image: "today" is what `predict` and
+`label` ran before the still-image search (MediaPipe's lite landmark model, one still-image pass), "fast"
+and "thorough" are `handmesh.pipeline.search` presets. A detection is a labelled hand's when their
+keypoints lie within 30 % of the hand's size of each other on average (one detection per hand, closest
+first); a second detection of a matched hand is a duplicate; one matching no labelled hand is
+"unmatched" (a false hand, or a hand the labels skip: COCO-WholeBody labels only clear hands). Hands are
+bucketed by size (the longer side of their labelled keypoints' box): < 40, 40-100, > 100 px. Time per
+640x480 image: each real image letterboxed into 640x480, detected once untimed, then timed
+(`--repeats`); its ratio to "today" is the cost of the search, measured within this run.
+
+Clips: a 30-frame video of one unchanging photo (each real image with a hand of 40 px or more, written
+as H.264 and read back like a user's video) and rendered clips of two moving hands
+(`handmesh.pipeline.synthetic`), through the video path (MediaPipe tracking, the landmark fit), with the
+side votes of `handmesh.pipeline.tracking.TrackSides` off (per-frame labels, as before) and on: side
+switches per track-minute, and for renders the share of frames whose side is right. Writes
+bench/results/detect_cpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from handmesh.benchmarks.common import timing_stats, write_result
+
+RESULTS = Path("bench/results/detect_cpu.json")
+REALSET = Path("bench/realsets/detect")
+SETTINGS = ("today", "fast", "thorough")
+BUCKETS = (("<40", 0.0, 40.0), ("40-100", 40.0, 100.0), (">100", 100.0, float("inf")))
+MATCH = 0.3  # mean keypoint distance / hand size below which a detection is that hand
+BENCH_SEED = 400_000  # render seeds: training uses 0 on and 100,000 on, bench handedness 200,000 on
+CLIP_FPS = 30.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `handmesh bench detect`."""
+    parser.add_argument(
+        "--real",
+        action="append",
+        default=None,
+        help=f"a custom-dataset folder of labelled photos (repeatable; default {REALSET})",
+    )
+    parser.add_argument(
+        "--renders", type=int, default=30, help="rendered scenes (a right and a left hand each)"
+    )
+    parser.add_argument("--render-size", dest="render_size", type=int, default=224, help="render side, px")
+    parser.add_argument("--seed", type=int, default=0, help=f"render seed (plus {BENCH_SEED})")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help="comma list of today, fast, thorough")
+    parser.add_argument(
+        "--max-hands",
+        dest="max_hands",
+        type=int,
+        default=2,
+        help="hands asked for per image (predict's default)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per 640x480 image")
+    parser.add_argument("--clip-frames", dest="clip_frames", type=int, default=30, help="frames per clip")
+    parser.add_argument(
+        "--render-clips", dest="render_clips", type=int, default=4, help="rendered two-hand clips (0: none)"
+    )
+    parser.add_argument("--no-clips", dest="clips", action="store_false", help="skip the clip part")
+    parser.add_argument("--json", default=str(RESULTS), help="output JSON")
+    parser.add_argument("--note", default="", help="a remark stored with the result (e.g. what else ran)")
+
+
+@dataclasses.dataclass
+class Truth:
+    """One labelled hand: keypoints (21, 2) px, which are labelled, its side and size."""
+
+    keypoints: np.ndarray
+    labelled: np.ndarray
+    side: str
+
+    @property
+    def size(self) -> float:
+        """The longer side of the labelled keypoints' box, px."""
+        return float(np.ptp(self.keypoints[self.labelled], axis=0).max())
+
+
+@dataclasses.dataclass
+class Item:
+    """One image and its labelled hands."""
+
+    name: str
+    image: np.ndarray
+    hands: list[Truth]
+    kind: str  # "real" | "render"
+
+
+def bucket(size: float) -> str:
+    """The size bucket's name."""
+    return next(name for name, lo, hi in BUCKETS if lo <= size < hi)
+
+
+def real_items(folder: Path) -> list[Item]:
+    """The labelled photos of a custom-dataset folder (hands with 2D keypoints), one item per image."""
+    from handmesh.data.custom import read_annotations
+    from handmesh.errors import HandmeshError
+    from handmesh.pipeline.media import read_image
+
+    anns, problems, _ = read_annotations(folder)
+    if problems:
+        raise HandmeshError(f"{folder}: {problems[0]}")
+    by_image: dict[Path, list[Truth]] = {}
+    for a in anns:
+        if a.keypoints2d is None:
+            continue
+        labelled = a.keypoints_conf > 0 if a.keypoints_conf is not None else np.ones(21, bool)
+        by_image.setdefault(a.image, []).append(Truth(a.keypoints2d, labelled, a.side))
+    return [
+        Item(f"{folder.name}/{p.name}", read_image(p), hands, "real") for p, hands in sorted(by_image.items())
+    ]
+
+
+def render_items(count: int, size: int, seed: int) -> list[Item]:
+    """Realistic renders: scene i as a right hand and as its mirror image, a left hand."""
+    from handmesh.data.stream import SynthStream
+    from handmesh.data.synth import SynthConfig
+    from handmesh.geometry_np import project_points_np
+
+    stream = SynthStream(SynthConfig(seed=BENCH_SEED + seed, size=size))
+    items = []
+    for i in range(count):
+        for side in ("right", "left"):
+            rec = stream.record(i, side)
+            kp = rec.keypoints2d if rec.keypoints2d is not None else project_points_np(rec.joints3d, rec.K)
+            truth = Truth(np.asarray(kp, dtype=np.float64), np.ones(21, bool), side)
+            items.append(Item(f"render_{i}_{side}", rec.image, [truth], "render"))
+    return items
+
+
+def match(truths: list[Truth], found: list) -> tuple[dict[int, int], int, int]:
+    """Labelled hand -> detection (one each, closest first), duplicates, unmatched detections."""
+    close = []
+    for ti, t in enumerate(truths):
+        for di, d in enumerate(found):
+            if d.keypoints2d is None:
+                continue
+            err = np.linalg.norm(d.keypoints2d[t.labelled] - t.keypoints[t.labelled], axis=1).mean()
+            if err < MATCH * max(t.size, 1.0):
+                close.append((err / max(t.size, 1.0), ti, di))
+    pairs: dict[int, int] = {}
+    used: set[int] = set()
+    for _, ti, di in sorted(close):
+        if ti not in pairs and di not in used:
+            pairs[ti] = di
+            used.add(di)
+    near = {di for _, _, di in close}
+    duplicates = len(near - used)
+    unmatched = len(set(range(len(found))) - near)
+    return pairs, duplicates, unmatched
+
+
+def _detector(setting: str, max_hands: int):
+    from handmesh.pipeline.detector import MediaPipeDetector
+    from handmesh.pipeline.search import StillImageDetector
+
+    if setting == "today":
+        return MediaPipeDetector(max_hands=max_hands, model_complexity=0)
+    return StillImageDetector(max_hands=max_hands, search=setting)
+
+
+def score_setting(items: list[Item], detect: Callable) -> dict:
+    """Found, side right, duplicates and unmatched per kind and size bucket; time per image."""
+    table: dict[str, dict[str, dict[str, int]]] = {}
+    times: dict[str, list[float]] = {}
+    misses = []
+    for item in items:
+        t0 = time.perf_counter()
+        found = detect(item.image)
+        times.setdefault(item.kind, []).append((time.perf_counter() - t0) * 1000.0)
+        pairs, dup, unmatched = match(item.hands, found)
+        kind = table.setdefault(item.kind, {})
+        for ti, t in enumerate(item.hands):
+            row = kind.setdefault(bucket(t.size), dict(hands=0, found=0, side_right=0))
+            row["hands"] += 1
+            if ti in pairs:
+                row["found"] += 1
+                row["side_right"] += int(found[pairs[ti]].handedness == t.side)
+            elif t.size >= 40:
+                misses.append(f"{item.name} ({t.side}, {t.size:.0f} px)")
+        extra = kind.setdefault("all", dict(duplicates=0, unmatched=0, images=0))
+        extra["duplicates"] += dup
+        extra["unmatched"] += unmatched
+        extra["images"] += 1
+    for kind in table.values():
+        for name, row in kind.items():
+            if name != "all":
+                row["found_share"] = round(row["found"] / max(row["hands"], 1), 4)
+                row["side_right_share_of_found"] = round(row["side_right"] / max(row["found"], 1), 4)
+    return {
+        "by_kind": table,
+        "ms_per_image": {k: timing_stats(v) for k, v in times.items()},
+        "missed_40px_or_more": misses,
+    }
+
+
+def headline(scored: dict, kinds: tuple[str, ...]) -> dict:
+    """Hands of 40 px or more (and under 40) over the given kinds: found share, side right share."""
+    big = {"hands": 0, "found": 0, "side_right": 0}
+    small = {"hands": 0, "found": 0}
+    dup = 0
+    for kind in kinds:
+        for name, row in scored["by_kind"].get(kind, {}).items():
+            if name == "all":
+                dup += row["duplicates"]
+            elif name == "<40":
+                small["hands"] += row["hands"]
+                small["found"] += row["found"]
+            else:
+                for k in big:
+                    big[k] += row[k]
+    return {
+        "hands_40px_or_more": big["hands"],
+        "found_40px_or_more": round(big["found"] / max(big["hands"], 1), 4),
+        "side_right_of_found": round(big["side_right"] / max(big["found"], 1), 4),
+        "hands_under_40px": small["hands"],
+        "found_under_40px": round(small["found"] / max(small["hands"], 1), 4),
+        "duplicates": dup,
+    }
+
+
+def letterbox(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
+    """The image scaled to fit width x height, centred on black (the timing size)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    s = min(width / w, height / h)
+    small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    out = np.zeros((height, width, 3), np.uint8)
+    y, x = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
+    out[y : y + small.shape[0], x : x + small.shape[1]] = small
+    return out
+
+
+def time_640x480(images: list[np.ndarray], detectors: dict, repeats: int) -> dict[str, dict]:
+    """Per-image ms of each setting on 640x480 letterboxed images. The settings take turns on each image
+    (after one untimed run each), so a change in the machine's load hits them alike; each setting's
+    time ratio to the first one is the median of the per-image ratios."""
+    times: dict[str, list[float]] = {name: [] for name in detectors}
+    for im in images:
+        for det in detectors.values():
+            det.detect(im, static=True)
+        for _ in range(repeats):
+            for name, det in detectors.items():
+                t0 = time.perf_counter()
+                det.detect(im, static=True)
+                times[name].append((time.perf_counter() - t0) * 1000.0)
+    first = next(iter(times.values()))
+    out = {}
+    for name, values in times.items():
+        ratios = [v / max(b, 1e-9) for v, b in zip(values, first, strict=True)]
+        out[name] = dict(timing_stats(values), ratio_to_first_median=round(float(np.median(ratios)), 2))
+    return out
+
+
+# --- clips -----------------------------------------------------------------------------------------
+
+
+def _video_frames(image: np.ndarray, frames: int, folder: Path) -> list[np.ndarray]:
+    """`frames` copies of a photo written as a video file and read back (compression noise included)."""
+    from handmesh.pipeline.media import VideoWriter, iter_video
+
+    h, w = image.shape[:2]
+    image = np.ascontiguousarray(image[: h - h % 2, : w - w % 2])  # H.264 wants even sides
+    path = folder / "clip.mp4"
+    with VideoWriter(path, CLIP_FPS, (image.shape[1], image.shape[0])) as writer:
+        for _ in range(frames):
+            writer.write(image)
+    return list(iter_video(path))
+
+
+def clip_sides(frames, votes: bool, K=None, truth=None) -> dict[int, list[tuple[str, bool | None]]]:
+    """Each track's reported side per frame through the video path (detect and estimate stages), and
+    whether it is right where `truth` (per frame, the true detections) is given."""
+    from handmesh.pipeline.detector import MediaPipeDetector
+    from handmesh.pipeline.estimator import LandmarkFitEstimator
+    from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig
+    from handmesh.pipeline.tracking import box_iou
+
+    detector = MediaPipeDetector(max_hands=2)
+    pipe = HandMeshPipeline(LandmarkFitEstimator(), detector, PipelineConfig(side_votes=votes))
+    tracks: dict[int, list[tuple[str, bool | None]]] = {}
+    try:
+        for i, frame in enumerate(frames):
+            job = pipe.estimate(pipe.detect(frame, K, i / CLIP_FPS))
+            for d in job.detections:
+                right = None
+                if truth is not None:
+                    ious = [(box_iou(np.asarray(d.box), t.box), t.handedness) for t in truth[i]]
+                    best = max(ious, default=(0.0, None))
+                    right = best[1] == d.handedness if best[0] >= 0.3 else None
+                tracks.setdefault(d.track_id, []).append((d.handedness, right))
+    finally:
+        detector.close()
+    return tracks
+
+
+def switches(sides: list[str]) -> int:
+    """How often a sequence of sides changes."""
+    return sum(a != b for a, b in zip(sides, sides[1:], strict=False))
+
+
+def clip_summary(runs: list[dict[int, list[tuple[str, bool | None]]]]) -> dict:
+    """Side switches per track-minute over clips, and the share of frames with the right side (if known)."""
+    seqs = [[side for side, _ in s] for tracks in runs for s in tracks.values()]
+    judged = [ok for tracks in runs for s in tracks.values() for _, ok in s if ok is not None]
+    n_switch = sum(switches(s) for s in seqs)
+    frames = sum(len(s) for s in seqs)
+    out = {
+        "tracks": len(seqs),
+        "track_frames": frames,
+        "side_switches": n_switch,
+        "switches_per_track_minute": round(n_switch / max(frames / CLIP_FPS / 60.0, 1e-9), 2),
+        "tracks_with_a_switch": sum(switches(s) > 0 for s in seqs),
+    }
+    if judged:
+        out["frames_side_right"] = round(sum(judged) / len(judged), 4)
+    return out
+
+
+def _letters(tracks) -> dict[str, str]:
+    return {str(k): "".join(side[0].upper() for side, _ in v) for k, v in tracks.items()}
+
+
+def run_clips(stills: list[Item], args) -> dict:
+    """Still-photo clips of the real images and rendered moving clips, side votes off and on."""
+    from handmesh.pipeline.synthetic import render_hand_video
+
+    stills = [it for it in stills if any(t.size >= 40 for t in it.hands)]
+    with tempfile.TemporaryDirectory(prefix="handmesh-bench-detect-") as tmp:
+        videos = [_video_frames(it.image, args.clip_frames, Path(tmp)) for it in stills]
+    rendered = [
+        render_hand_video(3 * args.clip_frames, hands=2, seed=BENCH_SEED + args.seed + c)
+        for c in range(args.render_clips)
+    ]
+    out: dict[str, dict] = {"still_photos": {}, "rendered": {}}
+    for votes in (False, True):
+        key = "votes" if votes else "per_frame"
+        runs = [clip_sides(frames, votes) for frames in videos]
+        out["still_photos"][key] = dict(
+            clip_summary(runs),
+            sides={it.name: _letters(t) for it, t in zip(stills, runs, strict=True)},
+        )
+        if rendered:
+            runs = [clip_sides(v.frames, votes, v.K, v.detections) for v in rendered]
+            out["rendered"][key] = dict(clip_summary(runs), sides=[_letters(t) for t in runs])
+    out["still_photos"]["frames_per_clip"] = args.clip_frames
+    out["rendered"]["frames_per_clip"] = 3 * args.clip_frames
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Detect, match, time; the clips; write the JSON."""
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    from handmesh.benchmarks.common import machine_info
+    from handmesh.errors import HandmeshError
+
+    machine = machine_info()
+    settings = [s.strip() for s in str(args.settings).split(",") if s.strip()]
+    if not settings or any(s not in SETTINGS for s in settings):
+        raise HandmeshError(f"--settings: choose from {', '.join(SETTINGS)} (got {args.settings!r})")
+    folders = [Path(f) for f in (args.real or [REALSET])]
+    items = [it for f in folders for it in real_items(f)]
+    n_real = len(items)
+    items += render_items(int(args.renders), int(args.render_size), int(args.seed))
+    boxed = [letterbox(it.image) for it in items[:n_real]]
+    detectors = {setting: _detector(setting, int(args.max_hands)) for setting in settings}
+    results: dict[str, dict] = {}
+    try:
+        for setting, det in detectors.items():
+            t0 = time.perf_counter()
+            scored = score_setting(items, lambda im, det=det: det.detect(im, static=True))
+            scored["seconds"] = round(time.perf_counter() - t0, 1)
+            scored["real"] = headline(scored, ("real",))
+            scored["render"] = headline(scored, ("render",))
+            results[setting] = scored
+        timed = time_640x480(boxed, detectors, int(args.repeats))
+    finally:
+        for det in detectors.values():
+            det.close()
+    for setting, scored in results.items():
+        scored["ms_640x480"] = timed[setting]
+        r = scored["real"]
+        print(
+            f"{setting}: real photos {100 * r['found_40px_or_more']:.0f} % of {r['hands_40px_or_more']} hands"
+            f" >= 40 px found, sides right {100 * r['side_right_of_found']:.0f} %, under 40 px"
+            f" {100 * r['found_under_40px']:.0f} % of {r['hands_under_40px']}; renders"
+            f" {100 * scored['render']['found_40px_or_more']:.0f} % found; duplicates"
+            f" {r['duplicates'] + scored['render']['duplicates']};"
+            f" {timed[setting]['median_ms']:.0f} ms per 640x480 image"
+            f" ({timed[setting]['ratio_to_first_median']}x {settings[0]})"
+        )
+    out = {
+        "settings": results,
+        "real_sets": [str(f) for f in folders],
+        "real_images": n_real,
+        "renders": {
+            "scenes": int(args.renders),
+            "size": int(args.render_size),
+            "seed": BENCH_SEED + int(args.seed),
+        },
+        "max_hands": int(args.max_hands),
+        "time_ratios_to": settings[0],
+        "match": f"mean keypoint distance < {MATCH} x hand size, one detection per hand",
+        "machine_at_start": machine,
+    }
+    if args.clips:
+        out["clips"] = run_clips(items[:n_real], args)
+        for name, part in out["clips"].items():
+            for key in ("per_frame", "votes"):
+                if key in part:
+                    print(
+                        f"clips, {name}, {key}: {part[key]['switches_per_track_minute']} side switches per track-minute"
+                    )
+    if args.note:
+        out["note"] = args.note
+    write_result(args.json, out)
+    return 0

@@ -1,0 +1,61 @@
+"""`handmesh bench detect`'s scoring: matching detections to labelled hands, buckets, side switches."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from handmesh.benchmarks.detect import (
+    REALSET,
+    Truth,
+    bucket,
+    clip_summary,
+    letterbox,
+    match,
+    real_items,
+    switches,
+)
+from handmesh.pipeline.detector import HandDetection
+
+
+def _truth(x: float, size: float = 50.0, side: str = "right") -> Truth:
+    t = np.linspace(0, 1, 21)
+    kp = np.stack([x + size * t, 10 + size * t**2], axis=1)
+    return Truth(kp, np.ones(21, bool), side)
+
+
+def _det(truth: Truth, shift: float = 0.0, side: str = "right") -> HandDetection:
+    kp = truth.keypoints + shift
+    return HandDetection(box=np.concatenate([kp.min(0), kp.max(0)]), handedness=side, keypoints2d=kp)
+
+
+def test_match_counts_each_hand_once_then_duplicates_and_strays():
+    a, b = _truth(0), _truth(200)
+    found = [_det(a, 3.0), _det(a, 1.0), _det(b, 40.0), _det(_truth(500))]
+    pairs, duplicates, unmatched = match([a, b], found)
+    assert pairs == {0: 1}  # the closer of a's two detections; b's is too far (40 px of a 50 px hand)
+    assert duplicates == 1 and unmatched == 2
+
+
+def test_buckets_switches_and_clip_summary():
+    assert [bucket(s) for s in (39.9, 40.0, 100.0, 250.0)] == ["<40", "40-100", ">100", ">100"]
+    assert switches(list("RRLLRR")) == 2 and switches([]) == 0
+    runs = [{0: [("right", True)] * 30, 1: [("left", False)] * 15 + [("right", True)] * 15}]
+    out = clip_summary(runs)
+    assert out["side_switches"] == 1 and out["tracks_with_a_switch"] == 1
+    assert out["switches_per_track_minute"] == 1 / (60 / 30 / 60)
+    assert out["frames_side_right"] == 0.75
+
+
+def test_letterbox_keeps_the_aspect():
+    im = np.full((100, 400, 3), 255, np.uint8)
+    out = letterbox(im)
+    assert out.shape == (480, 640, 3)
+    rows = np.where(out[:, 320, 0] > 0)[0]
+    assert len(rows) == 160 and rows[0] == 160  # 400x100 -> 640x160, centred
+
+
+def test_the_committed_real_set_reads():
+    items = real_items(REALSET)
+    hands = [t for it in items for t in it.hands]
+    assert len(items) == 10 and len(hands) == 20
+    assert sum(t.size >= 40 for t in hands) == 10 and {t.side for t in hands} == {"left", "right"}
