@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
     "learn": "handmesh.benchmarks.learn",
     "cores": "handmesh.benchmarks.cores",
     "quantize": "handmesh.benchmarks.quantize",
+    "plausibility": "handmesh.benchmarks.plausibility",
 }
 
 

@@ -591,3 +591,25 @@ def test_native_stderr_is_silenced_only_inside_the_block(capfd, monkeypatch):
     with quiet_native_stderr():
         os.write(2, b"debug noise\n")
     assert "debug noise" in capfd.readouterr().err
+
+
+def test_still_images_render_at_full_resolution_streams_capped():
+    """Issue 20 §5: a photo's overlay is rendered at its own resolution (sharp outlines); a stream keeps
+    `max_render_size` for its frame rate."""
+    from handmesh.pipeline.pipeline import STILL_RENDER_SIZE
+
+    class Sizes:
+        def __init__(self):
+            self.seen = []
+
+        def overlay(self, frame, meshes, K, opacity, max_render_size=None, **kwargs):
+            self.seen.append(max_render_size)
+            return frame
+
+    renderer = Sizes()
+    pipe, _ = make_pipeline([([100, 80, 420, 400], "right")], renderer=renderer)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    pipe.process(frame, static=True)
+    pipe.process(frame)
+    assert renderer.seen == [STILL_RENDER_SIZE, PipelineConfig().max_render_size]
+    assert STILL_RENDER_SIZE >= 4 * PipelineConfig().max_render_size

@@ -28,6 +28,10 @@ from handmesh.render.overlay import (
 )
 
 STAGES = ("detect", "crop", "model", "hand_model", "smooth", "render", "composite")
+# A still image (static=True) renders its hand regions at the image's own resolution up to this side:
+# `max_render_size` trades sharpness for the live frame rate, which a photo does not need (a 640 px hand
+# rendered at 160 px and upsampled has soft, stepped outlines).
+STILL_RENDER_SIZE = 2048
 
 
 @dataclasses.dataclass
@@ -52,7 +56,10 @@ class PipelineConfig:
     left_color: tuple[float, ...] = dataclasses.field(default=LEFT_COLOR, metadata=option("RGBA 0..1"))
     max_render_size: int = dataclasses.field(
         default=160,  # 200 cost 7 % of the live frame rate (bench/results/pipeline_cpu.json, "compare")
-        metadata=option("larger hand regions render at lower resolution and are upsampled (llvmpipe cost)"),
+        metadata=option(
+            "video and webcam: larger hand regions render at lower resolution and are upsampled (llvmpipe "
+            "cost); still images render at full resolution"
+        ),
     )
     min_score: float = dataclasses.field(
         default=0.0, metadata=option("detections below this handedness score are dropped")
@@ -67,7 +74,10 @@ class PipelineConfig:
         metadata=option("lower the score of implausible hands (size, depth, joint limits, 2D fit)"),
     )
     min_plausibility: float = dataclasses.field(
-        default=0.0, metadata=option("drop hands whose plausibility factor is below this, 0-1 (0: keep all)")
+        # 0 by measurement: any threshold that removes bad hands also drops good ones, and a bad hand the
+        # checks see is drawn grey with "?" anyway (docs/benchmarks.md, handmesh bench plausibility)
+        default=0.0,
+        metadata=option("drop hands whose plausibility factor is below this, 0-1 (0: keep all, flagged)"),
     )
     side_votes: bool = dataclasses.field(
         default=True,
@@ -284,8 +294,9 @@ class HandMeshPipeline:
 
             if hands:
                 meshes = [(hd.vertices, hd.faces, self.hand_color(hd)) for hd in hands]
+                size = max(cfg.max_render_size, STILL_RENDER_SIZE) if job.static else cfg.max_render_size
                 out = self.renderer.overlay(
-                    frame, meshes, K, cfg.opacity, max_render_size=cfg.max_render_size, timings=timings
+                    frame, meshes, K, cfg.opacity, max_render_size=size, timings=timings
                 )
                 if cfg.skeleton:
                     t0 = time.perf_counter()
