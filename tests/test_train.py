@@ -190,7 +190,7 @@ def test_short_run_lowers_the_loss(short_run):
     assert saved["train"]["epochs"] == EPOCHS and saved["model"]["variant"] == "fastvit_t8"
 
 
-def test_best_checkpoint_is_lowest_validation_pa_mpjpe(short_run):
+def test_best_checkpoint_is_lowest_validation_pa_mpjpe(short_run, synth_dir):
     from handmesh.checkpoint import load_checkpoint
     from handmesh.models import load_model
 
@@ -211,6 +211,14 @@ def test_best_checkpoint_is_lowest_validation_pa_mpjpe(short_run):
     best_weights = load_checkpoint(out / "best.pt")["state_dict"]
     assert all(torch.equal(v, best_weights[k]) for k, v in shared["state_dict"].items())
     assert (out / "model.pt").stat().st_size < 0.6 * (out / "best.pt").stat().st_size
+    # every file says what it was trained on, which the demo shows beside the model's name
+    from handmesh.models.model_file import training_note
+
+    note = training_note(shared)
+    assert note.startswith(f"trained on {synth_dir}, ")
+    assert f"epoch {best_epoch} of {EPOCHS}" in note and "validation PA-MPJPE" in note
+    assert training_note(load_checkpoint(out / "last.pt")).startswith("trained on ")
+    assert training_note({"extra": {}}) == "training data not recorded in the file"
 
 
 def _renderer_works() -> bool:

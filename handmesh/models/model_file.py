@@ -131,3 +131,19 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     """Load a model file written by `save_model` (or a training checkpoint holding one), in eval mode."""
     payload = load_checkpoint(path, map_location=map_location)
     return model_from_payload(payload, source=f"checkpoint {path}")
+
+
+def training_note(payload: dict[str, Any]) -> str:
+    """What a model-file dict says about its training, in words: "trained on DATA, epoch E of N, validation
+    PA-MPJPE X mm (S samples)", or that the file does not say (written by save_model or an older run)."""
+    extra = payload.get("extra") or {}
+    data = extra.get("trained_on")
+    if not data:
+        return "training data not recorded in the file"
+    words = [f"trained on {data}"]
+    if extra.get("epoch") is not None:
+        words.append(f"epoch {extra['epoch']}" + (f" of {extra['epochs']}" if extra.get("epochs") else ""))
+    if extra.get("pa_mpjpe_mm") is not None:
+        samples = f" ({int(extra['num_samples'])} samples)" if extra.get("num_samples") is not None else ""
+        words.append(f"validation PA-MPJPE {float(extra['pa_mpjpe_mm']):.1f} mm{samples}")
+    return ", ".join(words)

@@ -23,12 +23,16 @@ MODEL_FILE = "model.pt"
 CHECKPOINTS = ("last.pt", "best.pt", MODEL_FILE)
 
 
-def write_train_checkpoint(path: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
-    """One file `handmesh.load_model` reads (config + weights) that also carries the training state."""
+def write_train_checkpoint(
+    path: Path, model: torch.nn.Module, state: dict[str, Any], extra: dict[str, Any] | None = None
+) -> None:
+    """One file `handmesh.load_model` reads (config + weights) that also carries the training state;
+    `extra`: the model file's plain notes (what it was trained on: `model_file.training_note`)."""
     from handmesh.checkpoint import save_checkpoint
     from handmesh.models import model_payload
 
     payload = model_payload(model)
+    payload["extra"] = dict(extra or {})
     payload[TRAIN_FORMAT] = state
     save_checkpoint(path, payload)
 

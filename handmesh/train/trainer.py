@@ -286,11 +286,13 @@ class Trainer:
             f"{scores} ({stats['images_per_s']:.1f} img/s)"
         )
         state = self._state(ranks_rng)
+        # what the page and `handmesh predict` say about a model: its data, epoch and validation score
+        notes = {"trained_on": cfg.data, "epoch": self.epoch, "epochs": cfg.epochs, **numbers}
         if improved:
-            write_train_checkpoint(self.out_dir / "best.pt", eval_model, state)
-            save_model(eval_model, self.out_dir / MODEL_FILE, extra={"epoch": self.epoch, **numbers})
+            write_train_checkpoint(self.out_dir / "best.pt", eval_model, state, notes)
+            save_model(eval_model, self.out_dir / MODEL_FILE, extra=notes)
         if self.epoch >= cfg.epochs or self.finished or self.epoch % max(1, cfg.ckpt_every) == 0:
-            write_train_checkpoint(self.out_dir / "last.pt", eval_model, state)
+            write_train_checkpoint(self.out_dir / "last.pt", eval_model, state, notes)
         return record
 
     # ------------------------------------------------------------------ setup and state
