@@ -1,6 +1,7 @@
 """Plausibility threshold: how many good hands each --min-plausibility would drop, how many bad ones it keeps.
 
-Runs `handmesh predict`'s pipeline (still images, MediaPipe, no K: the default field of view) on
+Runs `handmesh predict`'s pipeline (still images, MediaPipe with predict's still-image search, no K: the
+default field of view) on
 realistic renders of the synthetic stream (right and left hands, seeds no training run uses) and on
 the real labelled photos under bench/realsets/ (detect: 20 hands in scenes; keypoints: close-ups), for
 each mesh source asked for (the landmark fit; the model when `--checkpoint` is given). Every found hand
@@ -38,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint", default=None, help="also measure the model as mesh source (a .pt or .onnx file)"
     )
     parser.add_argument("--detector", default="mediapipe", help="detector spec (as `handmesh predict`)")
+    parser.add_argument(
+        "--search",
+        default="fast",
+        choices=("fast", "thorough"),
+        help="still-image search (as `handmesh predict`)",
+    )
     parser.add_argument(
         "--good", type=float, default=0.2, help="a good hand's mean 2D joint error, as a share of its size"
     )
@@ -137,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     sources = [("landmark-fit", None)] + ([("model", args.checkpoint)] if args.checkpoint else [])
     out: dict = {
         "detector": args.detector,
+        "search": args.search,
         "good_below": float(args.good),
         "synth": {"scenes": int(args.count), "size": int(args.size), "stream_seed": BENCH_SEED},
         "realsets": [f for f in args.realsets if (Path(f) / "annotations.jsonl").is_file()],
@@ -151,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             onnx=model if model and str(model).endswith(".onnx") else None,
             mode=source,
             detector=args.detector,
+            search=args.search,
             config=PipelineConfig(min_plausibility=0.0),
             renderer=_NoOverlay(),
         )

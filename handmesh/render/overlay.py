@@ -28,7 +28,7 @@ LEFT_COLOR = (0.80, 0.62, 0.98, 1.0)
 HAND_COLORS = {"right": RIGHT_COLOR, "left": LEFT_COLOR}
 # A hand the plausibility check rejects is drawn in neutral grey and tagged "L?"/"R?": still shown (it
 # may be right), but never mistaken for a confident answer.
-IMPLAUSIBLE_COLOR = (0.62, 0.62, 0.62, 1.0)
+IMPLAUSIBLE_COLOR = (0.45, 0.45, 0.45, 1.0)
 
 # Viewport sizes are rounded up to this so the framebuffer is not reallocated every frame.
 VIEWPORT_STEP = 32
