@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "cores": "handmesh.benchmarks.cores",
     "quantize": "handmesh.benchmarks.quantize",
     "plausibility": "handmesh.benchmarks.plausibility",
+    "realism": "handmesh.benchmarks.realism",
 }
 
 

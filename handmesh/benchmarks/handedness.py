@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     """Render, detect, decide, score; write the JSON."""
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
+    from handmesh.data.photo import NO_EFFECTS
     from handmesh.data.stream import SynthStream
     from handmesh.data.synth import SynthConfig
     from handmesh.pipeline.crop import default_intrinsics
@@ -86,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
         seed=BENCH_SEED + int(args.seed),
         size=int(args.size),
         occluder_prob=0.0,
-        blur_prob=0.0,
-        noise_prob=0.0,
+        object_prob=0.0,
+        camera=NO_EFFECTS,
     )
     stream = SynthStream(cfg)
     detector = MediaPipeDetector(max_hands=1, model_complexity=1 if args.detector == "mediapipe-full" else 0)

@@ -21,7 +21,15 @@ import torch
 from torch.utils.data import Dataset
 
 from handmesh.data.record import HandRecord
-from handmesh.data.synth import SynthConfig, canonical_orientation, make_labels, render_image
+from handmesh.data.synth import (
+    SynthConfig,
+    backgrounds_of,
+    build_renderer,
+    canonical_orientation,
+    check_appearance,
+    make_labels,
+    render_record_image,
+)
 from handmesh.data.transforms import AugmentConfig, HandTransform
 from handmesh.errors import HandmeshError
 
@@ -93,38 +101,52 @@ class SynthStream(Dataset):
         self.transform = HandTransform(
             augment_cfg or AugmentConfig(img_size=cfg.size), train=augment, crop="image"
         )
+        check_appearance(self.cfg)
+        self.backgrounds = backgrounds_of(self.cfg)  # checked once here; loader workers get the list
         self._hand = None
         self._R0: np.ndarray | None = None
+        self._renderer = None  # this process's own (made on first use: loader workers each make theirs)
 
     def __len__(self) -> int:
         return self.length
 
     def _setup(self) -> None:
-        """Per-process state: the float64 hand model, its canonical orientation, the renderer."""
+        """Per-process state: the float64 hand model, its canonical orientation, this stream's renderer."""
         from handmesh.data.freihand import data_hand_model
-        from handmesh.data.synth import _WORKER, _init_worker
 
         self._hand = data_hand_model(path=self.cfg.hand_model)
         self._R0 = canonical_orientation(self._hand)
-        if "renderer" not in _WORKER or _WORKER["renderer"].width != self.cfg.size:
-            _init_worker(self.cfg.size, np.asarray(self._hand.faces, np.int64))
+        self._renderer = build_renderer(self.cfg, self._hand)
+
+    def close(self) -> None:
+        """Free this process's renderer (it is made again on the next record)."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+            self._hand = None
+
+    def __getstate__(self) -> dict:
+        # a loader worker gets the settings, never this process's GL context
+        state = dict(self.__dict__)
+        state.update(_hand=None, _R0=None, _renderer=None)
+        return state
 
     def record(self, i: int, side: str = "right") -> HandRecord:
         """The rendered, labelled hand of stream index i (before the transform).
 
-        `side="left"` renders the same hand mirrored in the scene -- a left hand -- under the same light
-        rig and background draw. (Flipping a right hand's image would also flip the renderer's light
-        rig, which is fixed in the camera frame: a side-from-lighting cue a handedness classifier learns
-        instead of the hand.) A left record's labels are its own: 3D points mirrored, K flipped and the
-        pose in the left convention, so `mirror_record` turns it back into the right hand's labels.
+        `side="left"` renders the same hand mirrored in the scene -- a left hand -- with the same skin,
+        arm, lights and background draws; the lights stay where they are in the camera frame. (Flipping
+        a right hand's image would flip the lights too: a side-from-lighting cue a handedness classifier
+        learns instead of the hand.) A left record's labels are its own: 3D points mirrored, K flipped
+        and the pose in the left convention, so `mirror_record` turns it back into the right hand's labels.
         """
-        from handmesh.mirror import flip_intrinsics, mirror_faces, mirror_pose, mirror_vertices
+        from handmesh.mirror import flip_intrinsics, mirror_pose, mirror_vertices
 
         if not 0 <= i < self.length:
             raise IndexError(f"stream index {i} out of range")
         if side not in ("right", "left"):
             raise HandmeshError(f"side must be 'right' or 'left', got {side!r}")
-        if self._hand is None:
+        if self._renderer is None:
             self._setup()
         sample = int(i)
         threads = torch.get_num_threads()
@@ -134,13 +156,12 @@ class SynthStream(Dataset):
         finally:
             torch.set_num_threads(threads)
         verts, K, joints = labels["verts"][0], labels["K"][0], labels["xyz"][0]
-        faces = None  # the renderer's own (right-hand) faces
         if side == "left":
             verts, joints = mirror_vertices(verts), mirror_vertices(joints)
             K = flip_intrinsics(K, self.cfg.size)
-            faces = mirror_faces(np.asarray(self._hand.faces, np.int64))
-        image, silhouette = render_image(
-            self.cfg, "stream", sample, 0, verts.astype(np.float32), K, labels["skin"][0], faces
+        image, silhouette = render_record_image(
+            self._renderer, self.cfg, "stream", sample, 0, verts, joints, K, labels["skin"][0], side,
+            self.backgrounds,
         )
         mano = labels["mano"][0]
         return HandRecord(

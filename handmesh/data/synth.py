@@ -20,12 +20,12 @@ import numpy as np
 from handmesh.config import option
 from handmesh.data import procedural
 from handmesh.data.io import dump_json, write_jpeg
+from handmesh.data.photo import CameraEffects
 from handmesh.errors import HandmeshError
 from handmesh.hand_model.joints import ROOT_JOINT
 
 # seed streams: the on-disk splits, and the endless training stream (handmesh.data.stream)
 SPLIT_CODES = {"training": 1, "evaluation": 2, "stream": 3}
-NAMED_POSES = ("relaxed", "fist", "pinch", "spread", "point", "flat")
 
 
 @dataclass
@@ -49,9 +49,22 @@ class SynthConfig:
     focal_range: tuple[float, float] = (400.0, 700.0)  # for size 224; scaled with size
     depth_range: tuple[float, float] = (0.4, 0.9)
     extent_range: tuple[float, float] = (0.5, 0.85)  # hand's longest projected side / image size
-    occluder_prob: float = 0.35
-    blur_prob: float = 0.2
-    noise_prob: float = 0.3
+    appearance: str = field(
+        default="realistic",
+        metadata=option("realistic (skin, forearm, lights, scenes, camera) or plain (one colour, no arm)",
+                        choices=("realistic", "plain")),
+    )
+    subdivisions: int = 1  # Loop steps of the render mesh (rendering only; labels keep 778 vertices)
+    forearm_prob: float = 0.95
+    sleeve_prob: float = 0.45  # share of forearms in a sleeve
+    band_prob: float = 0.15  # share of wrists with a watch or bracelet
+    object_prob: float = 0.12  # a held sphere, cylinder or box
+    occluder_prob: float = 0.1  # 2D shapes over the hand
+    backgrounds: str | None = field(
+        default=None, metadata=option("folder of your own background photos", metavar="DIR")
+    )
+    photo_background_prob: float = 0.8  # with --backgrounds: share of photos (the rest procedural)
+    camera: CameraEffects = field(default_factory=CameraEffects)
     jpeg_quality: int = 92
 
 
@@ -92,7 +105,7 @@ def draw_pose(rng: np.random.Generator, cfg: SynthConfig, hands_mean: np.ndarray
     from handmesh.hand_model import prior
 
     if rng.random() < cfg.named_pose_prob:
-        name = NAMED_POSES[int(rng.integers(len(NAMED_POSES)))]
+        name = prior.NAMED_POSES[int(rng.integers(len(prior.NAMED_POSES)))]
         flat = np.asarray(prior.named_pose(name), np.float64) + rng.normal(0, cfg.pose_noise, 45)
         flat = np.asarray(prior.clamp_to_limits(flat), np.float64)
     else:
@@ -201,68 +214,86 @@ def make_labels(cfg: SynthConfig, split: str, samples, hand, R0: np.ndarray | No
     }
 
 
-# ---- image rendering (worker processes) -------------------------------------------------------------
-
-_WORKER: dict = {}
+# ---- image rendering ---------------------------------------------------------------------------------
 
 
-def _init_worker(size: int, faces: np.ndarray, gl_threads: int | None = None) -> None:
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-    if gl_threads:
-        # llvmpipe starts one render thread per core in every process; more workers -> fewer each
-        os.environ["LP_NUM_THREADS"] = str(gl_threads)
+def foreground_rng(cfg: SynthConfig, split: str, sample: int) -> np.random.Generator:
+    """The generator of a sample's rendered hand (skin, arm, lights): the same for all its versions."""
+    return sample_rng(cfg.seed, split, sample, 0, 1)
+
+
+def compose_rng(cfg: SynthConfig, split: str, sample: int, version: int) -> np.random.Generator:
+    """The generator of one version's background, occluders and camera effects."""
+    return sample_rng(cfg.seed, split, sample, version, 2)
+
+
+def check_appearance(cfg: SynthConfig) -> None:
+    """Refuse settings no renderer can honour, with one line."""
+    from handmesh.data.synth_render import APPEARANCES
+
+    if cfg.appearance not in APPEARANCES:
+        raise HandmeshError(f"synth: appearance must be one of {', '.join(APPEARANCES)}, got {cfg.appearance!r}")
+    if not 0 <= int(cfg.subdivisions) <= 2:
+        raise HandmeshError("synth: subdivisions must be 0, 1 or 2")
+
+
+def build_renderer(cfg: SynthConfig, hand=None, gl_threads: int | None = None):
+    """A `SynthRenderer` for `cfg` (the hand model's faces and, for realistic pictures, its surface)."""
+    from handmesh.data.freihand import data_hand_model
+    from handmesh.data.synth_render import SynthRenderer
+
+    hand = data_hand_model(path=cfg.hand_model) if hand is None else hand
+    return SynthRenderer(cfg.size, np.asarray(hand.faces, np.int64), render_surface(cfg, hand), gl_threads)
+
+
+def render_surface(cfg: SynthConfig, hand):
+    """The hand's render surface for `cfg` (None for plain pictures): numpy only, cheap to send to workers."""
+    if cfg.appearance == "plain":
+        return None
+    from handmesh.render.skin import HandSurface
+
+    return HandSurface.from_hand_model(hand, int(cfg.subdivisions))
+
+
+def backgrounds_of(cfg: SynthConfig):
+    """The user's background photos (`backgrounds` folder), or None."""
+    from handmesh.data.scenes import BackgroundPool
+
+    return BackgroundPool(cfg.backgrounds) if cfg.backgrounds else None
+
+
+def render_record_image(
+    renderer, cfg: SynthConfig, split: str, sample: int, version: int, vertices, joints, K, skin,
+    side: str = "right", backgrounds=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One picture (RGB uint8) and the hand's silhouette of a sample/version, right or left side."""
+    fg = renderer.foreground(cfg, vertices, joints, K, side, skin, foreground_rng(cfg, split, sample))
+    from handmesh.data.synth_render import compose
+
+    return compose(cfg, fg, compose_rng(cfg, split, sample, version), backgrounds), fg.mask
+
+
+# the pool workers' own renderer (one per worker process, made by the pool's initializer)
+_POOL: dict = {}
+
+
+def _init_pool_worker(cfg: SynthConfig, faces: np.ndarray, surface, backgrounds, gl_threads: int | None) -> None:
     import cv2
 
     cv2.setNumThreads(1)
-    from handmesh.render import MeshRenderer
+    from handmesh.data.synth_render import SynthRenderer
 
-    _WORKER["renderer"] = MeshRenderer(size, size)
-    _WORKER["faces"] = faces
-
-
-def render_hand(
-    verts: np.ndarray, K: np.ndarray, skin: np.ndarray, rng: np.random.Generator, faces=None
-) -> tuple:
-    """The shaded hand (premultiplied float RGB, coverage alpha in 0..1, silhouette) with random lighting;
-    `faces` default to the worker's (a mirrored hand passes its reversed winding)."""
-    renderer = _WORKER["renderer"]
-    faces = _WORKER["faces"] if faces is None else faces
-    rgba, depth = renderer.render([(verts, faces, (*skin, 1.0))], K)
-    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
-    rgb = rgba[..., :3].astype(np.float32)
-    h, w = depth.shape
-    # light variety on top of the renderer's fixed rig: exposure, colour temperature, a soft gradient
-    gain = rng.uniform(0.55, 1.35) * np.array([1.0, *rng.uniform(0.9, 1.1, 2)], np.float32)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / max(h, w)
-    g = rng.normal(0, 0.6, 2)
-    ramp = np.clip(1 + g[0] * (xx - 0.5) + g[1] * (yy - 0.5), 0.3, 1.7)[..., None]
-    return rgb * gain * ramp, alpha, depth > 0
-
-
-def render_image(
-    cfg: SynthConfig, split: str, sample: int, version: int, verts, K, skin, faces=None
-) -> tuple:
-    """One RGB image (uint8) and the hand's silhouette for a sample/version (`faces`: see render_hand)."""
-    rng = sample_rng(cfg.seed, split, sample, version, 1)
-    size = cfg.size
-    background = procedural.random_background(rng, size, size).astype(np.float32)
-    hand_rgb, alpha, silhouette = render_hand(verts, K, skin, rng, faces)
-    image = np.clip(background * (1 - alpha) + hand_rgb, 0, 255).astype(np.uint8)
-    if rng.random() < cfg.occluder_prob and silhouette.any():
-        ys, xs = np.nonzero(silhouette)
-        image, _ = procedural.add_occluders(image, rng, (xs.min(), ys.min(), xs.max(), ys.max()))
-    image = procedural.colour_jitter(image, rng, 0.15, 0.15, 0.2, 0.02)
-    if rng.random() < cfg.blur_prob:
-        image = procedural.blur(image, rng, 1.2)
-    if rng.random() < cfg.noise_prob:
-        image = procedural.sensor_noise(image, rng, 5.0)
-    return image, silhouette
+    _POOL["renderer"] = SynthRenderer(cfg.size, faces, surface, gl_threads)
+    _POOL["backgrounds"] = backgrounds
 
 
 def _render_job(job: tuple) -> int:
-    cfg, out, split, sample, versions, n, verts, K, skin = job
+    cfg, out, split, sample, versions, n, verts, joints, K, skin = job
+    renderer = _POOL["renderer"]
     for v in range(versions):
-        image, silhouette = render_image(cfg, split, sample, v, verts, K, skin)
+        image, silhouette = render_record_image(
+            renderer, cfg, split, sample, v, verts, joints, K, skin, backgrounds=_POOL["backgrounds"]
+        )
         write_jpeg(Path(out) / split / "rgb" / f"{sample + n * v:08d}.jpg", image, cfg.jpeg_quality)
         if split == "training" and v == 0:
             # one silhouette per sample, like FreiHAND's masks: the whole hand, occluders ignored
@@ -286,6 +317,7 @@ def _write_split(cfg: SynthConfig, out: Path, split: str, labels: dict, pool, pr
             versions,
             n,
             labels["verts"][i].astype(np.float32),
+            labels["xyz"][i],
             labels["K"][i],
             labels["skin"][i],
         )
@@ -312,6 +344,8 @@ def synthesize(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
     """Generate the dataset into `out`; returns timing figures (images, seconds, images_per_s)."""
     if cfg.train < 0 or cfg.eval < 0 or cfg.versions < 1 or cfg.size < 32:
         raise HandmeshError("synth: --train/--eval must be >= 0, --versions >= 1, --size >= 32")
+    check_appearance(cfg)
+    backgrounds = backgrounds_of(cfg)  # a bad --backgrounds folder fails here, before any labels are made
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     from handmesh.data.freihand import SYNTH_INFO, data_hand_model
@@ -332,16 +366,17 @@ def synthesize(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
         torch.set_num_threads(threads)
     t_labels = time.perf_counter() - t0
     faces = np.asarray(hand.faces, np.int64)
+    surface = render_surface(cfg, hand)
     workers = max(int(cfg.workers), 1)
     images = 0
     t1 = time.perf_counter()
     if workers == 1:
-        _init_worker(cfg.size, faces)
+        _init_pool_worker(cfg, faces, surface, backgrounds, None)
         try:
             for split in labels:
                 images += _write_split(cfg, out, split, labels[split], None, progress)
         finally:
-            _WORKER.pop("renderer").close()
+            _POOL.pop("renderer").close()
     else:
         gl_threads = max((os.cpu_count() or 1) // workers, 1)
         # spawn, not fork: a forked child deadlocks in EGL when this process already holds a GL context,
@@ -352,7 +387,7 @@ def synthesize(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
         saved = os.environ.get("OPENBLAS_NUM_THREADS")
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
         try:
-            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(cfg.size, faces, gl_threads))
+            pool = ctx.Pool(workers, initializer=_init_pool_worker, initargs=(cfg, faces, surface, backgrounds, gl_threads))
         finally:
             if saved is None:
                 os.environ.pop("OPENBLAS_NUM_THREADS")

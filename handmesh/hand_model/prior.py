@@ -104,16 +104,57 @@ def _build(name: str) -> np.ndarray:
         for finger in ("middle", "ring", "pinky"):
             _finger(pose, finger, (1.45, 1.75, 1.05))
         _thumb(pose, abduct=-0.5, flex=(-0.1, 0.5, 1.25))
+    elif name == "peace":
+        _finger(pose, "index", (0.0, 0.05, 0.0), spread=0.25)
+        _finger(pose, "middle", (0.0, 0.05, 0.0), spread=-0.1)
+        for finger in ("ring", "pinky"):
+            _finger(pose, finger, (1.45, 1.7, 1.0))
+        _thumb(pose, abduct=-0.5, flex=(-0.1, 0.5, 1.1))
+    elif name == "thumbs_up":
+        for finger in LONG_FINGERS:
+            _finger(pose, finger, (1.45, 1.75, 1.05))
+        _thumb(pose, abduct=0.25, flex=(0.0, -0.1, 0.0))
+    elif name == "ok":
+        _finger(pose, "index", (0.95, 0.95, 0.5), spread=0.1)
+        for k, finger in enumerate(("middle", "ring", "pinky")):
+            _finger(pose, finger, (0.1 + 0.05 * k, 0.15, 0.1), spread=-0.1 * k)
+        _thumb(pose, oppose=0.3, abduct=-0.45, flex=(0.05, 0.15, 0.15))
+    elif name == "grasp":  # a power grasp around a bottle or a handle
+        for k, finger in enumerate(LONG_FINGERS):
+            _finger(pose, finger, (0.85 + 0.05 * k, 1.05, 0.6))
+        _thumb(pose, oppose=0.6, abduct=-0.3, flex=(0.15, 0.35, 0.3))
+    elif name == "claw":
+        for finger in LONG_FINGERS:
+            _finger(pose, finger, (0.25, 1.25, 0.95))
+        _thumb(pose, oppose=0.3, abduct=0.1, flex=(0.1, 0.5, 0.6))
+    elif name == "three":
+        for finger, spread in (("index", 0.2), ("middle", 0.0), ("ring", -0.2)):
+            _finger(pose, finger, (0.0, 0.05, 0.0), spread=spread)
+        _finger(pose, "pinky", (1.45, 1.7, 1.0))
+        _thumb(pose, abduct=-0.5, flex=(-0.1, 0.5, 1.1))
     else:
         raise HandmeshError(f"unknown pose {name!r}; known: {', '.join(NAMED_POSES)}")
     return pose.reshape(NUM_POSE)
 
 
-NAMED_POSES: tuple[str, ...] = ("flat", "relaxed", "fist", "spread", "pinch", "point")
+NAMED_POSES: tuple[str, ...] = (
+    "flat",
+    "relaxed",
+    "fist",
+    "spread",
+    "pinch",
+    "point",
+    "peace",
+    "thumbs_up",
+    "ok",
+    "grasp",
+    "claw",
+    "three",
+)
 
 
 def named_pose(name: str) -> np.ndarray:
-    """A named articulation (45,) flat-relative: flat, relaxed, fist, spread, pinch or point."""
+    """A named articulation (45,) flat-relative: one of NAMED_POSES (everyday gestures and grasps)."""
     return clamp_to_limits(_build(name))
 
 

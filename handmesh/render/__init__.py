@@ -33,5 +33,5 @@ __all__ = [
 ]
 
 __getattr__ = lazy_exports(
-    __name__, {"MeshRenderer": "handmesh.render.renderer", "vertex_normals": "handmesh.render.renderer"}
+    __name__, {"MeshRenderer": "handmesh.render.renderer", "vertex_normals": "handmesh.geometry_np"}
 )

@@ -5,8 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+
+from handmesh.geometry_np import vertex_normals
 
 # pyrender only through egl, which picks the GL platform and loads triton before pyrender loads GL
 from handmesh.render.egl import Offscreen, pyrender
@@ -15,17 +18,6 @@ from handmesh.render.overlay import Mesh, composite, fit_patch, plan_overlay
 # OpenCV (x right, y down, z forward) -> OpenGL (x right, y up, z backward); a rotation, so face
 # winding (and thus back-face culling) is preserved.
 _CV_TO_GL = np.array([1.0, -1.0, -1.0], dtype=np.float32)
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (smooth shading), following the faces' winding."""
-    tri = vertices[faces]
-    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_n)
-    norm = np.linalg.norm(normals, axis=1, keepdims=True)
-    return normals / np.maximum(norm, 1e-12)
 
 
 def _look_at_pose(direction: Sequence[float]) -> np.ndarray:
@@ -41,6 +33,37 @@ def _look_at_pose(direction: Sequence[float]) -> np.ndarray:
     return pose
 
 
+@dataclass
+class Light:
+    """A directional light shining along `direction` (OpenCV camera frame), with its RGB colour."""
+
+    direction: tuple[float, float, float]
+    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    intensity: float = 2.0
+
+
+@dataclass
+class Part:
+    """A surface to render: vertices (V,3) in OpenCV camera space (metres), faces, and either one RGBA
+    colour or per-vertex RGB colours (V,3), with its material's roughness."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    color: Sequence[float] | np.ndarray = (0.8, 0.8, 0.8, 1.0)
+    roughness: float = 0.55
+    normals: np.ndarray | None = None  # (V,3) OpenCV frame; None = smooth normals from the faces
+
+
+# Light rig of overlays, in the camera frame: key light from the upper left, fill from the right, a rim
+# light from behind-above so finger outlines separate from the palm.
+DEFAULT_RIG = (
+    Light((0.5, 0.6, 1.0), (1.0, 0.97, 0.92), 2.3),  # key: shines down-right, away from camera
+    Light((-0.8, 0.1, 0.6), (0.9, 0.94, 1.0), 0.9),  # fill
+    Light((0.0, 0.7, -0.8), (1.0, 1.0, 1.0), 1.3),  # rim: from behind the hand towards the camera
+)
+DEFAULT_AMBIENT = (0.22, 0.21, 0.2)
+
+
 class MeshRenderer:
     """One offscreen pyrender renderer, reused across frames (never a GL context per frame); thread-safe."""
 
@@ -49,34 +72,48 @@ class MeshRenderer:
         self._offscreen = Offscreen(self.width, self.height)
         # Gradio calls handlers from worker threads; an EGL context may be current in one thread only.
         self._lock = threading.Lock()
-        self._scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0), ambient_light=(0.22, 0.21, 0.2))
+        self._scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0), ambient_light=DEFAULT_AMBIENT)
         self._camera = pyrender.IntrinsicsCamera(fx=500, fy=500, cx=320, cy=240, znear=znear, zfar=zfar)
         self._scene.add(self._camera, pose=np.eye(4))
-        # Light rig in the camera frame: key light from the upper left, fill from the right, a rim
-        # light from behind-above so finger outlines separate from the palm.
-        for direction, intensity, color in (
-            ((0.5, -0.6, -1.0), 2.3, (1.0, 0.97, 0.92)),  # key: shines down-right, away from camera
-            ((-0.8, -0.1, -0.6), 0.9, (0.9, 0.94, 1.0)),  # fill
-            ((0.0, -0.7, 0.8), 1.3, (1.0, 1.0, 1.0)),  # rim: from behind the hand towards the camera
-        ):
-            light = pyrender.DirectionalLight(color=np.array(color), intensity=intensity)
-            self._scene.add(light, pose=_look_at_pose(direction))
+        self._rig = [
+            self._scene.add(self._light(light), pose=self._light_pose(light)) for light in DEFAULT_RIG
+        ]
+
+    @staticmethod
+    def _light(light: Light) -> pyrender.DirectionalLight:
+        return pyrender.DirectionalLight(color=np.asarray(light.color, np.float64), intensity=light.intensity)
+
+    @staticmethod
+    def _light_pose(light: Light) -> np.ndarray:
+        return _look_at_pose(np.asarray(light.direction, np.float64) * _CV_TO_GL)
 
     def close(self) -> None:
         """Free the GL context (and the EGL display, when no other renderer is left)."""
         with self._lock:
             self._offscreen.close()
 
-    def _mesh_node(self, vertices: np.ndarray, faces: np.ndarray, color: Sequence[float]) -> pyrender.Mesh:
-        verts = np.asarray(vertices, dtype=np.float32) * _CV_TO_GL
-        faces = np.asarray(faces, dtype=np.int64)
-        normals = vertex_normals(verts, faces).astype(np.float32)
-        rgba = np.clip(np.asarray(list(color) + [1.0] * (4 - len(color)), dtype=np.float32), 0.0, 1.0)
+    def _part_node(self, part: Part) -> pyrender.Mesh:
+        verts = np.asarray(part.vertices, dtype=np.float32) * _CV_TO_GL
+        faces = np.asarray(part.faces, dtype=np.int64)
+        if part.normals is None:
+            normals = vertex_normals(verts, faces).astype(np.float32)
+        else:
+            normals = np.asarray(part.normals, dtype=np.float32) * _CV_TO_GL
+        color = np.asarray(part.color, dtype=np.float32)
+        per_vertex = color.ndim == 2
+        rgba = np.ones(4, np.float32) if per_vertex else np.clip(np.r_[color, [1.0] * (4 - len(color))], 0, 1)
         material = pyrender.MetallicRoughnessMaterial(
-            baseColorFactor=rgba, metallicFactor=0.0, roughnessFactor=0.55, alphaMode="OPAQUE"
+            baseColorFactor=rgba,
+            metallicFactor=0.0,
+            roughnessFactor=float(part.roughness),
+            alphaMode="OPAQUE",
         )
         prim = pyrender.Primitive(
-            positions=verts, normals=normals, indices=faces.astype(np.uint32), material=material
+            positions=verts,
+            normals=normals,
+            indices=faces.astype(np.uint32),
+            color_0=np.clip(color, 0, 1) if per_vertex else None,
+            material=material,
         )
         return pyrender.Mesh([prim])
 
@@ -87,8 +124,20 @@ class MeshRenderer:
 
         With `depth=False` the depth map is not read back (cheaper) and None is returned in its place.
         """
+        return self.render_scene([Part(v, f, c) for v, f, c in meshes], K, size=size, depth=depth)
+
+    def render_scene(
+        self,
+        parts: Sequence[Part],
+        K: np.ndarray,
+        size: tuple[int, int] | None = None,
+        depth: bool = True,
+        lights: Sequence[Light] | None = None,
+        ambient: Sequence[float] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Render parts through K under `lights` and `ambient` (default: the overlay rig), as `render`."""
         width, height = size if size is not None else (self.width, self.height)
-        if not meshes:
+        if not parts:
             empty = np.zeros((height, width), np.float32) if depth else None
             return np.zeros((height, width, 4), np.uint8), empty
         K = np.asarray(K, dtype=np.float64)
@@ -101,12 +150,22 @@ class MeshRenderer:
             # scene, flipped back, one pixel off the original
             cam.fx, cam.fy = float(K[0, 0]), float(K[1, 1])
             cam.cx, cam.cy = float(K[0, 2]) + 0.5, float(K[1, 2]) + 0.5
-            nodes = [self._scene.add(self._mesh_node(v, f, c)) for v, f, c in meshes]
+            nodes = [self._scene.add(self._part_node(p)) for p in parts]
+            if lights is not None:
+                for node in self._rig:
+                    self._scene.remove_node(node)
+                nodes += [self._scene.add(self._light(x), pose=self._light_pose(x)) for x in lights]
+            if ambient is not None:
+                self._scene.ambient_light = np.asarray(ambient, np.float64)
             try:
                 rgba, depth_map = self._offscreen.render(self._scene, (width, height), depth)
             finally:
                 for node in nodes:
                     self._scene.remove_node(node)
+                if lights is not None:
+                    for node in self._rig:
+                        self._scene.add_node(node)
+                self._scene.ambient_light = np.asarray(DEFAULT_AMBIENT, np.float64)
         if depth_map is not None:
             depth_map = np.asarray(depth_map, dtype=np.float32)
         return np.ascontiguousarray(rgba), depth_map

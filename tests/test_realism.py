@@ -1,0 +1,190 @@
+"""Realistic synthetic pictures: skin, forearm, scenes, camera. The appearance never touches a label, a seed
+fixes every pixel, user backgrounds skip bad files with one line, and the realism benchmark runs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import require
+
+from handmesh.data.photo import NO_EFFECTS
+from handmesh.data.stream import SynthStream
+from handmesh.data.synth import SynthConfig
+from handmesh.errors import HandmeshError
+
+S = 64
+
+
+@pytest.fixture(scope="module")
+def surface():
+    from handmesh.data.freihand import data_hand_model
+    from handmesh.render.skin import HandSurface
+
+    return HandSurface.from_hand_model(data_hand_model(), levels=1)
+
+
+@pytest.fixture(scope="module")
+def realistic() -> SynthStream:
+    stream = SynthStream(SynthConfig(seed=11, size=S))
+    try:
+        stream.record(0)
+    except Exception as exc:  # no EGL / GL driver on this machine
+        require(False, f"offscreen EGL rendering unavailable: {exc}")
+    return stream
+
+
+def test_loop_subdivision_is_affine_and_keeps_a_boundary_on_its_line():
+    from handmesh.render.subdivide import loop_subdivision
+
+    # a square of two triangles: every new vertex stays in the plane and on the square
+    verts = np.array([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]])
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    matrix, sub = loop_subdivision(faces, 4, 2)
+    assert np.allclose(np.asarray(matrix.sum(1)).ravel(), 1.0)  # an affine combination of old vertices
+    assert len(sub) == 2 * 16 and matrix.shape[0] == int(sub.max()) + 1
+    new = matrix @ verts
+    assert np.allclose(new[:, 2], 0) and new.min() >= -1e-12 and new.max() <= 1 + 1e-12
+    # one step: a boundary edge's new vertex is its midpoint (the outline of an open mesh keeps its place)
+    one, _ = loop_subdivision(faces, 4, 1)
+    mids = (one @ verts)[4:]
+    assert any(np.allclose(m, [0.5, 0, 0]) for m in mids) and any(np.allclose(m, [0, 0.5, 0]) for m in mids)
+    # the interior (diagonal) edge's vertex: 3/8 of each end, 1/8 of each opposite corner
+    assert any(np.allclose(m, [0.5, 0.5, 0]) for m in mids)
+
+
+def test_skin_knows_palm_from_back_and_puts_nails_on_the_back(surface):
+    from handmesh.render.skin import draw_skin_look, shade
+
+    nails = np.unique(surface.faces[surface.nail_faces])
+    assert len(nails) > 0
+    for finger in range(5):  # every finger, the thumb too, has its nail on the dorsal side
+        on = nails[surface.finger[nails] == finger]
+        assert len(on) >= 5 and (surface.palmar[on] < 0).all(), finger
+    rng = np.random.default_rng(0)
+    look = draw_skin_look(rng, np.array([0.45, 0.3, 0.2]))
+    colour = shade(surface, look)
+    assert colour.shape == (surface.n_vertices, 3) and colour.dtype == np.float32
+    palm = (surface.finger < 0) & (surface.palmar > 0.7)
+    back = (surface.finger < 0) & (surface.palmar < -0.7)
+    assert colour[palm].mean() > colour[back].mean() + 0.05  # dark skin: a much lighter palm
+
+
+def test_forearm_leaves_the_wrist_away_from_the_fingers():
+    from handmesh.render.forearm import draw_arm_look, forearm_mesh
+
+    joints = np.zeros((21, 3))
+    joints[:, 2] = 0.5
+    joints[9] = [0.0, -0.09, 0.5]  # fingers up in the image
+    joints[5], joints[17] = [0.03, -0.085, 0.5], [-0.03, -0.08, 0.5]
+    arm = replace(draw_arm_look(np.random.default_rng(1)), flex=0.0, deviation=0.0, sleeve_from=0.1)
+    verts, faces, colours = forearm_mesh(
+        joints, "right", arm, np.array([0.8, 0.6, 0.5]), np.array([0.9, 0.7, 0.6])
+    )
+    assert faces.max() < len(verts) and colours.shape == (len(verts), 3)
+    assert verts[:, 1].max() > 0.25  # down the picture, far past the wrist
+    far = verts[:, 1] > 0.15
+    assert np.allclose(colours[far][:, :3].mean(0), arm.sleeve, atol=0.3)  # in its sleeve there
+
+
+def test_appearance_never_changes_a_label(realistic):
+    """Plain and realistic pictures, with and without the arm and objects, share every label; the mask is
+    the hand's own silhouette whatever is drawn around it."""
+    plain = SynthStream(replace(realistic.cfg, appearance="plain"))
+    armless = SynthStream(replace(realistic.cfg, forearm_prob=0.0, object_prob=0.0))
+    crowded = SynthStream(replace(realistic.cfg, forearm_prob=1.0, object_prob=1.0, occluder_prob=1.0))
+    for i in (0, 3):
+        ref = realistic.record(i)
+        for other in (plain.record(i), armless.record(i), crowded.record(i)):
+            for key in ("joints3d", "vertices", "K", "mano_pose", "betas"):
+                assert np.array_equal(getattr(ref, key), getattr(other, key)), key
+        assert np.array_equal(ref.mask, armless.record(i).mask) and np.array_equal(
+            ref.mask, crowded.record(i).mask
+        )
+        p = plain.record(i).mask  # the plain renderer's depth silhouette: the same hand to a boundary pixel
+        assert (ref.mask & p).sum() / (ref.mask | p).sum() > 0.85
+    for s in (plain, armless, crowded):
+        s.close()
+
+
+def test_arm_and_skin_are_drawn_outside_the_mask(realistic):
+    """The forearm is in the picture but not in the mask: pixels outside the hand's silhouette change."""
+    cfg = replace(realistic.cfg, occluder_prob=0.0, object_prob=0.0, camera=NO_EFFECTS, size=96)
+    with_arm = SynthStream(replace(cfg, forearm_prob=1.0)).record(2)
+    without = SynthStream(replace(cfg, forearm_prob=0.0)).record(2)
+    outside = ~with_arm.mask
+    changed = np.abs(with_arm.image.astype(int) - without.image.astype(int)).max(2) > 12
+    assert changed[outside].mean() > 0.01
+
+
+def test_a_seed_fixes_every_pixel_and_seeds_differ(realistic):
+    again = SynthStream(SynthConfig(seed=11, size=S))
+    a, b = realistic.record(4), again.record(4)
+    # llvmpipe may shade a boundary pixel one grey level differently between renderer instances
+    assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 2
+    other = SynthStream(SynthConfig(seed=12, size=S)).record(4)
+    assert np.abs(a.image.astype(int) - other.image.astype(int)).mean() > 5
+
+
+def test_user_backgrounds_skip_bad_files_with_one_line(tmp_path, capsys):
+    import cv2
+
+    from handmesh.data.scenes import BackgroundPool
+
+    folder = tmp_path / "bg"
+    folder.mkdir()
+    photo = np.zeros((40, 60, 3), np.uint8)
+    photo[:, :30] = (200, 30, 30)
+    cv2.imwrite(str(folder / "good.png"), photo)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    (folder / "notes.txt").write_text("ignored: not an image name")
+    pool = BackgroundPool(folder)
+    err = capsys.readouterr().err
+    assert len(pool) == 1 and err.count("background skipped") == 1 and "broken.jpg" in err
+    crop = pool.draw(np.random.default_rng(0), 32, 32)
+    assert crop.shape == (32, 32, 3) and crop.dtype == np.uint8
+    stream = SynthStream(SynthConfig(seed=1, size=S, backgrounds=str(folder), photo_background_prob=1.0))
+    image = stream.record(0).image
+    assert image.shape == (S, S, 3)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(HandmeshError, match="no readable images"):
+        BackgroundPool(empty)
+    with pytest.raises(HandmeshError, match="not a folder"):
+        SynthStream(SynthConfig(size=S, backgrounds=str(tmp_path / "missing")))
+
+
+def test_bad_appearance_settings_are_refused():
+    with pytest.raises(HandmeshError, match="appearance"):
+        SynthStream(SynthConfig(size=S, appearance="photoreal"))
+    with pytest.raises(HandmeshError, match="subdivisions"):
+        SynthStream(SynthConfig(size=S, subdivisions=5))
+
+
+def test_realism_benchmark_at_toy_size(tmp_path):
+    pytest.importorskip("mediapipe")
+    from handmesh.cli import main
+
+    out = tmp_path / "realism.json"
+    sheet = tmp_path / "sheet.png"
+    rc = main(
+        [
+            "bench", "realism", "--count", "1", "--size", "96", "--cost-images", "2",
+            "--json", str(out), "--sheet", str(sheet),
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    result = json.loads(out.read_text())
+    for appearance in ("plain", "realistic"):
+        entry = result["appearances"][appearance]
+        for setting in ("clean", "default"):
+            for view in ("as_rendered", "padded"):
+                assert entry[setting][view]["pictures"] == 2
+                assert 0.0 <= entry[setting][view]["found"] <= 1.0
+        assert entry["cost"]["workers_1"]["images_per_s"] > 0
+    assert set(result["cost_ratio_realistic_to_plain"]) == {"workers_1", "workers_2"}
+    assert "cpu" in json.dumps(result["machine"]).lower()
+    assert Path(sheet).stat().st_size > 0
