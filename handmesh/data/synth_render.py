@@ -100,11 +100,13 @@ def _held_object(rng: np.random.Generator, joints: np.ndarray, side: str):
 def hand_silhouette(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: int) -> np.ndarray:
     """The hand model's silhouette (size, size) bool: its triangles filled in the image (no GL)."""
     uv = project_points_np(np.asarray(vertices, np.float64), np.asarray(K, np.float64))
-    mask = np.zeros((size, size), np.uint8)
-    tri = np.round(uv[faces] * 16).astype(np.int32)  # 4 fractional bits
+    # 4x4 samples per pixel, a pixel in the mask when half its samples are: the renderer's own coverage
+    # rule (pixel centres at integer coordinates), not every pixel an edge touches
+    fine = np.zeros((4 * size, 4 * size), np.uint8)
+    tri = np.round((4 * uv[faces] + 1.5) * 16).astype(np.int32)  # 4 fractional bits
     for t in tri:
-        cv2.fillConvexPoly(mask, t, 1, cv2.LINE_8, 4)
-    return mask.astype(bool)
+        cv2.fillConvexPoly(fine, t, 1, cv2.LINE_8, 4)
+    return fine.reshape(size, 4, size, 4).mean((1, 3)) >= 0.5
 
 
 class SynthRenderer:
@@ -148,8 +150,8 @@ class SynthRenderer:
 
         look = draw_skin_look(rng, skin)
         colours = shade(self.surface, look)
-        positions = self.surface.positions(vertices)
         faces = self.surface_faces[side]
+        positions = self.surface.positions(vertices, faces)
         nails = self.nail_faces
         parts = [
             Part(positions, faces[~nails], colours, look.roughness),

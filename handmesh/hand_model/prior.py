@@ -122,7 +122,7 @@ def _build(name: str) -> np.ndarray:
     elif name == "grasp":  # a power grasp around a bottle or a handle
         for k, finger in enumerate(LONG_FINGERS):
             _finger(pose, finger, (0.85 + 0.05 * k, 1.05, 0.6))
-        _thumb(pose, oppose=0.6, abduct=-0.3, flex=(0.15, 0.35, 0.3))
+        _thumb(pose, oppose=0.4, abduct=-0.3, flex=(0.1, 0.3, 0.3))
     elif name == "claw":
         for finger in LONG_FINGERS:
             _finger(pose, finger, (0.25, 1.25, 0.95))
@@ -137,13 +137,11 @@ def _build(name: str) -> np.ndarray:
     return pose.reshape(NUM_POSE)
 
 
+# the poses `sample_poses` mixes (the stand-in's shipped pose basis is built from its samples: changing
+# this list changes that asset)
+BASE_POSES: tuple[str, ...] = ("flat", "relaxed", "fist", "spread", "pinch", "point")
 NAMED_POSES: tuple[str, ...] = (
-    "flat",
-    "relaxed",
-    "fist",
-    "spread",
-    "pinch",
-    "point",
+    *BASE_POSES,
     "peace",
     "thumbs_up",
     "ok",
@@ -176,9 +174,9 @@ def clamp_to_limits(pose):
 def sample_poses(n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
     """n plausible articulations (n,45) flat-relative: blends of the named poses, per-finger curl, noise."""
     rng = np.random.default_rng(rng)
-    bases = np.stack([_build(name) for name in NAMED_POSES])  # (6,45)
+    bases = np.stack([_build(name) for name in BASE_POSES])  # (6,45)
     fist = _build("fist").reshape(15, 3)
-    mix = rng.dirichlet(np.full(len(NAMED_POSES), 0.6), size=n)  # (n,6)
+    mix = rng.dirichlet(np.full(len(BASE_POSES), 0.6), size=n)  # (n,6)
     pose = (mix @ bases).reshape(n, 15, 3)
     # Each finger curls a bit more or less on its own (fingers move semi-independently).
     for finger in (*LONG_FINGERS, "thumb"):

@@ -43,15 +43,19 @@ class HandSurface:
     # v 0 at the wrist .. 1 at the knuckles (meaningful on the palm)
     rest: np.ndarray  # (V', 3) rest positions (metres), for noise that sticks to the skin
     nail_faces: np.ndarray  # (F',) bool, faces of the nail plates (glossier material)
+    relief: np.ndarray  # (V',) metres along the normal: palm pads, knuckles, finger pads
 
     @property
     def n_vertices(self) -> int:
         """Vertices of the render mesh."""
         return self.matrix.shape[0]
 
-    def positions(self, vertices: np.ndarray) -> np.ndarray:
-        """Render-mesh positions (V', 3) of a posed model mesh (778, 3)."""
-        return np.asarray(self.matrix @ np.asarray(vertices, np.float64), np.float32)
+    def positions(self, vertices: np.ndarray, faces: np.ndarray | None = None) -> np.ndarray:
+        """Render-mesh positions (V', 3) of a posed model mesh (778, 3), with the relief pushed out along the
+        normals of `faces` (the render faces of the hand's side: a mirrored hand has reversed winding)."""
+        base = np.asarray(self.matrix @ np.asarray(vertices, np.float32), np.float32)
+        normals = vertex_normals(base, self.faces if faces is None else faces)
+        return base + self.relief[:, None] * normals
 
     @classmethod
     def from_hand_model(cls, hand, levels: int = 2) -> HandSurface:
@@ -112,6 +116,7 @@ class HandSurface:
             & (t < 0.97)
         )
         nail_faces = nail[sub_faces].all(1)
+        relief = _relief(finger, segment, t, palmar, palm_uv, joints, wrist, pinky_mcp, up, across)
         return cls(
             matrix=matrix.astype(np.float32),
             faces=sub_faces,
@@ -123,7 +128,38 @@ class HandSurface:
             palm_uv=palm_uv,
             rest=rest,
             nail_faces=nail_faces,
+            relief=relief.astype(np.float32),
         )
+
+
+def _relief(finger, segment, t, palmar, palm_uv, joints, wrist, pinky_mcp, up, across) -> np.ndarray:
+    """Displacement (metres) of the render surface: the palm's thenar and hypothenar pads and hollow,
+    knuckles on the back, pads on the fingers' palmar side (the shapes a smooth tube hand lacks)."""
+    pal = np.clip(palmar, 0, 1)
+    dor = np.clip(-palmar, 0, 1)
+    palm = finger < 0
+    u, v = palm_uv[:, 0], palm_uv[:, 1]
+    out = (
+        palm
+        * pal
+        * (
+            0.0055 * _band(u, 0.85, 0.16) * _band(v, 0.3, 0.2)  # thenar: the ball of the thumb
+            + 0.0035 * _band(u, 0.08, 0.12) * _band(v, 0.4, 0.22)  # hypothenar: the little finger's side
+            - 0.0025 * _band(u, 0.5, 0.2) * _band(v, 0.55, 0.16)  # the hollow of the palm
+            + 0.002 * _band(v, 0.92, 0.05)  # the pads under the knuckles
+        )
+    )
+    knuckle_u = [
+        ((joints[FINGER_MANO_JOINTS[k][0]] - pinky_mcp) @ across) / (across @ across) for k in FINGERS[1:]
+    ]
+    knuckles = sum(_band(u, ku, 0.07) for ku in knuckle_u)
+    out = out + palm * dor * 0.003 * _band(v, 1.0, 0.07) * knuckles
+    on = finger >= 0
+    out = out + on * pal * 0.0015 * (
+        (segment == 2) * _band(t, 0.6, 0.2) + (segment < 2) * _band(t, 0.5, 0.22)
+    )
+    out = out + on * dor * 0.0015 * (segment == 1) * _band(t, 0.0, 0.12)
+    return out
 
 
 @dataclass
