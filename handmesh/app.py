@@ -132,16 +132,26 @@ def stream_stats(pipe, result, fps: float, timings: dict[str, float], server_ms:
     )
 
 
+def header_text(state: DemoState, source: str | None) -> str:
+    """The page's header: the mesh source in use and what it is (a model: what it was trained on)."""
+    notes = "".join(f"  \n{note}" for note in state.notes)
+    name = source if source in state.sources.names else state.sources.default
+    return (
+        "# handmesh — 3D hand meshes from one RGB camera\n"
+        f"**Mesh source:** {name}  \n{state.sources.about(name)}{notes}"
+    )
+
+
 def build_demo(state: DemoState):
     """The gr.Blocks page."""
     import gradio as gr
 
     from handmesh.pipeline.media import export_meshes, h264_available, write_image
     from handmesh.pipeline.predictor import run_on_image, run_on_video
+    from handmesh.pipeline.schema import hands_summary
 
     cfg = state.cfg
     choices = state.sources.names
-    notes = "  \n".join(state.notes)
 
     def settings(max_hands, smoothing, skeleton, opacity, selfie=False) -> dict:
         if not 1 <= int(max_hands) <= MAX_HANDS_LIMIT:  # the API can ask for what the slider cannot
@@ -186,14 +196,15 @@ def build_demo(state: DemoState):
             out = run_on_image(pipe, image)
         except HandmeshError as exc:
             raise gr.Error(without_paths(one_line(exc))) from None
-        stem = state.outputs.stem("image")
+        # downloads carry the upload's name when the image came as a file
+        stem = state.outputs.stem("image", image if isinstance(image, (str, Path)) else None)
         files = export_meshes(out.meshes, stem) if out.meshes else []
         params_path = stem.with_name(stem.name + "_params.json")
         params_path.write_text(json.dumps(out.data))
         glb = next((str(f) for f in files if f.suffix == ".glb"), None)
-        found = f"{len(out.meshes)} hand{'' if len(out.meshes) == 1 else 's'} found"
-        # said as a notice on the tab: a component update would change what API clients receive
-        gr.Info(found)
+        # said as a notice on the tab ("2 hand(s), 1 implausible"): a component update would change what
+        # API clients receive
+        gr.Info(hands_summary(out.data["hands"]))
         # a file of this request's own: returned as an array, Gradio would write it to <cache>/<content
         # hash>/image.png and rewrite that file whenever the same picture came back, while another client
         # was downloading it ("Too little data for declared Content-Length" under load)
@@ -217,7 +228,7 @@ def build_demo(state: DemoState):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         session = state.sessions.get(_session_key(request))
         pipe = session.pipeline(source, "video", **settings(max_hands, smoothing, skeleton, opacity))
-        stem = state.outputs.stem("video")
+        stem = state.outputs.stem("video", path)  # downloads keep the uploaded file's name
         # H.264 MP4 plays in every browser; without PyAV only OpenCV's MPEG-4 Part 2 is there, which
         # browsers do not play, so fall back to VP8 WebM
         out_path = stem.with_name(stem.name + "_overlay" + (".mp4" if h264_available() else ".webm"))
@@ -252,10 +263,7 @@ def build_demo(state: DemoState):
     # uploads and the files Gradio copies into its cache (GLBs, videos) are deleted after an hour, and
     # all of them when the server stops
     with gr.Blocks(title="handmesh: real-time 3D hand meshes", delete_cache=(600, 3600)) as demo:
-        gr.Markdown(
-            "# handmesh — 3D hand meshes from one RGB camera\n"
-            f"**Mesh source:** {state.sources.default}" + (f"  \n{notes}" if notes else "")
-        )
+        header = gr.Markdown(header_text(state, state.sources.default))
         with gr.Row():
             # wide enough for the longest source name (a lone choice was cut off)
             source = gr.Dropdown(
@@ -273,6 +281,8 @@ def build_demo(state: DemoState):
             skeleton = gr.Checkbox(value=False, label="Skeleton")
             opacity = gr.Slider(0.1, 1.0, value=0.85, step=0.05, label="Mesh opacity")
         controls = [source, max_hands, smoothing, skeleton, opacity]
+        # the header names the source the dropdown picked, and what it was trained on
+        source.change(lambda name: header_text(state, name), source, header, api_visibility="private")
         with gr.Tab("Webcam"):
             with gr.Row():
                 cam = gr.Image(

@@ -12,6 +12,7 @@ it is, and deletes all but the newest `keep` frames.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -62,26 +63,51 @@ class FrameFiles:
             self._written = []
 
 
+RESULT_PREFIX = "r-"  # the folders `OutputFolder.stem` makes for named results (others, e.g. examples, stay)
+
+
+def safe_stem(upload: str | os.PathLike, fallback: str) -> str:
+    """The stem of an uploaded file's name as a safe file name (letters, digits, `-`, `_`, `.`; at most
+    60 characters), or `fallback` when nothing is left. Only the name is used, never the folders."""
+    stem = Path(str(upload)).stem
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in stem).strip("._")
+    return cleaned[:60] or fallback
+
+
 class OutputFolder:
     """A temporary folder for the app's downloads; files older than `max_age_s` go as new ones come."""
 
     def __init__(self, prefix: str = "handmesh-app-", max_age_s: float = 3600.0, parent=None):
         self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
         self.max_age_s = float(max_age_s)
+        self._count = itertools.count()  # two results in one clock tick still get two folders
 
-    def stem(self, kind: str) -> Path:
-        """A fresh file stem (no suffix) for one result; prunes expired files first."""
+    def stem(self, kind: str, upload: str | os.PathLike | None = None) -> Path:
+        """A fresh file stem (no suffix) for one result; prunes expired files first.
+
+        With `upload` (the uploaded file's path) the result's files are named after it, in a folder of
+        their own (`r-<time>/clip_overlay.mp4`): downloads keep the user's file name and two uploads of
+        the same name never share files. Only the name's stem is used, reduced to safe characters.
+        """
         self.prune()
-        return self.path / f"{kind}-{time.time_ns()}"
+        if upload is None:
+            return self.path / f"{kind}-{time.time_ns()}"
+        folder = self.path / f"{RESULT_PREFIX}{time.time_ns()}-{next(self._count)}"
+        folder.mkdir()
+        return folder / safe_stem(upload, kind)
 
     def prune(self, now: float | None = None) -> int:
-        """Delete files older than max_age_s; returns how many went."""
+        """Delete files and result folders older than max_age_s; returns how many went."""
         now = time.time() if now is None else now
         gone = 0
         for f in self.path.iterdir():
             try:
-                if f.is_file() and now - f.stat().st_mtime > self.max_age_s:
+                expired = now - f.stat().st_mtime > self.max_age_s
+                if expired and f.is_file():
                     f.unlink()
+                    gone += 1
+                elif expired and f.is_dir() and f.name.startswith(RESULT_PREFIX):
+                    shutil.rmtree(f, ignore_errors=True)
                     gone += 1
             except FileNotFoundError:  # another request pruned it first
                 pass

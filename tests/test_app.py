@@ -92,6 +92,9 @@ def test_process_video_api(app_url):
     data = json.loads(open(frames_json).read())
     assert len(data["frames"]) == 5 and all(len(f["hands"]) == 1 for f in data["frames"])
     assert "5 frames" in message
+    # downloads keep the uploaded file's name
+    assert os.path.basename(frames_json) == "clip_frames.json"
+    assert os.path.basename(meshes) == "clip_meshes.npz" and os.path.basename(path) == "clip_overlay.mp4"
     assert np.load(meshes)["vertices"].shape == (5, 1, 778, 3)  # every frame's mesh, one hand slot
 
 
@@ -117,3 +120,18 @@ def test_demo_runtime_option(app_url, capsys):
     assert MeshSources(detector="static:0,0,10,10").names == [LANDMARK_FIT]  # no model file
     with pytest.raises(SystemExit):
         parse_config(["--runtime", "tensorrt"])
+
+
+def test_header_follows_the_chosen_mesh_source(app_url):
+    """The page's header names the source the dropdown picked, and what a model was trained on."""
+    from handmesh.app import header_text
+    from handmesh.pipeline.sessions import LANDMARK_FIT
+
+    _, _, state = app_url
+    model = header_text(state, state.sources.default)
+    assert f"**Mesh source:** {state.sources.default}" in model
+    assert "training data not recorded" in model  # save_model without training notes
+    fit = header_text(state, LANDMARK_FIT)
+    assert f"**Mesh source:** {LANDMARK_FIT}" in fit and "no training" in fit
+    assert state.sources.default not in fit
+    assert "Test detector in use" in fit  # the page's notes stay under whichever source

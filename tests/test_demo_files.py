@@ -52,3 +52,23 @@ def test_example_inputs_are_rendered_hands(tmp_path):
     differs = np.abs(still.astype(int) - background(160, 120)).max(axis=2) > 20
     assert differs.mean() > 0.02, "no hand drawn over the background"
     assert len(list(iter_video(video))) == 3
+
+
+def test_named_results_keep_the_upload_name_in_their_own_folder(tmp_path):
+    """Issue 20 §5: the demo's downloads keep the uploaded file's name (its stem only, made safe), and two
+    uploads of one name never share files; expired result folders go like expired files."""
+    from handmesh.demo_files import OutputFolder, safe_stem
+
+    out = OutputFolder(max_age_s=60.0, parent=tmp_path)
+    a = out.stem("video", "/tmp/gradio/abc123/My clip (1).mp4")
+    b = out.stem("video", "My clip (1).mp4")
+    assert a.name == b.name == "My_clip__1" and a.parent != b.parent and a.parent.parent == out.path
+    assert safe_stem("../../etc/passwd", "video") == "passwd" and safe_stem("...", "image") == "image"
+    a.with_name(a.name + "_overlay.mp4").write_bytes(b"x")
+    past = time.time() - 120
+    os.utime(a.parent, (past, past))
+    (out.path / "examples").mkdir()
+    os.utime(out.path / "examples", (past, past))
+    out.prune()
+    assert not a.parent.exists() and b.parent.exists() and (out.path / "examples").exists()
+    out.close()

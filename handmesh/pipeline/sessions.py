@@ -27,6 +27,18 @@ from handmesh.pipeline.predictor import build_detector, load_runtime
 from handmesh.pipeline.stream import LiveFeed
 
 LANDMARK_FIT = "Landmark fit (MediaPipe landmarks + hand model)"
+
+
+def model_training_note(path: str | Path) -> str:
+    """What a model file says about its training (`model_file.training_note`); an ONNX export records none."""
+    if Path(path).suffix.lower() == ".onnx":
+        return "an ONNX export: its training data is not recorded in it"
+    from handmesh.checkpoint import load_checkpoint
+    from handmesh.models.model_file import training_note
+
+    return training_note(load_checkpoint(path))
+
+
 JOBS = ("live", "video", "image")
 
 
@@ -51,12 +63,17 @@ class MeshSources:
         self.detector = detector
         self.renderer = MeshRenderer(64, 64)
         self._estimators: dict[str, Callable[[], MeshEstimator]] = {}
+        self._about: dict[str, str] = {}
         model = onnx if onnx is not None else checkpoint
         if model is not None:
             rt = load_runtime(model, runtime, threads=threads)
             self._estimators[f"Model: {rt.name}"] = lambda: ModelEstimator(rt)
+            self._about[f"Model: {rt.name}"] = model_training_note(model)
         fit = LandmarkFitEstimator()
         self._estimators[LANDMARK_FIT] = lambda: LandmarkFitEstimator(fit.hand, fit.config)
+        self._about[LANDMARK_FIT] = (
+            f"the {fit.hand.kind} hand model fitted to MediaPipe's 21 landmarks of each hand (no training)"
+        )
         self._templates = {name: make() for name, make in self._estimators.items()}
 
     @property
@@ -68,6 +85,10 @@ class MeshSources:
     def default(self) -> str:
         """The mesh source used when a client names none."""
         return self.names[0]
+
+    def about(self, name: str | None) -> str:
+        """What source `name` is in a sentence: for a model, what it was trained on."""
+        return self._about[self._resolve(name)]
 
     def model_name(self, name: str) -> str:
         """What produces the meshes of source `name`, in words."""
