@@ -51,25 +51,27 @@ def test_views_map_back_to_image_pixels():
 
 
 def test_merge_keeps_each_hand_once_and_votes_its_side():
-    a_whole = _Seen(_hand(10, 10, "right", 0.9), room=0.5, view="whole")
-    a_pad = _Seen(_hand(11, 10, "left", 0.6), room=2.0, view="pad")
-    a_win = _Seen(_hand(10, 11, "right", 0.95), room=0.1, view="win")
+    a_whole = _Seen(_hand(10, 10, "right", 0.9, size=40), room=0.5, view="whole")
+    a_pad = _Seen(_hand(11, 10, "left", 0.6, size=44), room=2.0, view="pad")
+    a_win = _Seen(_hand(10, 11, "right", 0.95, size=48), room=0.0, view="win")  # at its window's edge
     b = _Seen(_hand(120, 40, "left", 0.8), room=1.0, view="whole")
     hands = merge_views([a_whole, a_pad, a_win, b], SearchConfig())
     assert len(hands) == 2
     a = min(hands, key=lambda h: h.box[0])
-    # the roomiest view's landmarks are kept; two confident "right" votes beat one unsure "left"
+    # the largest sighting not cut by a view's edge is kept; two confident "right" votes beat one unsure "left"
     np.testing.assert_allclose(a.keypoints2d, a_pad.det.keypoints2d)
     assert a.handedness == "right" and 0.5 < a.side_confidence < 0.95
     assert max(hands, key=lambda h: h.box[0]).handedness == "left"
 
 
-def test_two_hands_of_one_view_stay_two_hands():
-    """Palms pressed together: two overlapping detections of one view are two hands, not a duplicate."""
-    left = _Seen(_hand(10, 10, "left", 0.9), room=1.0, view="win")
-    right = _Seen(_hand(12, 11, "right", 0.9), room=1.0, view="win")
-    again = _Seen(_hand(11, 10, "left", 0.9), room=0.5, view="whole")
-    hands = merge_views([left, right, again], SearchConfig())
+def test_fragments_merge_but_touching_hands_stay_two():
+    """A window's piece of a hand is that hand; two overlapping hands from two wrists are two hands."""
+    whole = _Seen(_hand(10, 10, "right", 0.9, size=80), room=1.0, view="whole")
+    piece = _Seen(_hand(50, 40, "left", 0.9, size=25), room=0.0, view="win")
+    assert len(merge_views([whole, piece], SearchConfig())) == 1
+    other = _hand(30, 10, "left", 0.9, size=80)
+    other.keypoints2d = other.keypoints2d[::-1].copy()  # its wrist at the far end: another arm
+    hands = merge_views([whole, _Seen(other, 1.0, "whole")], SearchConfig())
     assert sorted(h.handedness for h in hands) == ["left", "right"]
 
 

@@ -10,14 +10,15 @@ keypoints lie within 30 % of the hand's size of each other on average (one detec
 first); a second detection of a matched hand is a duplicate; one matching no labelled hand is
 "unmatched" (a false hand, or a hand the labels skip: COCO-WholeBody labels only clear hands). Hands are
 bucketed by size (the longer side of their labelled keypoints' box): < 40, 40-100, > 100 px. Time per
-640x480 image: each real image letterboxed into 640x480, detected once untimed, then timed
-(`--repeats`); its ratio to "today" is the cost of the search, measured within this run.
+640x480 image: each real image letterboxed into 640x480; the settings take turns on each image (after
+one untimed run each), so the machine's load hits them alike, and each setting's time ratio to the first
+setting is the median of the per-image ratios.
 
-Clips: a 30-frame video of one unchanging photo (each real image with a hand of 40 px or more, written
-as H.264 and read back like a user's video) and rendered clips of two moving hands
-(`handmesh.pipeline.synthetic`), through the video path (MediaPipe tracking, the landmark fit), with the
-side votes of `handmesh.pipeline.tracking.TrackSides` off (per-frame labels, as before) and on: side
-switches per track-minute, and for renders the share of frames whose side is right. Writes
+Clips: 30-frame videos of one unchanging picture (each real photo with a hand of 40 px or more, and the
+first `--still-renders` renders), written as H.264 and read back like a user's video, and rendered clips
+of two moving hands (`handmesh.pipeline.synthetic`), through the video path (MediaPipe tracking, the
+landmark fit), with the side votes of `handmesh.pipeline.tracking.TrackSides` off (per-frame labels, as
+before) and on: side switches per track-minute, and the share of frames whose side is right. Writes
 bench/results/detect_cpu.json.
 """
 
@@ -68,7 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per 640x480 image")
     parser.add_argument("--clip-frames", dest="clip_frames", type=int, default=30, help="frames per clip")
     parser.add_argument(
-        "--render-clips", dest="render_clips", type=int, default=4, help="rendered two-hand clips (0: none)"
+        "--still-renders",
+        dest="still_renders",
+        type=int,
+        default=20,
+        help="clips of the first renders, each a still picture like the photos' clips",
+    )
+    parser.add_argument(
+        "--render-clips", dest="render_clips", type=int, default=2, help="rendered clips of two moving hands"
     )
     parser.add_argument("--no-clips", dest="clips", action="store_false", help="skip the clip part")
     parser.add_argument("--json", default=str(RESULTS), help="output JSON")
@@ -335,30 +343,44 @@ def _letters(tracks) -> dict[str, str]:
     return {str(k): "".join(side[0].upper() for side, _ in v) for k, v in tracks.items()}
 
 
-def run_clips(stills: list[Item], args) -> dict:
-    """Still-photo clips of the real images and rendered moving clips, side votes off and on."""
+def _truth_detections(item: Item) -> list:
+    """An item's labelled hands as detections (box and side), for judging a clip's sides."""
+    from handmesh.pipeline.detector import HandDetection
+
+    out = []
+    for t in item.hands:
+        kp = t.keypoints[t.labelled]
+        out.append(HandDetection(box=np.concatenate([kp.min(axis=0), kp.max(axis=0)]), handedness=t.side))
+    return out
+
+
+def run_clips(items: list[Item], args) -> dict:
+    """Clips of still pictures (real photos, renders) and rendered moving clips, side votes off and on."""
     from handmesh.pipeline.synthetic import render_hand_video
 
-    stills = [it for it in stills if any(t.size >= 40 for t in it.hands)]
+    stills = [it for it in items if it.kind == "real" and any(t.size >= 40 for t in it.hands)]
+    stills += [it for it in items if it.kind == "render"][: args.still_renders]
     with tempfile.TemporaryDirectory(prefix="handmesh-bench-detect-") as tmp:
         videos = [_video_frames(it.image, args.clip_frames, Path(tmp)) for it in stills]
-    rendered = [
+    moving = [
         render_hand_video(3 * args.clip_frames, hands=2, seed=BENCH_SEED + args.seed + c)
         for c in range(args.render_clips)
     ]
-    out: dict[str, dict] = {"still_photos": {}, "rendered": {}}
+    out: dict[str, dict] = {"still_photos": {}, "still_renders": {}, "moving_renders": {}}
     for votes in (False, True):
         key = "votes" if votes else "per_frame"
-        runs = [clip_sides(frames, votes) for frames in videos]
-        out["still_photos"][key] = dict(
-            clip_summary(runs),
-            sides={it.name: _letters(t) for it, t in zip(stills, runs, strict=True)},
-        )
-        if rendered:
-            runs = [clip_sides(v.frames, votes, v.K, v.detections) for v in rendered]
-            out["rendered"][key] = dict(clip_summary(runs), sides=[_letters(t) for t in runs])
-    out["still_photos"]["frames_per_clip"] = args.clip_frames
-    out["rendered"]["frames_per_clip"] = 3 * args.clip_frames
+        for kind, part in (("real", "still_photos"), ("render", "still_renders")):
+            chosen = [(it, v) for it, v in zip(stills, videos, strict=True) if it.kind == kind]
+            runs = [clip_sides(v, votes, truth=[_truth_detections(it)] * len(v)) for it, v in chosen]
+            out[part][key] = dict(
+                clip_summary(runs),
+                sides={it.name: _letters(t) for (it, _), t in zip(chosen, runs, strict=True)},
+            )
+        if moving:
+            runs = [clip_sides(v.frames, votes, v.K, v.detections) for v in moving]
+            out["moving_renders"][key] = dict(clip_summary(runs), sides=[_letters(t) for t in runs])
+    out["still_photos"]["frames_per_clip"] = out["still_renders"]["frames_per_clip"] = args.clip_frames
+    out["moving_renders"]["frames_per_clip"] = 3 * args.clip_frames
     return out
 
 
@@ -418,7 +440,7 @@ def run(args: argparse.Namespace) -> int:
         "machine_at_start": machine,
     }
     if args.clips:
-        out["clips"] = run_clips(items[:n_real], args)
+        out["clips"] = run_clips(items, args)
         for name, part in out["clips"].items():
             for key in ("per_frame", "votes"):
                 if key in part:

@@ -5,13 +5,15 @@ MediaPipe's palm detector sees the whole image shrunk to 192x192 px, so it misse
 still-image graph (the full landmark model by default) over several *views* of one image and merges
 what they find:
 
-1. the whole image, and the whole image padded by a border (a hand that fills the frame gets context);
-2. coarse-to-fine windows: when fewer hands than asked for were found, or the image is large, overlapping
-   windows of 1/2 (then, for `thorough`, 1/3) of the image's side, each of which the palm detector sees
-   enlarged;
-3. optionally (`pose=True`, part of `thorough`) MediaPipe Holistic: the body's pose, hand boxes re-cropped
-   from its wrists, and each of those hands' side from the body (the person's left or right wrist) --
-   a side vote that does not depend on how the hand looks.
+1. the whole image, and the whole image padded by a border of its own edge pixels (a hand that fills the
+   frame gets context); `thorough` adds more borders and the mirrored image (whose side, mirrored back,
+   is a second opinion);
+2. coarse-to-fine windows: overlapping windows (`fast`: 2x2 of 70 % of each side, only when no hand was
+   found yet; `thorough`: 3x3 of 85 %, 70 % and 50 % while fewer hands than asked for were found), each
+   of which the palm detector sees enlarged; a large image (a side of 1000 px or more) always gets them;
+3. with `pose=True` (part of `thorough`) MediaPipe Holistic: the body's pose, hands re-cropped from its
+   wrists, and each hand's side from the body (the person's left or right wrist) -- a side vote that
+   does not depend on how the hand looks. Holistic follows one person.
 
 Hands found in several views are merged by box overlap or keypoint distance; the kept detection is the one
 seen with most room around it (least likely cut by a window edge). Each hand's side is the
@@ -24,10 +26,11 @@ Usage (the `handmesh.pipeline.detector.Detector` interface; `detect` always sear
     from handmesh.pipeline.search import StillImageDetector
     detector = StillImageDetector(max_hands=4, search="fast")   # or "thorough"
     hands = detector.detect(rgb_uint8_image)                     # list[HandDetection], FreiHAND order
+    detector.close()
 
-`build_detector("mediapipe", search="fast")` (handmesh.pipeline.predictor) returns one for still
-images; `handmesh predict`, `handmesh label` and `evaluate --source landmark-fit` take `--search`.
-Measured by `handmesh bench detect` (bench/results/detect_cpu.json).
+`build_detector("mediapipe", max_hands, search="fast")` (handmesh.pipeline.predictor) gives one whose
+video frames go to the usual tracking detector; `handmesh predict`, `handmesh label` and `evaluate`'s
+landmark fit take `--search`. Measured by `handmesh bench detect` (bench/results/detect_cpu.json).
 """
 
 from __future__ import annotations
@@ -62,17 +65,21 @@ class SearchConfig:
 
     search: str = "fast"
     model_complexity: int = 1  # MediaPipe's full landmark model: finds clearly more hands in photos
-    min_detection_confidence: float = 0.3
-    pads: tuple[float, ...] = (0.3,)  # padded views: border on each side, fraction of the longer side
+    # palm scores this low still lead to hands here: the landmark model re-checks each candidate
+    min_detection_confidence: float = 0.2
+    pads: tuple[float, ...] = (0.5,)  # padded views: border on each side, fraction of the longer side
     flip: bool = False  # also the mirrored image (its sides flipped back: a second side vote)
     # coarse-to-fine windows, tried in turn while fewer than `window_until` hands were found (0: as many as
     # asked for) or the image is large: (window side as a fraction of the image's side, positions per axis)
-    windows: tuple[tuple[float, int], ...] = ((0.75, 2),)
+    windows: tuple[tuple[float, int], ...] = ((0.7, 2),)
     window_until: int = 1
     large_side: int = 1000  # images with a longer side from this are searched by windows regardless
     pose: bool = False  # Holistic's body-guided hands and the body's side vote
-    merge_iou: float = 0.3  # boxes overlapping at least this much are one hand ...
+    merge_iou: float = 0.3  # boxes overlapping at least this much are one hand (unless ...
+    other_wrist: float = 0.5  # ... their wrists lie this far apart, in hand sizes: two touching hands) ...
     merge_keypoints: float = 0.25  # ... or keypoints closer than this fraction of the box side on average
+    fragment_inside: float = 0.6  # ... or a box at least this much inside another ...
+    fragment_area: float = 0.35  # ... and smaller than this fraction of its area (part of a hand)
 
     @classmethod
     def preset(cls, search: str) -> SearchConfig:
@@ -82,7 +89,6 @@ class SearchConfig:
         if search == "thorough":
             return cls(
                 search=search,
-                min_detection_confidence=0.2,
                 pads=(0.15, 0.3, 0.6),
                 flip=True,
                 windows=((0.85, 3), (0.7, 3), (0.5, 3)),
@@ -161,9 +167,24 @@ def _room(box: np.ndarray, shape: tuple[int, ...]) -> float:
     return min(x0, y0, w - x1, h - y1) / side
 
 
+def _area(box: np.ndarray) -> float:
+    return max(float(box[2] - box[0]), 0.0) * max(float(box[3] - box[1]), 0.0)
+
+
 def same_hand(a: HandDetection, b: HandDetection, cfg: SearchConfig) -> bool:
-    """Whether two detections (image coordinates) are one hand: boxes overlap or keypoints coincide."""
-    if box_iou(np.asarray(a.box), np.asarray(b.box)) >= cfg.merge_iou:
+    """Whether two detections (image coordinates) are one hand: boxes overlap from about the same wrist
+    (two hands that touch overlap too, but come from two wrists), keypoints coincide, or one is a fragment
+    (a much smaller box lying mostly inside the other: part of a hand cut by a window)."""
+    ba, bb = np.asarray(a.box, dtype=np.float64), np.asarray(b.box, dtype=np.float64)
+    if box_iou(ba, bb) >= cfg.merge_iou:
+        if a.keypoints2d is None or b.keypoints2d is None:
+            return True
+        side = max(np.ptp(a.keypoints2d, axis=0).max(), np.ptp(b.keypoints2d, axis=0).max(), 1.0)
+        return float(np.linalg.norm(a.keypoints2d[0] - b.keypoints2d[0])) < cfg.other_wrist * side
+    small, large = sorted((_area(ba), _area(bb)))
+    iw = max(0.0, min(ba[2], bb[2]) - max(ba[0], bb[0]))
+    ih = max(0.0, min(ba[3], bb[3]) - max(ba[1], bb[1]))
+    if small > 0 and iw * ih >= cfg.fragment_inside * small and small < cfg.fragment_area * large:
         return True
     if a.keypoints2d is None or b.keypoints2d is None:
         return False
@@ -174,18 +195,22 @@ def same_hand(a: HandDetection, b: HandDetection, cfg: SearchConfig) -> bool:
 @dataclasses.dataclass
 class _Seen:
     det: HandDetection  # in image coordinates
-    room: float
+    room: float  # how far it stays from its view's edges, in box sides
     view: str
+
+    @property
+    def rank(self) -> tuple[bool, float]:
+        """Which sighting of a hand to keep: one not at a view's edge, then the largest (not a fragment)."""
+        return self.room >= 0.1, _area(np.asarray(self.det.box))
 
 
 def merge_views(found: list[_Seen], cfg: SearchConfig) -> list[HandDetection]:
-    """One detection per hand: clusters of the same hand across views, the roomiest view's landmarks kept,
-    the side voted by all of them."""
+    """One detection per hand: the sightings of one hand across views are merged, the best kept (see
+    `_Seen.rank`), its side the vote of all of them weighted by their size."""
     clusters: list[list[_Seen]] = []
-    for s in sorted(found, key=lambda s: -s.room):
+    for s in sorted(found, key=lambda s: s.rank, reverse=True):
         for cl in clusters:
-            # two hands of one view are two hands (palms pressed together overlap completely)
-            if same_hand(cl[0].det, s.det, cfg) and all(c.view != s.view for c in cl):
+            if same_hand(cl[0].det, s.det, cfg):
                 cl.append(s)
                 break
         else:
@@ -193,7 +218,9 @@ def merge_views(found: list[_Seen], cfg: SearchConfig) -> list[HandDetection]:
     out = []
     for cl in clusters:
         best = cl[0].det
-        p = combine_votes([side_p_right(s.det) for s in cl], [1.0 / len(cl)] * len(cl))
+        sizes = [np.sqrt(_area(np.asarray(s.det.box))) for s in cl]
+        weights = [z / max(sum(sizes), 1e-9) for z in sizes]  # a fragment's side says little
+        p = combine_votes([side_p_right(s.det) for s in cl], weights)
         side = "right" if p >= 0.5 else "left"
         out.append(
             dataclasses.replace(
@@ -268,18 +295,23 @@ class StillImageDetector:
         found: list[_Seen] = []
         names: list[str] = []
 
-        def search(views: list[View]) -> list[HandDetection]:
+        def search(views: list[View], stop_at: int | None = None) -> list[HandDetection]:
+            hands = merge_views(found, cfg)
             for v in views:
                 found.extend(self._run_view(v))
                 names.append(v.name)
-            return merge_views(found, cfg)
+                hands = merge_views(found, cfg)
+                if stop_at is not None and len(hands) >= stop_at:
+                    break  # enough hands: the remaining windows would only cost time
+            return hands
 
         hands = search(first)
         enough = min(cfg.window_until or self.max_hands, self.max_hands)
+        large = max(h, w) >= cfg.large_side
         for fraction, positions in cfg.windows:
-            if len(hands) >= enough and max(h, w) < cfg.large_side:
+            if len(hands) >= enough and not large:
                 break
-            hands = search(window_views(image, fraction, positions))
+            hands = search(window_views(image, fraction, positions), None if large else enough)
         if cfg.pose:
             hands = self._body_votes(image, hands)
             names.append("holistic")
