@@ -1,16 +1,30 @@
-"""Evaluation on a FreiHAND-layout split: the official submission file and its scores.
+"""`handmesh evaluate`: score a mesh source on any labelled dataset the trainer reads.
 
-`handmesh evaluate CKPT --data DIR --out OUT` runs the model on every image of the split (FreiHAND's
-evaluation images are already 224x224 hand crops: the whole image is the crop, resized to the model's
-input with its K scaled to match), moves the predicted hand into the camera with the model's camera and
-that K (`models.camera.cam_to_translation`), writes `OUT/pred.json` in the official format (`[xyz, verts]`,
-metres, absolute camera coordinates, evaluation order) and scores that file exactly as `handmesh score`
-does (`OUT/scores.json`, and the table on stdout).
+    handmesh evaluate CKPT --data DIR --out OUT                      # the model, labelled boxes
+    handmesh evaluate --source landmark-fit --data DIR --out OUT     # MediaPipe + the fit, no training
+    handmesh evaluate CKPT --data DIR --out OUT --detect             # find the hands first, as predict
 
-`--baseline mean` needs no checkpoint: every sample is predicted as the mean hand (zero pose relative to
-the mean, zero shape, identity global rotation) translated so that its root joint (9) sits on the ground
-truth's. The aligned (PA) metrics do not depend on that placement, since alignment removes rotation,
-scale and translation; the unaligned ones are only a reference.
+DATA is a FreiHAND-layout folder (FreiHAND, or `handmesh synth`), a custom folder with
+annotations.jsonl, or several folders joined by "+" (scored one by one and together; mix weights are
+ignored). The split: FreiHAND's evaluation split, or a custom folder's lines marked "split": "test" (every
+line when none is); `--split training` / `val` score what training saw or validated on. Every label a hand
+has is scored: 3D joints and vertices with the official FreiHAND metrics (PA-MPJPE / PA-MPVPE in mm,
+AUC, F-scores), 2D keypoints (labelled, or the 3D joints projected with a labelled K) with PCK at 0.05 /
+0.1 / 0.2 of the hand's size, its AUC over 0-0.2 and the median distance (handmesh.metrics2d).
+
+Mesh sources: a model file (`.pt` checkpoint with torch, `.onnx` with ONNX Runtime), or
+`--source landmark-fit` (MediaPipe on each image, the hand model fitted to its landmarks). By default each
+hand is cut out around its labelled box as training crops it (FreiHAND's protocol: the whole 224 px image)
+and the model's 3D joints are projected through that crop's camera, so the whole model is measured;
+`--detect` instead runs each image through the pipeline as `handmesh predict` does and reports the share
+of labelled hands it found. A hand that was not found counts as wrong in every PCK figure; the 3D scores
+are over the hands found (`found_only`) and over every hand with a miss filled by the mean hand
+(what a submission gets).
+
+For a single FreiHAND-layout folder, OUT/pred.json is the official submission file (`[xyz, verts]`,
+metres, camera coordinates, split order) and the 3D figures are exactly what `handmesh score` gives for
+it. OUT/scores.json holds every figure, the split used and the share of hands found.
+`--baseline mean` scores the mean hand placed on each ground-truth root instead (FreiHAND layout).
 """
 
 from __future__ import annotations
@@ -27,7 +41,8 @@ import torch
 from handmesh.errors import HandmeshError
 from handmesh.hand_model.joints import ROOT_JOINT
 
-SPLITS = ("evaluation", "training")
+SPLITS = ("evaluation", "training", "val")
+HAND_SPAN_M = 0.19  # wrist to middle fingertip of an adult hand: where a missed hand is put
 
 
 @torch.no_grad()
@@ -49,53 +64,47 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return torch.device(spec)
 
 
-def split_dataset(data_dir: str | Path, split: str, img_size: int) -> torch.utils.data.Dataset:
-    """The split's images as model inputs, whole image = crop, no augmentation, in file order."""
+def split_dataset(
+    data_dir: str | Path, split: str, img_size: int, val_fraction: float = 0.05, seed: int = 0
+) -> tuple[torch.utils.data.Dataset, str]:
+    """A folder's split as unaugmented crops at `img_size`, in file order, and what that split is in words."""
+    from handmesh.data import dataset_kind, open_dataset
     from handmesh.data.freihand import FreiHANDDataset
     from handmesh.data.transforms import AugmentConfig
 
     if split not in SPLITS:
         raise HandmeshError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
-    # "training" would list every background version; the ground truth has one entry per sample
-    name = "evaluation" if split == "evaluation" else "training"
-    return FreiHANDDataset(
-        data_dir, split=name, cfg=AugmentConfig(img_size=img_size), augment=False, versions=1
-    )
+    cfg = AugmentConfig(img_size=img_size)
+    held_out = f"held out for validation (--val-fraction {val_fraction}, --seed {seed})"
+    if dataset_kind(data_dir) == "freihand":
+        if split == "val":
+            ds = FreiHANDDataset(data_dir, "val", cfg, False, val_fraction, seed)
+            return ds, f"FreiHAND training samples {held_out}, every background version"
+        # the ground truth has one entry per sample: the first background version of each
+        ds = FreiHANDDataset(data_dir, split, cfg, augment=False, versions=1)
+        return ds, f"FreiHAND {split} split" + (", first background version" if split == "training" else "")
+    ds = open_dataset(data_dir, split, cfg, augment=False, val_fraction=val_fraction, split_seed=seed)
+    words = {
+        "test": 'lines marked "split": "test"',
+        "all": 'every line (none is marked "split": "test")',
+        "training": 'every line not marked "split": "test"',
+        "val": f'lines {held_out} (or marked "split": "val")',
+    }
+    return ds, f"custom folder: {words[ds.split]}"
 
 
-@torch.no_grad()
-def predict_dataset(
-    model: torch.nn.Module,
-    dataset: torch.utils.data.Dataset,
-    batch_size: int = 32,
-    workers: int = 2,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Camera-space joints (N,21,3) and vertices (N,778,3) in metres, in dataset order."""
-    device = torch.device(device)
-    model = model.to(device).eval()
-    img_size = int(model.config.img_size)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda"
-    )
-    xyz, verts = [], []
-    bar = None
-    if progress:
-        from tqdm import tqdm
+def data_folders(spec: str) -> list[str]:
+    """The folders of a --data value ("DIR" or "DIR + DIR ..."; mix weights are ignored)."""
+    from handmesh.data.mix import parse_data_spec
 
-        bar = tqdm(total=len(dataset), desc="evaluate", unit="img", file=sys.stderr, dynamic_ncols=True)
-    for batch in loader:
-        joints, vertices, _ = predict_camera_space(
-            model, batch["image"].to(device), batch["K"].to(device), img_size
+    sources = parse_data_spec(spec)
+    streams = [s.spec for s in sources if s.is_stream]
+    if streams:
+        raise HandmeshError(
+            f"--data {streams[0]!r}: the synthetic stream has no fixed evaluation set; write one with "
+            "`handmesh synth --out DIR --train 0 --eval N` and evaluate DIR"
         )
-        xyz.append(joints.double().cpu().numpy())
-        verts.append(vertices.double().cpu().numpy())
-        if bar is not None:
-            bar.update(len(batch["image"]))
-    if bar is not None:
-        bar.close()
-    return np.concatenate(xyz), np.concatenate(verts)
+    return [s.spec for s in sources]
 
 
 @torch.no_grad()
@@ -139,6 +148,63 @@ def score_submission(
     return score_arrays(xyz, verts, gt_xyz, gt_verts)
 
 
+def fill_misses(collected) -> tuple[np.ndarray, np.ndarray]:
+    """Joints and vertices of every hand, a hand that was not found replaced by the mean hand on the view's
+    optical axis at the depth where a hand spans two thirds of the view (no label is used)."""
+    from handmesh.hand_model import load_hand_model
+
+    joints, verts = collected.joints.copy(), collected.vertices.copy()
+    missed = np.flatnonzero(~collected.found)
+    if len(missed):
+        with torch.no_grad():
+            out = load_hand_model()()
+        mean_j = out.joints[0].double().numpy()
+        mean_v = out.vertices[0].double().numpy()
+        for i in missed:
+            K = collected.K[i]
+            depth = K[0, 0] * HAND_SPAN_M * 1.5 / max(2.0 * K[0, 2], 1.0)
+            shift = np.array([0.0, 0.0, depth]) - mean_j[ROOT_JOINT]
+            joints[i], verts[i] = mean_j + shift, mean_v + shift
+    return joints, verts
+
+
+def score_collected(collected) -> dict[str, Any]:
+    """Every score the labels allow: 3D (official metrics; all hands with misses filled, and the found ones
+    alone when some were missed) and 2D keypoints; plus how many hands were found."""
+    from handmesh.metrics import score_arrays
+    from handmesh.metrics2d import score_keypoints
+
+    record: dict[str, Any] = {
+        "num_hands": int(len(collected.found)),
+        "found": float(collected.found.mean()) if len(collected.found) else float("nan"),
+    }
+    has3 = collected.has_3d
+    if has3.any():
+        joints, verts = fill_misses(collected)
+        record.update(
+            score_arrays(joints[has3], verts[has3], collected.gt_joints[has3], collected.gt_vertices[has3])
+        )
+        found3 = has3 & collected.found
+        if found3.sum() < has3.sum() and found3.any():
+            record["found_only"] = score_arrays(
+                collected.joints[found3],
+                collected.vertices[found3],
+                collected.gt_joints[found3],
+                collected.gt_vertices[found3],
+            )
+    has2 = collected.has_2d
+    if has2.any():
+        record["keypoints2d"] = score_keypoints(
+            collected.keypoints[has2],
+            collected.gt_keypoints[has2],
+            collected.gt_conf[has2],
+            collected.found[has2],
+        )
+    if not has3.any() and not has2.any():
+        raise HandmeshError("nothing to score: no hand in the split has 3D joints + vertices or 2D keypoints")
+    return record
+
+
 def evaluate(
     checkpoint: str | Path | None,
     data_dir: str | Path,
@@ -149,39 +215,148 @@ def evaluate(
     workers: int = 2,
     device: str = "auto",
     progress: bool = True,
+    source: str = "auto",
+    detect: bool = False,
+    detector: str = "mediapipe",
+    val_fraction: float = 0.05,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Write OUT/pred.json and OUT/scores.json for a checkpoint (or the mean-pose baseline); return the scores."""
-    from handmesh.metrics import load_ground_truth
+    """Score a mesh source (or the mean-pose baseline) on `data_dir`'s split; write OUT/scores.json (and
+    OUT/pred.json for a single FreiHAND-layout folder); return the scores."""
+    from handmesh.data import dataset_kind
 
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     if baseline is not None:
-        if baseline != "mean":
-            raise HandmeshError(f"unknown baseline {baseline!r} (only 'mean')")
-        gt_xyz, _ = load_ground_truth(data_dir, split)
-        xyz, verts = mean_hand_prediction(gt_xyz)
-        source = "mean-pose baseline"
-    else:
+        return _evaluate_baseline(baseline, data_dir, out_dir, split)
+    if source == "auto":
         if checkpoint is None:
-            raise HandmeshError("give a checkpoint (CKPT) or --baseline mean")
-        from handmesh.models import load_model
+            raise HandmeshError("give a model file (CKPT), --source landmark-fit or --baseline mean")
+        source = "model"
+    folders = data_folders(str(data_dir))
+    mesh_source, pipeline = _build(source, checkpoint, detect, detector, device)
+    parts: dict[str, dict[str, Any]] = {}
+    collected_parts = []
+    for folder in folders:
+        collected, words = _collect(
+            mesh_source, pipeline, folder, split, batch_size, workers, progress, val_fraction, seed
+        )
+        collected_parts.append(collected)
+        parts[folder] = {**score_collected(collected), "split": words, "notes": collected.notes}
+    from handmesh.evaluation.collect import Collected
 
-        model = load_model(checkpoint)
-        dataset = split_dataset(data_dir, split, int(model.config.img_size))
-        xyz, verts = predict_dataset(model, dataset, batch_size, workers, resolve_device(device), progress)
-        source = str(checkpoint)
-    pred_path = write_submission(out_dir / "pred.json", xyz, verts)
-    scores = score_submission(pred_path, data_dir, split)
-    record = {**{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in scores.items()}}
-    record.update({"source": source, "split": split, "data": str(data_dir)})
-    (out_dir / "scores.json").write_text(json.dumps(record, indent=2) + "\n")
+    combined = Collected.concat(collected_parts)
+    record = parts[folders[0]] if len(folders) == 1 else {**score_collected(combined), "parts": parts}
+    if len(folders) == 1 and dataset_kind(folders[0]) == "freihand" and split != "val":
+        pred = write_submission(out_dir / "pred.json", *fill_misses(combined))
+        if combined.has_3d.all():
+            # the official path: the file's numbers, exactly as `handmesh score` reads them back
+            record.update(score_submission(pred, folders[0], split))
+    record.update(
+        {
+            "source": str(checkpoint) if source == "model" else "landmark fit",
+            "mesh_source": source,
+            "model": mesh_source.name,
+            "boxes": f"detected ({detector}, as handmesh predict)" if detect else "labelled",
+            "data": str(data_dir),
+        }
+    )
+    if len(folders) > 1:
+        record["split"] = split
+    _write_json(out_dir / "scores.json", record)
     return record
+
+
+def _build(source: str, checkpoint, detect: bool, detector: str, device: str):
+    """The mesh source and, with detection, the pipeline that runs it as predict does."""
+    from handmesh.evaluation.sources import build_source
+
+    det = None
+    if source == "landmark-fit" or detect:
+        from handmesh.pipeline.predictor import build_detector
+
+        det = build_detector(detector)
+    mesh_source = build_source(source, checkpoint, det, device=str(resolve_device(device)))
+    pipeline = None
+    if detect:
+        from handmesh.pipeline.pipeline import HandMeshPipeline
+
+        pipeline = HandMeshPipeline(mesh_source.estimator, detector=det)
+    return mesh_source, pipeline
+
+
+def _collect(mesh_source, pipeline, folder, split, batch_size, workers, progress, val_fraction, seed):
+    """One folder's split through the mesh source: (Collected, the split in words)."""
+    from handmesh.evaluation.collect import collect_boxes, collect_detected
+
+    dataset, words = split_dataset(folder, split, mesh_source.input_size, val_fraction, seed)
+    if len(dataset) == 0:
+        raise HandmeshError(f"{folder}: the {split} split is empty ({words})")
+    if pipeline is not None:
+        return collect_detected(pipeline, dataset, progress), words
+    # the landmark fit runs MediaPipe in this process: no loader workers to feed it
+    workers = workers if mesh_source.kind == "model" else 0
+    return collect_boxes(mesh_source, dataset, batch_size, workers, progress), words
+
+
+def _evaluate_baseline(baseline: str, data_dir, out_dir: Path, split: str) -> dict[str, Any]:
+    """The mean-pose baseline on a FreiHAND-layout split's ground truth."""
+    from handmesh.metrics import load_ground_truth
+
+    if baseline != "mean":
+        raise HandmeshError(f"unknown baseline {baseline!r} (only 'mean')")
+    gt_xyz, _ = load_ground_truth(data_dir, split)
+    xyz, verts = mean_hand_prediction(gt_xyz)
+    pred_path = write_submission(out_dir / "pred.json", xyz, verts)
+    record = {**score_submission(pred_path, data_dir, split)}
+    record.update({"source": "mean-pose baseline", "split": split, "data": str(data_dir)})
+    _write_json(out_dir / "scores.json", record)
+    return record
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    def plain(v):
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, (np.floating, float)):
+            return None if not np.isfinite(v) else float(v)
+        if isinstance(v, np.integer):
+            return int(v)
+        return v
+
+    path.write_text(json.dumps(plain(record), indent=2) + "\n")
+
+
+def print_scores(record: dict[str, Any], out: Any = None) -> None:
+    """The tables of a scores record (3D when present, 2D when present) and what was scored."""
+    out = out or sys.stdout
+    from handmesh.metrics import format_table
+    from handmesh.metrics2d import format_table_2d
+
+    print(f"{record.get('model', record['source'])} on {record['data']}: {record.get('split')}", file=out)
+    if "boxes" in record:
+        print(
+            f"hands: {record['boxes']} boxes; found {record['found'] * 100:.1f} % of {record['num_hands']}",
+            file=out,
+        )
+    if "pa_mpjpe_mm" in record:
+        print(format_table(record), file=out)
+        if "found_only" in record:
+            f = record["found_only"]
+            print(
+                f"found hands only ({f['num_samples']}): PA-MPJPE {f['pa_mpjpe_mm']:.2f} mm, "
+                f"PA-MPVPE {f['pa_mpvpe_mm']:.2f} mm",
+                file=out,
+            )
+    if "keypoints2d" in record:
+        print(format_table_2d(record["keypoints2d"]), file=out)
 
 
 def run(args: argparse.Namespace) -> int:
     """`handmesh evaluate`."""
-    from handmesh.metrics import format_table
-
-    scores = evaluate(
+    record = evaluate(
         args.checkpoint,
         args.data,
         args.out,
@@ -191,31 +366,64 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=args.device,
         progress=not args.quiet,
+        source=args.source,
+        detect=args.detect,
+        detector=args.detector,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
     )
-    print(format_table(scores))
-    print(f"wrote {Path(args.out) / 'pred.json'} and {Path(args.out) / 'scores.json'}")
+    print_scores(record)
+    written = [n for n in ("pred.json", "scores.json") if (Path(args.out) / n).is_file()]
+    print(f"wrote {', '.join(str(Path(args.out) / n) for n in written)}")
     return 0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `handmesh evaluate`."""
+    from handmesh.pipeline.predictor import DETECTOR_HELP
+
     parser = subparsers.add_parser(
         "evaluate",
-        help="run a checkpoint on a FreiHAND-layout split: pred.json (submission) + scores",
+        help="score a model file or the landmark fit on a labelled dataset (3D and 2D scores)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "checkpoint", nargs="?", default=None, metavar="CKPT", help="model or training checkpoint"
+        "checkpoint",
+        nargs="?",
+        default=None,
+        metavar="CKPT",
+        help="model file: .pt checkpoint or .onnx export",
     )
     parser.add_argument(
-        "--data", required=True, help="FreiHAND-layout folder (data/freihand or `handmesh synth`)"
+        "--data", required=True, help="FreiHAND-layout or custom folder, or folders joined by '+'"
     )
-    parser.add_argument("--split", default="evaluation", choices=SPLITS)
-    parser.add_argument("--out", required=True, help="output folder for pred.json and scores.json")
+    parser.add_argument(
+        "--split",
+        default="evaluation",
+        choices=SPLITS,
+        help="evaluation: FreiHAND's, or a custom folder's test lines (all lines when none); training; "
+        "val: what training held out (see --val-fraction, --seed)",
+    )
+    parser.add_argument("--out", required=True, help="output folder for scores.json (and pred.json)")
+    parser.add_argument(
+        "--source",
+        default="auto",
+        choices=("auto", "model", "landmark-fit"),
+        help="mesh source: the model file (auto when CKPT is given) or the landmark fit (no model file)",
+    )
+    parser.add_argument(
+        "--detect",
+        action="store_true",
+        help="find the hands with the detector as `handmesh predict` does instead of using the labelled "
+        "boxes; reports the share of hands found",
+    )
+    parser.add_argument("--detector", default="mediapipe", help=DETECTOR_HELP)
     parser.add_argument(
         "--baseline", choices=["mean"], default=None, help="score the mean-pose baseline instead"
     )
+    parser.add_argument("--val-fraction", dest="val_fraction", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the validation split (--split val)")
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

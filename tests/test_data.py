@@ -385,3 +385,31 @@ def test_custom_validation_split_by_image(tmp_path):
     val = CustomDataset(root, "val", AugmentConfig(img_size=32), val_fraction=0.34)
     assert len(train) + len(val) == 9 and len(val) == 3
     assert not {a.image for a in train.anns} & {a.image for a in val.anns}
+
+
+def test_custom_lines_can_pin_their_split_and_test_lines_never_train(tmp_path):
+    kp = (np.random.default_rng(1).uniform(20, 100, (21, 2))).tolist()
+    lines = [
+        {"image": "img/0.jpg", "keypoints2d": kp, "split": "test"},
+        {"image": "img/1.jpg", "keypoints2d": kp, "split": "val"},
+        {"image": "img/2.jpg", "keypoints2d": kp},
+        {"image": "img/2.jpg", "keypoints2d": kp, "split": "train"},
+    ]
+    root = _custom_dir(tmp_path, lines)
+
+    def lines_of(split):
+        ds = open_dataset(root, split, AugmentConfig(img_size=64), val_fraction=0.5)
+        return sorted(a.line for a in ds.anns), ds.split
+
+    assert lines_of("evaluation") == ([1], "test")
+    assert lines_of("val") == ([2], "val")  # the line marked val, not a seeded draw
+    assert lines_of("train") == ([3, 4], "train")
+    assert lines_of("training")[0] == [2, 3, 4] and lines_of("all")[0] == [2, 3, 4]
+    # without test lines, evaluation is every line; a bad split value is one problem naming its line
+    (root / "annotations.jsonl").write_text(json.dumps({"image": "img/0.jpg", "keypoints2d": kp}) + "\n")
+    assert lines_of("evaluation") == ([1], "all")
+    (root / "annotations.jsonl").write_text(
+        json.dumps({"image": "img/0.jpg", "keypoints2d": kp, "split": "dev"})
+    )
+    _, problems, _ = read_annotations(root)
+    assert len(problems) == 1 and problems[0].startswith("line 1: split must be one of")

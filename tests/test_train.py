@@ -50,6 +50,7 @@ def tiny_config(data: Path, out: Path, **changes) -> TrainConfig:
         progress=False,
         image_grid=2,
         log_every=1,
+        min_val_samples=1,  # the tiny validation sets here still pick best.pt (its own test lowers it)
     )
     return dataclasses.replace(base, **changes)
 
@@ -542,3 +543,46 @@ def test_overwrite_replaces_the_old_run_and_a_killed_write_is_cleaned(synth_dir,
     )
     assert again["epochs"] == 2 and not leftover.exists()
     assert load_checkpoint(tmp_path / "last.pt")[TRAIN_FORMAT]["epoch"] == 2
+
+
+def test_a_small_validation_split_is_stated_and_best_follows_the_training_loss(synth_dir, tmp_path, capsys):
+    from handmesh.checkpoint import load_checkpoint
+
+    history = []
+    cfg = tiny_config(synth_dir, tmp_path, epochs=3, image_grid=0, augment=False, min_val_samples=20)
+    result = train(
+        cfg, model_config(), datasets=small_sets(synth_dir), on_epoch_end=lambda e, r: history.append(r)
+    )
+    err = capsys.readouterr().err
+    assert "data: 4 training samples, 2 validation samples" in err
+    assert "only 2 validation sample(s)" in err and "best.pt follows the training loss" in err
+    assert result["best_by"] == "training loss" and result["best_pa_mpjpe_mm"] is None
+    losses = [h["train_loss"] for h in history]
+    best = load_checkpoint(tmp_path / "best.pt")[TRAIN_FORMAT]
+    assert best["epoch"] == 1 + losses.index(min(losses)) and best["best"] == pytest.approx(min(losses))
+
+
+def test_freihand_labels_made_with_mano_are_refused_for_the_standin_unless_asked(synth_dir, tmp_path, capsys):
+    import shutil
+
+    from handmesh.cli import main
+    from handmesh.hand_model import load_hand_model
+
+    if load_hand_model().kind != "standin":
+        pytest.skip("MANO is configured here: nothing to refuse")
+    real = tmp_path / "freihand"
+    shutil.copytree(synth_dir, real)
+    (real / "handmesh_synth.json").unlink()  # no generator's note: labels made with MANO, as real FreiHAND
+    args = ["train", "--data", str(real), "--img-size", str(IMG), "--epochs", "1", "--batch-size", "4"]
+    args += ["--workers", "0", "--progress", "false", "--image-grid", "0"]
+    code = main([*args, "--out", str(tmp_path / "refused")])
+    err = capsys.readouterr().err.strip().splitlines()
+    from handmesh.hand_model.mano_io import mano_dir
+
+    assert code == 2 and "labels made with MANO" in err[-1] and str(mano_dir()) in err[-1]
+    assert "--train-standin-on-mano-labels" in err[-1]
+    assert not (tmp_path / "refused" / "config.json").exists()
+    # said explicitly: trained, with a warning that says what it means
+    code = main([*args, "--out", str(tmp_path / "asked"), "--train-standin-on-mano-labels", "true"])
+    assert code == 0 and (tmp_path / "asked" / "last.pt").is_file()
+    assert "training the open stand-in hand on labels made with MANO" in capsys.readouterr().err

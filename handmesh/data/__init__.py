@@ -78,7 +78,8 @@ def open_dataset(
     split_seed: int = 0,
 ):
     """A dataset of either kind. split: "train"/"val" (held out by sample), "training"/"all" (everything
-    for training), "evaluation" (FreiHAND's evaluation split; for a custom folder every line, unaugmented)."""
+    for training), "evaluation" (FreiHAND's evaluation split; for a custom folder its lines marked
+    `"split": "test"`, or every line when none is, unaugmented). The dataset's `split` says which it is."""
     from handmesh.data.custom import CustomDataset
     from handmesh.data.freihand import FreiHANDDataset
 
@@ -87,6 +88,10 @@ def open_dataset(
         split = {"all": "training"}.get(split, split)
         return FreiHANDDataset(root, split, cfg, augment, val_fraction, split_seed)
     if split == "evaluation":
-        return CustomDataset(root, "all", cfg, False if augment is None else augment)
-    split = {"training": "all"}.get(split, split)
+        from handmesh.data.custom import has_test_lines
+
+        split = "test" if has_test_lines(root) else "all"
+        return CustomDataset(root, split, cfg, False if augment is None else augment)
+    # test lines are never trained on, whatever the split asked for training
+    split = {"all": "training"}.get(split, split)
     return CustomDataset(root, split, cfg, augment, val_fraction, split_seed)

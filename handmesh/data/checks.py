@@ -166,6 +166,33 @@ def check_dataset(
     return kind, problems, warnings, f"{len(anns)} annotation(s)"
 
 
+STANDIN_ON_MANO_FLAG = "--train-standin-on-mano-labels"
+
+
+def refuse_standin_on_mano_labels(root: str | Path, hand_kind: str, allowed: bool = False) -> str | None:
+    """Raise a one-line HandmeshError when a FreiHAND-layout folder's labels were made with MANO (real
+    FreiHAND: no `handmesh_synth.json` naming another hand model) and the model is built on the stand-in;
+    with `allowed` (the user said so with STANDIN_ON_MANO_FLAG) return a warning instead. None when fine."""
+    from handmesh.data import dataset_kind
+    from handmesh.data.freihand import synth_info
+    from handmesh.hand_model.mano_io import mano_dir
+
+    if dataset_kind(root) != "freihand" or hand_kind != "standin":
+        return None
+    if (synth_info(root).get("hand_model") or "mano") != "mano":
+        return None
+    if allowed:
+        return (
+            f"{root}: training the open stand-in hand on labels made with MANO ({STANDIN_ON_MANO_FLAG}); "
+            "the model will not reach FreiHAND's figures"
+        )
+    raise HandmeshError(
+        f"{root} holds labels made with MANO but no MANO files were found: put MANO_RIGHT.pkl and "
+        f"MANO_LEFT.pkl in {mano_dir()} (or run `handmesh mano import PATH`), or pass "
+        f"{STANDIN_ON_MANO_FLAG} true to train the stand-in hand on them anyway"
+    )
+
+
 def preflight_dataset(root: str | Path, label_limit: int = 256) -> list[str]:
     """The cheap checks training runs before its first step: warnings, or one HandmeshError naming the first
     problem (labels are recomputed for `label_limit` samples spread over the split, images header-checked)."""

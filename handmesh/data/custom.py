@@ -13,6 +13,8 @@ Keys (all but `image` optional; see docs/datasets.md, section Custom datasets):
   box           [x0, y0, x1, y1] pixels
   confidence    0..1 weight of the sample
   side_confidence  0..1 how sure the handedness is (what `handmesh label` measured; not used in training)
+  split         "train" | "val" | "test": pins the line to a split (absent: train or val by the seeded
+                held-out fraction); "test" lines are the folder's evaluation split, never trained on
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ KNOWN_KEYS = {
     "box",
     "confidence",
     "side_confidence",
+    "split",
 }
+LINE_SPLITS = ("train", "val", "test")
 ARRAY_SHAPES = {
     "K": [(3, 3)],
     "joints3d": [(21, 3)],
@@ -75,6 +79,7 @@ class Annotation:
     box: np.ndarray | None = None
     confidence: float = 1.0
     side_confidence: float | None = None
+    split: str | None = None  # "train" | "val" | "test" when the line pins its split
     warnings: list[str] = field(default_factory=list)
 
 
@@ -174,6 +179,11 @@ def parse_line(
                 p.append(f"{key} must be a number in [0, 1], got {c!r}")
             else:
                 setattr(ann, key, float(c))
+    if "split" in obj:
+        if obj["split"] not in LINE_SPLITS:
+            p.append(f"split must be one of {', '.join(map(repr, LINE_SPLITS))}, got {obj['split']!r}")
+        else:
+            ann.split = obj["split"]
     unknown = sorted(set(obj) - KNOWN_KEYS)
     if unknown:
         ann.warnings.append(f"line {line}: unknown key(s) {unknown} ignored")
@@ -309,10 +319,51 @@ def complete_from_mano(anns: list[Annotation], hand_path: str | None = None) -> 
             a.joints3d = j if a.joints3d is None else a.joints3d
 
 
+CUSTOM_SPLITS = ("all", "training", "train", "val", "test")
+
+
+def has_test_lines(root: str | Path) -> bool:
+    """Whether the folder's annotations.jsonl marks any line `"split": "test"` (its evaluation split)."""
+    anns, _, _ = read_annotations(root, check_files=False)
+    return any(a.split == "test" for a in anns)
+
+
+def select_split(
+    anns: list[Annotation], split: str, val_fraction: float = 0.05, seed: int = 0
+) -> list[Annotation]:
+    """The annotations of one split of a custom folder.
+
+    "all": every line. "test": the lines marked `"split": "test"` (the folder's evaluation split).
+    "training": every line not marked test. "train" / "val": the lines not marked test, divided by image
+    (two hands of one photo never straddle the split): when some line is marked "val", the images of the
+    lines marked "val" are the validation split; otherwise a seeded `val_fraction` of the images whose
+    lines pin no split. Lines marked "train" are never validated on.
+    """
+    if split not in CUSTOM_SPLITS:
+        raise HandmeshError(f"unknown custom-dataset split {split!r} ({', '.join(CUSTOM_SPLITS)})")
+    if split == "all":
+        return list(anns)
+    if split == "test":
+        return [a for a in anns if a.split == "test"]
+    pool = [a for a in anns if a.split != "test"]
+    if split == "training":
+        return pool
+    if any(a.split == "val" for a in pool):
+        val = {str(a.image) for a in pool if a.split == "val"}
+    else:
+        from handmesh.data.freihand import validation_samples
+
+        pinned = {str(a.image) for a in pool if a.split == "train"}
+        images = sorted({str(a.image) for a in pool} - pinned)
+        val = {images[i] for i in validation_samples(len(images), val_fraction, seed)}
+    return [a for a in pool if (str(a.image) in val) == (split == "val")]
+
+
 class CustomDataset(Dataset):
     """A custom-format folder as samples of the datasets contract (labels a line lacks are masked off).
 
-    split: "all", or "train" / "val" (a seeded `val_fraction` of the images held out with all their hands).
+    split: one of CUSTOM_SPLITS (see `select_split`): "train" / "val" hold a seeded `val_fraction` of the
+    images out (or follow the lines' own "split" keys), "test" is the folder's evaluation split.
     """
 
     def __init__(
@@ -325,8 +376,8 @@ class CustomDataset(Dataset):
         split_seed: int = 0,
         hand_path: str | None = None,
     ):
-        if split not in ("all", "train", "val"):
-            raise HandmeshError(f"unknown custom-dataset split {split!r} (all, train, val)")
+        if split not in CUSTOM_SPLITS:
+            raise HandmeshError(f"unknown custom-dataset split {split!r} ({', '.join(CUSTOM_SPLITS)})")
         self.root = Path(root)
         anns, problems, _ = read_annotations(self.root)
         if problems:
@@ -334,17 +385,12 @@ class CustomDataset(Dataset):
             raise HandmeshError(
                 f"{self.root / ANNOTATIONS}: {problems[0]}{more}; run `handmesh check-dataset {self.root}`"
             )
+        anns = select_split(anns, split, val_fraction, split_seed)
         complete_from_mano(anns, hand_path)
-        if split != "all":
-            from handmesh.data.freihand import validation_samples
-
-            # held out by image, so two hands of one photo never straddle the split
-            images = sorted({str(a.image) for a in anns})
-            val = {images[i] for i in validation_samples(len(images), val_fraction, split_seed)}
-            anns = [a for a in anns if (str(a.image) in val) == (split == "val")]
+        self.split = split
         self.anns = anns
         if augment is None:
-            augment = split in ("train", "all")
+            augment = split in ("train", "training", "all")
         self.transform = HandTransform(cfg, train=augment, crop="hand")
 
     def __len__(self) -> int:

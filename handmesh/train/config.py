@@ -62,6 +62,13 @@ class TrainConfig:
     workers: int = field(default=8, metadata=option("data-loader worker processes (per process)"))
     seed: int = field(default=0, metadata=option("seed of the split, the shuffling and the initialization"))
     val_fraction: float = field(default=0.05, metadata=option("share of samples held out for validation"))
+    min_val_samples: int = field(
+        default=20,
+        metadata=option(
+            "with fewer validation samples than this, validation scores are noise: best.pt follows the "
+            "training loss instead (stated at the start)"
+        ),
+    )
     epoch_images: int = field(
         default=20000,
         metadata=option("images per epoch when --data is the synthetic stream or a mix (endless data)"),
@@ -71,6 +78,13 @@ class TrainConfig:
         metadata=option("validation images of the synthetic stream (another seed, never trained on)"),
     )
     augment: bool = field(default=True, metadata=option("augment training images"))
+    train_standin_on_mano_labels: bool = field(
+        default=False,
+        metadata=option(
+            "train the open stand-in hand on a FreiHAND-layout folder whose labels were made with MANO "
+            "(refused otherwise when no MANO files are found: the labels need MANO)"
+        ),
+    )
     log_every: int = field(default=20, metadata=option("optimizer steps between TensorBoard scalars"))
     ckpt_every: int = field(
         default=1, metadata=option("epochs between last.pt writes (the final epoch is always written)")

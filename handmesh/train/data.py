@@ -14,19 +14,24 @@ from handmesh.train.distributed import DistInfo
 
 
 def build_datasets(
-    cfg: TrainConfig, img_size: int
+    cfg: TrainConfig, img_size: int, hand_kind: str | None = None
 ) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
     """Training and validation sets of `--data`: a folder (FreiHAND layout or custom annotations.jsonl,
     detected from its files; validation held out by sample id), the synthetic stream ("synth:..."), or a
-    weighted mix ("0.3*DIR + 0.7*synth:"); see handmesh.data.mix. Validation is never augmented."""
-    from handmesh.data.checks import preflight_dataset
+    weighted mix ("0.3*DIR + 0.7*synth:"); see handmesh.data.mix. Validation is never augmented.
+    `hand_kind`: the model's hand model; a folder whose labels need MANO is refused for the stand-in."""
+    from handmesh.data.checks import preflight_dataset, refuse_standin_on_mano_labels
     from handmesh.data.mix import build_training_data, parse_data_spec
 
     # the cheap checks of `handmesh check-dataset` (every image's header, label consistency) before the
     # first step: a broken folder fails now with one line, not hours in or at the first validation
     for source in parse_data_spec(cfg.data):
         if not source.is_stream:
-            for warning in preflight_dataset(source.spec):
+            warnings = []
+            if hand_kind is not None:
+                allowed = cfg.train_standin_on_mano_labels
+                warnings += [w for w in [refuse_standin_on_mano_labels(source.spec, hand_kind, allowed)] if w]
+            for warning in warnings + preflight_dataset(source.spec):
                 print(f"handmesh train: warning: {warning}", file=sys.stderr)
     return build_training_data(
         cfg.data,
@@ -35,6 +40,28 @@ def build_datasets(
         val_fraction=cfg.val_fraction,
         seed=cfg.seed,
         val_images=cfg.val_images,
+    )
+
+
+def split_summary(
+    cfg: TrainConfig, train_set: torch.utils.data.Dataset, val_set: torch.utils.data.Dataset
+) -> tuple[str, str | None]:
+    """The line saying how many samples train and validate, and a warning when validation is too small
+    to pick `best.pt` (None when it is big enough)."""
+    from handmesh.data.stream import is_endless
+
+    n_val = len(val_set)
+    if is_endless(train_set):
+        line = f"data: endless training samples ({cfg.epoch_images} per epoch), {n_val} validation samples"
+    else:
+        line = f"data: {len(train_set)} training samples, {n_val} validation samples"
+    if n_val >= cfg.min_val_samples:
+        return line, None
+    return line, (
+        f"only {n_val} validation sample(s) (fewer than --min-val-samples {cfg.min_val_samples}): "
+        "validation scores are noise "
+        "at that size, so best.pt follows the training loss instead (raise --val-fraction, or mark "
+        'validation lines "split": "val" in annotations.jsonl)'
     )
 
 

@@ -2,9 +2,9 @@
 
 One loop covers every setting: single process, or `torchrun --nproc_per_node N` workers (gloo on CPU,
 nccl on GPU) with a DistributedSampler; rank 0 alone validates, logs and writes checkpoints. A run folder
-holds `config.json`, `last.pt` (every `ckpt_every` epochs), `best.pt` (lowest validation PA-MPJPE),
-`model.pt` (best.pt's model without the training state: the file to share) and TensorBoard events under
-`tb/`.
+holds `config.json`, `last.pt` (every `ckpt_every` epochs), `best.pt` (lowest validation PA-MPJPE; with
+fewer than `--min-val-samples` validation samples, lowest training loss instead), `model.pt` (best.pt's
+model without the training state: the file to share) and TensorBoard events under `tb/`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from handmesh.errors import HandmeshError
 from handmesh.models import load_own_state, own_state, save_model
 from handmesh.train import distributed as ddp
 from handmesh.train.config import TrainConfig
-from handmesh.train.data import build_datasets, make_loaders
+from handmesh.train.data import build_datasets, make_loaders, split_summary
 from handmesh.train.plan import RunPlan, plan_run
 from handmesh.train.preview import MeshGrid
 from handmesh.train.rng import rng_state, seed_everything, set_rng_state
@@ -97,12 +97,18 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
-        loaders = make_loaders(
-            cfg,
-            *(datasets if datasets is not None else build_datasets(cfg, self.img_size)),
-            self.dist,
-            self.device,
+        hand_kind = getattr(getattr(self.model, "hand_model", None), "kind", None)
+        train_set, val_set = (
+            datasets if datasets is not None else build_datasets(cfg, self.img_size, hand_kind)
         )
+        summary, too_small = split_summary(cfg, train_set, val_set)
+        # too few validation samples make a noisy score: best.pt then follows the training loss
+        self.best_by = "training loss" if too_small else "validation"
+        if self.dist.main:
+            log(summary)
+            if too_small:
+                log(f"warning: {too_small}")
+        loaders = make_loaders(cfg, train_set, val_set, self.dist, self.device)
         self.train_loader, self.val_loader = loaders.train, loaders.val
         self.sampler, self.loader_gen = loaders.sampler, loaders.generator
         self.steps_per_epoch = len(self.train_loader)
@@ -152,7 +158,10 @@ class Trainer:
         return {
             "epochs": self.epoch,
             "steps": self.step,
-            "best_pa_mpjpe_mm": self.best if math.isfinite(self.best) else None,
+            "best_pa_mpjpe_mm": self.best
+            if math.isfinite(self.best) and self.best_by == "validation"
+            else None,
+            "best_by": self.best_by,
             "images_per_s": images_seen / loop_time if images_seen else None,
             "wall_s": time.perf_counter() - self.t_start,
             "train_elapsed_s": self.elapsed_before + time.perf_counter() - self.t_run,
@@ -260,8 +269,9 @@ class Trainer:
             self.channels_last,
             preview_size=cfg.image_grid,
         )
-        improved = val.score < self.best
-        self.best = min(self.best, val.score)
+        score = val.score if self.best_by == "validation" else stats["train_loss"]
+        improved = score < self.best
+        self.best = min(self.best, score)
         numbers = val.scalars()
         record = {
             "epoch": self.epoch,
