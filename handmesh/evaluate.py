@@ -220,6 +220,7 @@ def evaluate(
     detector: str = "mediapipe",
     val_fraction: float = 0.05,
     seed: int = 0,
+    search: str | None = None,
 ) -> dict[str, Any]:
     """Score a mesh source (or the mean-pose baseline) on `data_dir`'s split; write OUT/scores.json (and
     OUT/pred.json for a single FreiHAND-layout folder); return the scores."""
@@ -234,7 +235,7 @@ def evaluate(
             raise HandmeshError("give a model file (CKPT), --source landmark-fit or --baseline mean")
         source = "model"
     folders = data_folders(str(data_dir))
-    mesh_source, pipeline = _build(source, checkpoint, detect, detector, device)
+    mesh_source, pipeline = _build(source, checkpoint, detect, detector, device, search)
     parts: dict[str, dict[str, Any]] = {}
     collected_parts = []
     for folder in folders:
@@ -258,6 +259,9 @@ def evaluate(
             "mesh_source": source,
             "model": mesh_source.name,
             "boxes": f"detected ({detector}, as handmesh predict)" if detect else "labelled",
+            "detector": None
+            if source == "model" and not detect
+            else f"{detector}, search {search or 'none'}",
             "data": str(data_dir),
         }
     )
@@ -267,21 +271,21 @@ def evaluate(
     return record
 
 
-def _build(source: str, checkpoint, detect: bool, detector: str, device: str):
+def _build(source: str, checkpoint, detect: bool, detector: str, device: str, search: str | None):
     """The mesh source and, with detection, the pipeline that runs it as predict does."""
     from handmesh.evaluation.sources import build_source
+    from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig
+    from handmesh.pipeline.predictor import build_detector
 
-    det = None
-    if source == "landmark-fit" or detect:
-        from handmesh.pipeline.predictor import build_detector
-
-        det = build_detector(detector)
-    mesh_source = build_source(source, checkpoint, det, device=str(resolve_device(device)))
+    # a crop holds the one hand it was cut around; a whole image is searched as predict searches it
+    on_crops = build_detector(detector, 1, search) if source == "landmark-fit" and not detect else None
+    mesh_source = build_source(source, checkpoint, on_crops, device=str(resolve_device(device)))
     pipeline = None
     if detect:
-        from handmesh.pipeline.pipeline import HandMeshPipeline
-
-        pipeline = HandMeshPipeline(mesh_source.estimator, detector=det)
+        config = PipelineConfig()
+        pipeline = HandMeshPipeline(
+            mesh_source.estimator, detector=build_detector(detector, config.max_hands, search), config=config
+        )
     return mesh_source, pipeline
 
 
@@ -371,6 +375,7 @@ def run(args: argparse.Namespace) -> int:
         detector=args.detector,
         val_fraction=args.val_fraction,
         seed=args.seed,
+        search=args.search,
     )
     print_scores(record)
     written = [n for n in ("pred.json", "scores.json") if (Path(args.out) / n).is_file()]
@@ -381,6 +386,7 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `handmesh evaluate`."""
     from handmesh.pipeline.predictor import DETECTOR_HELP
+    from handmesh.pipeline.search import SEARCHES
 
     parser = subparsers.add_parser(
         "evaluate",
@@ -419,6 +425,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "boxes; reports the share of hands found",
     )
     parser.add_argument("--detector", default="mediapipe", help=DETECTOR_HELP)
+    parser.add_argument(
+        "--search",
+        default=None,
+        choices=SEARCHES,
+        help="search each still image over several views (handmesh.pipeline.search: full landmark model, "
+        "padded views, windows); default: the detector alone",
+    )
     parser.add_argument(
         "--baseline", choices=["mean"], default=None, help="score the mean-pose baseline instead"
     )

@@ -104,14 +104,19 @@ class LandmarkFitSource:
 
 
 def build_source(
-    kind: str, checkpoint: str | Path | None, detector: Detector, device: str | None = None
+    kind: str, checkpoint: str | Path | None, detector: Detector | None = None, device: str | None = None
 ) -> MeshSource:
-    """The mesh source asked for: "model" (needs a model file) or "landmark-fit" (needs none)."""
+    """The mesh source asked for: "model" (needs a model file) or "landmark-fit" (needs none; `detector`
+    finds the hand on each crop)."""
     if kind not in SOURCES:
         raise HandmeshError(f"unknown mesh source {kind!r}: choose one of {', '.join(SOURCES)}")
     if kind == "landmark-fit":
         if checkpoint is not None:
             raise HandmeshError("--source landmark-fit uses no model file: drop CKPT")
+        if detector is None:
+            from handmesh.pipeline.predictor import build_detector
+
+            detector = build_detector("mediapipe", 1)
         return LandmarkFitSource(detector)
     if checkpoint is None:
         raise HandmeshError("--source model needs a model file (CKPT: a .pt checkpoint or an .onnx export)")
