@@ -25,6 +25,8 @@ BENCHMARKS: dict[str, str] = {
     "quantize": "handmesh.benchmarks.quantize",
     "plausibility": "handmesh.benchmarks.plausibility",
     "realism": "handmesh.benchmarks.realism",
+    "real2d": "handmesh.benchmarks.real2d",
+    "fit3d": "handmesh.benchmarks.fit3d",
 }
 
 

@@ -168,6 +168,23 @@ def fill_misses(collected) -> tuple[np.ndarray, np.ndarray]:
     return joints, verts
 
 
+def hand_model_notes(folder: str | Path, hand_kind: str | None, collected) -> list[str]:
+    """A note when a FreiHAND-layout folder's vertices were made with another hand model than the source's
+    (real FreiHAND: MANO): its vertex scores then compare two different meshes; joints stay comparable."""
+    from handmesh.data import dataset_kind
+    from handmesh.data.freihand import synth_info
+
+    if hand_kind is None or not collected.has_3d.any() or dataset_kind(folder) != "freihand":
+        return []
+    made_with = synth_info(folder).get("hand_model") or "mano"
+    if made_with == hand_kind:
+        return []
+    return [
+        f"the labels' vertices were made with the {made_with} hand model and the meshes are the {hand_kind} "
+        "one's: PA-MPVPE and the F-scores compare different meshes (the joints are comparable)"
+    ]
+
+
 def score_collected(collected) -> dict[str, Any]:
     """Every score the labels allow: 3D (official metrics; all hands with misses filled, and the found ones
     alone when some were missed) and 2D keypoints; plus how many hands were found."""
@@ -235,15 +252,16 @@ def evaluate(
             raise HandmeshError("give a model file (CKPT), --source landmark-fit or --baseline mean")
         source = "model"
     folders = data_folders(str(data_dir))
-    mesh_source, pipeline = _build(source, checkpoint, detect, detector, device, search)
+    mesh_source, pipeline = build_mesh_source(source, checkpoint, detect, detector, device, search)
     parts: dict[str, dict[str, Any]] = {}
     collected_parts = []
     for folder in folders:
-        collected, words = _collect(
+        collected, words = collect_split(
             mesh_source, pipeline, folder, split, batch_size, workers, progress, val_fraction, seed
         )
         collected_parts.append(collected)
-        parts[folder] = {**score_collected(collected), "split": words, "notes": collected.notes}
+        notes = collected.notes + hand_model_notes(folder, mesh_source.hand_kind, collected)
+        parts[folder] = {**score_collected(collected), "split": words, "notes": notes}
     from handmesh.evaluation.collect import Collected
 
     combined = Collected.concat(collected_parts)
@@ -271,8 +289,16 @@ def evaluate(
     return record
 
 
-def _build(source: str, checkpoint, detect: bool, detector: str, device: str, search: str | None):
-    """The mesh source and, with detection, the pipeline that runs it as predict does."""
+def build_mesh_source(
+    source: str,
+    checkpoint: str | Path | None,
+    detect: bool = False,
+    detector: str = "mediapipe",
+    device: str = "auto",
+    search: str | None = None,
+):
+    """The mesh source ("model" / "landmark-fit") and, with `detect`, the pipeline that runs it as predict
+    does (else None)."""
     from handmesh.evaluation.sources import build_source
     from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig
     from handmesh.pipeline.predictor import build_detector
@@ -289,8 +315,19 @@ def _build(source: str, checkpoint, detect: bool, detector: str, device: str, se
     return mesh_source, pipeline
 
 
-def _collect(mesh_source, pipeline, folder, split, batch_size, workers, progress, val_fraction, seed):
-    """One folder's split through the mesh source: (Collected, the split in words)."""
+def collect_split(
+    mesh_source,
+    pipeline,
+    folder: str | Path,
+    split: str = "evaluation",
+    batch_size: int = 32,
+    workers: int = 2,
+    progress: bool = True,
+    val_fraction: float = 0.05,
+    seed: int = 0,
+):
+    """One folder's split through the mesh source (with the pipeline when given): (Collected, the split in
+    words)."""
     from handmesh.evaluation.collect import collect_boxes, collect_detected
 
     dataset, words = split_dataset(folder, split, mesh_source.input_size, val_fraction, seed)
@@ -356,6 +393,8 @@ def print_scores(record: dict[str, Any], out: Any = None) -> None:
             )
     if "keypoints2d" in record:
         print(format_table_2d(record["keypoints2d"]), file=out)
+    for note in record.get("notes", []):
+        print(f"note: {note}", file=out)
 
 
 def run(args: argparse.Namespace) -> int:

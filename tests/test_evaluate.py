@@ -269,3 +269,33 @@ def test_detect_mode_matches_detections_to_labelled_hands_by_box(synth_dir, chec
     expected = np.mean(np.asarray(ious) >= 0.3)
     assert rec["found"] == pytest.approx(expected) and rec["keypoints2d"]["found"] == pytest.approx(expected)
     assert "detected" in rec["boxes"]
+
+
+def test_meshes_of_another_hand_model_than_the_labels_are_noted(synth_dir, checkpoint, tmp_path, capsys):
+    import shutil
+
+    from handmesh.cli import main
+
+    real = tmp_path / "freihand"
+    shutil.copytree(synth_dir, real)
+    (real / "handmesh_synth.json").unlink()  # as real FreiHAND: labels made with MANO
+    args = ["evaluate", str(checkpoint), "--data", str(real), "--workers", "0", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 0
+    note = "made with the mano hand model and the meshes are the standin one's"
+    assert note in capsys.readouterr().out
+    assert any(note in n for n in json.loads((tmp_path / "o" / "scores.json").read_text())["notes"])
+    assert main([*args[:3], str(synth_dir), *args[4:], "--out", str(tmp_path / "o2")]) == 0
+    assert json.loads((tmp_path / "o2" / "scores.json").read_text())["notes"] == []  # same hand model
+
+
+def test_the_real_keypoint_set_is_a_valid_test_only_folder():
+    from handmesh.data.checks import check_dataset
+
+    root = Path(__file__).resolve().parents[1] / "bench" / "realsets" / "keypoints"
+    kind, problems, warnings, _ = check_dataset(root)
+    assert kind == "custom" and problems == [] and warnings == []
+    lines = [json.loads(x) for x in (root / "annotations.jsonl").read_text().splitlines()]
+    assert len(lines) >= 10 and all(x["split"] == "test" for x in lines)  # measurement only
+    assert all(np.asarray(x["keypoints2d"])[:, 2].sum() >= 7 for x in lines)
+    assert (root / "SOURCES.md").is_file()
+    assert sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) < 3 * 2**20  # a few MB at most

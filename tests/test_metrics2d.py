@@ -63,3 +63,15 @@ def test_auc_of_perfect_predictions_is_one_and_nothing_to_score_is_an_error():
     assert pck_auc(np.zeros((3, 21))) == pytest.approx(1.0)
     with pytest.raises(HandmeshError, match="no hand"):
         score_keypoints(np.zeros((1, 21, 2)), np.zeros((1, 21, 2)), np.zeros((1, 21)), np.ones(1, bool))
+
+
+def test_real2d_compares_the_sources_on_the_hands_both_found():
+    from handmesh.benchmarks.real2d import compare
+
+    model = {"per_hand_median": [0.30, None, 0.20, 0.40]}
+    fit = {"per_hand_median": [0.10, 0.05, None, 0.20]}
+    c = compare(model, fit)
+    # hands 0 and 3 only: medians 0.35 and 0.15
+    assert c["hands_both_found"] == 2 and c["model_median"] == 0.35 and c["fit_median"] == 0.15
+    assert c["ratio"] == pytest.approx(0.35 / 0.15, abs=0.01)
+    assert compare({"per_hand_median": [None]}, {"per_hand_median": [0.1]}) == {"hands_both_found": 0}

@@ -34,6 +34,7 @@ class MeshSource(Protocol):
     name: str
     input_size: int  # side of the crops `on_crops` wants
     estimator: MeshEstimator
+    hand_kind: str | None  # the hand model its meshes belong to ("mano" / "standin"; None: unknown)
 
     def on_crops(self, crops: np.ndarray, K: np.ndarray) -> list[Mesh | None]:
         """Meshes for (B,S,S,3) uint8 RGB right-hand crops with intrinsics K (B,3,3); None: no hand found."""
@@ -51,8 +52,10 @@ class ModelSource:
         path = Path(path)
         if path.suffix.lower() == ".onnx":
             self.runtime = OnnxRuntimeModel(path)
+            self.hand_kind = self.runtime.meta.get("hand_model_kind")
         else:
             self.runtime = TorchRuntimeModel(path, device=device)
+            self.hand_kind = self.runtime.model.hand_model.kind
         self.name = self.runtime.name
         self.input_size = int(self.runtime.input_size)
         self.estimator = ModelEstimator(self.runtime, crop_scale=crop_scale)
@@ -88,6 +91,7 @@ class LandmarkFitSource:
         self.detector = detector
         self.estimator = LandmarkFitEstimator()
         self.name = self.estimator.name
+        self.hand_kind = self.estimator.hand.kind
 
     def on_crops(self, crops: np.ndarray, K: np.ndarray) -> list[Mesh | None]:
         """Per crop: detect, keep the central hand, fit it as the crop's right hand (None: none found)."""
