@@ -93,8 +93,10 @@ class Truth:
 
     @property
     def size(self) -> float:
-        """The longer side of the labelled keypoints' box, px."""
-        return float(np.ptp(self.keypoints[self.labelled], axis=0).max())
+        """The hand's size in px (`handmesh.metrics2d.hand_size`)."""
+        from handmesh.metrics2d import hand_size
+
+        return hand_size(self.keypoints, self.labelled)
 
 
 @dataclasses.dataclass

@@ -77,13 +77,15 @@ def _grade(hands: list[dict], labels: list, good: float) -> list[tuple[float, bo
     """(plausibility, flagged implausible, good) per found hand; each label matches one hand at most."""
     import numpy as np
 
+    from handmesh.metrics2d import hand_size
+
     graded, free = [], list(range(len(labels)))
     for hand in sorted(hands, key=lambda h: -h["score"]):
         uv = np.asarray(hand["joints2d"], dtype=np.float64)
         best, best_err = None, np.inf
         for i in free:
             kp, mask = labels[i]
-            size = max(float(np.ptp(kp[mask, 0])), float(np.ptp(kp[mask, 1])), 1.0)
+            size = max(hand_size(kp, mask), 1.0)
             err = float(np.linalg.norm(uv[mask] - kp[mask], axis=1).mean()) / size
             if err < best_err:
                 best, best_err = i, err

@@ -56,8 +56,9 @@ def pad_border(image: np.ndarray) -> np.ndarray:
 
 
 def _hand_size(kp: np.ndarray) -> float:
-    span = kp.max(0) - kp.min(0)
-    return float(max(span.max(), 1e-6))
+    from handmesh.metrics2d import hand_size
+
+    return max(hand_size(kp), 1e-6)
 
 
 def judge(detector, image: np.ndarray, joints2d: np.ndarray, side: str) -> dict:
