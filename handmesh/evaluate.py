@@ -237,7 +237,7 @@ def evaluate(
     detector: str = "mediapipe",
     val_fraction: float = 0.05,
     seed: int = 0,
-    search: str | None = None,
+    search: str | None = "fast",
 ) -> dict[str, Any]:
     """Score a mesh source (or the mean-pose baseline) on `data_dir`'s split; write OUT/scores.json (and
     OUT/pred.json for a single FreiHAND-layout folder); return the scores."""
@@ -295,10 +295,12 @@ def build_mesh_source(
     detect: bool = False,
     detector: str = "mediapipe",
     device: str = "auto",
-    search: str | None = None,
+    search: str | None = "fast",
 ):
     """The mesh source ("model" / "landmark-fit") and, with `detect`, the pipeline that runs it as predict
-    does (else None)."""
+    does (else None). `search`: the still-image search (handmesh.pipeline.search), None or "none": the
+    detector alone."""
+    search = None if search == "none" else search
     from handmesh.evaluation.sources import build_source
     from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig
     from handmesh.pipeline.predictor import build_detector
@@ -425,7 +427,7 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `handmesh evaluate`."""
     from handmesh.pipeline.predictor import DETECTOR_HELP
-    from handmesh.pipeline.search import SEARCHES
+    from handmesh.pipeline.search import DEFAULT_SEARCH, SEARCHES
 
     parser = subparsers.add_parser(
         "evaluate",
@@ -466,10 +468,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--detector", default="mediapipe", help=DETECTOR_HELP)
     parser.add_argument(
         "--search",
-        default=None,
-        choices=SEARCHES,
-        help="search each still image over several views (handmesh.pipeline.search: full landmark model, "
-        "padded views, windows); default: the detector alone",
+        default=DEFAULT_SEARCH,
+        choices=("none", *SEARCHES),
+        help="how hard each image (or crop) is searched for hands (handmesh.pipeline.search, as predict: "
+        f"default {DEFAULT_SEARCH}); none: the detector alone",
     )
     parser.add_argument(
         "--baseline", choices=["mean"], default=None, help="score the mean-pose baseline instead"

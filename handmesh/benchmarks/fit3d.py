@@ -61,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
     machine = machine_info()
     work = Path(args.work)
     timing = render_folder(work, args.eval, args.size, args.seed, args.workers)
-    search = None if args.search == "none" else args.search
     gt_xyz, gt_verts = load_ground_truth(work, "evaluation")
     xyz, verts = mean_hand_prediction(gt_xyz)
     result: dict[str, Any] = {
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         "sources": {},
     }
     for source, checkpoint in (("landmark-fit", None), ("model", args.checkpoint)):
-        mesh_source, _ = build_mesh_source(source, checkpoint, search=search)
+        mesh_source, _ = build_mesh_source(source, checkpoint, search=args.search)
         t0 = time.perf_counter()
         collected, words = collect_split(mesh_source, None, work, workers=0, progress=False)
         scores = score_collected(collected)

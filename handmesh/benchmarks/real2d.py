@@ -106,13 +106,12 @@ def run(args: argparse.Namespace) -> int:
     from handmesh.benchmarks.common import machine_info
 
     machine = machine_info()
-    search = None if args.search == "none" else args.search
     runs = {}
     for source in ("model", "landmark-fit"):
         for detect in (False, True):
             key = f"{source}_{'detect' if detect else 'boxes'}"
             checkpoint = args.checkpoint if source == "model" else None
-            runs[key] = score_run(source, checkpoint, args.data, detect, search)
+            runs[key] = score_run(source, checkpoint, args.data, detect, args.search)
             s = runs[key]["scores"]
             print(
                 f"{key}: found {s['found']:.0%}, median {s['median_error_hand']:.3f} of the hand's size, "

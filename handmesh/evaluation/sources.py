@@ -119,8 +119,9 @@ def build_source(
             raise HandmeshError("--source landmark-fit uses no model file: drop CKPT")
         if detector is None:
             from handmesh.pipeline.predictor import build_detector
+            from handmesh.pipeline.search import DEFAULT_SEARCH
 
-            detector = build_detector("mediapipe", 1)
+            detector = build_detector("mediapipe", 1, DEFAULT_SEARCH)
         return LandmarkFitSource(detector)
     if checkpoint is None:
         raise HandmeshError("--source model needs a model file (CKPT: a .pt checkpoint or an .onnx export)")
