@@ -75,3 +75,14 @@ def test_real2d_compares_the_sources_on_the_hands_both_found():
     assert c["hands_both_found"] == 2 and c["model_median"] == 0.35 and c["fit_median"] == 0.15
     assert c["ratio"] == pytest.approx(0.35 / 0.15, abs=0.01)
     assert compare({"per_hand_median": [None]}, {"per_hand_median": [0.1]}) == {"hands_both_found": 0}
+
+
+def test_labelled_hands_match_detections_by_overlap_each_once():
+    from handmesh.evaluation.collect import match_hands
+
+    labelled = np.array([[0, 0, 10, 10], [20, 0, 30, 10], [100, 100, 110, 110]], float)
+    detected = np.array([[21, 0, 31, 10], [1, 0, 11, 10], [0, 0, 10, 10]], float)
+    # the exact box wins the first hand; the second detection is left over; nothing overlaps the third
+    assert match_hands(labelled, detected) == [2, 0, None]
+    assert match_hands(labelled, np.zeros((0, 4))) == [None, None, None]
+    assert match_hands(labelled[:1], np.array([[5, 5, 15, 15]], float)) == [None]  # IoU 0.14 < 0.3

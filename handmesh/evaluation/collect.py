@@ -137,6 +137,10 @@ def _image_of(dataset, i: int) -> str:
     return str(anns[i].image) if anns is not None else f"item {i}"
 
 
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2:] - boxes[:, :2], 0, None).prod(-1)
+
+
 def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Intersection over union of every box of a (N,4) with every box of b (M,4)."""
     if not len(a) or not len(b):
@@ -144,8 +148,7 @@ def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     lo = np.maximum(a[:, None, :2], b[None, :, :2])
     hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.clip(hi - lo, 0, None).prod(-1)
-    area = lambda x: np.clip(x[:, 2:] - x[:, :2], 0, None).prod(-1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None] - inter, 1e-9)
+    return inter / np.maximum(_area(a)[:, None] + _area(b)[None] - inter, 1e-9)
 
 
 def match_hands(labelled: np.ndarray, detected: np.ndarray, min_iou: float = MATCH_IOU) -> list[int | None]:
