@@ -24,7 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("handmesh.train", "train the regressor (FreiHAND or a custom dataset)"),
     "evaluate": (
         "handmesh.evaluate",
-        "run a checkpoint on a FreiHAND-layout split: pred.json (submission) + scores",
+        "score a model file or the landmark fit on a labelled dataset (3D and 2D scores)",
     ),
     "label": ("handmesh.label", "pseudo-label a video or image folder with landmark fits (a custom dataset)"),
     "export": ("handmesh.export", "export a model checkpoint to ONNX (fused, hand model inside)"),
