@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, str] = {
     "detect": "handmesh.benchmarks.detect",
     "train": "handmesh.benchmarks.train",
     "learn": "handmesh.benchmarks.learn",
+    "cache": "handmesh.benchmarks.cache",
     "cores": "handmesh.benchmarks.cores",
     "quantize": "handmesh.benchmarks.quantize",
     "plausibility": "handmesh.benchmarks.plausibility",

@@ -15,6 +15,7 @@ from handmesh.errors import DEBUG_ENV, HandmeshError, debug_enabled, one_line
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("handmesh.predict", "hand meshes for images, folders and videos"),
     "synth": ("handmesh.data.synth_cli", "render a synthetic dataset in FreiHAND's exact layout"),
+    "synth-cache": ("handmesh.data.cache_cli", "render hand foregrounds once, for --data cache:DIR training"),
     "check-dataset": (
         "handmesh.data.check_cli",
         "validate a custom (annotations.jsonl) or FreiHAND-layout dataset",

@@ -98,11 +98,11 @@ def data_folders(spec: str) -> list[str]:
     from handmesh.data.mix import parse_data_spec
 
     sources = parse_data_spec(spec)
-    streams = [s.spec for s in sources if s.is_stream]
+    streams = [s.spec for s in sources if not s.is_folder]
     if streams:
         raise HandmeshError(
-            f"--data {streams[0]!r}: the synthetic stream has no fixed evaluation set; write one with "
-            "`handmesh synth --out DIR --train 0 --eval N` and evaluate DIR"
+            f"--data {streams[0]!r}: the synthetic stream (or a foreground cache) has no fixed evaluation "
+            "set; write one with `handmesh synth --out DIR --train 0 --eval N` and evaluate DIR"
         )
     return [s.spec for s in sources]
 

@@ -208,7 +208,7 @@ def test_gpu_learning_script_runs_on_the_cpu_with_tiny_settings(tmp_path):
     )
     run = next(iter(json.loads((tmp_path / "learning_curve_gpu.json").read_text())["runs"].values()))
     assert run["curve"] and run["curve"][-1]["images_seen"] > 0 and run["settings"]["minutes"] == 0.3
-    assert (tmp_path / "learn_gpu.pt").is_file() and (tmp_path / "learning_curve_gpu.png").is_file()
+    assert (tmp_path / "learn_realistic_gpu.pt").is_file() and (tmp_path / "learning_curve_gpu.png").is_file()
 
 
 def sys_executable() -> str:

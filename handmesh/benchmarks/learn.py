@@ -11,6 +11,10 @@ mean-pose baseline on the same set. Counting images instead of minutes makes cur
 machines comparable. Results accumulate per run name in bench/results/learning_curve.json (rewritten at
 every milestone, so a stopped run keeps its points) and are drawn into learning_curve.png.
 
+`--cache DIR[,count=K]` trains on a foreground cache instead (`handmesh synth-cache`, built with the
+step's settings: each hand reused on fresh scenes, unaugmented like the stream) and scores the same
+held-out stream images: the cost of reusing foregrounds, by images seen.
+
 Steps: "easy" = named poses only, little noise, facing the camera, no occluders/blur/noise (issue 10's
 easy set); "standard" = `handmesh synth` defaults. Extra synth settings: --synth KEY=VALUE.
 """
@@ -43,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step", choices=sorted(STEPS), default="standard", help="synthetic data step")
     parser.add_argument(
         "--synth", action="append", default=[], metavar="KEY=VALUE", help="extra synth setting"
+    )
+    parser.add_argument(
+        "--cache",
+        default=None,
+        metavar="DIR[,count=K]",
+        help="train on this foreground cache instead of the stream",
     )
     parser.add_argument("--variant", default="fastvit_t8")
     parser.add_argument("--head", default="keypoint", help="MANO head (handmesh.models.HEADS)")
@@ -204,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    spec = step_spec(args.step, args.synth)
+    spec = step_spec(args.step, args.synth) if args.cache is None else f"cache:{args.cache}"
     # the trainer's own data path: the stream, and its held-out images from another seed
     stream, held_out_set = build_training_data(
         spec, args.img_size, augment=False, val_fraction=0.0, seed=args.seed, val_images=args.eval_images

@@ -2,6 +2,7 @@
 
     --data data/freihand                          a FreiHAND-layout or custom folder (shuffled epochs)
     --data synth:size=64,named_pose_prob=1.0      the endless synthetic stream (handmesh.data.stream)
+    --data cache:runs/fg128                       cached foregrounds on fresh scenes (handmesh.data.cache)
     --data "0.3*data/my_hands + 0.7*synth:"       a mix: each training sample comes from a source drawn
                                                   with these ratios (weights default to 1, normalized)
 
@@ -39,6 +40,18 @@ class Source:
     def is_stream(self) -> bool:
         """Whether this source is the synthetic stream."""
         return is_stream_spec(self.spec)
+
+    @property
+    def is_cache(self) -> bool:
+        """Whether this source is a foreground cache (handmesh.data.cache)."""
+        from handmesh.data.cache import is_cache_spec
+
+        return is_cache_spec(self.spec)
+
+    @property
+    def is_folder(self) -> bool:
+        """Whether this source is a dataset folder (not rendered: the stream or a cache)."""
+        return not (self.is_stream or self.is_cache)
 
 
 def parse_data_spec(spec: str) -> list[Source]:
@@ -134,15 +147,17 @@ def build_training_data(
     val_images: int,
 ) -> tuple[Dataset, Dataset]:
     """Training and validation sets of a --data spec. Folders hold out `val_fraction` by sample id; the
-    validation set of a mix is its folders' held-out samples, or, for the stream alone, `val_images`
-    images of the stream under another seed (never trained on). Validation is never augmented."""
+    validation set of a mix is its folders' held-out samples, or, for the stream or a cache alone,
+    `val_images` images of the stream under another seed (never trained on). Validation is never
+    augmented."""
     from handmesh.data import AugmentConfig, open_dataset
+    from handmesh.data.cache import CachedStream, parse_cache_spec
     from handmesh.data.stream import SynthStream, parse_stream_spec
 
     aug = AugmentConfig(img_size=img_size)
     common = {"cfg": aug, "val_fraction": val_fraction, "split_seed": seed}
     sources = parse_data_spec(spec)
-    if len(sources) == 1 and not sources[0].is_stream:
+    if len(sources) == 1 and sources[0].is_folder:
         return (
             open_dataset(sources[0].spec, "train", augment=augment, **common),
             open_dataset(sources[0].spec, "val", augment=False, **common),
@@ -156,6 +171,17 @@ def build_training_data(
             held_out = SynthStream(synth, aug, seed_offset=HELD_OUT_SEED + seed + n, length=val_images)
             if len(sources) == 1:
                 val_parts.append(held_out)
+        elif source.is_cache:
+            cache = parse_cache_spec(source.spec, img_size)
+            cached = CachedStream(
+                cache.root, cache.augment, augment=augment, compose_overrides=cache.compose, count=cache.count
+            )
+            train_parts.append(cached)
+            if len(sources) == 1:
+                # the cache's own stream under another seed: its pictures as the stream would draw them
+                val_parts.append(
+                    SynthStream(cached.cfg, aug, seed_offset=HELD_OUT_SEED + seed + n, length=val_images)
+                )
         else:
             train_parts.append(open_dataset(source.spec, "train", augment=augment, **common))
             val_parts.append(open_dataset(source.spec, "val", augment=False, **common))

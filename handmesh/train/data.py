@@ -26,7 +26,7 @@ def build_datasets(
     # the cheap checks of `handmesh check-dataset` (every image's header, label consistency) before the
     # first step: a broken folder fails now with one line, not hours in or at the first validation
     for source in parse_data_spec(cfg.data):
-        if not source.is_stream:
+        if source.is_folder:
             warnings = []
             if hand_kind is not None:
                 allowed = cfg.train_standin_on_mano_labels
