@@ -48,7 +48,8 @@ class SynthConfig:
     back_prob: float = 0.5  # share of hands showing their back
     focal_range: tuple[float, float] = (400.0, 700.0)  # for size 224; scaled with size
     depth_range: tuple[float, float] = (0.4, 0.9)
-    extent_range: tuple[float, float] = (0.5, 0.85)  # hand's longest projected side / image size
+    # hand's longest projected side / image size (FreiHAND's crops: about 0.4-0.7)
+    extent_range: tuple[float, float] = (0.4, 0.75)
     appearance: str = field(
         default="realistic",
         metadata=option("realistic (skin, forearm, lights, scenes, camera) or plain (one colour, no arm)",

@@ -97,6 +97,16 @@ def _held_object(rng: np.random.Generator, joints: np.ndarray, side: str):
     return Part(verts, faces, (*(natural_colour(rng) / 255), 1.0), float(rng.uniform(0.2, 0.9)))
 
 
+def subsurface(rgb: np.ndarray, alpha: np.ndarray, amount: float = 0.45) -> np.ndarray:
+    """Light scattered under the skin, in screen space: a warm blur of the shading mixed in, so skin looks
+    soft rather than like plastic (premultiplied RGB in and out; the blur stays inside the coverage)."""
+    sigma = 2.0 * rgb.shape[0] / 224
+    blurred = cv2.GaussianBlur(rgb, (0, 0), sigma)
+    weight = cv2.GaussianBlur(alpha[..., 0], (0, 0), sigma)[..., None]
+    soft = blurred / np.maximum(weight, 1e-3) * alpha * np.array([1.08, 0.95, 0.88], np.float32)
+    return (1 - amount) * rgb + amount * soft
+
+
 def hand_silhouette(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: int) -> np.ndarray:
     """The hand model's silhouette (size, size) bool: its triangles filled in the image (no GL)."""
     uv = project_points_np(np.asarray(vertices, np.float64), np.asarray(K, np.float64))
@@ -167,7 +177,7 @@ class SynthRenderer:
         rgba, _ = self.renderer.render_scene(parts, K, depth=False, lights=lights, ambient=ambient)
         alpha = rgba[..., 3:4].astype(np.float32) / 255.0
         mask = hand_silhouette(vertices, self.faces[side], K, self.size)
-        return Foreground(rgba[..., :3].astype(np.float32), alpha, mask)
+        return Foreground(subsurface(rgba[..., :3].astype(np.float32), alpha), alpha, mask)
 
     def _plain(self, vertices, K, side, skin, rng) -> Foreground:
         """The look before realistic rendering: one colour under the fixed rig, random gain and ramp."""
