@@ -9,8 +9,10 @@ of found hands whose side MediaPipe names right (handmesh's detector already tur
 mirrored-selfie label into the side seen in the picture), and the median distance between its 21
 landmarks and the labels as a share of the hand's size (the longer side of the labels' 2D box).
 The cost of a picture (images/s at the benchmark's size, `handmesh synth` with 1 and 2 workers) is
-measured for both appearances in the same run. Writes bench/results/realism_cpu.json and, with
---sheet, a contact sheet of default-setting realistic pictures.
+measured for both appearances in the same run. The same judge on real labelled photos
+(bench/realsets/keypoints, when present) gives the reference: MediaPipe's landmarks and the labels differ
+by definition (where a joint centre is), so even real photos do not reach a zero distance. Writes
+bench/results/realism_cpu.json and, with --sheet, a contact sheet of default-setting realistic pictures.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import numpy as np
 from handmesh.benchmarks.common import machine_info, write_result
 
 RESULTS = Path("bench/results/realism_cpu.json")
+# real photos with labelled 2D keypoints (measurement only): the same judge on them is the reference
+REAL_SET = Path("bench/realsets/keypoints")
 SHEET = Path("docs/images/synth_sheet.png")
 BENCH_SEED = 300_000  # away from training (0..), held-out (100,000..) and the handedness bench (200,000..)
 VIEWS = ("as_rendered", "padded")
@@ -44,7 +48,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cost-images", type=int, default=48, help="pictures per cost measurement (0: skip)")
     parser.add_argument("--sheet", default=None, help=f"write a contact sheet here (e.g. {SHEET})")
+    parser.add_argument(
+        "--real", default=str(REAL_SET), help="real labelled photos judged the same way (if present)"
+    )
     parser.add_argument("--json", default=str(RESULTS), help="output JSON")
+
+
+def judge_real(detector, folder: Path) -> dict | None:
+    """The same judge on real labelled photos (custom layout), per source (the file name's prefix)."""
+    import json
+
+    from handmesh.data.io import read_image
+
+    annotations = folder / "annotations.jsonl"
+    if not annotations.is_file():
+        return None
+    by_source: dict[str, list[dict]] = {}
+    for line in annotations.read_text().splitlines():
+        if not line.strip():
+            continue
+        entry = json.loads(line)
+        keypoints = np.asarray(entry["keypoints2d"], np.float64)[:, :2]
+        image = read_image(folder / entry["image"])
+        source = Path(entry["image"]).name.split("_")[0]
+        by_source.setdefault(source, []).append(
+            judge(detector, image, keypoints, entry.get("handedness", "right"))
+        )
+    return {source: summarize(results) for source, results in sorted(by_source.items())}
 
 
 def pad_border(image: np.ndarray) -> np.ndarray:
@@ -171,6 +201,14 @@ def run(args: argparse.Namespace) -> int:
             k: round(costs[0][k]["images_per_s"] / max(costs[1][k]["images_per_s"], 1e-9), 3)
             for k in costs[0]
         }
+    real = judge_real(detector, Path(args.real))
+    if real is not None:
+        out["real_reference"] = real
+        for source, summary in real.items():
+            print(
+                f"real {source}: found {summary['padded']['found']:.3f} padded; side right"
+                f" {summary['padded']['side_right']}; distance {summary['padded']['median_distance']}"
+            )
     out["machine"] = machine_info()
     if args.sheet and sheet_tiles:
         write_sheet(sheet_tiles, Path(args.sheet))
