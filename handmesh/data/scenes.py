@@ -30,7 +30,7 @@ def natural_colour(rng: np.random.Generator) -> np.ndarray:
 
 
 def pink_noise(rng: np.random.Generator, h: int, w: int, exponent: float = 1.0) -> np.ndarray:
-    """Noise with a 1/f^exponent amplitude spectrum, scaled to 0..1 (h, w) float32."""
+    """Noise with a 1/f^exponent amplitude spectrum, about 0..1 (h, w) float32."""
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.rfftfreq(w)[None, :]
     f = np.sqrt(fx**2 + fy**2)
@@ -38,8 +38,8 @@ def pink_noise(rng: np.random.Generator, h: int, w: int, exponent: float = 1.0) 
     spectrum = (rng.standard_normal(f.shape) + 1j * rng.standard_normal(f.shape)) / f**exponent
     spectrum[0, 0] = 0
     out = np.fft.irfft2(spectrum, s=(h, w)).astype(np.float32)
-    lo, hi = np.percentile(out, (1, 99))
-    return np.clip((out - lo) / max(hi - lo, 1e-6), 0, 1)
+    # mean +- 2.5 standard deviations to 0..1 (percentiles cost a sort of every pixel)
+    return np.clip(0.5 + (out - out.mean()) / (5 * max(float(out.std()), 1e-6)), 0, 1)
 
 
 def _colour_field(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -58,8 +58,11 @@ def dead_leaves(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     u = rng.random(count)
     rmin, rmax = 0.08 * side, 0.7 * side
     radii = (rmin**-2 - u * (rmin**-2 - rmax**-2)) ** -0.5
+    # one shading texture, tiled 2 x 2 (it wraps around seamlessly); every shape takes its own window
+    texture = np.tile(1 + 0.25 * (pink_noise(rng, h, w, 1.8) - 0.5), (2, 2))
+    layer = np.zeros((h, w), np.uint8)
     for r in np.sort(radii)[::-1]:
-        layer = np.zeros((h, w), np.uint8)
+        layer[:] = 0
         cx, cy = rng.uniform(-0.1 * w, 1.1 * w), rng.uniform(-0.1 * h, 1.1 * h)
         if rng.random() < 0.6:
             axes = (max(int(r), 1), max(int(r * rng.uniform(0.4, 1.0)), 1))
@@ -67,10 +70,15 @@ def dead_leaves(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         else:
             box = ((cx, cy), (2 * r, 2 * r * rng.uniform(0.3, 1.0)), rng.uniform(0, 180))
             cv2.fillPoly(layer, [cv2.boxPoints(box).astype(np.int32)], 255, cv2.LINE_AA)
-        a = (layer.astype(np.float32) / 255)[..., None]
         colour = natural_colour(rng)
-        shade = 1 + 0.25 * (pink_noise(rng, h, w, 1.8)[..., None] - 0.5)
-        image = image * (1 - a) + a * colour * shade
+        oy, ox = int(rng.integers(0, h)), int(rng.integers(0, w))
+        ys, xs = np.nonzero(layer)
+        if not len(ys):
+            continue
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1  # blend the shape's box only
+        a = (layer[y0:y1, x0:x1].astype(np.float32) / 255)[..., None]
+        shade = texture[oy + y0 : oy + y1, ox + x0 : ox + x1, None]
+        image[y0:y1, x0:x1] = image[y0:y1, x0:x1] * (1 - a) + a * colour * shade
     return image
 
 

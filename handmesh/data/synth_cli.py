@@ -9,7 +9,7 @@ import sys
 from handmesh.config import add_config_options, add_overrides_option, apply_overrides, config_from_args
 
 # the SynthConfig fields with their own option; the rendering knobs are `--set FIELD=VALUE`
-CLI_FIELDS = ("train", "eval", "seed", "size", "versions", "workers", "hand_model")
+CLI_FIELDS = ("train", "eval", "seed", "size", "versions", "workers", "hand_model", "appearance", "backgrounds")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
