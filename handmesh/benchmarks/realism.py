@@ -178,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
                         and appearance == "realistic"
                         and name == "default"
                         and len(sheet_tiles) < 24
+                        and side == ("right", "left")[i % 2]  # one side of each scene, in turn
                     ):
                         sheet_tiles.append(rec.image)
             stream.close()
