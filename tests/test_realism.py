@@ -188,3 +188,20 @@ def test_realism_benchmark_at_toy_size(tmp_path):
     assert set(result["cost_ratio_realistic_to_plain"]) == {"workers_1", "workers_2"}
     assert "cpu" in json.dumps(result["machine"]).lower()
     assert Path(sheet).stat().st_size > 0
+
+
+def test_each_stream_owns_its_renderer(realistic, tmp_path):
+    """`handmesh synth` in the same process (which makes and closes its own renderer) leaves a stream's
+    renderer working, and a pickled stream (a loader worker's copy) carries settings, not a GL context."""
+    import pickle
+
+    from handmesh.data.synth import synthesize
+
+    before = realistic.record(1).image
+    synthesize(SynthConfig(train=2, eval=0, size=S, workers=1), tmp_path / "synth")
+    assert np.abs(realistic.record(1).image.astype(int) - before.astype(int)).max() <= 2
+    copy = pickle.loads(pickle.dumps(realistic))
+    assert copy._renderer is None and copy.cfg == realistic.cfg
+    assert copy.record(1).image.shape == before.shape  # makes its own on first use
+    copy.close()
+    assert copy._renderer is None
