@@ -42,10 +42,12 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
-    from handmesh.benchmarks.learn import held_out, step_spec
-    from handmesh.evaluate import mean_hand_prediction, predict_camera_space
+    from handmesh.benchmarks.learn import step_spec
+    from handmesh.data.mix import held_out
+    from handmesh.evaluate import mean_hand_prediction
     from handmesh.metrics import pa_errors
     from handmesh.models import load_model
+    from handmesh.models.camera import predict_camera_space
 
     torch.set_num_threads(1)
     model = load_model(args.model)

@@ -32,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from handmesh.benchmarks.common import write_result  # noqa: E402
 from handmesh.data.freihand import FreiHANDDataset  # noqa: E402
 from handmesh.data.transforms import AugmentConfig  # noqa: E402
-from handmesh.evaluate import mean_hand_prediction, predict_camera_space  # noqa: E402
+from handmesh.evaluate import mean_hand_prediction  # noqa: E402
 from handmesh.losses import compute_losses  # noqa: E402
 from handmesh.metrics import pa_errors  # noqa: E402
 from handmesh.models import build_model  # noqa: E402
+from handmesh.models.camera import predict_camera_space  # noqa: E402
 from handmesh.train import TrainConfig, freeze_hand_model  # noqa: E402
 
 EXPERIMENTS = {

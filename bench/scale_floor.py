@@ -45,7 +45,8 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
-    from handmesh.benchmarks.learn import STEPS, held_out, step_spec
+    from handmesh.benchmarks.learn import STEPS, step_spec
+    from handmesh.data.mix import held_out
     from handmesh.hand_model import load_hand_model
 
     hand = load_hand_model().double()

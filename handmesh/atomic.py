@@ -4,7 +4,9 @@ Every writer of a result file uses this module (checkpoints, ONNX models and sid
 the demo's frames). The new content goes to a uniquely named hidden file beside the target
 (``.NAME.<random>.tmp``: two writers of one path never share a temporary file), is flushed to disk, and
 is renamed over the target; the folder is then synced so that the rename itself survives a crash. A
-failed write removes its temporary file and leaves the target as it was.
+failed write removes its temporary file and leaves the target as it was. The file gets the mode any
+other new file gets (0666 minus the umask): `tempfile.mkstemp` alone makes it 0600, and the rename would
+keep that, leaving checkpoints and ONNX files unreadable by the user's group.
 """
 
 from __future__ import annotations
@@ -12,10 +14,20 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 TEMP_SUFFIX = ".tmp"
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back: POSIX has no plain getter)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
 
 
 def temp_glob(name: str) -> str:
@@ -31,15 +43,26 @@ def _fsync_path(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
+def atomic_target(path: str | os.PathLike) -> Path:
+    """A fresh empty temporary file beside `path` (same folder, so `os.replace` onto `path` is atomic) with
+    the mode a newly created `path` would get. `atomic_path` wraps it; a writer that outlives one block
+    (a video writer) renames or removes it itself."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
+    return Path(name)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
     """Yield a fresh temporary path beside `path`; write it inside the block, and on a clean exit it
     replaces `path` (synced to disk first unless `durable` is False); on an error it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = atomic_target(path)
     try:
         yield tmp
         if durable:

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
+from handmesh.atomic import atomic_path
 from handmesh.errors import HandmeshError, MissingFileError
-from handmesh.files import atomic_target
 
 # torch's weights_only refusal names the global as "GLOBAL module.name" in one of two phrasings
 _UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
@@ -35,20 +35,15 @@ class _KeepsWriteError:
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write payload with torch.save to a temp file beside path, then rename it into place (atomic); a failed
-    write (a full disk) is one HandmeshError and leaves any earlier file at `path` as it was."""
+    """Write payload with torch.save, atomically (`handmesh.atomic`); a failed write (a full disk) is one
+    HandmeshError and leaves any earlier file at `path` as it was."""
     path = Path(path)
-    tmp = atomic_target(path)
     out = None
     try:
-        with open(tmp, "wb") as fh:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             out = _KeepsWriteError(fh)
             torch.save(payload, out)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
         cause = out.error if out is not None and out.error is not None else exc
         if isinstance(exc, OSError | RuntimeError) and isinstance(cause, OSError):
             raise HandmeshError(f"cannot write checkpoint {path}: {cause.strerror or cause}") from None

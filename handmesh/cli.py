@@ -22,13 +22,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "mano": ("handmesh.hand_model.cli", "MANO model files: import official pickles"),
     "score": ("handmesh.metrics_cli", "score a FreiHAND submission (pred.json) with the official metrics"),
-    "train": ("handmesh.train", "train the regressor (FreiHAND or a custom dataset)"),
+    "train": ("handmesh.train.cli", "train the regressor (FreiHAND or a custom dataset)"),
     "evaluate": (
         "handmesh.evaluate",
         "score a model file or the landmark fit on a labelled dataset (3D and 2D scores)",
     ),
     "label": ("handmesh.label", "pseudo-label a video or image folder with landmark fits (a custom dataset)"),
-    "export": ("handmesh.export", "export a model checkpoint to ONNX (fused, hand model inside)"),
+    "export": ("handmesh.export_cli", "export a model checkpoint to ONNX (fused, hand model inside)"),
     "bench": ("handmesh.bench_cli", "run a benchmark (model, ...) and write bench/results/*.json"),
 }
 

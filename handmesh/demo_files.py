@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from handmesh.atomic import atomic_write
+
 
 class FrameFiles:
     """Frames as JPEG files with unique names in one folder; only the newest `keep` stay on disk."""
@@ -47,9 +49,8 @@ class FrameFiles:
         with self._lock:
             self._count += 1
             path = self.folder / f"frame-{os.getpid()}-{self._count:09d}.jpg"
-            tmp = path.with_suffix(".part")
-            tmp.write_bytes(data.tobytes())
-            os.replace(tmp, path)  # a reader sees the whole file or none
+            # a reader sees the whole file or none; a frame lives a few seconds: no disk sync
+            atomic_write(path, data.tobytes(), durable=False)
             self._written.append(path)
             # old frames go; a browser still fetching one gets a 404 (a missed frame), never a torn one
             while len(self._written) > self.keep:

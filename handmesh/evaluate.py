@@ -38,23 +38,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from handmesh.atomic import atomic_write
+from handmesh.config import add_bool_option
 from handmesh.errors import HandmeshError
 from handmesh.hand_model.joints import ROOT_JOINT
 
 SPLITS = ("evaluation", "training", "val")
 HAND_SPAN_M = 0.19  # wrist to middle fingertip of an adult hand: where a missed hand is put
-
-
-@torch.no_grad()
-def predict_camera_space(
-    model: torch.nn.Module, images: torch.Tensor, K: torch.Tensor, img_size: int
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """Joints (B,21,3) and vertices (B,778,3) in the crop camera K (metres), plus the raw model output."""
-    from handmesh.models.camera import cam_to_translation
-
-    out = model(images)
-    transl = cam_to_translation(out["cam"].float(), K.float(), img_size)[:, None, :]
-    return out["joints"].float() + transl, out["vertices"].float() + transl, out
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -124,17 +114,12 @@ def mean_hand_prediction(
 
 def write_submission(path: str | Path, xyz: np.ndarray, verts: np.ndarray) -> Path:
     """Write `[xyz_list, verts_list]` (metres, absolute camera coordinates) as FreiHAND's pred.json."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # 7 decimals in metres is 0.1 um: far below any metric's resolution, and keeps the file small
     rounded = [
         np.round(np.asarray(xyz, np.float64), 7).tolist(),
         np.round(np.asarray(verts, np.float64), 7).tolist(),
     ]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rounded, separators=(",", ":")))
-    tmp.replace(path)
-    return path
+    return atomic_write(path, json.dumps(rounded, separators=(",", ":")))
 
 
 def score_submission(
@@ -369,7 +354,7 @@ def _write_json(path: Path, record: dict[str, Any]) -> None:
             return int(v)
         return v
 
-    path.write_text(json.dumps(plain(record), indent=2) + "\n")
+    atomic_write(path, json.dumps(plain(record), indent=2) + "\n")
 
 
 def print_scores(record: dict[str, Any], out: Any = None) -> None:
@@ -459,11 +444,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         choices=("auto", "model", "landmark-fit"),
         help="mesh source: the model file (auto when CKPT is given) or the landmark fit (no model file)",
     )
-    parser.add_argument(
+    add_bool_option(
+        parser,
         "--detect",
-        action="store_true",
-        help="find the hands with the detector as `handmesh predict` does instead of using the labelled "
-        "boxes; reports the share of hands found",
+        "find the hands with the detector as `handmesh predict` does instead of using the labelled boxes;"
+        " reports the share of hands found",
     )
     parser.add_argument("--detector", default="mediapipe", help=DETECTOR_HELP)
     parser.add_argument(
@@ -481,6 +466,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_bool_option(parser, "--quiet", "no progress bar")
     parser.set_defaults(func=run)
     return parser

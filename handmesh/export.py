@@ -16,16 +16,15 @@
   "focal_length": f (nominal crop camera, pixels), "model_config": {...}, "opset": 17,
   "max_abs_diff_vs_torch": float or null}``.
 
-A runtime needs only onnxruntime, numpy and this sidecar. ``--quantize int8`` writes an int8 model to
-OUT instead (`handmesh.quantize`); its sidecar adds a ``"quantization"`` record and loads the same way.
+A runtime needs only onnxruntime, numpy and this sidecar. The command is `handmesh export`
+(`handmesh.export_cli`); its ``--quantize int8`` writes an int8 model instead (`handmesh.quantize`), whose
+sidecar adds a ``"quantization"`` record and loads the same way.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from handmesh.atomic import atomic_path, atomic_write
 from handmesh.errors import HandmeshError, MissingFileError
-from handmesh.files import atomic_target
 
 SIDECAR_FORMAT = "handmesh-onnx"
 SIDECAR_VERSION = 1
@@ -103,8 +102,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, veri
     wrapper = _TupleOutputs(deploy, names).eval()
     dummy = torch.rand(1, 3, img_size, img_size)
     axes = {INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}}
-    tmp = atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         # the tracer warns about every Python-level shape check in the model; they are all static here
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -124,9 +122,6 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, veri
             raise HandmeshError(
                 f"ONNX Runtime and torch disagree by {diff:.3g} (tolerance {VERIFY_TOLERANCE})"
             )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     with torch.no_grad():
         shapes = {n: [None, *list(v.shape[1:])] for n, v in deploy(dummy).items() if n in names}
     sidecar = {
@@ -151,11 +146,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, veri
 
 def write_sidecar(onnx_path: str | os.PathLike, meta: dict[str, Any]) -> Path:
     """Write the JSON sidecar of an ONNX file (atomically); returns its path."""
-    side = sidecar_path(onnx_path)
-    tmp = atomic_target(side)
-    tmp.write_text(json.dumps(meta) + "\n")
-    os.replace(tmp, side)
-    return side
+    return atomic_write(sidecar_path(onnx_path), json.dumps(meta) + "\n")
 
 
 def load_sidecar(onnx_path: str | os.PathLike) -> dict[str, Any]:
@@ -174,42 +165,3 @@ def load_sidecar(onnx_path: str | os.PathLike) -> dict[str, Any]:
     if data.get("version") != SIDECAR_VERSION:
         raise HandmeshError(f"{side}: sidecar version {data.get('version')!r} is not supported")
     return data
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `handmesh export CKPT --onnx OUT`."""
-    p = subparsers.add_parser("export", help="export a model checkpoint to ONNX (fused, hand model inside)")
-    p.add_argument("checkpoint", help="model file (.pt) written by training or save_model")
-    p.add_argument("--onnx", required=True, metavar="OUT", help="ONNX file to write (sidecar: OUT.json)")
-    p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the ORT vs torch check")
-    p.add_argument(
-        "--quantize",
-        default=None,
-        metavar="MODE",
-        help="write an int8 model to OUT instead of fp32: int8 or int8-static (handmesh.quantize)",
-    )
-    p.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from handmesh.models import load_model
-    from handmesh.quantize import check_quantize, quantize_onnx
-
-    check_opset(args.opset)  # before the model is loaded: a wrong option costs nothing
-    check_quantize(args.quantize)
-    model = load_model(args.checkpoint)
-    if args.quantize:
-        with tempfile.TemporaryDirectory(prefix="handmesh-export-") as tmp:
-            fp32 = export_onnx(
-                model, Path(tmp) / f"{Path(args.onnx).stem}-fp32.onnx", opset=args.opset, verify=args.verify
-            )
-            out = quantize_onnx(fp32, args.onnx, args.quantize)
-        diff = load_sidecar(out)["quantization"]["max_abs_joint_diff_vs_fp32_m"]
-        note = f" ({args.quantize}; max |joint int8 - fp32| {diff * 1000:.2f} mm)"
-    else:
-        out = export_onnx(model, args.onnx, opset=args.opset, verify=args.verify)
-        diff = load_sidecar(out)["max_abs_diff_vs_torch"]
-        note = "" if diff is None else f" (max |ORT - torch| {diff:.2e})"
-    print(f"wrote {out} and {sidecar_path(out)}{note}")
-    return 0

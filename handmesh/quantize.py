@@ -28,12 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from handmesh.atomic import atomic_path
 from handmesh.errors import HandmeshError
 
 QUANTIZE_MODES = ("int8", "int8-static")
 # graph-name prefixes of nodes kept in float32 (the torch exporter names nodes by module path)
 FLOAT_PREFIXES = ("/model/hand_model/",)
 CALIBRATION_IMAGES = 200
+CALIBRATION_DATA = "synth:"  # the stream at `handmesh synth` defaults (bench learn's "standard" step)
 CALIBRATION_SEED = 1  # not the benchmark's held-out seed (0): calibrating on the test set would flatter it
 CALIBRATION_BATCH = 8
 CHECK_CROPS = 16  # crops on which the written model is compared with the fp32 one
@@ -54,10 +56,11 @@ def to_crops(images) -> np.ndarray:
 def calibration_crops(
     img_size: int, count: int = CALIBRATION_IMAGES, seed: int = CALIBRATION_SEED
 ) -> np.ndarray:
-    """(count, S, S, 3) uint8 RGB crops of the synthetic stream (standard step), as the pipeline feeds them."""
-    from handmesh.benchmarks.learn import held_out, step_spec
+    """(count, S, S, 3) uint8 RGB crops of the synthetic stream (`handmesh synth` defaults), as the pipeline
+    feeds them."""
+    from handmesh.data.mix import held_out
 
-    return to_crops(held_out(step_spec("standard"), count, img_size, seed)["image"])
+    return to_crops(held_out(CALIBRATION_DATA, count, img_size, seed)["image"])
 
 
 class _CropReader:
@@ -150,7 +153,6 @@ def quantize_onnx(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from handmesh.export import load_sidecar, write_sidecar
-    from handmesh.files import atomic_target
 
     check_quantize(mode)
     fp32_path, out_path = Path(fp32_path), Path(out_path)
@@ -167,15 +169,11 @@ def quantize_onnx(
         pre = Path(tmp) / "pre.onnx"
         # shape inference and graph folding first: the quantizer needs every tensor's shape
         quant_pre_process(str(fp32_path), str(pre))
-        target = atomic_target(out_path)
-        try:
+        with atomic_path(out_path) as target:
             record = _quantize(pre, target, mode, crops, meta["input_name"])
             diff = _max_joint_diff(fp32_path, target, crops[:CHECK_CROPS], meta["input_name"])
             if not np.isfinite(diff):
                 raise HandmeshError(f"the {mode} model gives non-finite joints on the check crops")
-            os.replace(target, out_path)
-        finally:
-            target.unlink(missing_ok=True)
     meta.update(
         onnx_file=out_path.name,
         max_abs_diff_vs_torch=None,

@@ -34,7 +34,7 @@ def test_demo_app_help_lists_runtime(monkeypatch, capsys):
 
 
 def test_handmesh_help_answers_without_torch():
-    """Issue 20 §6: `handmesh --help` lists every command without importing torch (or numpy, cv2)."""
+    """`handmesh --help` lists every command without importing torch (or numpy, cv2)."""
     import os
     import subprocess
 
@@ -58,3 +58,25 @@ def test_command_list_matches_each_commands_own_help():
         parser = build_parser(name)
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         assert {a.dest: a.help for a in sub._choices_actions}[name] == line, name
+
+
+def test_subcommand_helps_do_not_import_torch():
+    """`handmesh train --help` and `bench --help` build their parsers without torch."""
+    import os
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from handmesh.cli import main\n"
+        "for argv in (['train', '--help'], ['bench', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('heavy:', sorted(m for m in ('torch', 'timm', 'gradio') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines()[-1] == "heavy: []"
+    assert "--epochs" in out.stdout and "BENCHMARK" in out.stdout

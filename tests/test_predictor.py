@@ -196,3 +196,28 @@ def test_each_client_has_its_own_stream_state():
     assert len(pool) == 1 and pool.get("dave") is first  # idle sessions are closed on the next visit
     pool.close()
     assert len(pool) == 0
+
+
+def test_page_settings_reach_the_pipeline_only_when_they_change(monkeypatch):
+    """The page sends its settings with every webcam frame; applying them waits for the frame in flight."""
+    from handmesh.pipeline import ModelEstimator
+    from handmesh.pipeline.sessions import ClientSession
+
+    applied = []
+    real = HandMeshPipeline.update_config
+    monkeypatch.setattr(
+        HandMeshPipeline, "update_config", lambda self, **kw: applied.append(kw) or real(self, **kw)
+    )
+    session = ClientSession(
+        lambda source: HandMeshPipeline(ModelEstimator(FakeRuntime()), StaticDetector([]), None, NoRenderer())
+    )
+    for _ in range(3):
+        pipe = session.pipeline("src", "live", max_hands=1, skeleton=True)
+    assert applied == [{"max_hands": 1, "skeleton": True}] and pipe.config.skeleton
+    session.pipeline("src", "video", max_hands=1, skeleton=True)  # another pipeline: its own settings
+    session.pipeline("src", "live", max_hands=1, skeleton=False)
+    assert len(applied) == 3 and not pipe.config.skeleton
+    for _ in range(2):  # refused settings are not remembered as applied: refused again
+        with pytest.raises(HandmeshError):
+            session.pipeline("src", "live", max_hands=0, skeleton=False)
+    assert pipe.config.max_hands == 1

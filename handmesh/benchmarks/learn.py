@@ -30,7 +30,6 @@ from typing import Any
 
 from handmesh.benchmarks.common import machine_info, write_result
 from handmesh.config import add_overrides_option
-from handmesh.data.stream import HELD_OUT_SEED
 
 RESULTS = Path("bench/results")
 STEPS: dict[str, str] = {
@@ -96,27 +95,11 @@ def step_spec(step: str, extra: list[str] | tuple[str, ...] = ()) -> str:
     return "synth:" + ",".join(filter(None, [STEPS[step], *extra]))
 
 
-def held_out(spec: str, count: int, img_size: int, seed: int) -> dict:
-    """The first `count` held-out images of a stream spec (its other seed, never trained on), stacked."""
-    from handmesh.data.mix import build_training_data
-
-    _, ds = build_training_data(spec, img_size, augment=False, val_fraction=0.0, seed=seed, val_images=count)
-    return load_stream_batch(ds, count)
-
-
-def load_stream_batch(ds, count: int) -> dict:
-    """The first `count` samples of a stream stacked into tensors (the held-out set, kept in memory)."""
-    import torch
-
-    items = [ds[i] for i in range(count)]
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
-
-
 def score(model, data: dict, img_size: int, device, batch: int = 100) -> dict[str, float]:
     """PA-MPJPE / PA-MPVPE / unaligned MPJPE (mm) of a model on an in-memory set, in eval mode."""
     import torch
 
-    from handmesh.evaluate import predict_camera_space
+    from handmesh.models.camera import predict_camera_space
 
     was_training = model.training
     model.eval()
@@ -205,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from handmesh.config import apply_overrides
-    from handmesh.data.mix import EpochSampler, build_training_data
+    from handmesh.data.mix import EpochSampler, build_training_data, load_stream_batch
+    from handmesh.data.stream import HELD_OUT_SEED
     from handmesh.losses import compute_losses
     from handmesh.models import ModelConfig, build_model_from_config, save_model
     from handmesh.optim import WarmupCosine, build_optimizer

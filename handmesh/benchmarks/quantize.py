@@ -138,7 +138,8 @@ def latency(runtimes: dict, crops, batches: list[int], rounds: int, runs: int) -
 
 def run(args: argparse.Namespace) -> int:
     """Export, quantize, score and time; write the JSON."""
-    from handmesh.benchmarks.learn import held_out, step_spec
+    from handmesh.benchmarks.learn import step_spec
+    from handmesh.data.mix import held_out
     from handmesh.export import export_onnx
     from handmesh.models import load_model
     from handmesh.pipeline.runtime import OnnxRuntimeModel, default_onnx_threads

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from handmesh.atomic import atomic_path, atomic_write
 from handmesh.errors import HandmeshError, MissingFileError
 
 # Limits checked before any native decoder or library sees an image (docs/limits.md). MediaPipe's bundled
@@ -160,11 +161,8 @@ def dump_json(path: str | Path, data: Any) -> None:
             return obj.item()
         raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     # Python's float repr is the shortest string that round-trips, so float64 values survive exactly.
-    tmp.write_text(json.dumps(data, default=default, separators=(",", ":")))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, default=default, separators=(",", ":")))
 
 
 CACHE_MIN_ENTRIES = 1000  # smaller files parse faster than a cache lookup is worth
@@ -196,10 +194,9 @@ def _load_cached(cached: Path, inner_shape: tuple[int, ...]) -> np.ndarray | Non
 def _store_cache(cached: Path, arr: np.ndarray, json_name: str) -> None:
     """Write the cache atomically and drop the entries of earlier contents of the same JSON file."""
     try:
-        cached.parent.mkdir(exist_ok=True)
-        tmp = cached.with_name(cached.name + ".tmp.npy")
-        np.save(tmp, arr)
-        os.replace(tmp, cached)
+        # a cache is rebuilt when lost: not worth a disk sync
+        with atomic_path(cached, durable=False) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, arr)
         for old in cached.parent.glob(glob.escape(json_name) + ".*.npy"):
             if old != cached:
                 old.unlink(missing_ok=True)

@@ -187,3 +187,15 @@ def build_training_data(
             val_parts.append(open_dataset(source.spec, "val", augment=False, **common))
     mix = MixedDataset(train_parts, [s.weight for s in sources], seed=seed)
     return mix, torch.utils.data.ConcatDataset(val_parts)
+
+
+def held_out(spec: str, count: int, img_size: int, seed: int) -> dict[str, torch.Tensor]:
+    """The first `count` held-out images of a stream spec (its other seed, never trained on), stacked."""
+    _, ds = build_training_data(spec, img_size, augment=False, val_fraction=0.0, seed=seed, val_images=count)
+    return load_stream_batch(ds, count)
+
+
+def load_stream_batch(ds: Dataset, count: int) -> dict[str, torch.Tensor]:
+    """The first `count` samples of a dataset stacked into tensors (a held-out set kept in memory)."""
+    items = [ds[i] for i in range(count)]
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}

@@ -10,21 +10,30 @@ Building lives in `build`, the model-file format (and which state belongs in a f
 
 from __future__ import annotations
 
-from handmesh.models.build import build_model, build_model_from_config
-from handmesh.models.config import HEADS, ModelConfig, fastvit_variants
-from handmesh.models.model_file import (
-    HAND_MODEL_PREFIX,
-    is_hand_model_key,
-    load_model,
-    load_own_state,
-    model_from_payload,
-    model_payload,
-    own_state,
-    read_model_config,
-    save_model,
-)
-from handmesh.models.regressor import OUTPUT_NAMES, HandRegressor
-from handmesh.models.reparam import reparameterize
+from handmesh.lazy import lazy_exports
+
+# Lazy exports (PEP 562): `ModelConfig` for a command's --help must not pull in torch and timm.
+_EXPORTS = {
+    "build_model": "build",
+    "build_model_from_config": "build",
+    "HEADS": "config",
+    "ModelConfig": "config",
+    "fastvit_variants": "config",
+    "HAND_MODEL_PREFIX": "model_file",
+    "is_hand_model_key": "model_file",
+    "load_model": "model_file",
+    "load_own_state": "model_file",
+    "model_from_payload": "model_file",
+    "model_payload": "model_file",
+    "own_state": "model_file",
+    "read_model_config": "model_file",
+    "save_model": "model_file",
+    "OUTPUT_NAMES": "regressor",
+    "HandRegressor": "regressor",
+    "reparameterize": "reparam",
+}
+
+__getattr__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()})
 
 __all__ = [
     "HEADS",

@@ -91,3 +91,13 @@ def crop_to_camera(points, cam, K_crop, img_size: int, mirrored: bool = False):
         return points + cam_to_translation(cam, K_crop, img_size)[:, None, :]
     placed = points + cam_to_translation(cam, flip_intrinsics(K_crop, img_size), img_size)[:, None, :]
     return mirror_vertices(placed)
+
+
+@torch.no_grad()
+def predict_camera_space(
+    model: torch.nn.Module, images: torch.Tensor, K: torch.Tensor, img_size: int
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Joints (B,21,3) and vertices (B,778,3) in the crop camera K (metres), plus the raw model output."""
+    out = model(images)
+    transl = cam_to_translation(out["cam"].float(), K.float(), img_size)[:, None, :]
+    return out["joints"].float() + transl, out["vertices"].float() + transl, out

@@ -13,13 +13,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from handmesh.atomic import atomic_target
 from handmesh.data.io import (
     check_image_size,
     check_regular_file,
     read_image,  # noqa: F401  (re-exported: one image decoder for the project)
 )
 from handmesh.errors import HandmeshError
-from handmesh.files import atomic_target
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}

@@ -123,6 +123,7 @@ class ClientSession:
     def __init__(self, make_pipeline: Callable[[str | None], HandMeshPipeline]):
         self._make = make_pipeline
         self._pipelines: dict[tuple[str | None, str], HandMeshPipeline] = {}
+        self._settings: dict[tuple[str | None, str], dict[str, Any]] = {}  # last applied, per pipeline
         self.feed = LiveFeed()
         self._stamps: collections.deque[float] = collections.deque(maxlen=30)
         self._timings: dict[str, float] = {}
@@ -132,15 +133,21 @@ class ClientSession:
         self.used = time.monotonic()
 
     def pipeline(self, source: str | None, job: str, **settings: Any) -> HandMeshPipeline:
-        """The pipeline of `source` for `job` ("live", "video" or "image") with the page's settings."""
+        """The pipeline of `source` for `job` ("live", "video" or "image") with the page's settings, which
+        are applied only when they differ from the last ones (the page sends them with every webcam frame,
+        and applying waits for the frame in flight)."""
         if job not in JOBS:
             raise HandmeshError(f"unknown job {job!r}: one of {', '.join(JOBS)}")
+        key = (source, job)
         with self._lock:
-            pipe = self._pipelines.get((source, job))
+            pipe = self._pipelines.get(key)
             if pipe is None:
-                pipe = self._pipelines[(source, job)] = self._make(source)
-        if settings:
+                pipe = self._pipelines[key] = self._make(source)
+            changed = bool(settings) and self._settings.get(key) != settings
+        if changed:
             pipe.update_config(**settings)
+            with self._lock:
+                self._settings[key] = dict(settings)
         return pipe
 
     def live(self, pipe: HandMeshPipeline, frame: np.ndarray) -> tuple[PipelineResult, float, dict]:
@@ -174,7 +181,7 @@ class ClientSession:
         """Stop the live feed's threads and release the detectors' graphs."""
         self.feed.close()
         with self._lock:
-            pipes, self._pipelines = list(self._pipelines.values()), {}
+            pipes, self._pipelines, self._settings = list(self._pipelines.values()), {}, {}
         for pipe in pipes:
             close = getattr(pipe.detector, "close", None)
             if close is not None:

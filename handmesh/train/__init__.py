@@ -11,22 +11,21 @@
 
 from __future__ import annotations
 
-from handmesh.train.cli import add_parser
-from handmesh.train.config import TrainConfig
-from handmesh.train.data import build_datasets
-from handmesh.train.plan import RunPlan, load_resume_point, plan_run
-from handmesh.train.state import TRAIN_FORMAT, freeze_hand_model
-from handmesh.train.trainer import Trainer, train
+from handmesh.lazy import lazy_exports
 
-__all__ = [
-    "TRAIN_FORMAT",
-    "RunPlan",
-    "TrainConfig",
-    "Trainer",
-    "add_parser",
-    "build_datasets",
-    "freeze_hand_model",
-    "load_resume_point",
-    "plan_run",
-    "train",
-]
+# Lazy exports (PEP 562): `handmesh train --help` imports `handmesh.train.cli` and must not pull in torch.
+_EXPORTS = {
+    "TrainConfig": "config",
+    "build_datasets": "data",
+    "RunPlan": "plan",
+    "load_resume_point": "plan",
+    "plan_run": "plan",
+    "TRAIN_FORMAT": "state",
+    "freeze_hand_model": "state",
+    "Trainer": "trainer",
+    "train": "trainer",
+}
+
+__getattr__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()})
+
+__all__ = sorted(_EXPORTS)

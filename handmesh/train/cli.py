@@ -7,11 +7,14 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from handmesh import config as cfgutil
 from handmesh.errors import HandmeshError
 from handmesh.train.config import TrainConfig
-from handmesh.train.plan import RunPlan, load_resume_point, plan_run
+
+if TYPE_CHECKING:
+    from handmesh.train.plan import RunPlan
 
 # the ModelConfig fields worth their own option; any other one is `--set FIELD=VALUE`
 MODEL_OPTIONS = ("variant", "img_size", "backbone_weights")
@@ -52,6 +55,7 @@ def plan_from_args(args: argparse.Namespace) -> RunPlan:
     """The run plan of the parsed options: on --resume the checkpoint's settings (read once) with the
     options given on top; fresh runs start from the defaults."""
     from handmesh.models import ModelConfig
+    from handmesh.train.plan import load_resume_point, plan_run
 
     train_over, model_over = cfgutil.split_overrides(args.overrides, TrainConfig, ModelConfig)
     given = cfgutil.options_given(args)

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from handmesh.atomic import temp_glob
 from handmesh.errors import HandmeshError, MissingFileError
 
 TRAIN_FORMAT = "handmesh-train"
@@ -71,9 +72,9 @@ def refuse_existing_run(out: Path, overwrite: bool) -> None:
 
 
 def stale_temp_files(out: Path) -> list[Path]:
-    """Hidden partial checkpoints a killed write left behind (`save_checkpoint` writes `.NAME.*.tmp` beside
-    NAME and renames it into place; a kill before the rename leaves the temp file)."""
-    return sorted(p for name in CHECKPOINTS for p in out.glob(f".{name}.*.tmp") if p.is_file())
+    """Hidden partial checkpoints a killed write left behind (`save_checkpoint` writes through
+    `handmesh.atomic`; a kill before the rename leaves the temp file)."""
+    return sorted(p for name in CHECKPOINTS for p in out.glob(temp_glob(name)) if p.is_file())
 
 
 def prepare_run_dir(out: Path, fresh: bool) -> list[str]:

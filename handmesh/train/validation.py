@@ -49,9 +49,9 @@ def validate(
 ) -> ValResult:
     """Validate `model` on `loader` (its train/eval mode is restored afterwards); the first `preview_size`
     samples are kept as the preview."""
-    from handmesh.evaluate import predict_camera_space
     from handmesh.losses import compute_losses
     from handmesh.metrics import score_arrays
+    from handmesh.models.camera import predict_camera_space
 
     was_training = model.training
     model.eval()

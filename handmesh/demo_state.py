@@ -1,0 +1,102 @@
+"""The demo server's settings (`AppConfig`, one option each) and what its page's handlers share (`DemoState`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import field
+from pathlib import Path
+
+from handmesh.config import option
+from handmesh.demo_files import FrameFiles, OutputFolder
+from handmesh.errors import HandmeshError, one_line
+from handmesh.pipeline.predictor import DETECTOR_HELP, RUNTIMES
+from handmesh.pipeline.runtime import LIVE_THREADS, set_stage_threads
+
+
+@dataclasses.dataclass
+class AppConfig:
+    """How the demo server runs (each field is an option of demo_app.py: help and choices live here)."""
+
+    host: str = field(
+        default="127.0.0.1", metadata=option("interface to bind (127.0.0.1: this machine only)")
+    )
+    port: int = field(default=7860, metadata=option("port"))
+    share: bool = False  # a public gradio.live link: only when asked (--share)
+    checkpoint: str | None = field(
+        default=None, metadata=option("trained model file (.pt); see --runtime", metavar="CKPT")
+    )
+    onnx: str | None = field(
+        default=None,
+        metadata=option("exported model (.onnx + its .json sidecar), run with ONNX Runtime", metavar="FILE"),
+    )
+    runtime: str = field(
+        default="auto",
+        metadata=option(
+            "how --checkpoint runs: auto (torch on a GPU, else exported to ONNX Runtime), onnx or torch",
+            choices=RUNTIMES,
+        ),
+    )
+    detector: str = field(default="mediapipe", metadata=option(DETECTOR_HELP, metavar="SPEC"))
+    max_upload_mb: int = field(default=50, metadata=option("largest upload accepted, MB"))
+    max_video_seconds: float = field(default=60.0, metadata=option("longer videos are cut to this length"))
+    stream_every: float = field(
+        default=0.03,  # up to ~33 FPS
+        metadata=option("seconds between webcam frames sent to the server"),
+    )
+    threads: int = field(
+        default=LIVE_THREADS,
+        metadata=option(
+            "threads per library (ONNX Runtime, torch, OpenCV, the GL rasterizer); the pipeline's stages already"
+            " run in parallel, and more per stage fought them and the browser for the cores"
+        ),
+    )
+    max_sessions: int = field(
+        default=16,
+        metadata=option("browser sessions with their own stream state (tracks, smoothing); the idlest goes"),
+    )
+    mirror_webcam: bool = True  # selfie view; colours then follow the person's own hands (--no-mirror)
+
+
+class DemoState:
+    """What the page's handlers share: the mesh sources, one state per browser session, the app's files."""
+
+    def __init__(self, cfg: AppConfig):
+        from gradio.utils import get_upload_folder
+
+        from handmesh.pipeline.sessions import ClientSession, MeshSources, SessionPool
+
+        self.cfg = cfg
+        if cfg.threads < 1:
+            raise HandmeshError(f"--threads must be at least 1, got {cfg.threads}")
+        set_stage_threads(cfg.threads)  # before the renderer's GL context starts its rasterizer threads
+        self.sources = MeshSources(cfg.checkpoint, cfg.onnx, cfg.runtime, cfg.detector, threads=cfg.threads)
+        self.notes: list[str] = []
+        if cfg.detector.startswith("static:"):
+            self.notes.append(f"Test detector in use: `{cfg.detector}` (fixed boxes, not a real detector).")
+        self.sources.warm_up()
+        self.sessions = SessionPool(lambda: ClientSession(self.sources.pipeline), cfg.max_sessions)
+        # downloads live an hour; streamed frames go inside Gradio's cache folder, which Gradio serves as is
+        self.outputs = OutputFolder(max_age_s=3600.0)
+        self.frames = FrameFiles(Path(get_upload_folder()) / f"handmesh-stream-{os.getpid()}")
+        self.examples = self._render_examples()
+
+    def _render_examples(self) -> tuple[str, str] | None:
+        """Example inputs rendered from the hand model (a sub-folder: the output pruning skips it)."""
+        from handmesh.pipeline.synthetic import write_examples
+
+        try:
+            image, video = write_examples(self.outputs.path / "examples")
+        except Exception as exc:  # an example is a nicety: a machine that cannot render still serves
+            self.notes.append(f"No example inputs ({type(exc).__name__}: {one_line(exc)}).")
+            return None
+        return str(image), str(video)
+
+    def session(self, request):
+        """The `ClientSession` of the browser session a Gradio request comes from."""
+        return self.sessions.get(getattr(request, "session_hash", None) if request is not None else None)
+
+    def close(self) -> None:
+        """Remove the app's files (output folder, streamed frames): called on exit."""
+        self.outputs.close()
+        self.frames.close()
