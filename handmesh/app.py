@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import dataclasses
 import sys
 
 from handmesh.config import add_config_options, config_from_args
@@ -62,15 +61,7 @@ def build_demo(state: DemoState):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's command-line options (one per AppConfig field)."""
-    add_config_options(parser.add_mutually_exclusive_group(), AppConfig, only=("checkpoint", "onnx"))
-    add_config_options(parser, AppConfig, skip=("checkpoint", "onnx", "share", "mirror_webcam"))
-    parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
-    parser.add_argument(
-        "--no-mirror",
-        dest="mirror_webcam",
-        action="store_false",
-        help="do not mirror the webcam (selfie) view",
-    )
+    add_config_options(parser, AppConfig)
 
 
 def parse_config(argv: list[str] | None = None) -> AppConfig:
@@ -80,9 +71,10 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return dataclasses.replace(
-        config_from_args(AppConfig(), args), share=args.share, mirror_webcam=args.mirror_webcam
-    )
+    try:
+        return config_from_args(AppConfig(), args)
+    except HandmeshError as exc:  # options that contradict each other: a usage error like argparse's
+        parser.error(one_line(exc))
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from handmesh.config import add_bool_option
 from handmesh.errors import DEBUG_ENV, HandmeshError, debug_enabled, one_line
 
 # name -> (module exposing `add_parser(subparsers)`, its one-line help). Modules are imported lazily:
@@ -48,10 +49,8 @@ def build_parser(only: str | None = None, prog: str | None = None) -> argparse.A
     parser = argparse.ArgumentParser(
         prog=prog or "handmesh", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--debug",
-        action="store_true",
-        help=f"show the full traceback of an error instead of one line (or set {DEBUG_ENV}=1)",
+    add_bool_option(
+        parser, "--debug", f"show the full traceback of an error instead of one line (or set {DEBUG_ENV}=1)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_line) in SUBCOMMANDS.items():

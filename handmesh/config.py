@@ -111,9 +111,12 @@ def add_overrides_option(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
-def option(help: str, choices: typing.Sequence[Any] | None = None, metavar: str | None = None) -> dict:
-    """Field metadata for `add_config_options`: `field(default=..., metadata=option("help", choices=...))`."""
-    meta: dict[str, Any] = {"help": help}
+def option(
+    help: str, choices: typing.Sequence[Any] | None = None, metavar: str | None = None, inline: bool = False
+) -> dict:
+    """Field metadata for `add_config_options`: `field(default=..., metadata=option("help", choices=...))`;
+    `inline` (a nested config): its options keep their own names, without the outer field's."""
+    meta: dict[str, Any] = {"help": help, "inline": inline}
     if choices is not None:
         meta["choices"] = tuple(choices)
     if metavar is not None:
@@ -159,11 +162,14 @@ def add_config_options(
     only: typing.Iterable[str] | None = None,
     skip: typing.Iterable[str] = (),
     prefix: str = "",
+    flag_prefix: str | None = None,
 ) -> None:
     """Add one `--field-name VALUE` option per field of the dataclass `base` (a class or an instance whose
     values are the shown defaults), typed by the field's hint, with the help text and choices of its
-    `option(...)` metadata; a nested dataclass field adds `--outer-inner` options. Read them back with
-    `config_from_args`; options the user does not give are absent from the namespace."""
+    `option(...)` metadata; a yes/no field follows `add_bool_option`'s grammar. A nested dataclass field
+    adds `--outer-inner` options, or plain `--inner` ones when its metadata says `option(..., inline=True)`.
+    Read them back with `config_from_args`; options the user does not give are absent from the namespace."""
+    flag_prefix = prefix if flag_prefix is None else flag_prefix
     defaults = base if not isinstance(base, type) else None
     cls = type(base) if defaults is not None else base
     wanted = None if only is None else set(only)
@@ -173,10 +179,17 @@ def add_config_options(
         path = prefix + f.name
         default = getattr(defaults, f.name) if defaults is not None else _field_default(f)
         if dataclasses.is_dataclass(hint):
-            add_config_options(parser, default if default is not None else hint, prefix=path + ".")
+            inner_flags = flag_prefix if f.metadata.get("inline") else flag_prefix + f.name + "."
+            add_config_options(
+                parser, default if default is not None else hint, prefix=path + ".", flag_prefix=inner_flags
+            )
             continue
-        flag = "--" + path.replace(".", "-").replace("_", "-")
+        flag = "--" + (flag_prefix + f.name).replace(".", "-").replace("_", "-")
         meta = f.metadata
+        text = meta.get("help") or f"{cls.__name__}.{path}"
+        if hint is bool:
+            add_bool_option(parser, flag, text, default, dest=_DEST + path)
+            continue
         choices = meta.get("choices")
         shown = "" if default is dataclasses.MISSING else f" (default: {default!r})"
         parser.add_argument(
@@ -186,8 +199,26 @@ def add_config_options(
             choices=choices,
             metavar=meta.get("metavar") or (None if choices else _metavar(hint)),
             default=argparse.SUPPRESS,
-            help=(meta.get("help") or f"{cls.__name__}.{path}") + shown,
+            help=text + shown,
         )
+
+
+def add_bool_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    flag: str,
+    help: str,
+    default: Any = False,
+    dest: str | None = None,
+) -> None:
+    """The one grammar of a yes/no option: `--flag` sets it, `--no-flag` clears it (no value follows, so a
+    positional argument after it is never taken for one). `dest` defaults to the flag's name; a config
+    option (see `add_config_options`) stays absent from the namespace unless given."""
+    dest = dest or flag.lstrip("-").replace("-", "_")
+    absent = argparse.SUPPRESS if dest.startswith(_DEST) else default
+    shown = "" if default is dataclasses.MISSING else f" (default: {'yes' if default else 'no'})"
+    parser.add_argument(
+        flag, dest=dest, action=argparse.BooleanOptionalAction, default=absent, help=help + shown
+    )
 
 
 # options added by add_config_options live under this prefix in the namespace, so that they never clash

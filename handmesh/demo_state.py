@@ -10,7 +10,7 @@ from pathlib import Path
 from handmesh.config import option
 from handmesh.demo_files import FrameFiles, OutputFolder
 from handmesh.errors import HandmeshError, one_line
-from handmesh.pipeline.predictor import DETECTOR_HELP, RUNTIMES
+from handmesh.pipeline.predictor import SourceConfig
 from handmesh.pipeline.runtime import LIVE_THREADS, set_stage_threads
 
 
@@ -22,22 +22,12 @@ class AppConfig:
         default="127.0.0.1", metadata=option("interface to bind (127.0.0.1: this machine only)")
     )
     port: int = field(default=7860, metadata=option("port"))
-    share: bool = False  # a public gradio.live link: only when asked (--share)
-    checkpoint: str | None = field(
-        default=None, metadata=option("trained model file (.pt); see --runtime", metavar="CKPT")
+    share: bool = field(default=False, metadata=option("also create a public gradio.live link"))
+    source: SourceConfig = field(
+        # uploads get one detector pass unless --search asks for more (the page answers quickly)
+        default_factory=lambda: SourceConfig(search=None),
+        metadata=option("the model file, its runtime, the detector, the still-image search", inline=True),
     )
-    onnx: str | None = field(
-        default=None,
-        metadata=option("exported model (.onnx + its .json sidecar), run with ONNX Runtime", metavar="FILE"),
-    )
-    runtime: str = field(
-        default="auto",
-        metadata=option(
-            "how --checkpoint runs: auto (torch on a GPU, else exported to ONNX Runtime), onnx or torch",
-            choices=RUNTIMES,
-        ),
-    )
-    detector: str = field(default="mediapipe", metadata=option(DETECTOR_HELP, metavar="SPEC"))
     max_upload_mb: int = field(default=50, metadata=option("largest upload accepted, MB"))
     max_video_seconds: float = field(default=60.0, metadata=option("longer videos are cut to this length"))
     stream_every: float = field(
@@ -55,7 +45,10 @@ class AppConfig:
         default=16,
         metadata=option("browser sessions with their own stream state (tracks, smoothing); the idlest goes"),
     )
-    mirror_webcam: bool = True  # selfie view; colours then follow the person's own hands (--no-mirror)
+    mirror: bool = field(
+        default=True,
+        metadata=option("mirror the webcam view (selfie): colours and labels follow the person's own hands"),
+    )
 
 
 class DemoState:
@@ -70,10 +63,12 @@ class DemoState:
         if cfg.threads < 1:
             raise HandmeshError(f"--threads must be at least 1, got {cfg.threads}")
         set_stage_threads(cfg.threads)  # before the renderer's GL context starts its rasterizer threads
-        self.sources = MeshSources(cfg.checkpoint, cfg.onnx, cfg.runtime, cfg.detector, threads=cfg.threads)
+        self.sources = MeshSources(cfg.source, threads=cfg.threads)
         self.notes: list[str] = []
-        if cfg.detector.startswith("static:"):
-            self.notes.append(f"Test detector in use: `{cfg.detector}` (fixed boxes, not a real detector).")
+        if cfg.source.detector.startswith("static:"):
+            self.notes.append(
+                f"Test detector in use: `{cfg.source.detector}` (fixed boxes, not a real detector)."
+            )
         self.sources.warm_up()
         self.sessions = SessionPool(lambda: ClientSession(self.sources.pipeline), cfg.max_sessions)
         # downloads live an hour; streamed frames go inside Gradio's cache folder, which Gradio serves as is

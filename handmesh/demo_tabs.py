@@ -93,7 +93,7 @@ def webcam_tab(state: DemoState, controls: list) -> None:
         if frame is None:
             return None, "waiting for the webcam…"
         session = state.session(request)
-        settings = page_settings(max_hands, smoothing, skeleton, opacity, cfg.mirror_webcam)
+        settings = page_settings(max_hands, smoothing, skeleton, opacity, cfg.mirror)
         pipe = session.pipeline(source, "live", **settings)
         result, fps, timings = session.live(pipe, frame)
         # a file of our own per frame: see handmesh.demo_files for what Gradio's caching did to the stream
@@ -112,7 +112,7 @@ def webcam_tab(state: DemoState, controls: list) -> None:
                 streaming=True,
                 type="numpy",
                 label="Webcam",
-                webcam_options=gr.WebcamOptions(mirror=cfg.mirror_webcam),
+                webcam_options=gr.WebcamOptions(mirror=cfg.mirror),
             )
             live = gr.Image(label="Hand meshes", format="jpeg", type="filepath", elem_id="overlay")
         stats = gr.Markdown("Click the webcam, allow access, then press Record.", elem_id="stats")

@@ -10,6 +10,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from handmesh.config import add_bool_option
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `handmesh export CKPT --onnx OUT`."""
@@ -17,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="model file (.pt) written by training or save_model")
     p.add_argument("--onnx", required=True, metavar="OUT", help="ONNX file to write (sidecar: OUT.json)")
     p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the ORT vs torch check")
+    add_bool_option(p, "--verify", "check ONNX Runtime against torch on two random images", True)
     p.add_argument(
         "--quantize",
         default=None,

@@ -14,7 +14,7 @@ import json
 import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,10 @@ class LabelConfig:
     """Settings of `handmesh label` (each field is an option: help and choices live here)."""
 
     min_confidence: float = field(default=0.5, metadata=option("drop hands below this confidence, 0-1"))
-    keep_low: bool = False  # keep hands below min_confidence (their confidence weights them), listed
+    keep_low: bool = field(
+        default=False,
+        metadata=option("keep low-confidence hands (their confidence weights them), listed in the report"),
+    )
     fov: float = field(default=60.0, metadata=option("horizontal field of view of the camera, degrees"))
     every: int = field(default=1, metadata=option("video: label every n-th frame"))
     max_frames: int = field(default=0, metadata=option("video: read at most this many frames (0: all)"))
@@ -64,7 +67,7 @@ class LabelConfig:
             choices=HANDEDNESS_MODES,
         ),
     )
-    overwrite: bool = False  # replace an existing annotations.jsonl
+    overwrite: bool = field(default=False, metadata=option("replace an existing annotations.jsonl"))
 
 
 @dataclass
@@ -276,20 +279,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("input", help="a video file (e.g. a webcam recording), an image, or a folder of images")
     p.add_argument("--out", required=True, help="dataset folder to write (annotations.jsonl, images/)")
-    add_config_options(p, LabelConfig, skip=("keep_low", "overwrite"))
-    p.add_argument(
-        "--keep-low",
-        action="store_true",
-        help="keep low-confidence hands (their confidence weights them) and list them in the report",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing annotations.jsonl")
+    add_config_options(p, LabelConfig)
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Label, print a one-line summary, exit 0 (1 when no hand was kept)."""
-    cfg = replace(config_from_args(LabelConfig(), args), keep_low=args.keep_low, overwrite=args.overwrite)
+    cfg = config_from_args(LabelConfig(), args)
     report = label(args.input, args.out, cfg)
     n_low = sum(1 for e in report["low_confidence"] if e["kept"])
     print(

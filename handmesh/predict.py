@@ -16,15 +16,14 @@ import json
 import sys
 from pathlib import Path
 
-from handmesh.config import add_config_options, config_from_args
+from handmesh.config import add_bool_option, add_config_options, config_from_args
 from handmesh.errors import HandmeshError, MissingFileError
 
 
 def add_parser(subparsers) -> None:
     """Register `handmesh predict`."""
     from handmesh.pipeline.pipeline import PipelineConfig
-    from handmesh.pipeline.predictor import DETECTOR_HELP, MODES
-    from handmesh.pipeline.search import DEFAULT_SEARCH, SEARCHES
+    from handmesh.pipeline.predictor import MODES, SourceConfig
 
     p = subparsers.add_parser(
         "predict",
@@ -34,38 +33,22 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("input", help="an image, a video, or a folder of them")
     p.add_argument("--out", required=True, help="output folder (created)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--checkpoint", help="trained model file (.pt); --runtime: ONNX Runtime on CPU, torch on GPU"
-    )
-    src.add_argument("--onnx", help="exported model (.onnx, ONNX Runtime; its .json sidecar beside it)")
     p.add_argument(
         "--mode",
         default="auto",
         choices=MODES,
         help="mesh source: the model when one is given, else landmark fitting (default auto)",
     )
-    p.add_argument(
-        "--detector",
-        default="mediapipe",
-        help=DETECTOR_HELP,
-    )
-    p.add_argument(
-        "--search",
-        default=DEFAULT_SEARCH,
-        choices=SEARCHES,
-        help="how hard still images are searched for hands (MediaPipe detectors; videos are tracked):"
-        f" fast or thorough (several times slower, body-guided; default {DEFAULT_SEARCH})",
-    )
     p.add_argument("--formats", default="obj,glb,ply", help="mesh files to write (comma list of obj,glb,ply)")
     p.add_argument("--video-ext", default=".mp4", choices=(".mp4", ".webm"), help="overlay video container")
     p.add_argument("--max-frames", type=int, default=None, help="stop each video after this many frames")
-    p.add_argument(
+    add_bool_option(
+        p,
         "--mesh-sequence",
-        action="store_true",
-        help="videos: also write every frame's meshes to NAME_meshes.npz (vertices (frames, hands, 778, 3))",
+        "videos: also write every frame's meshes to NAME_meshes.npz (vertices (frames, hands, 778, 3))",
     )
-    add_config_options(p.add_argument_group("pipeline"), PipelineConfig)
+    add_config_options(p.add_argument_group("mesh source (fixed for the run)"), SourceConfig)
+    add_config_options(p.add_argument_group("pipeline (per frame)"), PipelineConfig)
     p.set_defaults(func=run)
 
 
@@ -135,17 +118,15 @@ def run(args) -> int:
     """Entry point of `handmesh predict`."""
     from handmesh.pipeline.media import VIDEO_EXTS
     from handmesh.pipeline.pipeline import PipelineConfig
-    from handmesh.pipeline.predictor import build_pipeline
+    from handmesh.pipeline.predictor import SourceConfig, build_pipeline
     from handmesh.pipeline.schema import hands_summary
 
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
     inputs = collect_inputs(Path(args.input))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    config = config_from_args(PipelineConfig(), args)
-    pipeline = build_pipeline(
-        args.checkpoint, args.onnx, args.mode, args.detector, config, search=args.search
-    )
+    source = config_from_args(SourceConfig(), args)
+    pipeline = build_pipeline(source, args.mode, config_from_args(PipelineConfig(), args))
     print(f"handmesh predict: {len(inputs)} input(s), meshes from {pipeline.model_name}", file=sys.stderr)
     failed = 0
     for path in inputs:

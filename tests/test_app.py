@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -24,11 +25,13 @@ def app_url(tmp_path_factory):
 
     from handmesh.app import AppConfig, DemoState, build_demo
     from handmesh.models import build_model, save_model
+    from handmesh.pipeline.predictor import SourceConfig
 
     root = tmp_path_factory.mktemp("app")
     torch.manual_seed(0)
     save_model(build_model("fastvit_t8", img_size=128), root / "model.pt")
-    cfg = AppConfig(checkpoint=str(root / "model.pt"), detector="static:60,40,160,150", port=free_port())
+    source = SourceConfig(checkpoint=str(root / "model.pt"), detector="static:60,40,160,150")
+    cfg = AppConfig(source=source, port=free_port())
     state = DemoState(cfg)
     assert state.sources.default.startswith("Model:")
     demo = build_demo(state)
@@ -101,6 +104,7 @@ def test_process_video_api(app_url):
 def test_demo_runtime_option(app_url, capsys):
     """`demo_app.py --runtime` exists as documented and chooses how a checkpoint runs."""
     from handmesh.app import AppConfig, parse_config
+    from handmesh.pipeline.predictor import SourceConfig
     from handmesh.pipeline.sessions import LANDMARK_FIT, MeshSources
 
     _, root, _ = app_url
@@ -108,18 +112,25 @@ def test_demo_runtime_option(app_url, capsys):
         parse_config(["--help"])
     assert "--runtime {auto,onnx,torch}" in capsys.readouterr().out
     cfg = parse_config(["--checkpoint", str(root / "model.pt"), "--runtime", "torch"])
-    assert cfg.runtime == "torch" and cfg.mirror_webcam and not cfg.share and cfg.port == AppConfig().port
+    assert cfg.source.runtime == "torch" and cfg.mirror and not cfg.share and cfg.port == AppConfig().port
     flags = parse_config(["--share", "--no-mirror", "--port", "7999", "--max-sessions", "3"])
-    assert flags.share and not flags.mirror_webcam and flags.port == 7999 and flags.max_sessions == 3
-    assert flags.checkpoint is None and flags.runtime == "auto"
-    torch_sources = MeshSources(cfg.checkpoint, runtime=cfg.runtime, detector="static:0,0,10,10")
+    assert flags.share and not flags.mirror and flags.port == 7999 and flags.max_sessions == 3
+    assert flags.source.checkpoint is None and flags.source.runtime == "auto"
+    static = "static:0,0,10,10"
+    torch_sources = MeshSources(replace(cfg.source, detector=static))
     assert torch_sources.default.endswith("(model.pt, torch)")
     assert torch_sources.names == [torch_sources.default, LANDMARK_FIT]
-    onnx_sources = MeshSources(cfg.checkpoint, runtime="onnx", detector="static:0,0,10,10")
+    onnx_sources = MeshSources(replace(cfg.source, runtime="onnx", detector=static))
     assert onnx_sources.default.endswith("(model.pt, ONNX Runtime)")
-    assert MeshSources(detector="static:0,0,10,10").names == [LANDMARK_FIT]  # no model file
-    with pytest.raises(SystemExit):
-        parse_config(["--runtime", "tensorrt"])
+    assert MeshSources(SourceConfig(detector=static)).names == [LANDMARK_FIT]  # no model file
+    for wrong in (
+        ["--runtime", "tensorrt"],
+        ["--checkpoint", "a.pt", "--onnx", "b.onnx"],
+        ["--share", "yes"],
+    ):
+        with pytest.raises(SystemExit):
+            parse_config(wrong)
+    assert "--checkpoint or --onnx, not both" in capsys.readouterr().err
 
 
 def test_header_follows_the_chosen_mesh_source(app_url):

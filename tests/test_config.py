@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from handmesh.config import (
+    add_bool_option,
     add_config_options,
     add_overrides_option,
     apply_overrides,
@@ -58,17 +59,51 @@ def test_help_shows_typed_metavars_choices_help_text_and_the_base_defaults():
     assert "--count INT" in text and "how many (default: 5)" in text
     assert "--mode {auto,on,off}" in text and "how to run" in text
     assert "--scale FLOAT|none" in text and "--colors FLOAT,..." in text
-    assert "--inner-enabled BOOL" in text and "--inner-beta FLOAT" in text
+    assert "--inner-enabled, --no-inner-enabled" in text and "--inner-beta FLOAT" in text
+    assert "(default: yes)" in text
+
+
+def test_yes_no_options_are_switches_that_never_take_the_next_word():
+    """One grammar for every yes/no option: `--name` / `--no-name`; a positional after it stays one."""
+    parser = _parser()
+    parser.add_argument("path")
+    add_bool_option(parser, "--keep", "keep them")
+    args = parser.parse_args(["--no-inner-enabled", "--keep", "data/x"])
+    assert args.path == "data/x" and args.keep is True
+    assert config_from_args(Outer(), args).inner.enabled is False
+    args = parser.parse_args(["--inner-enabled", "p"])
+    assert config_from_args(Outer(inner=Inner(enabled=False)), args).inner.enabled is True
+    assert parser.parse_args(["p"]).keep is False
+    assert "inner.enabled" not in options_given(parser.parse_args(["p"]))  # absent unless given
+
+
+def test_an_inline_nested_config_keeps_its_own_option_names():
+    @dataclass
+    class Server:
+        port: int = 1
+        inner: Inner = field(default_factory=Inner, metadata=option("the inner part", inline=True))
+
+    parser = _parser(Server)
+    cfg = config_from_args(Server(), parser.parse_args(["--beta", "4", "--no-enabled", "--port", "2"]))
+    assert cfg == Server(port=2, inner=Inner(beta=4.0, enabled=False))
+    assert "--inner-beta" not in parser.format_help()
 
 
 @pytest.mark.parametrize(
-    "argv", [["--count", "x"], ["--mode", "sideways"], ["--inner-enabled", "maybe"], ["--scale", "1,2"]]
+    "argv",
+    [
+        ["--count", "x"],
+        ["--mode", "sideways"],
+        ["--inner-enabled=maybe"],
+        ["--no-inner-enabled=1"],
+        ["--scale", "1,2"],
+    ],
 )
 def test_bad_values_are_refused_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _parser().parse_args(argv)
     assert exit_info.value.code == 2
-    assert argv[0] in capsys.readouterr().err
+    assert argv[0].split("=")[0] in capsys.readouterr().err
 
 
 def test_only_and_skip_choose_the_options():

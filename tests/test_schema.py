@@ -9,7 +9,7 @@ import torch
 from handmesh.geometry_np import project_points_np
 from handmesh.hand_model import load_hand_model, mirror_vertices
 from handmesh.hand_model.prior import named_pose
-from handmesh.pipeline import HandDetection, PipelineConfig, StaticDetector, build_pipeline, run_on_image
+from handmesh.pipeline import HandDetection, SourceConfig, StaticDetector, build_pipeline, run_on_image
 from handmesh.pipeline.crop import default_intrinsics
 from handmesh.pipeline.schema import SCHEMA
 
@@ -71,10 +71,9 @@ def checkpoint(tmp_path_factory):
 def test_both_mesh_sources_give_one_schema(mode, checkpoint):
     K = default_intrinsics(W, H)
     pipe = build_pipeline(
-        checkpoint=checkpoint if mode == "model" else None,
+        SourceConfig(checkpoint=str(checkpoint) if mode == "model" else None, runtime="torch"),
         mode=mode,
         detector=StaticDetector(_detections(K)),
-        config=PipelineConfig(runtime="torch"),
         renderer=FrameRenderer(),
     )
     out = run_on_image(pipe, np.full((H, W, 3), 90, np.uint8))

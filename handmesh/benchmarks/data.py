@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from handmesh.benchmarks.common import write_result
+from handmesh.config import add_bool_option
 
 RESULTS = Path("bench/results/data_cpu.json")
 
@@ -29,9 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=12, help="timed batches per worker count")
     parser.add_argument("--img-size", dest="img_size", type=int, default=224)
-    parser.add_argument(
-        "--no-augment", dest="augment", action="store_false", help="time crops without augmentation"
-    )
+    add_bool_option(parser, "--augment", "time augmented crops (--no-augment: plain crops)", True)
     parser.add_argument("--json", default=str(RESULTS), help=f"output JSON (default {RESULTS})")
 
 

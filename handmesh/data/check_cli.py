@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from handmesh.config import add_bool_option
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `handmesh check-dataset`."""
@@ -15,10 +17,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "exit status 1 when there are problems.",
     )
     p.add_argument("dir", help="dataset folder")
-    p.add_argument(
-        "--no-decode", action="store_true", help="check image files exist without reading their headers"
-    )
-    p.add_argument("--quiet", action="store_true", help="print problems only, not warnings")
+    add_bool_option(p, "--decode", "read every image's header (--no-decode: only check the files exist)", True)
+    add_bool_option(p, "--quiet", "print problems only, not warnings")
     p.set_defaults(func=run)
     return p
 
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     """Print problems and warnings; 0 when the dataset is clean, 1 otherwise."""
     from handmesh.data.checks import check_dataset
 
-    kind, problems, warnings, summary = check_dataset(args.dir, decode=not args.no_decode)
+    kind, problems, warnings, summary = check_dataset(args.dir, decode=args.decode)
     for w in [] if args.quiet else warnings:
         print(f"warning: {w}")
     for p in problems:

@@ -11,6 +11,7 @@ from handmesh.pipeline.estimator import HandEstimate, LandmarkFitEstimator, Mesh
 from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig, PipelineResult
 from handmesh.pipeline.predictor import (
     ImageResult,
+    SourceConfig,
     VideoResult,
     build_detector,
     build_estimator,
@@ -37,6 +38,7 @@ __all__ = [
     "LandmarkFitEstimator",
     "MeshEstimator",
     "ModelEstimator",
+    "SourceConfig",
     "build_estimator",
     "build_pipeline",
     "run_on_image",

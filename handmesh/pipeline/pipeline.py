@@ -36,7 +36,8 @@ STILL_RENDER_SIZE = 2048
 
 @dataclasses.dataclass
 class PipelineConfig:
-    """Settings of the real-time pipeline (all adjustable between frames)."""
+    """Settings of the real-time pipeline, all adjustable between frames (what is fixed when a pipeline is
+    built, the model and its runtime, the detector and the crop, is `predictor.SourceConfig`)."""
 
     max_hands: int = dataclasses.field(default=2, metadata=option("most hands detected per frame"))
     smoothing: SmoothingConfig = dataclasses.field(default_factory=SmoothingConfig)  # of each track
@@ -44,13 +45,6 @@ class PipelineConfig:
     opacity: float = dataclasses.field(default=0.85, metadata=option("mesh opacity in the composite"))
     fov: float = dataclasses.field(
         default=60.0, metadata=option("horizontal field of view (degrees) of an uncalibrated camera")
-    )
-    crop_scale: float = dataclasses.field(
-        default=1.5, metadata=option("crop side = this x the hand box's longer side")
-    )
-    runtime: str = dataclasses.field(
-        default="auto",
-        metadata=option("for .pt checkpoints: auto = torch on GPU, ONNX Runtime on CPU; or onnx, torch"),
     )
     right_color: tuple[float, ...] = dataclasses.field(default=RIGHT_COLOR, metadata=option("RGBA 0..1"))
     left_color: tuple[float, ...] = dataclasses.field(default=LEFT_COLOR, metadata=option("RGBA 0..1"))

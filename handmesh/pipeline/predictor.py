@@ -3,8 +3,9 @@ a still image or a video.
 
 The Gradio app (`handmesh.app`), `handmesh predict` and `handmesh label` differ only in what they do with
 the answers (widgets, files, a dataset), so everything up to the answer lives here: the detector spec
-(`build_detector`), model files as runtimes (`load_runtime`), the mesh source (`build_estimator`), the
-whole pipeline (`build_pipeline`), and the two jobs, `run_on_image` and `run_on_video`.
+(`build_detector`), model files as runtimes (`load_runtime`), what is fixed when a pipeline is built
+(`SourceConfig`), the mesh source (`build_estimator`), the whole pipeline (`build_pipeline`), and the
+two jobs, `run_on_image` and `run_on_video`.
 
 Why in `handmesh/pipeline/` and not at the package top: it is the pipeline package's front door. It
 only assembles and drives pipeline parts (detector, estimator, runtimes, media, the pipelined stream),
@@ -30,12 +31,14 @@ from typing import Any
 
 import numpy as np
 
+from handmesh.config import option
 from handmesh.errors import HandmeshError, MissingFileError
 from handmesh.pipeline.detector import Detector, HandDetection, StaticDetector
 from handmesh.pipeline.estimator import LandmarkFitEstimator, MeshEstimator, ModelEstimator
 from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig, PipelineResult
 from handmesh.pipeline.runtime import OnnxRuntimeModel, Runtime, TorchRuntimeModel
 from handmesh.pipeline.schema import SCHEMA, result_to_dict
+from handmesh.pipeline.search import DEFAULT_SEARCH, SEARCHES
 
 MODES = ("auto", "model", "landmark-fit")
 RUNTIMES = ("auto", "onnx", "torch")
@@ -45,6 +48,49 @@ DETECTOR_HELP = "mediapipe | mediapipe-full | static:X0,Y0,X1,Y1[,left|right][;.
 
 Image = np.ndarray | str | Path
 Mesh = tuple[np.ndarray, np.ndarray, tuple[float, ...]]
+
+
+@dataclasses.dataclass
+class SourceConfig:
+    """Where a pipeline's meshes come from, fixed when it is built (each field is an option of `handmesh
+    predict` and demo_app.py); `PipelineConfig` holds what may change between frames."""
+
+    checkpoint: str | None = dataclasses.field(
+        default=None, metadata=option("trained model file (.pt); see --runtime", metavar="CKPT")
+    )
+    onnx: str | None = dataclasses.field(
+        default=None,
+        metadata=option("exported model (.onnx + its .json sidecar), run with ONNX Runtime", metavar="FILE"),
+    )
+    runtime: str = dataclasses.field(
+        default="auto",
+        metadata=option(
+            "how --checkpoint runs: auto (torch on a GPU, else exported to ONNX Runtime), onnx or torch",
+            choices=RUNTIMES,
+        ),
+    )
+    detector: str = dataclasses.field(default="mediapipe", metadata=option(DETECTOR_HELP, metavar="SPEC"))
+    search: str | None = dataclasses.field(
+        default=DEFAULT_SEARCH,
+        metadata=option(
+            "how hard still images are searched for hands (MediaPipe detectors; videos are tracked): fast,"
+            " thorough (several times slower, body-guided) or none (one pass of the detector)",
+            choices=(None, *SEARCHES),
+            metavar="{fast,thorough,none}",
+        ),
+    )
+    crop_scale: float = dataclasses.field(
+        default=1.5, metadata=option("crop side = this x the hand box's longer side")
+    )
+
+    def __post_init__(self) -> None:
+        if self.checkpoint is not None and self.onnx is not None:
+            raise HandmeshError("give --checkpoint or --onnx, not both")
+
+    @property
+    def model(self) -> str | None:
+        """The model file, if any (the ONNX one or the checkpoint)."""
+        return self.onnx if self.onnx is not None else self.checkpoint
 
 
 def build_detector(spec: str, max_hands: int = 2, search: str | None = None) -> Detector:
@@ -105,39 +151,31 @@ def load_runtime(
     return rt
 
 
-def build_estimator(
-    checkpoint: str | Path | None = None,
-    onnx: str | Path | None = None,
-    mode: str = "auto",
-    runtime: str = "auto",
-    crop_scale: float = 1.5,
-) -> MeshEstimator:
+def build_estimator(source: SourceConfig, mode: str = "auto") -> MeshEstimator:
     """The mesh source: the regressor when a model file is given (or mode="model"), else landmark fit."""
     if mode not in MODES:
         raise HandmeshError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
-    model = onnx if onnx is not None else checkpoint
-    if mode == "landmark-fit" or (mode == "auto" and model is None):
+    if mode == "landmark-fit" or (mode == "auto" and source.model is None):
         return LandmarkFitEstimator()
-    if model is None:
+    if source.model is None:
         raise HandmeshError("mode 'model' needs --checkpoint CKPT or --onnx FILE")
-    return ModelEstimator(load_runtime(model, runtime), crop_scale=crop_scale)
+    return ModelEstimator(load_runtime(source.model, source.runtime), crop_scale=source.crop_scale)
 
 
 def build_pipeline(
-    checkpoint: str | Path | None = None,
-    onnx: str | Path | None = None,
+    source: SourceConfig | None = None,
     mode: str = "auto",
-    detector: str | Detector = "mediapipe",
     config: PipelineConfig | None = None,
     renderer: Any = None,
-    search: str | None = None,
+    detector: Detector | None = None,
 ) -> HandMeshPipeline:
-    """A ready pipeline: model or landmark-fit mesh source, detector from a spec (with the still-image
-    `search`, see `build_detector`) or an instance."""
+    """A ready pipeline: model or landmark-fit mesh source, the source's detector (with its still-image
+    search, see `build_detector`), or `detector` instead."""
+    source = source or SourceConfig()
     config = config or PipelineConfig()
-    estimator = build_estimator(checkpoint, onnx, mode, config.runtime, config.crop_scale)
-    if isinstance(detector, str):
-        detector = build_detector(detector, config.max_hands, search)
+    estimator = build_estimator(source, mode)
+    if detector is None:
+        detector = build_detector(source.detector, config.max_hands, source.search)
     return HandMeshPipeline(estimator, detector=detector, config=config, renderer=renderer)
 
 

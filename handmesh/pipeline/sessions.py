@@ -23,7 +23,7 @@ import numpy as np
 from handmesh.errors import HandmeshError
 from handmesh.pipeline.estimator import LandmarkFitEstimator, MeshEstimator, ModelEstimator
 from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig, PipelineResult
-from handmesh.pipeline.predictor import build_detector, load_runtime
+from handmesh.pipeline.predictor import SourceConfig, build_detector, load_runtime
 from handmesh.pipeline.stream import LiveFeed
 
 LANDMARK_FIT = "Landmark fit (MediaPipe landmarks + hand model)"
@@ -43,32 +43,26 @@ JOBS = ("live", "video", "image")
 
 
 class MeshSources:
-    """The mesh sources a server offers, by display name: a model file (if given) and the landmark fit.
+    """The mesh sources a server offers, by display name: a model file (if `source` names one) and the
+    landmark fit.
 
     Each `pipeline(name)` call builds a new pipeline with its own state around the shared runtime, hand
     model and renderer; the detector is built anew from `detector` (its tracking graph is state too).
     """
 
-    def __init__(
-        self,
-        checkpoint: str | Path | None = None,
-        onnx: str | Path | None = None,
-        runtime: str = "auto",
-        detector: str = "mediapipe",
-        threads: int | None = None,
-    ):
+    def __init__(self, source: SourceConfig | None = None, threads: int | None = None):
         from handmesh.render import MeshRenderer
 
-        build_detector(detector)  # a wrong spec fails here, at start-up, not at the first frame
-        self.detector = detector
+        source = source or SourceConfig()
+        build_detector(source.detector)  # a wrong spec fails here, at start-up, not at the first frame
+        self.detector, self.search = source.detector, source.search
         self.renderer = MeshRenderer(64, 64)
         self._estimators: dict[str, Callable[[], MeshEstimator]] = {}
         self._about: dict[str, str] = {}
-        model = onnx if onnx is not None else checkpoint
-        if model is not None:
-            rt = load_runtime(model, runtime, threads=threads)
-            self._estimators[f"Model: {rt.name}"] = lambda: ModelEstimator(rt)
-            self._about[f"Model: {rt.name}"] = model_training_note(model)
+        if source.model is not None:
+            rt = load_runtime(source.model, source.runtime, threads=threads)
+            self._estimators[f"Model: {rt.name}"] = lambda: ModelEstimator(rt, crop_scale=source.crop_scale)
+            self._about[f"Model: {rt.name}"] = model_training_note(source.model)
         fit = LandmarkFitEstimator()
         self._estimators[LANDMARK_FIT] = lambda: LandmarkFitEstimator(fit.hand, fit.config)
         self._about[LANDMARK_FIT] = (
@@ -101,7 +95,7 @@ class MeshSources:
         """A fresh pipeline of mesh source `name` (unknown names: the default source)."""
         config = config or PipelineConfig()
         estimator = self._estimators[self._resolve(name)]()
-        detector = build_detector(self.detector, config.max_hands)
+        detector = build_detector(self.detector, config.max_hands, self.search)
         return HandMeshPipeline(estimator, detector, config, renderer=self.renderer)
 
     def warm_up(self) -> None:

@@ -41,10 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CKPT",
         help="continue OUT/last.pt (or the given checkpoint) from its last completed epoch",
     )
-    parser.add_argument(
+    cfgutil.add_bool_option(
+        parser,
         "--overwrite",
-        action="store_true",
-        help="start afresh in an --out folder that holds another run (its checkpoints and tb/ are deleted)",
+        "start afresh in an --out folder that holds another run (its checkpoints and tb/ are deleted)",
     )
     cfgutil.add_config_options(parser.add_argument_group("model"), ModelConfig, only=MODEL_OPTIONS)
     cfgutil.add_config_options(parser.add_argument_group("training"), TrainConfig)
