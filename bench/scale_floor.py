@@ -7,8 +7,8 @@ per cent. This script scores an oracle that knows every label except the size: t
 about the camera centre to the mean shape's bone length (same image, same pose, PA error 0). Its
 unaligned MPJPE bounds what a model that sees no size cue can reach; a second oracle knows every shape
 value except the first (the stand-in's overall-size direction, which no image shows): its error is the
-part of the floor that no image-only model can remove. Issue 10 asks for an unaligned MPJPE below 3x the
-PA-MPJPE on the standard step; these floors say whether that is reachable. Same held-out sets as
+part of the floor that no image-only model can remove. The project's target is an unaligned MPJPE below 3x
+the PA-MPJPE on the standard step; these floors say whether that is reachable. Same held-out sets as
 `handmesh bench learn` (seed + 100000). Writes bench/results/scale_floor.json.
 
   .venv/bin/python bench/scale_floor.py [--images 400]

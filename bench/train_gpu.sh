@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 18 §5's GPU run in one prepared command: fastvit_t8 (keypoint head) on the realistic synthetic
+# The GPU run in one prepared command: fastvit_t8 (keypoint head) on the realistic synthetic
 # stream at 192 px, bf16, within a 9-minute device slot, scored on held-out renders, and on the real
 # labelled photos when `handmesh evaluate` scores 2D labels (bench/realsets/keypoints). The data is the
 # stream rendered on the fly by the machine's cores (one render worker per core, two cores left for the

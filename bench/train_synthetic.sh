@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proof of learning (issue 4, section 5): synthesize FreiHAND-layout data, train fastvit_t8 on this
+# Proof of learning: synthesize FreiHAND-layout data, train fastvit_t8 on this
 # machine for TRAIN_MINUTES, score the trained model and the mean-pose baseline on the synthetic
 # evaluation split, and write bench/results/train_synthetic.json + train_synthetic_curves.png.
 #

@@ -1,9 +1,18 @@
-"""Shared test fixtures and the rule for tests that need a system tool."""
+"""Shared test fixtures and helpers, and the rule for tests that need a system tool (`require`).
+
+Test modules import the helpers (`from conftest import FakeRuntime`); fixtures are found by name.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
@@ -37,3 +46,128 @@ def restore_determinism():
     before = torch.are_deterministic_algorithms_enabled()
     yield
     torch.use_deterministic_algorithms(before)
+
+
+@pytest.fixture(scope="session")
+def egl() -> None:
+    """Offscreen EGL rendering works on this machine: a test that renders asks for this fixture and then
+    renders without catching anything, so a rendering bug fails wherever it runs (a missing driver skips
+    on a developer's machine and fails under CI, see `require`)."""
+    try:
+        from handmesh.render import MeshRenderer
+
+        MeshRenderer(32, 32).close()
+        ok, reason = True, ""
+    except Exception as exc:  # no EGL / GL driver here
+        ok, reason = False, f"offscreen EGL rendering unavailable: {exc}"
+    require(ok, reason)
+
+
+@pytest.fixture(scope="session")
+def make_synth_dir(tmp_path_factory, egl) -> Callable[..., Path]:
+    """`make_synth_dir(**SynthConfig settings)`: a tiny FreiHAND-layout folder from `handmesh synth`, made once
+    per distinct settings in a session."""
+    made: dict[tuple, Path] = {}
+
+    def make(**settings) -> Path:
+        from handmesh.data.synth import SynthConfig, synthesize
+
+        key = tuple(sorted(settings.items()))
+        if key not in made:
+            out = tmp_path_factory.mktemp("synth")
+            synthesize(SynthConfig(**settings), out)
+            made[key] = out
+        return made[key]
+
+    return make
+
+
+def tiny_train_config(data, out, **changes):
+    """A training run of a few seconds: 64 px inputs are the model's; batch 4, no workers, no progress bar."""
+    from handmesh.train import TrainConfig
+
+    base = TrainConfig(
+        data=str(data),
+        out=str(out),
+        epochs=2,
+        batch_size=4,
+        workers=0,
+        val_fraction=0.25,
+        lr=1e-3,
+        warmup_epochs=0.5,
+        progress=False,
+        image_grid=2,
+        log_every=1,
+        min_val_samples=1,  # the tiny validation sets here still pick best.pt (its own test lowers it)
+    )
+    return dataclasses.replace(base, **changes)
+
+
+# ---- a stand-in regressor and renderer for pipeline tests (no model, no GL) --------------------------
+
+RUNTIME_SIZE = 64  # the crop size FakeRuntime asks for
+
+
+class FakeRuntime:
+    """A stand-in regressor: the same asymmetric blob for every crop, centred in it; records its calls."""
+
+    input_size = RUNTIME_SIZE
+    name = "fake"
+
+    def __init__(self):
+        import trimesh
+
+        blob = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
+        v = blob.vertices * np.array([0.04, 0.07, 0.02])
+        v[:, 0] += 0.3 * v[:, 1]  # shear: not symmetric under x -> -x
+        self.vertices = v.astype(np.float32)
+        self.faces = blob.faces.astype(np.int64)
+        self.batches: list[np.ndarray] = []
+
+    def __call__(self, crops):
+        self.batches.append(crops.copy())
+        b = len(crops)
+        verts = np.repeat(self.vertices[None], b, 0)
+        return {
+            "vertices": verts,
+            "joints": verts[:, :21].copy(),
+            "cam": np.tile(np.array([[2.0 / 0.2, 0.0, 0.0]], np.float32), (b, 1)),
+            "betas": np.zeros((b, 10), np.float32),
+            "global_orient": np.tile(np.eye(3, dtype=np.float32), (b, 1, 1)),
+            "hand_pose": np.tile(np.eye(3, dtype=np.float32), (b, 15, 1, 1)),
+        }
+
+
+class NoRenderer:
+    """Records the meshes instead of drawing them (keeps most tests GL-free)."""
+
+    def overlay(self, frame, meshes, K, opacity=0.85, margin=6, max_render_size=320, timings=None):
+        return frame
+
+
+def numbered_frames(n: int) -> list[np.ndarray]:
+    """n plain 640x240 frames, frame i marked by its first pixel's red value."""
+    frames = []
+    for i in range(n):
+        f = np.full((240, 640, 3), 30, np.uint8)
+        f[0, 0, 0] = i
+        frames.append(f)
+    return frames
+
+
+# ---- hostile files ---------------------------------------------------------------------------------
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height (a decompression bomb's first bytes)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b""))
+        + _png_chunk(b"IEND", b"")
+    )

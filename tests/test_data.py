@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import require
 
 from handmesh.data import open_dataset
 from handmesh.data.custom import CustomDataset, read_annotations
@@ -40,20 +39,8 @@ CFG = AugmentConfig(img_size=96)
 
 
 @pytest.fixture(scope="module")
-def synth_dir(tmp_path_factory) -> Path:
-    try:
-        from handmesh.render import MeshRenderer
-
-        MeshRenderer(32, 32).close()
-        ok, reason = True, ""
-    except Exception as exc:  # no EGL on this machine
-        ok, reason = False, f"offscreen EGL rendering unavailable: {exc}"
-    require(ok, reason)
-    from handmesh.data.synth import SynthConfig, synthesize
-
-    out = tmp_path_factory.mktemp("fh")
-    synthesize(SynthConfig(train=N_TRAIN, eval=N_EVAL, versions=VERSIONS, seed=11, size=128), out)
-    return out
+def synth_dir(make_synth_dir) -> Path:
+    return make_synth_dir(train=N_TRAIN, eval=N_EVAL, versions=VERSIONS, seed=11, size=128)
 
 
 def _assert_projection_consistent(sample: dict, tol: float = 1e-3) -> None:

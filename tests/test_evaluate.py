@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import require
 
 from handmesh.errors import HandmeshError
 
@@ -16,16 +15,9 @@ IMG = 64
 
 
 @pytest.fixture(scope="module")
-def synth_dir(tmp_path_factory) -> Path:
+def synth_dir(make_synth_dir) -> Path:
     """A tiny FreiHAND-layout dataset (4 training, 6 evaluation images of 64 px)."""
-    from handmesh.data.synth import SynthConfig, synthesize
-
-    out = tmp_path_factory.mktemp("synth_eval")
-    try:
-        synthesize(SynthConfig(train=4, eval=6, size=IMG, seed=5), out)
-    except Exception as exc:  # no EGL / GL driver on this machine
-        require(False, f"offscreen EGL rendering unavailable for synth data: {exc}")
-    return out
+    return make_synth_dir(train=4, eval=6, size=IMG, seed=5)
 
 
 @pytest.fixture(scope="module")

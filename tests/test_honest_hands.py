@@ -79,7 +79,7 @@ def test_plausible_hand_passes_and_impossible_ones_do_not():
     ok = check_hand(joints, K, kp.keypoints2d, kp.box, flat_pose_of({"hand_pose": pose}, mean))
     assert ok.factor > 0.9 and ok.reasons == []
 
-    # a hand 5.5 cm from the lens, as large as the frame: the issue's fist scored 0.92
+    # a hand 5.5 cm from the lens, as large as the frame: a fist like this once scored 0.92
     near, _, _ = _posed_hand("fist", "right", depth=0.055)
     assert "depth" in check_hand(near, K).reasons
     assert check_hand(near, K).factor < 0.3
@@ -120,7 +120,7 @@ def test_regressor_matrices_become_the_fits_axis_angle():
 
 
 def test_pipeline_flags_or_drops_an_impossible_hand():
-    """The issue's case: a hand 5.5 cm from the lens no longer keeps the detector's score of 0.92."""
+    """A hand 5.5 cm from the lens no longer keeps the detector's score of 0.92."""
     from handmesh.pipeline.detector import StaticDetector
     from handmesh.pipeline.estimator import HandEstimate
     from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig

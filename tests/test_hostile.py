@@ -1,4 +1,4 @@
-"""The bad-input corpus (issue 11): generated hostile files run through every command-line entry point.
+"""The bad-input corpus: generated hostile files run through every command-line entry point.
 
 Each case must end with exit status 1 or 2, no traceback, and an error line that names the input and the
 problem; a batch goes on with its other items; nothing is overwritten. Commands that could take the whole
@@ -14,33 +14,18 @@ import os
 import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import png_header_only
 from PIL import Image
 
 from handmesh.cli import main as cli_main
 
 
 # ---------------------------------------------------------------------------------------- the corpus
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width x height (a decompression bomb's first bytes)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", zlib.compress(b""))
-        + _png_chunk(b"IEND", b"")
-    )
-
-
 def write_jpeg(path: Path, size=(64, 64), value=120) -> Path:
     Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(path, quality=90)
     return path

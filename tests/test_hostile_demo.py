@@ -1,4 +1,4 @@
-"""The demo server under hostile uploads and load (issue 11), over HTTP on loopback.
+"""The demo server under hostile uploads and load, over HTTP on loopback.
 
 The server runs as its own process (demo_app.py), so a native abort shows up as a dead server instead of
 taking the test run with it. Every hostile request must come back as an error message that names the
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import png_header_only
 from PIL import Image
-from test_hostile import png_header_only  # the tests folder is on sys.path (pytest rootdir mode)
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parents[1]

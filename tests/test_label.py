@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require
+from conftest import tiny_train_config
 
 from handmesh.cli import main as cli_main
 from handmesh.label import LabelConfig, hand_confidence, label
@@ -17,14 +17,11 @@ SIZE = (320, 240)
 
 
 @pytest.fixture(scope="module")
-def video():
+def video(egl):
     """Six frames of a right and a left stand-in hand with their perfect landmarks."""
     from handmesh.pipeline.synthetic import render_hand_video
 
-    try:
-        return render_hand_video(n_frames=6, size=SIZE, hands=2, seed=2, depth=0.5)
-    except Exception as exc:  # no EGL / GL driver on this machine
-        require(False, f"offscreen EGL rendering unavailable: {exc}")
+    return render_hand_video(n_frames=6, size=SIZE, hands=2, seed=2, depth=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -99,20 +96,10 @@ def test_labels_match_the_rendered_hands(labelled, video):
 @pytest.mark.slow  # ~15-40 s on 2 busy cores: a model build, three optimizer steps and a validation
 def test_labelled_dataset_trains_a_few_steps(labelled, tmp_path):
     from handmesh.models import ModelConfig
-    from handmesh.train import TrainConfig, train
+    from handmesh.train import train
 
     out, _ = labelled
-    cfg = TrainConfig(
-        data=str(out),
-        out=str(tmp_path),
-        epochs=1,
-        batch_size=2,
-        workers=0,
-        val_fraction=0.5,
-        progress=False,
-        image_grid=0,
-        log_every=1,
-    )
+    cfg = tiny_train_config(out, tmp_path, epochs=1, batch_size=2, val_fraction=0.5, image_grid=0)
     result = train(cfg, ModelConfig(variant="fastvit_t8", img_size=64))
     assert result["epochs"] == 1
     assert (tmp_path / "last.pt").is_file()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import trimesh
+from conftest import RUNTIME_SIZE, FakeRuntime, NoRenderer, numbered_frames
 
 from handmesh.errors import HandmeshError
 from handmesh.pipeline import (
@@ -21,42 +21,7 @@ from handmesh.pipeline import (
 from handmesh.pipeline.smoothing import OneEuroFilter, SmoothingConfig, TrackSmoother
 from handmesh.pipeline.tracking import IoUTracker
 
-S = 64  # crop size of the fake runtime
-
-
-class FakeRuntime:
-    """A stand-in regressor: the same asymmetric blob for every crop, centred in it; records its calls."""
-
-    input_size = S
-    name = "fake"
-
-    def __init__(self):
-        blob = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
-        v = blob.vertices * np.array([0.04, 0.07, 0.02]) + np.array([0.0, 0.0, 0.0])
-        v[:, 0] += 0.3 * v[:, 1]  # shear: not symmetric under x -> -x
-        self.vertices = v.astype(np.float32)
-        self.faces = blob.faces.astype(np.int64)
-        self.batches: list[np.ndarray] = []
-
-    def __call__(self, crops):
-        self.batches.append(crops.copy())
-        b = len(crops)
-        verts = np.repeat(self.vertices[None], b, 0)
-        return {
-            "vertices": verts,
-            "joints": verts[:, :21].copy(),
-            "cam": np.tile(np.array([[2.0 / 0.2, 0.0, 0.0]], np.float32), (b, 1)),
-            "betas": np.zeros((b, 10), np.float32),
-            "global_orient": np.tile(np.eye(3, dtype=np.float32), (b, 1, 1)),
-            "hand_pose": np.tile(np.eye(3, dtype=np.float32), (b, 15, 1, 1)),
-        }
-
-
-class NoRenderer:
-    """Records the meshes instead of drawing them (keeps most tests GL-free)."""
-
-    def overlay(self, frame, meshes, K, opacity=0.85, margin=6, max_render_size=320, timings=None):
-        return frame
+S = RUNTIME_SIZE  # crop size of the fake runtime
 
 
 def make_pipeline(boxes, config=None, runtime=None, renderer=None):
@@ -454,21 +419,12 @@ class MovingDetector:
         return [HandDetection(box=np.array([150.0 + 7 * i, 150, 270 + 7 * i, 270]), handedness="right")]
 
 
-def _video(n):
-    frames = []
-    for i in range(n):
-        f = np.full((240, 640, 3), 30, np.uint8)
-        f[0, 0, 0] = i
-        frames.append(f)
-    return frames
-
-
 def test_pipelined_stream_matches_sequential_in_order():
     """Overlapping the stages changes nothing: same hands, same smoothing, same order; latency recorded."""
     from handmesh.pipeline.stream import process_stream
 
     K = default_intrinsics(640, 240)
-    frames = _video(23)
+    frames = numbered_frames(23)
     seq = HandMeshPipeline(ModelEstimator(FakeRuntime()), MovingDetector(), PipelineConfig(), NoRenderer())
     expected = [seq.process(f, K, timestamp=i / 30) for i, f in enumerate(frames)]
     pipe = HandMeshPipeline(ModelEstimator(FakeRuntime()), MovingDetector(), PipelineConfig(), NoRenderer())
@@ -496,7 +452,7 @@ def test_pipelined_stream_reports_a_failed_frame_and_goes_on():
 
     pipe = HandMeshPipeline(ModelEstimator(FlakyRuntime()), MovingDetector(), PipelineConfig(), NoRenderer())
     with PipelinedStream(pipe) as stream:
-        frames = _video(4)
+        frames = numbered_frames(4)
         for f in frames:
             stream.submit(f)
         assert stream.get(timeout=10).hands and stream.get(timeout=10).hands
@@ -515,7 +471,7 @@ def test_live_feed_returns_newest_results_in_order_and_restarts_after_a_pause():
 
     pipe = HandMeshPipeline(ModelEstimator(FakeRuntime()), MovingDetector(), PipelineConfig(), NoRenderer())
     feed = LiveFeed(idle_reset_s=0.5, behind=2)
-    frames = _video(12)
+    frames = numbered_frames(12)
     shown = []
     for i, f in enumerate(frames[:8]):
         shown.append(int(feed(pipe, f).frame[0, 0, 0]))

@@ -73,7 +73,7 @@ def test_predict_folder(inputs, capsys):
 
 
 def test_inputs_differing_only_in_extension_keep_their_own_outputs(inputs, tmp_path, capsys):
-    """Issue 11 item 5: x.jpg, x.png and x.avi in one folder must not all write x.json."""
+    """x.jpg, x.png and x.avi in one folder must not all write x.json."""
     from handmesh.pipeline.media import VideoWriter, write_image
 
     folder = tmp_path / "in"
@@ -103,7 +103,9 @@ def test_predict_user_errors(inputs, capsys):
     rc = main(
         ["predict", str(inputs / "in"), "--out", str(inputs / "o3"), "--onnx", str(inputs / "nope.onnx")]
     )
-    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith("handmesh predict: error:") and "nope.onnx" in err[0] and "not found" in err[0]
 
 
 @pytest.mark.parametrize("ext", [".mp4", ".webm"])

@@ -5,22 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-from conftest import require
 
 K = np.array([[500.0, 0.0, 320.0], [0.0, 500.0, 240.0], [0.0, 0.0, 1.0]])
 CENTRE = np.array([0.05, 0.03, 0.5])
 
 
 @pytest.fixture(scope="module")
-def renderer():
-    try:
-        from handmesh.render import MeshRenderer
+def renderer(egl):
+    from handmesh.render import MeshRenderer
 
-        r = MeshRenderer(640, 480)
-    except Exception as exc:  # no EGL / no GL driver
-        r = None
-        reason = f"offscreen EGL rendering unavailable: {exc}"
-    require(r is not None, reason if r is None else "")
+    r = MeshRenderer(640, 480)
     yield r
     r.close()
 

@@ -8,27 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import require
 
 from handmesh.data.synth import SynthConfig, synthesize
 
 N_TRAIN, N_EVAL, VERSIONS, SEED = 8, 4, 2, 3
 
 
-def _egl_ok() -> tuple[bool, str]:
-    try:
-        from handmesh.render import MeshRenderer
-
-        MeshRenderer(32, 32).close()
-        return True, ""
-    except Exception as exc:  # no EGL / GL driver on this machine
-        return False, f"offscreen EGL rendering unavailable: {exc}"
-
-
 @pytest.fixture(scope="module")
-def synth_dir(tmp_path_factory) -> Path:
-    ok, reason = _egl_ok()
-    require(ok, reason)
+def synth_dir(tmp_path_factory, egl) -> Path:
     out = tmp_path_factory.mktemp("synth")
     stats = synthesize(SynthConfig(train=N_TRAIN, eval=N_EVAL, versions=VERSIONS, seed=SEED), out)
     assert stats["images"] == N_TRAIN * VERSIONS + N_EVAL

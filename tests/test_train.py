@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import require
+from conftest import tiny_train_config
 
 from handmesh.losses import compute_losses
 from handmesh.optim import WarmupCosine
@@ -24,35 +24,9 @@ IMG = 64  # the smallest input the model accepts: keeps every run here to second
 
 
 @pytest.fixture(scope="module")
-def synth_dir(tmp_path_factory) -> Path:
+def synth_dir(make_synth_dir) -> Path:
     """A tiny FreiHAND-layout dataset from `handmesh synth` (16 training, 4 evaluation images)."""
-    from handmesh.data.synth import SynthConfig, synthesize
-
-    out = tmp_path_factory.mktemp("synth")
-    try:
-        synthesize(SynthConfig(train=16, eval=4, size=IMG, seed=3), out)
-    except Exception as exc:  # no EGL / GL driver on this machine
-        require(False, f"offscreen EGL rendering unavailable for synth data: {exc}")
-    return out
-
-
-def tiny_config(data: Path, out: Path, **changes) -> TrainConfig:
-    """A run of a few seconds: 64 px, batch 4, no workers, no progress bar."""
-    base = TrainConfig(
-        data=str(data),
-        out=str(out),
-        epochs=2,
-        batch_size=4,
-        workers=0,
-        val_fraction=0.25,
-        lr=1e-3,
-        warmup_epochs=0.5,
-        progress=False,
-        image_grid=2,
-        log_every=1,
-        min_val_samples=1,  # the tiny validation sets here still pick best.pt (its own test lowers it)
-    )
-    return dataclasses.replace(base, **changes)
+    return make_synth_dir(train=16, eval=4, size=IMG, seed=3)
 
 
 def model_config(**changes):
@@ -171,7 +145,7 @@ def short_run(synth_dir, tmp_path_factory):
     history = []
     # a two-step warm-up, as every real run has one: the first full-rate AdamW step overshoots the camera;
     # twelve steps because the keypoint head's terms (its 2D keypoints, the camera) fall more slowly at first
-    cfg = tiny_config(synth_dir, out, epochs=EPOCHS, augment=False, ckpt_every=4, warmup_epochs=2)
+    cfg = tiny_train_config(synth_dir, out, epochs=EPOCHS, augment=False, ckpt_every=4, warmup_epochs=2)
     result = train(
         cfg,
         model_config(),
@@ -222,17 +196,7 @@ def test_best_checkpoint_is_lowest_validation_pa_mpjpe(short_run, synth_dir):
     assert training_note({"extra": {}}) == "training data not recorded in the file"
 
 
-def _renderer_works() -> bool:
-    try:
-        from handmesh.render import MeshRenderer
-
-        MeshRenderer(32, 32).close()
-    except Exception:  # noqa: BLE001 - any failure means: no offscreen GL here
-        return False
-    return True
-
-
-def test_tensorboard_has_losses_lr_metrics_and_mesh_grid(short_run, synth_dir):
+def test_tensorboard_has_losses_lr_metrics_and_mesh_grid(short_run, synth_dir, egl):
     import numpy as np
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -248,7 +212,6 @@ def test_tensorboard_has_losses_lr_metrics_and_mesh_grid(short_run, synth_dir):
         "val/pa_f5",
         "val/pa_f15",
     } <= scalars
-    require(_renderer_works(), "no offscreen EGL renderer on this machine for the mesh grid")
     grids = events.Images("val/meshes")
     assert len(grids) == len(history)  # one grid per validation
     import cv2
@@ -354,7 +317,7 @@ def test_kill_and_resume_gives_identical_weights(synth_dir, tmp_path, restore_de
 
     # augmentation on (its random draws must be restored too), EMA on, deterministic CPU kernels
     def cfg(out):
-        return tiny_config(synth_dir, out, epochs=2, ema_decay=0.9, deterministic=True, image_grid=0)
+        return tiny_train_config(synth_dir, out, epochs=2, ema_decay=0.9, deterministic=True, image_grid=0)
 
     train(cfg(tmp_path / "straight"), model_config())
 
@@ -424,15 +387,15 @@ def test_two_process_gloo_ddp_run_writes_a_checkpoint(synth_dir, tmp_path):
 
 
 def _count_checkpoint_reads(monkeypatch) -> list:
-    import handmesh.checkpoint
+    """Every file torch.load reads from now on, whoever calls it: a module that imported
+    `load_checkpoint` by name, or one that calls torch.load itself, is seen too."""
+    reads, real = [], torch.load
 
-    reads, real = [], handmesh.checkpoint.load_checkpoint
+    def counting(f, *args, **kwargs):
+        reads.append(Path(f) if isinstance(f, str | os.PathLike) else f)
+        return real(f, *args, **kwargs)
 
-    def counting(path, *args, **kwargs):
-        reads.append(Path(path))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(handmesh.checkpoint, "load_checkpoint", counting)
+    monkeypatch.setattr(torch, "load", counting)
     return reads
 
 
@@ -440,7 +403,7 @@ def test_time_budget_stops_the_run_and_marks_it_finished(synth_dir, tmp_path, mo
     from handmesh.checkpoint import load_checkpoint
 
     sets = small_sets(synth_dir, n_train=8)
-    cfg = tiny_config(synth_dir, tmp_path, epochs=50, batch_size=2, time_budget_min=1e-4, image_grid=0)
+    cfg = tiny_train_config(synth_dir, tmp_path, epochs=50, batch_size=2, time_budget_min=1e-4, image_grid=0)
     result = train(cfg, model_config(), datasets=sets)
     state = load_checkpoint(tmp_path / "last.pt")[TRAIN_FORMAT]
     assert result["steps"] == 1 and state["finished"] and state["epoch"] == 1
@@ -472,14 +435,14 @@ def test_non_finite_gradients_are_skipped_and_a_diverged_run_stops(synth_dir, tm
     from handmesh.errors import HandmeshError
 
     train_set, val_set = small_sets(synth_dir)
-    cfg = tiny_config(synth_dir, tmp_path / "one", epochs=2, batch_size=1, image_grid=0)
+    cfg = tiny_train_config(synth_dir, tmp_path / "one", epochs=2, batch_size=1, image_grid=0)
     train(cfg, model_config(), datasets=(_PoisonedLabels(train_set, [1]), val_set))  # one bad sample
     state = load_checkpoint(tmp_path / "one" / "last.pt")
     weights = [v for v in state["state_dict"].values() if torch.is_tensor(v) and v.is_floating_point()]
     assert weights and all(bool(torch.isfinite(w).all()) for w in weights)
 
     monkeypatch.setattr(train_mod, "MAX_BAD_STEPS", 3)
-    cfg = tiny_config(synth_dir, tmp_path / "all", epochs=2, batch_size=1, image_grid=0)
+    cfg = tiny_train_config(synth_dir, tmp_path / "all", epochs=2, batch_size=1, image_grid=0)
     with pytest.raises(HandmeshError, match="diverged"):
         train(cfg, model_config(), datasets=(_PoisonedLabels(train_set, range(4)), val_set))
 
@@ -516,7 +479,7 @@ def test_a_fresh_run_into_a_used_folder_is_refused_in_one_line(synth_dir, tmp_pa
     assert (tmp_path / "best.pt").read_bytes() == b"another run's weights"
     assert not (tmp_path / "config.json").exists()  # refused before anything was written
     with pytest.raises(HandmeshError, match="already holds a run"):  # the Python API refuses too
-        train(tiny_config(synth_dir, tmp_path), model_config())
+        train(tiny_train_config(synth_dir, tmp_path), model_config())
 
 
 def test_overwrite_replaces_the_old_run_and_a_killed_write_is_cleaned(synth_dir, tmp_path):
@@ -526,7 +489,7 @@ def test_overwrite_replaces_the_old_run_and_a_killed_write_is_cleaned(synth_dir,
     (tmp_path / "tb").mkdir()
     (tmp_path / "tb" / "events.out.tfevents.old").write_bytes(b"old curves")
     leftover = _killed_checkpoint_write(tmp_path)
-    cfg = tiny_config(synth_dir, tmp_path, epochs=1, image_grid=0)
+    cfg = tiny_train_config(synth_dir, tmp_path, epochs=1, image_grid=0)
     train(cfg, model_config(), datasets=small_sets(synth_dir), overwrite=True)
     assert not leftover.exists() and stale_temp_files(tmp_path) == []
     assert not (tmp_path / "tb" / "events.out.tfevents.old").exists()
@@ -548,7 +511,7 @@ def test_a_small_validation_split_is_stated_and_best_follows_the_training_loss(s
     from handmesh.checkpoint import load_checkpoint
 
     history = []
-    cfg = tiny_config(synth_dir, tmp_path, epochs=3, image_grid=0, augment=False, min_val_samples=20)
+    cfg = tiny_train_config(synth_dir, tmp_path, epochs=3, image_grid=0, augment=False, min_val_samples=20)
     result = train(
         cfg, model_config(), datasets=small_sets(synth_dir), on_epoch_end=lambda e, r: history.append(r)
     )
@@ -573,7 +536,7 @@ def test_freihand_labels_made_with_mano_are_refused_for_the_standin_unless_asked
     shutil.copytree(synth_dir, real)
     (real / "handmesh_synth.json").unlink()  # no generator's note: labels made with MANO, as real FreiHAND
     args = ["train", "--data", str(real), "--img-size", str(IMG), "--epochs", "1", "--batch-size", "4"]
-    args += ["--workers", "0", "--progress", "false", "--image-grid", "0"]
+    args += ["--workers", "0", "--no-progress", "--image-grid", "0"]
     code = main([*args, "--out", str(tmp_path / "refused")])
     err = capsys.readouterr().err.strip().splitlines()
     from handmesh.hand_model.mano_io import mano_dir
@@ -582,6 +545,6 @@ def test_freihand_labels_made_with_mano_are_refused_for_the_standin_unless_asked
     assert "--train-standin-on-mano-labels" in err[-1]
     assert not (tmp_path / "refused" / "config.json").exists()
     # said explicitly: trained, with a warning that says what it means
-    code = main([*args, "--out", str(tmp_path / "asked"), "--train-standin-on-mano-labels", "true"])
+    code = main([*args, "--out", str(tmp_path / "asked"), "--train-standin-on-mano-labels"])
     assert code == 0 and (tmp_path / "asked" / "last.pt").is_file()
     assert "training the open stand-in hand on labels made with MANO" in capsys.readouterr().err

@@ -15,8 +15,7 @@ every milestone, so a stopped run keeps its points) and are drawn into learning_
 step's settings: each hand reused on fresh scenes, unaugmented like the stream) and scores the same
 held-out stream images: the cost of reusing foregrounds, by images seen.
 
-Steps: "easy" = named poses only, little noise, facing the camera, no occluders/blur/noise (issue 10's
-easy set); "standard" = `handmesh synth` defaults. Extra synth settings: --synth KEY=VALUE.
+Steps: "easy" = named poses only, little noise, facing the camera, no occluders/blur/noise; "standard" = `handmesh synth` defaults. Extra synth settings: --synth KEY=VALUE.
 """
 
 from __future__ import annotations

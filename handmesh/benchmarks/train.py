@@ -5,7 +5,7 @@ Steps: `handmesh synth` (--train / --eval images; reused when the folder already
 request), the mean-pose baseline (`handmesh evaluate --baseline mean`), training with a wall-clock
 budget (the cosine decay is fitted to the budget as the run measures its own speed), evaluation of
 best.pt, then `bench/results/train_synthetic.json` and PNG curves drawn from the TensorBoard events.
-Target (issue 4): trained PA-MPJPE below half the baseline's.
+Target: trained PA-MPJPE below half the baseline's.
 """
 
 from __future__ import annotations

@@ -123,8 +123,7 @@ def load_runtime(
 ) -> Runtime:
     """A model file as a runtime: `.onnx` -> ONNX Runtime; a `.pt` checkpoint -> torch on a GPU (or
     `runtime="torch"`), else exported to a temporary ONNX file and run by ONNX Runtime, which runs the
-    fused model about 1.5x faster than torch does (fastvit_t8: 16.7 vs 26.2 ms on 2 CPU cores,
-    bench/results/model_cpu.json)."""
+    fused model faster than torch does on a CPU (`handmesh bench model`, bench/results/model_cpu.json)."""
     if runtime not in RUNTIMES:
         raise HandmeshError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
     path = Path(model)

@@ -17,8 +17,9 @@ from handmesh.errors import HandmeshError, MissingFileError
 
 # Threads per library in the live pipeline. Its stages already run side by side (`pipeline.stream`), so
 # a stage that also fans out over every core fights the others -- and, in the demo, the browser -- for
-# them: on 2 cores one thread each ran the pipeline benchmark 1.12-1.14x faster and the Chromium demo
-# 1.4x faster than the libraries' defaults (docs/benchmarks.md, "Levers, measured" and "In the browser").
+# them: on 2 cores one thread each ran faster than the libraries' defaults, in the pipeline benchmark and
+# in the browser (bench/results/pipeline_cpu.json and browser_cpu.json; docs/benchmarks.md, "Levers,
+# measured" and "In the browser").
 LIVE_THREADS = 1
 
 

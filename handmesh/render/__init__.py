@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from handmesh.lazy import lazy_exports
 from handmesh.render.overlay import (
-    HAND_COLORS,
     LEFT_COLOR,
     RIGHT_COLOR,
     Mesh,
@@ -21,7 +20,6 @@ from handmesh.render.overlay import (
 )
 
 __all__ = [
-    "HAND_COLORS",
     "LEFT_COLOR",
     "RIGHT_COLOR",
     "Mesh",

@@ -25,7 +25,6 @@ Box = tuple[int, int, int, int]
 # for right hands, light purple for left ones.
 RIGHT_COLOR = (0.55, 0.75, 0.98, 1.0)
 LEFT_COLOR = (0.80, 0.62, 0.98, 1.0)
-HAND_COLORS = {"right": RIGHT_COLOR, "left": LEFT_COLOR}
 # A hand the plausibility check rejects is drawn in neutral grey and tagged "L?"/"R?": still shown (it
 # may be right), but never mistaken for a confident answer.
 IMPLAUSIBLE_COLOR = (0.45, 0.45, 0.45, 1.0)

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from handmesh import config as cfgutil
@@ -134,7 +133,7 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.mesh_grid = MeshGrid(_faces_of(self.model))
+        self.mesh_grid = MeshGrid(self.model.faces)
         self.writer = None
 
     # ------------------------------------------------------------------ the loop
@@ -381,11 +380,3 @@ class Trainer:
             set_rng_state(ranks[self.dist.rank])
         else:  # another number of processes: fresh, but still seeded, streams
             seed_everything(self.cfg.seed + 1000 * self.epoch + self.dist.rank)
-
-
-def _faces_of(model: torch.nn.Module) -> np.ndarray | None:
-    for owner in (model, getattr(model, "hand", None), getattr(model, "hand_model", None)):
-        faces = getattr(owner, "faces", None) if owner is not None else None
-        if faces is not None:
-            return np.asarray(faces.cpu() if torch.is_tensor(faces) else faces, dtype=np.int64)
-    return None
