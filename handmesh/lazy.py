@@ -11,6 +11,11 @@ from importlib import import_module
 from typing import Any
 
 
+def exports_of(package: str, modules: Mapping[str, str]) -> dict[str, str]:
+    """Name -> full module name, from `{submodule: "Name Name ..."}` (a package's own submodules)."""
+    return {name: f"{package}.{module}" for module, names in modules.items() for name in names.split()}
+
+
 def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
     """A module-level `__getattr__` for `package`: `exports` maps each name to its full module name."""
 

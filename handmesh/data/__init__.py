@@ -13,28 +13,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from handmesh.errors import MissingFileError
-from handmesh.lazy import lazy_exports
+from handmesh.lazy import exports_of, lazy_exports
 
 if TYPE_CHECKING:
     from handmesh.data.transforms import AugmentConfig
 
 # Lazy exports (PEP 562): importing handmesh.data.<module> (e.g. in synth's render workers) must not
 # pull in torch and the readers.
-_EXPORTS = {
-    "CustomDataset": "custom",
-    "is_custom_layout": "custom",
-    "FreiHANDAnnotations": "freihand",
-    "FreiHANDDataset": "freihand",
-    "is_freihand_layout": "freihand",
-    "mano_to_mesh": "freihand",
-    "root_from_uv_scale": "freihand",
-    "uv_scale_from_root": "freihand",
-    "HandRecord": "record",
-    "AugmentConfig": "transforms",
-    "HandTransform": "transforms",
-}
+_EXPORTS = exports_of(
+    __name__,
+    {
+        "custom": "CustomDataset is_custom_layout",
+        "freihand": "FreiHANDAnnotations FreiHANDDataset is_freihand_layout mano_to_mesh root_from_uv_scale "
+        "uv_scale_from_root",
+        "record": "HandRecord",
+        "transforms": "AugmentConfig HandTransform",
+    },
+)
 
-__getattr__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()})
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [

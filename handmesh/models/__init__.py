@@ -10,47 +10,20 @@ Building lives in `build`, the model-file format (and which state belongs in a f
 
 from __future__ import annotations
 
-from handmesh.lazy import lazy_exports
+from handmesh.lazy import exports_of, lazy_exports
 
 # Lazy exports (PEP 562): `ModelConfig` for a command's --help must not pull in torch and timm.
-_EXPORTS = {
-    "build_model": "build",
-    "build_model_from_config": "build",
-    "HEADS": "config",
-    "ModelConfig": "config",
-    "fastvit_variants": "config",
-    "HAND_MODEL_PREFIX": "model_file",
-    "is_hand_model_key": "model_file",
-    "load_model": "model_file",
-    "load_own_state": "model_file",
-    "model_from_payload": "model_file",
-    "model_payload": "model_file",
-    "own_state": "model_file",
-    "read_model_config": "model_file",
-    "save_model": "model_file",
-    "OUTPUT_NAMES": "regressor",
-    "HandRegressor": "regressor",
-    "reparameterize": "reparam",
-}
+_EXPORTS = exports_of(
+    __name__,
+    {
+        "build": "build_model build_model_from_config",
+        "config": "HEADS ModelConfig fastvit_variants",
+        "model_file": "HAND_MODEL_PREFIX is_hand_model_key load_model load_own_state model_from_payload "
+        "model_payload own_state read_model_config save_model",
+        "regressor": "OUTPUT_NAMES HandRegressor",
+        "reparam": "reparameterize",
+    },
+)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
-__getattr__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()})
-
-__all__ = [
-    "HEADS",
-    "HAND_MODEL_PREFIX",
-    "OUTPUT_NAMES",
-    "HandRegressor",
-    "ModelConfig",
-    "build_model",
-    "build_model_from_config",
-    "fastvit_variants",
-    "is_hand_model_key",
-    "load_model",
-    "load_own_state",
-    "model_from_payload",
-    "model_payload",
-    "own_state",
-    "read_model_config",
-    "reparameterize",
-    "save_model",
-]
+__all__ = sorted(_EXPORTS)

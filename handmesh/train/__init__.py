@@ -11,21 +11,19 @@
 
 from __future__ import annotations
 
-from handmesh.lazy import lazy_exports
+from handmesh.lazy import exports_of, lazy_exports
 
 # Lazy exports (PEP 562): `handmesh train --help` imports `handmesh.train.cli` and must not pull in torch.
-_EXPORTS = {
-    "TrainConfig": "config",
-    "build_datasets": "data",
-    "RunPlan": "plan",
-    "load_resume_point": "plan",
-    "plan_run": "plan",
-    "TRAIN_FORMAT": "state",
-    "freeze_hand_model": "state",
-    "Trainer": "trainer",
-    "train": "trainer",
-}
-
-__getattr__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()})
+_EXPORTS = exports_of(
+    __name__,
+    {
+        "config": "TrainConfig",
+        "data": "build_datasets",
+        "plan": "RunPlan load_resume_point plan_run",
+        "state": "TRAIN_FORMAT freeze_hand_model",
+        "trainer": "Trainer train",
+    },
+)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = sorted(_EXPORTS)
