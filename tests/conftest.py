@@ -155,6 +155,19 @@ def numbered_frames(n: int) -> list[np.ndarray]:
     return frames
 
 
+def run_cli(*args) -> tuple[int, str]:
+    """Run `handmesh ARGS` in this process: (exit status, stdout + stderr)."""
+    import contextlib
+    import io
+
+    from handmesh.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        rc = main([str(a) for a in args])
+    return rc, out.getvalue() + err.getvalue()
+
+
 # ---- hostile files ---------------------------------------------------------------------------------
 
 

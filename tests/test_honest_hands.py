@@ -162,7 +162,7 @@ def test_pipeline_flags_or_drops_an_impossible_hand():
 
 
 def test_implausible_hand_is_drawn_grey_with_a_question_mark(monkeypatch):
-    """Issue 20 §5: a rejected hand is drawn grey and tagged "R?"; a good one keeps its colour and "R"."""
+    """A rejected hand is drawn grey and tagged "R?"; a good one keeps its colour and "R"."""
     from handmesh.pipeline import pipeline as pipeline_module
     from handmesh.pipeline.detector import StaticDetector
     from handmesh.pipeline.estimator import HandEstimate

@@ -7,8 +7,6 @@ process down (MediaPipe's bundled OpenCV aborts on huge frames) run as subproces
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import struct
@@ -19,10 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import png_header_only
+from conftest import png_header_only, run_cli
 from PIL import Image
-
-from handmesh.cli import main as cli_main
 
 
 # ---------------------------------------------------------------------------------------- the corpus
@@ -56,14 +52,6 @@ def corpus(tmp_path_factory) -> Path:
         write(images / name)
     write_jpeg(images / "good.jpg")
     return root
-
-
-def run_cli(*args: str) -> tuple[int, str]:
-    """Run `handmesh ARGS` in this process: (exit status, stdout + stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        rc = cli_main([str(a) for a in args])
-    return rc, out.getvalue() + err.getvalue()
 
 
 def run_subprocess(*args: str, timeout: float = 240) -> tuple[int, str]:

@@ -1,4 +1,4 @@
-"""Hostile videos and full disks (issue 22): the reader opens only the one file it is given, through an
+"""Hostile videos and full disks: the reader opens only the one file it is given, through an
 allowlist of demuxers, and a video writer whose disk fills up reports one line and leaves no file.
 
 A playlist test owns the file its playlist points at and checks that the file was never opened (its access
@@ -81,8 +81,8 @@ def test_a_playlist_named_like_a_video_is_refused_and_its_target_never_read(owne
 
 
 def test_predict_refuses_a_playlist_in_one_line_and_goes_on(owned_video, tmp_path):
-    """The issue's reproduction: `handmesh predict` on a folder holding a playlist named clip.mp4."""
-    from test_hostile import run_cli  # the tests folder is on sys.path (pytest rootdir mode)
+    """`handmesh predict` on a folder holding a playlist named clip.mp4."""
+    from conftest import run_cli
 
     folder = tmp_path / "in"
     folder.mkdir()

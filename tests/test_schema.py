@@ -1,4 +1,4 @@
-"""Issue 20 §4: one output schema whatever the mesh source, and its parameters pose the named hand model."""
+"""One output schema whatever the mesh source, and its parameters pose the named hand model."""
 
 from __future__ import annotations
 
