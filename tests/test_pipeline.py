@@ -550,7 +550,7 @@ def test_native_stderr_is_silenced_only_inside_the_block(capfd, monkeypatch):
 
 
 def test_still_images_render_at_full_resolution_streams_capped():
-    """Issue 20 §5: a photo's overlay is rendered at its own resolution (sharp outlines); a stream keeps
+    """A photo's overlay is rendered at its own resolution (sharp outlines); a stream keeps
     `max_render_size` for its frame rate."""
     from handmesh.pipeline.pipeline import STILL_RENDER_SIZE
 

@@ -1,4 +1,4 @@
-"""Issue 20 §3: docs/training.md's FreiHAND recipe agrees with `train_freihand.py --help`, and its commands parse."""
+"""docs/training.md's FreiHAND recipe agrees with `train_freihand.py --help`, and its commands parse."""
 
 from __future__ import annotations
 

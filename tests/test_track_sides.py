@@ -84,7 +84,7 @@ def _pipeline_sides(labels: str, votes: bool) -> str:
 
 
 def test_pipeline_keeps_a_tracked_hands_side():
-    """The issue's 30-frame clip of one still photo: one track, and its side no longer flickers."""
+    """A 30-frame clip of one still photo: one track, and its side no longer flickers."""
     labels = "RRLRRRRRRRRLRRRRRRRRRRLLRRRRRR"
     assert _pipeline_sides(labels, votes=False) == labels  # per-frame labels, as before
     voted = _pipeline_sides(labels, votes=True)

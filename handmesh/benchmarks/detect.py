@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from handmesh.benchmarks.common import timing_stats, write_result
+from handmesh.config import add_bool_option
 
 RESULTS = Path("bench/results/detect_cpu.json")
 REALSET = Path("bench/realsets/detect")
@@ -78,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--render-clips", dest="render_clips", type=int, default=2, help="rendered clips of two moving hands"
     )
-    parser.add_argument("--no-clips", dest="clips", action="store_false", help="skip the clip part")
+    add_bool_option(parser, "--clips", "time the clip part too (--no-clips: skip it)", True)
     parser.add_argument("--json", default=str(RESULTS), help="output JSON")
     parser.add_argument("--note", default="", help="a remark stored with the result (e.g. what else ran)")
 
