@@ -45,10 +45,8 @@ class AppConfig:
         default=16,
         metadata=option("browser sessions with their own stream state (tracks, smoothing); the idlest goes"),
     )
-    mirror: bool = field(
-        default=True,
-        metadata=option("mirror the webcam view (selfie): colours and labels follow the person's own hands"),
-    )
+    # a mirrored (selfie) view: colours and labels then follow the person's own hands
+    mirror: bool = field(default=True, metadata=option("mirror the webcam view (selfie)"))
 
 
 class DemoState:
