@@ -328,7 +328,8 @@ def test_preflight_names_the_first_problem(freihand, tmp_path):
     from handmesh.data.checks import preflight_dataset
     from handmesh.errors import HandmeshError
 
-    assert preflight_dataset(freihand) == []
+    warnings, labels = preflight_dataset(freihand)
+    assert warnings == [] and labels.split == "training" and len(labels) > 0
     folder = tmp_path / "fh"
     shutil.copytree(freihand, folder)
     (folder / "training/rgb/00000003.jpg").write_bytes(b"")

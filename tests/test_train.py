@@ -548,3 +548,42 @@ def test_freihand_labels_made_with_mano_are_refused_for_the_standin_unless_asked
     code = main([*args, "--out", str(tmp_path / "asked"), "--train-standin-on-mano-labels"])
     assert code == 0 and (tmp_path / "asked" / "last.pt").is_file()
     assert "training the open stand-in hand on labels made with MANO" in capsys.readouterr().err
+
+
+def test_training_data_reads_each_folder_once(synth_dir, tmp_path, monkeypatch):
+    """`--data` is parsed once and each folder's labels are read once: the preflight's reading is reused by
+    the training and validation sets (a mix naming a folder twice reads it once too)."""
+    import numpy as np
+    from PIL import Image
+
+    from handmesh.data import custom, freihand
+    from handmesh.data.mix import MixedDataset
+    from handmesh.train.data import build_datasets
+
+    folder = tmp_path / "mine"
+    (folder / "img").mkdir(parents=True)
+    lines = []
+    for i in range(4):
+        Image.fromarray(np.full((96, 96, 3), 40 * i, np.uint8)).save(folder / f"img/{i}.jpg")
+        keypoints = [[30.0 + 2 * j, 30.0 + j] for j in range(21)]
+        lines.append(json.dumps({"image": f"img/{i}.jpg", "keypoints2d": keypoints, "box": [20, 20, 80, 80]}))
+    (folder / "annotations.jsonl").write_text("\n".join(lines) + "\n")
+
+    reads = {"freihand": 0, "custom": 0}
+    init, read = freihand.FreiHANDAnnotations.__init__, custom.read_annotations
+
+    def counted_init(self, *args, **kwargs):
+        reads["freihand"] += 1
+        init(self, *args, **kwargs)
+
+    def counted_read(*args, **kwargs):
+        reads["custom"] += 1
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(freihand.FreiHANDAnnotations, "__init__", counted_init)
+    monkeypatch.setattr(custom, "read_annotations", counted_read)
+    spec = f"0.5*{synth_dir} + 0.3*{folder} + 0.2*{synth_dir}"
+    train_set, val_set = build_datasets(tiny_train_config(spec, tmp_path / "run"), IMG)
+    assert isinstance(train_set, MixedDataset) and len(val_set) > 0
+    assert reads == {"freihand": 1, "custom": 1}
+    assert train_set[0]["image"].shape == (3, IMG, IMG)

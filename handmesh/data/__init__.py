@@ -10,7 +10,7 @@ and the synthetic FreiHAND-format generator (`handmesh synth`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from handmesh.errors import MissingFileError
 from handmesh.lazy import exports_of, lazy_exports
@@ -73,22 +73,25 @@ def open_dataset(
     augment: bool | None = None,
     val_fraction: float = 0.05,
     split_seed: int = 0,
+    labels: Any = None,
 ):
     """A dataset of either kind. split: "train"/"val" (held out by sample), "training"/"all" (everything
     for training), "evaluation" (FreiHAND's evaluation split; for a custom folder its lines marked
-    `"split": "test"`, or every line when none is, unaugmented). The dataset's `split` says which it is."""
+    `"split": "test"`, or every line when none is, unaugmented). The dataset's `split` says which it is.
+    `labels`: the folder's labels when already read (`checks.preflight_dataset`)."""
     from handmesh.data.custom import CustomDataset
     from handmesh.data.freihand import FreiHANDDataset
 
     kind = dataset_kind(root)
     if kind == "freihand":
         split = {"all": "training"}.get(split, split)
-        return FreiHANDDataset(root, split, cfg, augment, val_fraction, split_seed)
+        labels = labels if split != "evaluation" else None  # the preflight reads the training labels
+        return FreiHANDDataset(root, split, cfg, augment, val_fraction, split_seed, ann=labels)
     if split == "evaluation":
         from handmesh.data.custom import has_test_lines
 
         split = "test" if has_test_lines(root) else "all"
-        return CustomDataset(root, split, cfg, False if augment is None else augment)
+        return CustomDataset(root, split, cfg, False if augment is None else augment, anns=labels)
     # test lines are never trained on, whatever the split asked for training
     split = {"all": "training"}.get(split, split)
-    return CustomDataset(root, split, cfg, augment, val_fraction, split_seed)
+    return CustomDataset(root, split, cfg, augment, val_fraction, split_seed, anns=labels)

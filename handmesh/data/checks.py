@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,44 +127,56 @@ def check_images(ann, decode: bool = True) -> list[str]:
     return problems
 
 
+FREIHAND_SPLITS = ("training", "evaluation")
+
+
 def check_freihand_split(
     root: str | Path, split: str, decode: bool = True, label_limit: int | None = None
-) -> tuple[list[str], list[str], str]:
-    """(problems, warnings, summary) of one split of a FreiHAND-layout folder."""
+) -> tuple[list[str], list[str], str, Any]:
+    """(problems, warnings, summary, the split's FreiHANDAnnotations or None) of one split of a
+    FreiHAND-layout folder."""
     from handmesh.data.freihand import FreiHANDAnnotations
 
     try:
         ann = FreiHANDAnnotations(root, split)
     except HandmeshError as exc:
-        return [str(exc)], [], f"{split}: unreadable"
+        return [str(exc)], [], f"{split}: unreadable", None
     problems = check_intrinsics(ann.K, f"{split}_K.json")
     problems += check_metres(ann.xyz, f"{split}_xyz.json")
     problems += check_metres(ann.verts, f"{split}_verts.json")
     label_problems, warnings = check_label_consistency(ann, label_limit) if not problems else ([], [])
     problems += label_problems + check_images(ann, decode)
-    return problems, warnings, f"{split}: {len(ann)} samples x {ann.versions} version(s)"
+    return problems, warnings, f"{split}: {len(ann)} samples x {ann.versions} version(s)", ann
+
+
+def _check(
+    root: str | Path, decode: bool, label_limit: int | None, splits: tuple[str, ...] = FREIHAND_SPLITS
+) -> tuple[str, list[str], list[str], str, Any]:
+    """`check_dataset`'s answer for a FreiHAND folder's `splits`, plus the training labels as read."""
+    from handmesh.data import custom, dataset_kind
+
+    root = Path(root)
+    kind = dataset_kind(root)
+    if kind == "freihand":
+        problems, warnings, summary, labels = [], [], [], None
+        for split in splits:
+            if (root / f"{split}_K.json").is_file():
+                p, w, s, ann = check_freihand_split(root, split, decode, label_limit)
+                problems, warnings, summary = problems + p, warnings + w, summary + [s]
+                labels = ann if split == "training" else labels
+        return kind, problems, warnings, "; ".join(summary), labels
+    anns, problems, warnings = custom.read_annotations(root, check_files=True)
+    if decode:
+        problems += custom.check_images([a for a in anns if a.image.is_file()])
+    problems.sort(key=lambda s: int(s.split(":")[0].split()[1]) if s.startswith("line ") else 0)
+    return kind, problems, warnings, f"{len(anns)} annotation(s)", anns
 
 
 def check_dataset(
     root: str | Path, decode: bool = True, label_limit: int | None = None
 ) -> tuple[str, list[str], list[str], str]:
     """(kind, problems, warnings, summary) of a dataset folder of either layout."""
-    from handmesh.data import custom, dataset_kind
-
-    root = Path(root)
-    kind = dataset_kind(root)
-    if kind == "freihand":
-        problems, warnings, summary = [], [], []
-        for split in ("training", "evaluation"):
-            if (root / f"{split}_K.json").is_file():
-                p, w, s = check_freihand_split(root, split, decode, label_limit)
-                problems, warnings, summary = problems + p, warnings + w, summary + [s]
-        return kind, problems, warnings, "; ".join(summary)
-    anns, problems, warnings = custom.read_annotations(root, check_files=True)
-    if decode:
-        problems += custom.check_images([a for a in anns if a.image.is_file()])
-    problems.sort(key=lambda s: int(s.split(":")[0].split()[1]) if s.startswith("line ") else 0)
-    return kind, problems, warnings, f"{len(anns)} annotation(s)"
+    return _check(root, decode, label_limit)[:4]
 
 
 STANDIN_ON_MANO_FLAG = "--train-standin-on-mano-labels"
@@ -189,15 +202,18 @@ def refuse_standin_on_mano_labels(root: str | Path, hand_kind: str, allowed: boo
     raise HandmeshError(
         f"{root} holds labels made with MANO but no MANO files were found: put MANO_RIGHT.pkl and "
         f"MANO_LEFT.pkl in {mano_dir()} (or run `handmesh mano import PATH`), or pass "
-        f"{STANDIN_ON_MANO_FLAG} true to train the stand-in hand on them anyway"
+        f"{STANDIN_ON_MANO_FLAG} to train the stand-in hand on them anyway"
     )
 
 
-def preflight_dataset(root: str | Path, label_limit: int = 256) -> list[str]:
-    """The cheap checks training runs before its first step: warnings, or one HandmeshError naming the first
-    problem (labels are recomputed for `label_limit` samples spread over the split, images header-checked)."""
-    _, problems, warnings, _ = check_dataset(root, decode=True, label_limit=label_limit)
+def preflight_dataset(root: str | Path, label_limit: int = 256) -> tuple[list[str], Any]:
+    """The cheap checks training runs before its first step: (warnings, the labels as read), or one
+    HandmeshError naming the first problem (labels are recomputed for `label_limit` samples spread over the
+    split, images header-checked). The labels (a FreiHAND folder's training `FreiHANDAnnotations`, a custom
+    folder's annotations) go to `open_dataset(..., labels=...)`, so the folder is read once."""
+    # training reads a FreiHAND folder's training split only: its evaluation split is not its business
+    _, problems, warnings, _, labels = _check(root, True, label_limit, splits=("training",))
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise HandmeshError(f"dataset {root}: {problems[0]}{more}; run `handmesh check-dataset {root}`")
-    return warnings
+    return warnings, labels

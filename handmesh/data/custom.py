@@ -364,6 +364,7 @@ class CustomDataset(Dataset):
 
     split: one of CUSTOM_SPLITS (see `select_split`): "train" / "val" hold a seeded `val_fraction` of the
     images out (or follow the lines' own "split" keys), "test" is the folder's evaluation split.
+    `anns`: the folder's checked annotations when they were already read (`read_annotations`, no problems).
     """
 
     def __init__(
@@ -375,18 +376,20 @@ class CustomDataset(Dataset):
         val_fraction: float = 0.05,
         split_seed: int = 0,
         hand_path: str | None = None,
+        anns: list[Annotation] | None = None,
     ):
         if split not in CUSTOM_SPLITS:
             raise HandmeshError(f"unknown custom-dataset split {split!r} ({', '.join(CUSTOM_SPLITS)})")
         self.root = Path(root)
-        anns, problems, _ = read_annotations(self.root)
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise HandmeshError(
-                f"{self.root / ANNOTATIONS}: {problems[0]}{more}; run `handmesh check-dataset {self.root}`"
-            )
+        if anns is None:
+            anns, problems, _ = read_annotations(self.root)
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                raise HandmeshError(
+                    f"{self.root / ANNOTATIONS}: {problems[0]}{more}; run `handmesh check-dataset {self.root}`"
+                )
         anns = select_split(anns, split, val_fraction, split_seed)
-        complete_from_mano(anns, hand_path)
+        complete_from_mano(anns, hand_path)  # fills only what is missing: shared annotations pay once
         self.split = split
         self.anns = anns
         if augment is None:

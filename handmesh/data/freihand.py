@@ -230,6 +230,7 @@ class FreiHANDDataset(Dataset):
 
     split: "training" (every sample and version), "train" / "val" (training split by sample id:
     every version of a sample lands on one side), "evaluation" (in evaluation order, no augmentation).
+    `ann`: the split's labels when they were already read.
     """
 
     def __init__(
@@ -242,11 +243,16 @@ class FreiHANDDataset(Dataset):
         split_seed: int = 0,
         versions: int | None = None,
         hand: torch.nn.Module | None = None,
+        ann: FreiHANDAnnotations | None = None,
     ):
         if split not in ("training", "train", "val", "evaluation"):
             raise HandmeshError(f"unknown FreiHAND split {split!r} (training, train, val, evaluation)")
         self.split = split
-        self.ann = FreiHANDAnnotations(root, "evaluation" if split == "evaluation" else "training", hand)
+        labels = "evaluation" if split == "evaluation" else "training"
+        if ann is not None and ann.split != labels:
+            raise ValueError(f"the {split!r} split reads the {labels} labels, not the {ann.split} ones")
+        # `ann`: labels already read (training reads a folder once: the preflight's labels are reused)
+        self.ann = ann if ann is not None else FreiHANDAnnotations(root, labels, hand)
         n = len(self.ann)
         samples = np.arange(n)
         if split in ("train", "val"):

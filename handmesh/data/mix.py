@@ -15,8 +15,9 @@ hundred labelled images of their own mixes them with the stream in exactly the r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -139,29 +140,34 @@ class EpochSampler(Sampler[int]):
 
 
 def build_training_data(
-    spec: str,
+    spec: str | Sequence[Source],
     img_size: int,
     augment: bool,
     val_fraction: float,
     seed: int,
     val_images: int,
+    labels: Mapping[str, Any] | None = None,
 ) -> tuple[Dataset, Dataset]:
-    """Training and validation sets of a --data spec. Folders hold out `val_fraction` by sample id; the
-    validation set of a mix is its folders' held-out samples, or, for the stream or a cache alone,
-    `val_images` images of the stream under another seed (never trained on). Validation is never
-    augmented."""
+    """Training and validation sets of a --data spec (or its parsed sources). Folders hold out
+    `val_fraction` by sample id; the validation set of a mix is its folders' held-out samples, or, for the
+    stream or a cache alone, `val_images` images of the stream under another seed (never trained on).
+    Validation is never augmented. `labels`: a folder's labels by its spec when already read
+    (`preflight_dataset`)."""
     from handmesh.data import AugmentConfig, open_dataset
     from handmesh.data.cache import CachedStream, parse_cache_spec
     from handmesh.data.stream import SynthStream, parse_stream_spec
 
     aug = AugmentConfig(img_size=img_size)
-    common = {"cfg": aug, "val_fraction": val_fraction, "split_seed": seed}
-    sources = parse_data_spec(spec)
-    if len(sources) == 1 and sources[0].is_folder:
-        return (
-            open_dataset(sources[0].spec, "train", augment=augment, **common),
-            open_dataset(sources[0].spec, "val", augment=False, **common),
+    labels = labels or {}
+    sources = parse_data_spec(spec) if isinstance(spec, str) else list(spec)
+
+    def folder(source: Source, split: str, augment: bool) -> Dataset:
+        return open_dataset(
+            source.spec, split, aug, augment, val_fraction, seed, labels=labels.get(source.spec)
         )
+
+    if len(sources) == 1 and sources[0].is_folder:
+        return folder(sources[0], "train", augment), folder(sources[0], "val", False)
     train_parts, val_parts = [], []
     for n, source in enumerate(sources):
         if source.is_stream:
@@ -183,8 +189,8 @@ def build_training_data(
                     SynthStream(cached.cfg, aug, seed_offset=HELD_OUT_SEED + seed + n, length=val_images)
                 )
         else:
-            train_parts.append(open_dataset(source.spec, "train", augment=augment, **common))
-            val_parts.append(open_dataset(source.spec, "val", augment=False, **common))
+            train_parts.append(folder(source, "train", augment))
+            val_parts.append(folder(source, "val", False))
     mix = MixedDataset(train_parts, [s.weight for s in sources], seed=seed)
     return mix, torch.utils.data.ConcatDataset(val_parts)
 

@@ -24,22 +24,27 @@ def build_datasets(
     from handmesh.data.mix import build_training_data, parse_data_spec
 
     # the cheap checks of `handmesh check-dataset` (every image's header, label consistency) before the
-    # first step: a broken folder fails now with one line, not hours in or at the first validation
-    for source in parse_data_spec(cfg.data):
-        if source.is_folder:
+    # first step: a broken folder fails now with one line, not hours in or at the first validation; the
+    # labels they read are the ones the datasets use (a folder is read once)
+    sources = parse_data_spec(cfg.data)
+    labels = {}
+    for source in sources:
+        if source.is_folder and source.spec not in labels:
             warnings = []
             if hand_kind is not None:
                 allowed = cfg.train_standin_on_mano_labels
                 warnings += [w for w in [refuse_standin_on_mano_labels(source.spec, hand_kind, allowed)] if w]
-            for warning in warnings + preflight_dataset(source.spec):
+            found, labels[source.spec] = preflight_dataset(source.spec)
+            for warning in warnings + found:
                 print(f"handmesh train: warning: {warning}", file=sys.stderr)
     return build_training_data(
-        cfg.data,
+        sources,
         img_size,
         augment=cfg.augment,
         val_fraction=cfg.val_fraction,
         seed=cfg.seed,
         val_images=cfg.val_images,
+        labels=labels,
     )
 
 
