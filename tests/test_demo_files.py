@@ -55,7 +55,7 @@ def test_example_inputs_are_rendered_hands(tmp_path):
 
 
 def test_named_results_keep_the_upload_name_in_their_own_folder(tmp_path):
-    """Issue 20 §5: the demo's downloads keep the uploaded file's name (its stem only, made safe), and two
+    """The demo's downloads keep the uploaded file's name (its stem only, made safe), and two
     uploads of one name never share files; expired result folders go like expired files."""
     from handmesh.demo_files import OutputFolder, safe_stem
 

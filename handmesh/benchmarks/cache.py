@@ -1,4 +1,4 @@
-"""Training images per second on the endless stream against the foreground cache (issue 18 §2).
+"""Training images per second on the endless stream against the foreground cache.
 
     handmesh synth-cache --out runs/fg128 --count 1500 --size 128
     handmesh bench cache --cache runs/fg128 --img-size 128

@@ -34,7 +34,7 @@ RESULTS = Path("bench/results")
 STEPS: dict[str, str] = {
     "easy": "appearance=plain,named_pose_prob=1.0,pose_noise=0.05,tilt_deg=0,back_prob=0,occluder_prob=0,"
     "camera.blur_prob=0,camera.noise_prob=0",
-    "standard": "",  # the default stream: realistic pictures since issue 17
+    "standard": "",  # the default stream (realistic pictures)
     "plain": "appearance=plain",  # the standard step as it was before realistic pictures
 }
 

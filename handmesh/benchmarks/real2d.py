@@ -5,7 +5,7 @@ checkpoint; see its SOURCES.md). Each mesh source -- the model file (`--checkpoi
 -- is scored as `handmesh evaluate` scores it: with the labelled boxes (FreiHAND's protocol; the model's
 3D joints projected through the crop's camera) and with detection (`--detect`, what `handmesh predict`
 does). Distances are shares of the hand's size (handmesh.metrics2d). `compare` sets the model's median
-distance against the landmark fit's on the hands both found, per protocol (issue 18's target: within
+distance against the landmark fit's on the hands both found, per protocol (the target: within
 1.5x).
 """
 
