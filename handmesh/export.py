@@ -149,19 +149,56 @@ def write_sidecar(onnx_path: str | os.PathLike, meta: dict[str, Any]) -> Path:
     return atomic_write(sidecar_path(onnx_path), json.dumps(meta) + "\n")
 
 
+MAX_SIDECAR_BYTES = 16 * 1024 * 1024  # an exported sidecar is about 60 kB (the faces)
+MAX_FACES = 100_000  # MANO and the stand-in have 1,538
+HAND_VERTICES = 778
+
+
+def _sidecar_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with a sidecar's fields, in words (None: every field a runtime reads is sound)."""
+    from handmesh.models.config import MAX_IMG_SIZE
+
+    size = data.get("input_size")
+    if isinstance(size, bool) or not isinstance(size, int) or not 64 <= size <= MAX_IMG_SIZE or size % 32:
+        return f"input_size {size!r} must be a multiple of 32 in 64..{MAX_IMG_SIZE}"
+    name = data.get("input_name")
+    if not isinstance(name, str) or not 0 < len(name) <= 256:
+        return f"input_name {str(name)[:40]!r} must be a short string"
+    faces = data.get("faces")
+    if not isinstance(faces, list) or not 0 < len(faces) <= MAX_FACES:
+        return f"faces must be a list of 1..{MAX_FACES} triangles"
+    if not all(
+        isinstance(f, list) and len(f) == 3 and all(type(i) is int and 0 <= i < HAND_VERTICES for i in f)
+        for f in faces
+    ):
+        return f"faces must be triangles of vertex indices 0..{HAND_VERTICES - 1}"
+    if data.get("hand_model_kind") not in (None, "mano", "standin"):
+        return f"hand_model_kind {str(data.get('hand_model_kind'))[:40]!r} must be mano or standin"
+    if not isinstance(data.get("model_config", {}), dict | None):
+        return "model_config must be an object"
+    return None
+
+
 def load_sidecar(onnx_path: str | os.PathLike) -> dict[str, Any]:
-    """Read and check the JSON sidecar of an exported ONNX file."""
+    """Read and check the JSON sidecar of an exported ONNX file (every field a runtime uses is validated)."""
     side = sidecar_path(onnx_path)
     if not side.is_file():
         raise MissingFileError(
             f"ONNX sidecar {side} not found: re-export with `handmesh export CKPT --onnx OUT`"
         )
+    if side.stat().st_size > MAX_SIDECAR_BYTES:
+        raise HandmeshError(
+            f"ONNX sidecar {side} is over {MAX_SIDECAR_BYTES >> 20} MB: not a handmesh sidecar"
+        )
     try:
         data = json.loads(side.read_text())
-    except (OSError, ValueError) as exc:
-        raise HandmeshError(f"ONNX sidecar {side} is not valid JSON") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise HandmeshError(f"ONNX sidecar {side} is not valid JSON ({str(exc)[:80]})") from None
     if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
         raise HandmeshError(f"{side} is not a handmesh ONNX sidecar")
     if data.get("version") != SIDECAR_VERSION:
-        raise HandmeshError(f"{side}: sidecar version {data.get('version')!r} is not supported")
+        raise HandmeshError(f"{side}: sidecar version {str(data.get('version'))[:40]!r} is not supported")
+    problem = _sidecar_problem(data)
+    if problem:
+        raise HandmeshError(f"ONNX sidecar {side}: {problem}")
     return data

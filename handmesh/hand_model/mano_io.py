@@ -49,6 +49,29 @@ def _check_alloc(count, itemsize: int = 1) -> None:
         raise HandmeshError(f"pickle asks for an allocation over {MAX_ARRAY_BYTES >> 20} MB")
 
 
+def _check_shape(shape, dtype) -> None:
+    """Refuse an array of `shape` whose size MAX_ARRAY_BYTES does not allow, before it is built."""
+    dims = tuple(np.atleast_1d(np.asarray(shape, dtype=object))) if shape is not None else ()
+    if not all(isinstance(d, int | np.integer) and d >= 0 for d in dims):
+        raise HandmeshError(f"pickle asks for an array of shape {shape!r}")
+    _check_alloc(int(np.prod([int(d) for d in dims], dtype=object)), np.dtype(dtype).itemsize)
+
+
+class _CheckedArray(np.ndarray):
+    """What the unpickler builds for numpy's _reconstruct: its state (shape, dtype, data) is checked when
+    pickle sets it, because that, not _reconstruct's placeholder, says what the array holds."""
+
+    def __setstate__(self, state) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise HandmeshError("pickle gives an array an unexpected state")
+        shape, dtype = state[-4], state[-3]
+        if not isinstance(dtype, np.dtype) or dtype.hasobject:
+            # an object array's items are whole Python objects: a MANO file holds numbers only
+            raise HandmeshError("pickle asks for an array of Python objects")
+        _check_shape(shape, dtype)
+        super().__setstate__(state)
+
+
 def _reconstruct_ndarray(subtype, shape, dtype):
     if subtype is not np.ndarray:
         raise HandmeshError(f"pickle asks to rebuild an array of type {subtype!r}")
@@ -56,7 +79,7 @@ def _reconstruct_ndarray(subtype, shape, dtype):
     if not all(isinstance(d, int) for d in dims):
         raise HandmeshError("pickle asks for an array with a non-integer shape")
     _check_alloc(int(np.prod(dims, dtype=object)), np.dtype(dtype).itemsize)
-    return np.ndarray.__new__(np.ndarray, shape, dtype)
+    return np.ndarray.__new__(_CheckedArray, shape, dtype)
 
 
 def _bytearray(*args):
@@ -155,12 +178,15 @@ def _to_numpy(obj):
             import scipy.sparse
 
             shape = state.get("_shape", state.get("shape"))
+            _check_shape(shape, np.float64)
             maker = scipy.sparse.csc_matrix if kind.endswith("csc_matrix") else scipy.sparse.csr_matrix
             try:
                 return maker((state["data"], state["indices"], state["indptr"]), shape=shape).toarray()
             except KeyError as exc:
                 raise HandmeshError(f"sparse matrix in pickle lacks {exc}") from None
         return _chumpy_value(kind, state)
+    if isinstance(obj, np.ndarray):
+        return np.asarray(obj)  # a plain array again (not _CheckedArray)
     if isinstance(obj, dict):
         return {k: _to_numpy(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -180,7 +206,9 @@ def _chumpy_value(kind: str, state: dict) -> np.ndarray:
         return np.asarray(_to_numpy(state[key]))
 
     if name == "Select":
-        out = arg("a").ravel()[arg("idxs").astype(np.int64)]
+        idxs = arg("idxs")
+        _check_shape(idxs.shape, np.float64)
+        out = arg("a").ravel()[idxs.astype(np.int64)]
         shape = state.get("preferred_shape")
         return out.reshape(shape) if shape is not None else out
     if name == "Reshape":
@@ -189,7 +217,12 @@ def _chumpy_value(kind: str, state: dict) -> np.ndarray:
         return np.transpose(arg("a"), state.get("axes"))
     binary = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide}
     if name in binary:
-        return binary[name](arg("a"), arg("b"))
+        a, b = arg("a"), arg("b")
+        try:  # a (N,1) and a (1,M) operand broadcast to N x M: check the result before it exists
+            _check_shape(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
+        except ValueError:
+            raise HandmeshError(f"chumpy {name} in pickle combines shapes {a.shape} and {b.shape}") from None
+        return binary[name](a, b)
     if name == "negative":
         return -arg("a")
     raise HandmeshError(f"unsupported chumpy object {kind} in pickle")

@@ -95,6 +95,23 @@ def save_model(model: HandRegressor, path: str | os.PathLike, extra: dict[str, A
     return save_checkpoint(path, payload)
 
 
+def _type_problem(payload: dict[str, Any]) -> str | None:
+    """What in a model-file dict has the wrong type, in words (None: every field is what save_model writes)."""
+    if not isinstance(payload["model_config"], dict):
+        return f"model_config must be a dict, not {type(payload['model_config']).__name__}"
+    state = payload["state_dict"]
+    if not isinstance(state, dict):
+        return f"state_dict must be a dict of tensors, not {type(state).__name__}"
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            return f"state_dict entry {str(key)[:60]!r} is not a tensor ({type(value).__name__})"
+    if not isinstance(payload.get("deploy", False), bool):
+        return f"deploy must be true or false, not {str(payload.get('deploy'))[:20]!r}"
+    if not isinstance(payload.get("hand_model_kind"), str | None):
+        return "hand_model_kind must be a string"
+    return None
+
+
 def read_model_config(payload: dict[str, Any], source: str = "checkpoint") -> tuple[ModelConfig, str | None]:
     """The ModelConfig and the recorded hand-model kind of a model-file dict (format and version checked)."""
     if payload.get("format") != FORMAT or "state_dict" not in payload or "model_config" not in payload:
@@ -103,6 +120,9 @@ def read_model_config(payload: dict[str, Any], source: str = "checkpoint") -> tu
         raise HandmeshError(
             f"{source}: model file version {payload.get('version')!r} is not supported ({VERSION})"
         )
+    problem = _type_problem(payload)
+    if problem:
+        raise HandmeshError(f"{source}: {problem}")
     names = {f.name for f in fields(ModelConfig)}
     raw = {**{k: v for k, v in LEGACY_CONFIG_DEFAULTS.items() if k in names}, **payload["model_config"]}
     # older files also stored the kind inside model_config; the top-level record wins

@@ -46,6 +46,55 @@ def mean_camera(hand_model: nn.Module, orient: torch.Tensor) -> torch.Tensor:
     return torch.tensor([s, -float(centre[0]), -float(centre[1])])
 
 
+# Each config field has its own bound, but together they can still ask for gigabytes (a 16-layer,
+# 8192-wide head is a billion parameters). FastViT-MA36 with the default head is about 46 million.
+MAX_MODEL_PARAMETERS = 200_000_000
+
+
+def check_model_size(config: ModelConfig, encoder: nn.Module) -> int:
+    """Parameters and buffers of `encoder` plus the head `config` asks for, the head counted on torch's
+    meta device (shapes only, nothing allocated); over MAX_MODEL_PARAMETERS is a one-line HandmeshError."""
+    with torch.device("meta"):
+        head = make_head(config, encoder, torch.zeros(16, 6), torch.zeros(3))
+    count = sum(t.numel() for m in (encoder, head) for t in (*m.parameters(), *m.buffers()))
+    if count > MAX_MODEL_PARAMETERS:
+        raise HandmeshError(
+            f"model config asks for {count / 1e6:.0f} million parameters ({count * 4 / 2**30:.1f} GB); "
+            f"the limit is {MAX_MODEL_PARAMETERS // 1_000_000} million (head_hidden x head_layers is the "
+            "usual culprit)"
+        )
+    return count
+
+
+def make_head(
+    config: ModelConfig, encoder: nn.Module, init_pose6d: torch.Tensor, init_cam: torch.Tensor
+) -> nn.Module:
+    """The MANO head a config asks for, on top of `encoder`, starting from the mean pose and camera."""
+    if config.head == "pooled":
+        return IterativeHead(
+            encoder.out_channels,
+            init_pose6d=init_pose6d,
+            init_cam=init_cam,
+            hidden=config.head_hidden,
+            layers=config.head_layers,
+            iterations=config.head_iterations,
+            dropout=config.head_dropout,
+        )
+    if config.head == "keypoint":
+        return KeypointHead(
+            encoder.pyramid_channels,
+            init_pose6d=init_pose6d,
+            init_cam=init_cam,
+            img_size=int(config.img_size),
+            stride=config.head_stride,
+            width=config.head_width,
+            hidden=config.head_hidden,
+            layers=config.head_layers,
+            dropout=config.head_dropout,
+        )
+    raise HandmeshError(f"unknown head {config.head!r}; choose one of {', '.join(HEADS)}")
+
+
 class HandRegressor(nn.Module):
     """Images (B,3,S,S) RGB in [0,1] -> dict of vertices, joints, MANO parameters, camera, joints2d."""
 
@@ -54,34 +103,12 @@ class HandRegressor(nn.Module):
         self.config = config
         self.img_size = int(config.img_size)
         self.encoder = FastViTEncoder(config.variant, config.features)
+        check_model_size(config, self.encoder)  # the encoder is one of the known variants; the head is not
         orient = mean_global_orient()
         init_pose = torch.eye(3).expand(16, 3, 3).clone()
         init_pose[0] = orient
         init_pose6d, init_cam = matrix_to_rot6d(init_pose), mean_camera(hand_model, orient)
-        if config.head == "pooled":
-            self.head: nn.Module = IterativeHead(
-                self.encoder.out_channels,
-                init_pose6d=init_pose6d,
-                init_cam=init_cam,
-                hidden=config.head_hidden,
-                layers=config.head_layers,
-                iterations=config.head_iterations,
-                dropout=config.head_dropout,
-            )
-        elif config.head == "keypoint":
-            self.head = KeypointHead(
-                self.encoder.pyramid_channels,
-                init_pose6d=init_pose6d,
-                init_cam=init_cam,
-                img_size=self.img_size,
-                stride=config.head_stride,
-                width=config.head_width,
-                hidden=config.head_hidden,
-                layers=config.head_layers,
-                dropout=config.head_dropout,
-            )
-        else:
-            raise HandmeshError(f"unknown head {config.head!r}; choose one of {', '.join(HEADS)}")
+        self.head = make_head(config, self.encoder, init_pose6d, init_cam)
         self.hand_model = hand_model
         # non-persistent: derived from the config, never stale in a checkpoint. The normalization is the
         # one the encoder's weights expect (timm's pretrained config for the variant).

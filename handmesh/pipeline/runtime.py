@@ -96,8 +96,18 @@ class OnnxRuntimeModel:
         except Exception as exc:
             raise HandmeshError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from exc
         self.path = path
-        self.input_name = self.meta.get("input_name") or self.session.get_inputs()[0].name
+        self.input_name = self.meta["input_name"]
         self.input_size = int(self.meta["input_size"])
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        if self.input_name not in inputs:
+            raise HandmeshError(
+                f"{path}: its sidecar names input {self.input_name!r}, the model has {sorted(inputs)[:4]}"
+            )
+        fixed = [d for d in inputs[self.input_name][2:] if isinstance(d, int)]
+        if any(d != self.input_size for d in fixed):
+            raise HandmeshError(
+                f"{path}: its sidecar says input_size {self.input_size}, the model takes {inputs[self.input_name]}"
+            )
         self.faces = np.asarray(self.meta["faces"], dtype=np.int64)
         self.hand_model_kind: str | None = self.meta.get("hand_model_kind")
         self.output_names = [o.name for o in self.session.get_outputs()]
