@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import signal
 import sys
 
 from handmesh.config import add_config_options, config_from_args
@@ -103,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     for note in state.notes:
         print(f"handmesh demo: {note}", file=sys.stderr)
     atexit.register(state.close)
+    # docker stop and systemd send SIGTERM: clean up as on Ctrl-C (Gradio's cache, the app's folder)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    from PIL import Image
+
+    # Gradio opens an upload with Pillow to read its mode; Pillow's own bomb check would refuse a large
+    # one there with Gradio's generic error. handmesh's reader refuses it from the header with its own.
+    Image.MAX_IMAGE_PIXELS = None
     demo = build_demo(state)
     demo.queue(default_concurrency_limit=1)
     if not cfg.share:

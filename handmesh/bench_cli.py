@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, str] = {
     "realism": "handmesh.benchmarks.realism",
     "real2d": "handmesh.benchmarks.real2d",
     "fit3d": "handmesh.benchmarks.fit3d",
+    "hostile": "handmesh.benchmarks.hostile",
 }
 
 

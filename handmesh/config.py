@@ -112,16 +112,33 @@ def add_overrides_option(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 def option(
-    help: str, choices: typing.Sequence[Any] | None = None, metavar: str | None = None, inline: bool = False
+    help: str,
+    choices: typing.Sequence[Any] | None = None,
+    metavar: str | None = None,
+    inline: bool = False,
+    bounds: tuple[float, float] | None = None,
 ) -> dict:
     """Field metadata for `add_config_options`: `field(default=..., metadata=option("help", choices=...))`;
-    `inline` (a nested config): its options keep their own names, without the outer field's."""
+    `inline` (a nested config): its options keep their own names, without the outer field's; `bounds`
+    (low, high) makes the option refuse numbers (each item of a tuple) outside them, and NaN."""
     meta: dict[str, Any] = {"help": help, "inline": inline}
     if choices is not None:
         meta["choices"] = tuple(choices)
     if metavar is not None:
         meta["metavar"] = metavar
+    if bounds is not None:
+        meta["bounds"] = (float(bounds[0]), float(bounds[1]))
     return meta
+
+
+def check_bounds(value: Any, bounds: tuple[float, float] | None) -> None:
+    """ValueError unless `value` (a number, or a tuple/list of them) is within `bounds`; NaN never is."""
+    if bounds is None or value is None:
+        return
+    low, high = bounds
+    for item in value if isinstance(value, tuple | list) else (value,):
+        if isinstance(item, bool) or not isinstance(item, int | float) or not low <= item <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}, got {item!r}")
 
 
 def _metavar(hint: Any) -> str:
@@ -138,12 +155,14 @@ def _metavar(hint: Any) -> str:
     return name + "|none" if optional else name
 
 
-def _converter(hint: Any, flag: str) -> Any:
-    """An argparse `type=` callable that parses text by the field's type hint."""
+def _converter(hint: Any, flag: str, bounds: tuple[float, float] | None = None) -> Any:
+    """An argparse `type=` callable that parses text by the field's type hint (and checks its bounds)."""
 
     def convert(text: str) -> Any:
         try:
-            return _parse_value(text, hint)
+            value = _parse_value(text, hint)
+            check_bounds(value, bounds)
+            return value
         except ValueError as exc:
             raise argparse.ArgumentTypeError(f"{flag}: {exc}") from None
 
@@ -195,7 +214,7 @@ def add_config_options(
         parser.add_argument(
             flag,
             dest=_DEST + path,
-            type=_converter(hint, flag),
+            type=_converter(hint, flag, meta.get("bounds")),
             choices=choices,
             metavar=meta.get("metavar") or (None if choices else _metavar(hint)),
             default=argparse.SUPPRESS,

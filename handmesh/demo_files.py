@@ -78,9 +78,16 @@ def safe_stem(upload: str | os.PathLike, fallback: str) -> str:
 class OutputFolder:
     """A temporary folder for the app's downloads; files older than `max_age_s` go as new ones come."""
 
-    def __init__(self, prefix: str = "handmesh-app-", max_age_s: float = 3600.0, parent=None):
+    def __init__(
+        self,
+        prefix: str = "handmesh-app-",
+        max_age_s: float = 3600.0,
+        parent=None,
+        max_bytes: int | None = None,
+    ):
         self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
         self.max_age_s = float(max_age_s)
+        self.max_bytes = max_bytes
         self._count = itertools.count()  # two results in one clock tick still get two folders
 
     def stem(self, kind: str, upload: str | os.PathLike | None = None) -> Path:
@@ -97,21 +104,35 @@ class OutputFolder:
         folder.mkdir()
         return folder / safe_stem(upload, kind)
 
-    def prune(self, now: float | None = None) -> int:
-        """Delete files and result folders older than max_age_s; returns how many went."""
-        now = time.time() if now is None else now
-        gone = 0
+    def _entries(self) -> list[tuple[float, int, Path]]:
+        """(modification time, bytes, path) of every result file and result folder, oldest first."""
+        entries = []
         for f in self.path.iterdir():
             try:
-                expired = now - f.stat().st_mtime > self.max_age_s
-                if expired and f.is_file():
-                    f.unlink()
-                    gone += 1
-                elif expired and f.is_dir() and f.name.startswith(RESULT_PREFIX):
-                    shutil.rmtree(f, ignore_errors=True)
-                    gone += 1
+                if f.is_file():
+                    st = f.stat()
+                    entries.append((st.st_mtime, st.st_size, f))
+                elif f.is_dir() and f.name.startswith(RESULT_PREFIX):
+                    size = sum(p.stat().st_size for p in f.rglob("*") if p.is_file())
+                    entries.append((f.stat().st_mtime, size, f))
             except FileNotFoundError:  # another request pruned it first
                 pass
+        return sorted(entries)
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete results older than max_age_s, then the oldest while the folder holds over max_bytes;
+        returns how many went."""
+        now = time.time() if now is None else now
+        entries = self._entries()
+        total, gone = sum(size for _, size, _ in entries), 0
+        for mtime, size, f in entries:
+            if now - mtime <= self.max_age_s and (self.max_bytes is None or total <= self.max_bytes):
+                break
+            if f.is_dir():
+                shutil.rmtree(f, ignore_errors=True)
+            else:
+                f.unlink(missing_ok=True)
+            total, gone = total - size, gone + 1
         return gone
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from dataclasses import field
@@ -30,6 +31,13 @@ class AppConfig:
     )
     max_upload_mb: int = field(default=50, metadata=option("largest upload accepted, MB"))
     max_video_seconds: float = field(default=60.0, metadata=option("longer videos are cut to this length"))
+    max_video_frames: int = field(
+        default=1800,  # 60 s at 30 fps: a 240 fps clip's 60 s would hold a one-worker queue for minutes
+        metadata=option("videos are also cut to this many frames", bounds=(1, 1_000_000)),
+    )
+    max_output_mb: int = field(
+        default=1024, metadata=option("the app's result files are pruned, oldest first, beyond this many MB")
+    )
     stream_every: float = field(
         default=0.03,  # up to ~33 FPS
         metadata=option("seconds between webcam frames sent to the server"),
@@ -70,7 +78,7 @@ class DemoState:
         self.sources.warm_up()
         self.sessions = SessionPool(lambda: ClientSession(self.sources.pipeline), cfg.max_sessions)
         # downloads live an hour; streamed frames go inside Gradio's cache folder, which Gradio serves as is
-        self.outputs = OutputFolder(max_age_s=3600.0)
+        self.outputs = OutputFolder(max_age_s=3600.0, max_bytes=cfg.max_output_mb * 2**20)
         self.frames = FrameFiles(Path(get_upload_folder()) / f"handmesh-stream-{os.getpid()}")
         self.examples = self._render_examples()
 
@@ -90,6 +98,14 @@ class DemoState:
         return self.sessions.get(getattr(request, "session_hash", None) if request is not None else None)
 
     def close(self) -> None:
-        """Remove the app's files (output folder, streamed frames): called on exit."""
-        self.outputs.close()
+        """Remove the app's files (output folder, streamed frames, Gradio's copies of results): on exit."""
         self.frames.close()
+        # Gradio's shutdown removes its uploads but not every copy of a result it served: those are the
+        # files of the same name and size as ours (the cache folder may be shared with other Gradio apps)
+        ours = {(p.name, p.stat().st_size) for p in self.outputs.path.rglob("*") if p.is_file()}
+        for copy in self.frames.folder.parent.glob("*/*"):
+            with contextlib.suppress(OSError):
+                if copy.is_file() and (copy.name, copy.stat().st_size) in ours:
+                    copy.unlink()
+                    copy.parent.rmdir()  # only when empty
+        self.outputs.close()

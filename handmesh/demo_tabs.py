@@ -128,11 +128,14 @@ def webcam_tab(state: DemoState, controls: list) -> None:
         )
 
 
+MAX_OVERLAY_SIDE = 2048  # px: the image tab's overlay (the page shows it far smaller)
+
+
 def image_tab(state: DemoState, controls: list) -> None:
     """The image tab: overlay, 3D view, mesh and parameter downloads (API: /predict_image)."""
     import gradio as gr
 
-    from handmesh.pipeline.media import export_meshes, write_image
+    from handmesh.pipeline.media import export_meshes, fit_within, read_image, write_image
     from handmesh.pipeline.predictor import run_on_image
     from handmesh.pipeline.schema import hands_summary
 
@@ -147,7 +150,9 @@ def image_tab(state: DemoState, controls: list) -> None:
             source, "image", **page_settings(max_hands, False, skeleton, opacity)
         )
         try:
-            out = run_on_image(pipe, image)
+            # handmesh's reader, not Gradio's: size limits from the header before a pixel is decoded,
+            # 16-bit and EXIF handled, and its one-line messages (API clients may also pass arrays)
+            out = run_on_image(pipe, read_image(image) if isinstance(image, str | Path) else image)
         except HandmeshError as exc:
             raise gr.Error(without_paths(one_line(exc))) from None
         # downloads carry the upload's name when the image came as a file
@@ -161,15 +166,19 @@ def image_tab(state: DemoState, controls: list) -> None:
         # a file of this request's own: returned as an array, Gradio would write it to <cache>/<content
         # hash>/image.png and rewrite that file whenever the same picture came back, while another client
         # was downloading it ("Too little data for declared Content-Length" under load)
-        overlay_path = stem.with_name(stem.name + "_overlay.png")
-        write_image(overlay_path, out.frame)
+        # a JPEG at most MAX_OVERLAY_SIDE px a side: a 40-megapixel upload's PNG overlay was ~120 MB
+        overlay_path = stem.with_name(stem.name + "_overlay.jpg")
+        write_image(overlay_path, fit_within(out.frame, MAX_OVERLAY_SIDE))
         return str(overlay_path), glb, [str(f) for f in files] + [str(params_path)], out.data
 
     source, max_hands, _, skeleton, opacity = controls
     with gr.Tab("Image"):
         with gr.Row():
-            img_in = gr.Image(sources=["upload", "clipboard"], type="numpy", label="Image")
-            img_out = gr.Image(label="Overlay", format="png", type="numpy")
+            # a file path: Gradio only reads the header; handmesh's reader decodes (limits, 16-bit, messages)
+            img_in = gr.Image(
+                sources=["upload", "clipboard"], type="filepath", image_mode=None, label="Image"
+            )
+            img_out = gr.Image(label="Overlay", format="jpeg", type="filepath")
         run_img = gr.Button("Reconstruct hands", variant="primary")
         if state.examples:
             gr.Examples([[state.examples[0]]], inputs=[img_in], label="Example: two rendered hands")
@@ -205,8 +214,7 @@ def video_tab(state: DemoState, controls: list) -> None:
             source, "video", **page_settings(max_hands, smoothing, skeleton, opacity)
         )
         stem = state.outputs.stem("video", path)  # downloads keep the uploaded file's name
-        # H.264 MP4 plays in every browser; without PyAV only OpenCV's MPEG-4 Part 2 is there, which
-        # browsers do not play, so fall back to VP8 WebM
+        # H.264 MP4 plays in every browser; a PyAV build without libx264 writes VP8 WebM instead
         out_path = stem.with_name(stem.name + "_overlay" + (".mp4" if h264_available() else ".webm"))
         try:
             video = run_on_video(
@@ -214,6 +222,7 @@ def video_tab(state: DemoState, controls: list) -> None:
                 path,
                 overlay=out_path,
                 max_seconds=cfg.max_video_seconds,
+                max_frames=cfg.max_video_frames,
                 progress=lambda done, total: progress((done, total), desc="processing frames", unit="frames"),
                 meshes=stem.with_name(stem.name + "_meshes.npz"),
             )
@@ -223,7 +232,10 @@ def video_tab(state: DemoState, controls: list) -> None:
         n = len(video.frames)
         msg = f"{n} frames in {video.elapsed_s:.1f} s ({video.processing_fps or 0:.1f} FPS)."
         if video.truncated:
-            msg += f" Only the first {cfg.max_video_seconds:.0f} s ({n} of {video.total_frames} frames) were processed."
+            msg += (
+                f" Only the first {n} of its {video.total_frames} frames were processed (the limits are "
+                f"{cfg.max_video_seconds:.0f} s and {cfg.max_video_frames} frames)."
+            )
         return str(out_path), str(json_path), msg, str(video.meshes)
 
     with gr.Tab("Video"):
@@ -237,7 +249,10 @@ def video_tab(state: DemoState, controls: list) -> None:
             vid_json = gr.File(label="Per-frame parameters (JSON)")
             vid_meshes = gr.File(label="Per-frame meshes (NPZ: vertices (frames, hands, 778, 3), faces)")
         # the label names this output in the API (it was "value_29")
-        vid_msg = gr.Markdown(f"Videos longer than {cfg.max_video_seconds:.0f} s are cut.", label="message")
+        vid_msg = gr.Markdown(
+            f"Videos longer than {cfg.max_video_seconds:.0f} s or {cfg.max_video_frames} frames are cut.",
+            label="message",
+        )
         run_vid.click(
             process_video,
             [vid_in, *controls],

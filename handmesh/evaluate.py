@@ -244,6 +244,15 @@ def evaluate(
         collected, words = collect_split(
             mesh_source, pipeline, folder, split, batch_size, workers, progress, val_fraction, seed
         )
+        finite = np.isfinite(collected.joints).all(axis=(1, 2)) & np.isfinite(collected.vertices).all(
+            axis=(1, 2)
+        )
+        bad = np.flatnonzero(collected.found & ~finite)
+        if len(bad):  # NaN weights make every prediction NaN: say so, and leave no pred.json to blame
+            raise HandmeshError(
+                f"{checkpoint or source}: predictions are NaN or infinite for {len(bad)} of {len(finite)} "
+                f"hands (first: {int(bad[0])}; NaN or infinite weights?); nothing written"
+            )
         collected_parts.append(collected)
         notes = collected.notes + hand_model_notes(folder, mesh_source.hand_kind, collected)
         parts[folder] = {**score_collected(collected), "split": words, "notes": notes}

@@ -8,6 +8,8 @@ import os
 import sys
 import time
 
+from handmesh.errors import HandmeshError
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `handmesh score PRED_JSON --gt DIR [--split evaluation] [--json OUT]`."""
@@ -32,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
     """Load, validate and score; print the table and optionally write the JSON scores."""
     from handmesh.metrics import format_table, load_ground_truth, load_submission, score_arrays
 
+    if args.json_out and os.path.realpath(args.json_out) == os.path.realpath(args.pred_json):
+        raise HandmeshError(
+            f"--json {args.json_out} is the submission itself: choose another file for the scores"
+        )
     xyz_gt, verts_gt = load_ground_truth(args.gt, args.split)
     xyz, verts = load_submission(args.pred_json, num_samples=len(xyz_gt))
     start = time.perf_counter()

@@ -143,6 +143,8 @@ def run(args) -> int:
         except (HandmeshError, OSError) as exc:
             failed += 1
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if str(path) not in message:  # an OSError (a full disk) names no file: say which input failed
+                message = f"{path}: {message}"
             print(f"handmesh predict: error: {message}", file=sys.stderr)
     if failed:
         print(f"handmesh predict: {failed} of {len(inputs)} input(s) failed", file=sys.stderr)

@@ -294,7 +294,7 @@ def test_custom_bad_lines_are_all_reported_with_line_numbers(tmp_path, capsys):
         "line 3: image file not found",
         "line 3: joints3d: expected 21x3, got shape 20x3",
         "line 4: handedness",
-        "line 4: K must be",
+        "line 4: K is no camera matrix",
         "line 5: mano.betas is required",
         "line 5: box must be",
         "line 7: joints3d: values up to 500",

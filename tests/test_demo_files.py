@@ -41,6 +41,26 @@ def test_output_folder_prunes_old_files_and_is_removed(tmp_path):
     assert not out.path.exists()
 
 
+def test_output_folder_is_capped_in_bytes_oldest_first(tmp_path):
+    """Issue 22 item 3: a few large results must not fill the disk for an hour."""
+    from handmesh.demo_files import OutputFolder
+
+    out = OutputFolder(max_age_s=3600.0, parent=tmp_path, max_bytes=2500)
+    paths = []
+    for i in range(5):
+        path = out.stem("image").with_suffix(".jpg")
+        path.write_bytes(bytes(1000))
+        os.utime(path, (time.time() - 50 + i, time.time() - 50 + i))  # distinct ages, oldest first
+        paths.append(path)
+    out.prune()
+    assert [p.exists() for p in paths] == [False, False, False, True, True]
+    assert sum(p.stat().st_size for p in out.path.iterdir()) <= 2500
+    (out.path / "examples").mkdir()  # sub-folders (the example inputs) are not pruned
+    out.prune()
+    assert (out.path / "examples").is_dir()
+    out.close()
+
+
 def test_example_inputs_are_rendered_hands(tmp_path):
     """The demo's example inputs: a still and a short video of the hand model, readable by the app."""
     from handmesh.pipeline.media import iter_video, read_image

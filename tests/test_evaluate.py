@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +122,8 @@ def _custom_from_synth(synth_dir: Path, root: Path, keys=("K", "joints3d", "vert
     xyz = json.loads((synth_dir / "evaluation_xyz.json").read_text())
     verts = json.loads((synth_dir / "evaluation_verts.json").read_text())
     root.mkdir(parents=True, exist_ok=True)
-    (root / "rgb").symlink_to(synth_dir / "evaluation" / "rgb")
+    # a copy: a link to images outside the dataset folder is refused (issue 22, docs/limits.md)
+    shutil.copytree(synth_dir / "evaluation" / "rgb", root / "rgb")
     lines = []
     for i, (k, j, v) in enumerate(zip(K, xyz, verts, strict=True)):
         line = {

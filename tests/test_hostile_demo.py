@@ -9,6 +9,7 @@ problem without server paths, and the server must answer the next ordinary reque
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +40,13 @@ def _tree_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    raise AssertionError("no VmHWM")
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -46,13 +54,12 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """demo_app.py on a free loopback port, its temporary files (Gradio's cache included) under one folder."""
-    tmp = tmp_path_factory.mktemp("demo_tmp")
+def start_demo(tmp: Path):
+    """demo_app.py on a free loopback port, its temporary files (Gradio's cache included) under `tmp`:
+    (url, process, log file)."""
     port = _free_port()
     env = dict(os.environ, TMPDIR=str(tmp), GRADIO_TEMP_DIR=str(tmp / "gradio"), PYTHONUNBUFFERED="1")
-    log = open(tmp.parent / "demo.log", "w")  # noqa: SIM115 - closed at teardown
+    log = open(tmp.parent / f"demo-{tmp.name}.log", "w")  # noqa: SIM115 - closed by the caller
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -70,13 +77,21 @@ def server(tmp_path_factory):
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 300
     while True:
-        assert proc.poll() is None, (tmp.parent / "demo.log").read_text()[-3000:]
+        assert proc.poll() is None, Path(log.name).read_text()[-3000:]
         try:
             urllib.request.urlopen(url, timeout=5).read()
             break
         except OSError:
             assert time.time() < deadline, "demo did not start"
             time.sleep(1)
+    return url, proc, log
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The demo server every test of this module shares."""
+    tmp = tmp_path_factory.mktemp("demo_tmp")
+    url, proc, log = start_demo(tmp)
     yield url, proc, tmp
     proc.terminate()
     try:
@@ -95,6 +110,13 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     Image.fromarray(image).save(files["good"])
     Image.fromarray(np.zeros((1, 32767), np.uint8)).save(files["wide"])
     files["bomb"].write_bytes(png_header_only(20000, 20000))
+    deep = np.linspace(0, 65535, 160 * 120).reshape(120, 160).astype(np.uint16)
+    files["deep"] = root / "deep.png"
+    Image.fromarray(deep).save(files["deep"])
+    files["huge"] = root / "huge.png"  # 13000 x 13000 black: half a megabyte that decodes to 507 MB
+    Image.new("L", (13000, 13000)).save(files["huge"], optimize=True)
+    files["large"] = root / "large.jpg"
+    Image.fromarray(np.full((3000, 4000, 3), 120, np.uint8)).save(files["large"], quality=80)
     files["video"] = root / "broken.mp4"
     files["video"].write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
     return files
@@ -128,11 +150,8 @@ def _file(value) -> str:
     "name, endpoint, words",
     [
         ("wide", "/predict_image", ["32767x1", "limit"]),
-        (
-            "bomb",
-            "/predict_image",
-            ["exception"],
-        ),  # Gradio's decoder refuses it; its message stays server-side
+        ("bomb", "/predict_image", ["20000x20000", "limit"]),  # handmesh's reader, not Gradio's
+        ("huge", "/predict_image", ["13000x13000", "limit"]),
         ("video", "/process_video", ["not a readable video"]),
     ],
 )
@@ -148,6 +167,52 @@ def test_hostile_uploads_are_refused_and_the_server_survives(server, inputs, tmp
         assert word in message, message
     assert str(tmp) not in message and "/tmp/" not in message, f"server path in the message: {message}"
     _assert_still_serving(client, proc, inputs["good"])
+
+
+def test_huge_png_is_refused_before_it_is_decoded(server, inputs, tmp_path):
+    """A 13000 x 13000 PNG (half a megabyte) is refused from its header: the server's peak memory stays."""
+    from gradio_client import handle_file
+
+    url, proc, _ = server
+    client = _client(url, tmp_path)
+    _predict(client, inputs["good"])
+    peak0 = _peak_rss_mb(proc.pid)
+    with pytest.raises(Exception, match="13000x13000"):
+        client.predict(handle_file(str(inputs["huge"])), api_name="/predict_image")
+    assert _peak_rss_mb(proc.pid) - peak0 < 200  # Gradio's own decode took it from 1.6 to 3.9 GB
+
+
+def test_16_bit_upload_is_scaled_and_a_large_one_gives_a_bounded_jpeg(server, inputs, tmp_path):
+    url, _, _ = server
+    client = _client(url, tmp_path)
+    overlay, *_ = _predict(client, inputs["deep"])
+    grey = np.asarray(Image.open(_file(overlay)).convert("L"), dtype=int)
+    # a ramp down the rows (the mesh covers the middle): saturation made 99.6 % of it 255
+    assert grey[:10].max() < 40 and grey[112:].min() > 200 and (grey == 255).mean() < 0.2, grey[::10, 0]
+    overlay, *_ = _predict(client, inputs["large"])
+    with Image.open(_file(overlay)) as im:
+        assert im.format == "JPEG" and max(im.size) <= 2048, (im.format, im.size)
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
+    """docker stop / systemd: SIGTERM removes the app's folder and Gradio's cache, as SIGINT does."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    url, proc, log = start_demo(tmp)
+    try:
+        image = tmp_path / "in.png"
+        Image.fromarray(np.full((120, 160, 3), 80, np.uint8)).save(image)
+        _predict(_client(url, tmp_path / "dl"), image)
+        before = _tree_bytes(tmp)
+        assert before > 0 and any(p.name.startswith("handmesh-app-") for p in tmp.iterdir())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        log.close()
+    left = [p for p in tmp.rglob("*") if p.is_file()]
+    assert not any("handmesh-app-" in str(p) for p in left), left[:5]  # the app's folder
+    assert not [p for p in left if p.name.startswith("in_")], left[:5]  # Gradio's copies of in.png's results
+    assert _tree_bytes(tmp) < before / 2, (before, left[:10])
 
 
 def test_load_eight_clients_no_failures_bounded_growth(server, inputs, tmp_path):

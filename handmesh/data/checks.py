@@ -16,11 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from handmesh.data.io import probe_image
+from handmesh.data.io import jpeg_damage, probe_image
 from handmesh.errors import HandmeshError
 
 MAX_LISTED = 10  # problems of one kind listed one by one before they are summarised
 MAX_COORDINATE_M = 20.0  # camera-space metres; millimetre labels reach hundreds
+MIN_DEPTH_M = 1e-3  # a labelled point closer to the camera than 1 mm projects anywhere (fx / z)
+# Intrinsics in pixels: images are at most 8192 px a side; a focal length of 1e-300 or a skew of 1e12 is
+# finite but no camera, and training would skip every batch holding it.
+MIN_FOCAL_PX = 1.0
+MAX_CAMERA_PX = 1e5
 LABEL_TOLERANCE_M = 0.005  # xyz/verts vs the MANO values: exact for synth, sub-millimetre for FreiHAND
 LABEL_CHUNK = 2048  # samples whose meshes are rebuilt at once
 _IMAGE_NAME = re.compile(r"^(\d{8})\.jpg$")
@@ -34,11 +39,25 @@ def _listed(kind: str, items: list[str]) -> list[str]:
     return out
 
 
+def camera_problem(K: np.ndarray) -> str | None:
+    """What makes a 3x3 matrix no pinhole camera in pixels, in words (None: a plausible camera)."""
+    if not (np.isfinite(K).all() and np.all(np.abs(K[2] - [0, 0, 1]) < 1e-9) and K[1, 0] == 0):
+        return "no camera matrix ([[fx, s, cx], [0, fy, cy], [0, 0, 1]])"
+    if not (MIN_FOCAL_PX <= K[0, 0] <= MAX_CAMERA_PX and MIN_FOCAL_PX <= K[1, 1] <= MAX_CAMERA_PX):
+        return f"a camera with focal lengths {K[0, 0]:.3g}, {K[1, 1]:.3g} px (allowed {MIN_FOCAL_PX:g}..{MAX_CAMERA_PX:g})"
+    if np.abs(K[:2]).max() > MAX_CAMERA_PX:
+        return f"a camera with skew or principal point up to {np.abs(K[:2]).max():.3g} px (limit {MAX_CAMERA_PX:g})"
+    return None
+
+
 def check_intrinsics(K: np.ndarray, source: str) -> list[str]:
-    """Problems of (N,3,3) intrinsics: focal lengths must be positive and the last row [0, 0, 1]."""
-    ok = (K[:, 0, 0] > 0) & (K[:, 1, 1] > 0) & np.all(np.abs(K[:, 2] - [0, 0, 1]) < 1e-9, axis=1)
-    bad = np.flatnonzero(~ok)
-    return _listed(source, [f"entry {i} is no camera matrix (fx, fy > 0, last row 0 0 1)" for i in bad])
+    """Problems of (N,3,3) intrinsics: pinhole cameras with focal lengths, skew and centre in bounds."""
+    items = []
+    for i, k in enumerate(K):
+        problem = camera_problem(k)
+        if problem:
+            items.append(f"entry {i} is {problem}")
+    return _listed(source, items)
 
 
 def check_metres(points: np.ndarray | None, source: str) -> list[str]:
@@ -47,12 +66,14 @@ def check_metres(points: np.ndarray | None, source: str) -> list[str]:
         return []
     items = []
     peak = np.abs(points).max(axis=(1, 2))
-    behind = (points[..., 2] <= 0).any(axis=1)
+    behind = (points[..., 2] < MIN_DEPTH_M).any(axis=1)
     for i in np.flatnonzero((peak > MAX_COORDINATE_M) | behind):
         if peak[i] > MAX_COORDINATE_M:
             items.append(f"entry {i} has values up to {peak[i]:.4g}: expected metres, not millimetres")
         else:
-            items.append(f"entry {i} has points at or behind the camera (z <= 0)")
+            items.append(
+                f"entry {i} has points behind the camera or within 1 mm of it (z < {MIN_DEPTH_M:g} m)"
+            )
     return _listed(source, items)
 
 
@@ -99,8 +120,9 @@ def check_label_consistency(ann, limit: int | None = None) -> tuple[list[str], l
     return problems, []
 
 
-def check_images(ann, decode: bool = True) -> list[str]:
-    """Every image of every complete version present and readable (header + end marker), none left over."""
+def check_images(ann, decode: bool = True, full: bool = False) -> list[str]:
+    """Every image of every complete version present and readable (header + end marker; with `full`, also
+    libjpeg's verdict on the whole scan), none left over."""
     n, versions = len(ann), ann.versions
     expected = n * versions
     items = []
@@ -109,6 +131,9 @@ def check_images(ann, decode: bool = True) -> list[str]:
         try:
             if decode:
                 probe_image(path)
+                damage = jpeg_damage(path) if full else None
+                if damage:
+                    items.append(f"cannot decode image {path}: {damage}")
             elif not path.is_file():
                 items.append(f"image not found: {path}")
         except HandmeshError as exc:
@@ -131,7 +156,7 @@ FREIHAND_SPLITS = ("training", "evaluation")
 
 
 def check_freihand_split(
-    root: str | Path, split: str, decode: bool = True, label_limit: int | None = None
+    root: str | Path, split: str, decode: bool = True, label_limit: int | None = None, full: bool = False
 ) -> tuple[list[str], list[str], str, Any]:
     """(problems, warnings, summary, the split's FreiHANDAnnotations or None) of one split of a
     FreiHAND-layout folder."""
@@ -145,12 +170,16 @@ def check_freihand_split(
     problems += check_metres(ann.xyz, f"{split}_xyz.json")
     problems += check_metres(ann.verts, f"{split}_verts.json")
     label_problems, warnings = check_label_consistency(ann, label_limit) if not problems else ([], [])
-    problems += label_problems + check_images(ann, decode)
+    problems += label_problems + check_images(ann, decode, full)
     return problems, warnings, f"{split}: {len(ann)} samples x {ann.versions} version(s)", ann
 
 
 def _check(
-    root: str | Path, decode: bool, label_limit: int | None, splits: tuple[str, ...] = FREIHAND_SPLITS
+    root: str | Path,
+    decode: bool,
+    label_limit: int | None,
+    splits: tuple[str, ...] = FREIHAND_SPLITS,
+    full: bool = False,
 ) -> tuple[str, list[str], list[str], str, Any]:
     """`check_dataset`'s answer for a FreiHAND folder's `splits`, plus the training labels as read."""
     from handmesh.data import custom, dataset_kind
@@ -161,7 +190,7 @@ def _check(
         problems, warnings, summary, labels = [], [], [], None
         for split in splits:
             if (root / f"{split}_K.json").is_file():
-                p, w, s, ann = check_freihand_split(root, split, decode, label_limit)
+                p, w, s, ann = check_freihand_split(root, split, decode, label_limit, full)
                 problems, warnings, summary = problems + p, warnings + w, summary + [s]
                 labels = ann if split == "training" else labels
         return kind, problems, warnings, "; ".join(summary), labels
@@ -173,10 +202,10 @@ def _check(
 
 
 def check_dataset(
-    root: str | Path, decode: bool = True, label_limit: int | None = None
+    root: str | Path, decode: bool = True, label_limit: int | None = None, full: bool = False
 ) -> tuple[str, list[str], list[str], str]:
     """(kind, problems, warnings, summary) of a dataset folder of either layout."""
-    return _check(root, decode, label_limit)[:4]
+    return _check(root, decode, label_limit, full=full)[:4]
 
 
 STANDIN_ON_MANO_FLAG = "--train-standin-on-mano-labels"

@@ -28,12 +28,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from handmesh.data.checks import MIN_DEPTH_M, camera_problem
 from handmesh.data.io import probe_image, read_image
 from handmesh.data.record import HandRecord
 from handmesh.data.transforms import AugmentConfig, HandTransform
 from handmesh.errors import HandmeshError, MissingFileError
 
 ANNOTATIONS = "annotations.jsonl"
+# pixels, metres and parameters of any real label stay far below this (images are at most 8192 px)
+MAX_LABEL_VALUE = 1e5
 ALLOW_EXTERNAL_ENV = "HANDMESH_ALLOW_EXTERNAL_IMAGES"
 KNOWN_KEYS = {
     "image",
@@ -96,7 +99,19 @@ def _array(value, shapes, where: str, problems: list[str]) -> np.ndarray | None:
     if not np.isfinite(arr).all():
         problems.append(f"{where}: holds NaN or infinity")
         return None
+    if arr.size and np.abs(arr).max() > MAX_LABEL_VALUE:
+        # finite but absurd (1e300): float32 training would turn it into inf and skip the batch
+        problems.append(f"{where}: values up to {np.abs(arr).max():.3g} (no label needs more than {MAX_LABEL_VALUE:g})")
+        return None
     return arr
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether `path`, links resolved, lies inside `root`."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a looping link
+        return False
 
 
 def external_images_allowed() -> bool:
@@ -113,6 +128,8 @@ def parse_line(
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, [f"line {line}: not valid JSON ({exc.msg} at column {exc.colno})"]
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        return None, [f"line {line}: not valid JSON ({str(exc)[:80]})"]
     except RecursionError:
         return None, [f"line {line}: not valid JSON (nested too deeply)"]
     if not isinstance(obj, dict):
@@ -132,6 +149,12 @@ def parse_line(
                 f"set {ALLOW_EXTERNAL_ENV}=1 to allow it"
             )
             path = None
+        elif not (external_images_allowed() if allow_external is None else allow_external) and not _inside(
+            path, root
+        ):
+            # a symbolic link inside the folder may point anywhere: containment is checked on the target
+            p.append(f"image {image!r} is a link to a file outside the dataset folder; set {ALLOW_EXTERNAL_ENV}=1 to allow it")
+            path = None
         elif check_files and not path.is_file():
             p.append(f"image file not found: {path}")
     ann = Annotation(line=line, image=path if path is not None else root)
@@ -144,16 +167,17 @@ def parse_line(
         if key in obj:
             setattr(ann, key, _array(obj[key], shapes, key, p))
     if ann.K is not None:
-        K = ann.K
-        if not (
-            K[0, 0] > 0 and K[1, 1] > 0 and np.allclose(K[2], [0, 0, 1]) and K[1, 0] == 0 and K[2, 0] == 0
-        ):
-            p.append("K must be [[fx,s,cx],[0,fy,cy],[0,0,1]] with fx, fy > 0")
+        problem = camera_problem(ann.K)
+        if problem:
+            p.append(f"K is {problem}")
             ann.K = None
     for key in ("joints3d", "vertices"):
         arr = getattr(ann, key)
-        if arr is not None and (arr[:, 2] <= 0).any():
-            p.append(f"{key}: points at or behind the camera (z <= 0); expected camera-frame metres")
+        if arr is not None and (arr[:, 2] < MIN_DEPTH_M).any():
+            p.append(
+                f"{key}: points behind the camera or within 1 mm of it (z < {MIN_DEPTH_M:g}); expected "
+                "camera-frame metres"
+            )
             setattr(ann, key, None)
         elif arr is not None and np.abs(arr).max() > 20:
             p.append(f"{key}: values up to {np.abs(arr).max():.3g} — expected metres, not millimetres")

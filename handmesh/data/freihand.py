@@ -129,6 +129,9 @@ def validation_samples(num_samples: int, fraction: float, seed: int = 0) -> np.n
     return np.sort(perm[:count])
 
 
+MAX_VERSIONS = 1000  # background versions of each sample (FreiHAND has 4)
+
+
 def synth_info(root: str | Path) -> dict:
     """The generator's notes (`handmesh_synth.json`) when the folder was made by `handmesh synth`."""
     path = Path(root) / SYNTH_INFO
@@ -167,7 +170,12 @@ class FreiHANDAnnotations:
         # otherwise be read as extra background versions with another sample's labels
         made = synth_info(root).get("training_versions") if split == "training" else 1
         if made is not None:
-            self.versions = min(self.versions, int(made))
+            if isinstance(made, bool) or not isinstance(made, int) or not 1 <= made <= MAX_VERSIONS:
+                raise HandmeshError(
+                    f"{root / SYNTH_INFO}: training_versions must be an integer in 1..{MAX_VERSIONS}, "
+                    f"got {str(made)[:40]!r}"
+                )
+            self.versions = min(self.versions, made)
         if n and self.versions == 0:
             raise MissingFileError(
                 f"FreiHAND images missing: expected {self.rgb_dir}/00000000.jpg ... {n - 1:08d}.jpg — put "
@@ -180,6 +188,8 @@ class FreiHANDAnnotations:
     def _optional(self, name: str, shape, n: int, required: bool = False) -> np.ndarray | None:
         path = self.root / name
         if not path.is_file():
+            if path.exists() or path.is_symlink():  # a folder or a broken link must not read as "absent"
+                raise HandmeshError(f"{path}: not a regular file (a folder, FIFO or broken link)")
             if required:
                 _require(path, name)
             return None

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import struct
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,11 @@ MAX_IMAGE_SIDE = 8192
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_IMAGE_BYTES = 200 * 1024 * 1024
 EXIF_ORIENTATION = 0x0112
+# the decoders Pillow may use: anything else (PostScript through Ghostscript, PDF, ...) is refused by
+# content, whatever the file's name says
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF")
+# the formats a file's extension promises: a dataset's .jpg that holds a PNG is refused by `probe_image`
+_EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 # what a complete file of these formats ends with: a truncated download lacks it
 _TAILS = {"JPEG": (b"\xff\xd9",), "PNG": (b"IEND\xaeB`\x82",)}
 
@@ -64,7 +70,7 @@ def _open_checked(path: Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower
-            im = Image.open(path)
+            im = Image.open(path, formats=IMAGE_FORMATS)
     except Image.DecompressionBombError:
         raise HandmeshError(
             f"{path}: refused, the header claims a decompression bomb (over {Image.MAX_IMAGE_PIXELS * 2 // 10**6} "
@@ -94,6 +100,10 @@ def probe_image(path: str | Path) -> tuple[int, int]:
     path = Path(path)
     with _open_checked(path) as im:
         tails, size = _TAILS.get(im.format or ""), im.size
+        promised = _EXTENSION_FORMATS.get(path.suffix.lower())
+        if promised and im.format != promised:
+            # its pixels are only checked by a full decode: a broken PNG named .jpg passed the header check
+            raise HandmeshError(f"cannot decode image {path}: it holds a {im.format} image, not {promised}")
         if _orientation(im) in (5, 6, 7, 8):
             size = size[::-1]  # read_image turns it upright: width and height swap
     if tails:
@@ -105,18 +115,44 @@ def probe_image(path: str | Path) -> tuple[int, int]:
     return size
 
 
+def jpeg_damage(path: str | Path) -> str | None:
+    """libjpeg's complaint about a JPEG's data ("premature end of data segment"), or None; a reduced
+    (1/8 scale) decode, so every byte of the scan is read. A JPEG cut short with an end marker appended
+    passes the header and end-marker check and Pillow decodes it silently with grey rows; libjpeg says so
+    only on the process's stderr, which is captured here for the moment of the decode (single thread)."""
+    data = Path(path).read_bytes()
+    read_end, write_end = os.pipe()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(write_end, 2)
+    try:
+        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(write_end)
+    with os.fdopen(read_end, "rb") as fh:
+        said = fh.read(4096).decode(errors="replace").strip()
+    return said.splitlines()[0] if said else None
+
+
 def _to_rgb(im: Image.Image) -> np.ndarray:
     """RGB uint8 pixels of a decoded image; 16-bit and 32-bit integer greys are scaled, not clipped."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(im).astype(np.float64)
-        # a 16-bit PNG decodes as "I;16" or "I" (32-bit int holding 16-bit values): scale by its depth
-        peak = 65535.0 if im.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        # a 16-bit PNG decodes as "I;16" or "I" (32-bit int holding 16-bit values): scale by its depth;
+        # a 32-bit integer TIFF by the 32-bit range (negative values are black)
+        top = arr.max(initial=0)
+        peak = 65535.0 if im.mode.startswith("I;16") or 255 < top <= 65535 else 255.0
+        peak = float(2**31 - 1) if top > 65535 else peak
         grey = np.clip(np.round(arr * (255.0 / peak)), 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     if im.mode == "F":
         arr = np.asarray(im, dtype=np.float64)
-        scale = 255.0 if arr.max(initial=0) <= 1.0 else 1.0
-        grey = np.clip(np.round(np.nan_to_num(arr) * scale), 0, 255).astype(np.uint8)
+        finite = np.isfinite(arr)
+        # NaN pixels are black; one of them must not decide the scale (NaN <= 1.0 is False)
+        scale = 255.0 if not finite.any() or arr[finite].max() <= 1.0 else 1.0
+        grey = np.clip(np.round(np.where(finite, arr, 0.0) * scale), 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
@@ -225,7 +261,7 @@ def load_json_array(
             return arr.astype(dtype, copy=False)
     try:
         data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # bad JSON, not UTF-8, or an integer of over 4,300 digits
         raise HandmeshError(f"{path}: not valid JSON ({exc})") from None
     except RecursionError:
         raise HandmeshError(f"{path}: not valid JSON (nested too deeply)") from None

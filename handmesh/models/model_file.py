@@ -140,7 +140,12 @@ def model_from_payload(payload: dict[str, Any], source: str = "checkpoint") -> H
     config, kind = read_model_config(payload, source)
     # the backbone's initial weights are already inside the state dict; do not look for that file again
     config.backbone_weights = None
-    model = build_model_from_config(config, hand_model_kind=kind)
+    try:
+        model = build_model_from_config(config, hand_model_kind=kind)
+    except HandmeshError as exc:
+        if str(exc).startswith("model config"):  # the file's values: say which file
+            raise HandmeshError(f"{source}: {exc}") from None
+        raise
     if payload.get("deploy"):
         model = reparameterize(model)
     load_own_state(model, payload["state_dict"], f"{source} (variant {config.variant})")

@@ -309,6 +309,17 @@ def h264_available() -> bool:
         return False
 
 
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    """`image` scaled down (area averaging) so that its longer side is at most `max_side` px."""
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return image
+    return cv2.resize(
+        image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
+
+
 def write_image(path: str | Path, rgb: np.ndarray) -> None:
     """Write an RGB image (format from the extension)."""
     ok, buf = cv2.imencode(Path(path).suffix or ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

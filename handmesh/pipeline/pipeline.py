@@ -42,12 +42,18 @@ class PipelineConfig:
     max_hands: int = dataclasses.field(default=2, metadata=option("most hands detected per frame"))
     smoothing: SmoothingConfig = dataclasses.field(default_factory=SmoothingConfig)  # of each track
     skeleton: bool = dataclasses.field(default=False, metadata=option("draw the 21 joints and bones"))
-    opacity: float = dataclasses.field(default=0.85, metadata=option("mesh opacity in the composite"))
+    opacity: float = dataclasses.field(
+        default=0.85, metadata=option("mesh opacity in the composite", bounds=(0, 1))
+    )
     fov: float = dataclasses.field(
         default=60.0, metadata=option("horizontal field of view (degrees) of an uncalibrated camera")
     )
-    right_color: tuple[float, ...] = dataclasses.field(default=RIGHT_COLOR, metadata=option("RGBA 0..1"))
-    left_color: tuple[float, ...] = dataclasses.field(default=LEFT_COLOR, metadata=option("RGBA 0..1"))
+    right_color: tuple[float, ...] = dataclasses.field(
+        default=RIGHT_COLOR, metadata=option("RGBA 0..1", bounds=(0, 1))
+    )
+    left_color: tuple[float, ...] = dataclasses.field(
+        default=LEFT_COLOR, metadata=option("RGBA 0..1", bounds=(0, 1))
+    )
     max_render_size: int = dataclasses.field(
         default=160,  # 200 cost 7 % of the live frame rate (bench/results/pipeline_cpu.json, "compare")
         metadata=option(
@@ -56,7 +62,7 @@ class PipelineConfig:
         ),
     )
     min_score: float = dataclasses.field(
-        default=0.0, metadata=option("detections below this handedness score are dropped")
+        default=0.0, metadata=option("detections below this handedness score are dropped", bounds=(0, 1))
     )
     selfie: bool = dataclasses.field(
         default=False,

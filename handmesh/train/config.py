@@ -26,11 +26,13 @@ class TrainConfig:
         default="runs/train", metadata=option("run folder (config, checkpoints, tb/)", metavar="DIR")
     )
     # the defaults are docs/training.md's FreiHAND recipe for one GPU (tests/test_recipe.py checks both agree)
-    epochs: int = field(default=100, metadata=option("epochs to train"))
-    batch_size: int = field(default=64, metadata=option("images per step and process"))
-    lr: float = field(default=5e-4, metadata=option("peak learning rate (AdamW)"))
+    epochs: int = field(default=100, metadata=option("epochs to train", bounds=(1, 1_000_000)))
+    batch_size: int = field(default=64, metadata=option("images per step and process", bounds=(1, 65536)))
+    lr: float = field(default=5e-4, metadata=option("peak learning rate (AdamW)", bounds=(1e-12, 10)))
     weight_decay: float = field(default=1e-4, metadata=option("AdamW weight decay (not on 1-D tensors)"))
-    warmup_epochs: float = field(default=1.0, metadata=option("linear warm-up length in epochs"))
+    warmup_epochs: float = field(
+        default=1.0, metadata=option("linear warm-up length in epochs", bounds=(0, 1_000_000))
+    )
     min_lr_ratio: float = field(default=0.01, metadata=option("end of the cosine decay, as a fraction of lr"))
     # Weights of the loss terms (handmesh.losses). 3D terms are L1 in metres (~0.01-0.04 at the start),
     # 2D ~0.15, rotations ~0.1, betas ~1: the hand-frame 3D terms lead (articulation is what the
@@ -59,7 +61,9 @@ class TrainConfig:
     ema_decay: float | None = field(
         default=None, metadata=option("EMA of the weights, e.g. 0.999; none = no EMA")
     )
-    workers: int = field(default=8, metadata=option("data-loader worker processes (per process)"))
+    workers: int = field(
+        default=8, metadata=option("data-loader worker processes (per process)", bounds=(0, 1024))
+    )
     seed: int = field(default=0, metadata=option("seed of the split, the shuffling and the initialization"))
     val_fraction: float = field(default=0.05, metadata=option("share of samples held out for validation"))
     min_val_samples: int = field(

@@ -37,6 +37,7 @@ class RunPlan:
     cfg: TrainConfig
     model_cfg: Any  # handmesh.models.ModelConfig
     resume: ResumePoint | None = None
+    overwrite: bool = False  # a fresh run may replace the checkpoints of an earlier one
 
 
 def load_resume_point(path: str | Path) -> ResumePoint:
@@ -65,7 +66,7 @@ def plan_run(
     value is refused); on a fresh run, refuse an `out` folder holding checkpoints unless `overwrite`."""
     if resume is None:
         refuse_existing_run(Path(cfg.out), overwrite)
-        return RunPlan(cfg, model_cfg)
+        return RunPlan(cfg, model_cfg, overwrite=overwrite)
     point = resume if isinstance(resume, ResumePoint) else load_resume_point(resume)
     for name in sorted(explicit_model_fields):
         want, have = getattr(model_cfg, name), getattr(point.model_config, name)

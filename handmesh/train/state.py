@@ -8,6 +8,8 @@ RNG states, all plain tensors and numbers (they load with `weights_only=True`).
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,28 @@ def refuse_existing_run(out: Path, overwrite: bool) -> None:
             f"{out} already holds a run ({', '.join(found)}): continue it with --resume, "
             "replace it with --overwrite, or choose another --out"
         )
+
+
+LOCK_FILE = ".handmesh_train.lock"
+
+
+def lock_run_dir(out: Path) -> int:
+    """Hold the run folder for this process (an advisory lock, released when the process ends): a second
+    training into the same --out is refused instead of both running and one run's files being lost."""
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise HandmeshError(
+            f"{out} is in use by another training (process {holder}); wait for it to finish or choose "
+            "another --out"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def stale_temp_files(out: Path) -> list[Path]:

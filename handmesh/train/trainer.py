@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +32,9 @@ from handmesh.train.rng import rng_state, seed_everything, set_rng_state
 from handmesh.train.state import (
     MODEL_FILE,
     freeze_hand_model,
+    lock_run_dir,
     prepare_run_dir,
+    refuse_existing_run,
     write_train_checkpoint,
 )
 from handmesh.train.validation import validate
@@ -123,6 +126,7 @@ class Trainer:
 
         self.epoch, self.step, self.best, self.elapsed_before, self.finished = 0, 0, math.inf, 0.0, False
         self.bad_steps = 0  # consecutive steps skipped for a non-finite loss or gradient
+        self.skipped: dict[str, int] = {}  # this epoch's skipped steps by reason
         self.history: list[dict[str, Any]] = []
         if plan.resume is not None:
             self._restore(plan.resume.state)
@@ -135,24 +139,30 @@ class Trainer:
             self.train_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.mesh_grid = MeshGrid(self.model.faces)
         self.writer = None
+        self._lock: int | None = None  # the run folder's lock (rank 0, from _open_run_dir)
 
     # ------------------------------------------------------------------ the loop
 
     def fit(self, on_epoch_end: EpochCallback | None = None) -> dict[str, Any]:
         """Run the remaining epochs; returns a summary (epochs, steps, best PA-MPJPE, images/s, times)."""
-        if self.dist.main:
-            self._open_run_dir()
-        self.t_run, self.start_step = time.perf_counter(), self.step
-        images_seen, loop_time, last = 0, 0.0, {}
-        while self.epoch < self.cfg.epochs and not self.finished:
-            stats = self._train_epoch()
-            images_seen += stats["images"]
-            loop_time += stats["seconds"]
-            last = self._end_epoch(stats)
-            if on_epoch_end is not None:
-                on_epoch_end(self.epoch, last)
-        if self.writer is not None:
-            self.writer.close()
+        try:
+            if self.dist.main:
+                self._open_run_dir()
+            self.t_run, self.start_step = time.perf_counter(), self.step
+            images_seen, loop_time, last = 0, 0.0, {}
+            while self.epoch < self.cfg.epochs and not self.finished:
+                stats = self._train_epoch()
+                images_seen += stats["images"]
+                loop_time += stats["seconds"]
+                last = self._end_epoch(stats)
+                if on_epoch_end is not None:
+                    on_epoch_end(self.epoch, last)
+            if self.writer is not None:
+                self.writer.close()
+        finally:
+            if self._lock is not None:  # the run folder is free for the next run (resume) in this process
+                os.close(self._lock)
+                self._lock = None
         ddp.shutdown(self.dist)
         return {
             "epochs": self.epoch,
@@ -174,6 +184,7 @@ class Trainer:
         self.train_model.train()
         bar = self._progress_bar()
         t0, images, loss_sum, steps = time.perf_counter(), 0, 0.0, 0
+        self.skipped = {}
         for batch in self.train_loader:
             losses, grad_norm = self._train_step(batch)
             self.step, steps = self.step + 1, steps + 1
@@ -197,6 +208,7 @@ class Trainer:
             "seconds": seconds,
             "images_per_s": images / max(seconds, 1e-9),
             "train_loss": loss_sum / max(steps, 1),
+            "steps": steps,
         }
 
     def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -223,8 +235,17 @@ class Trainer:
     def _finite_on_every_rank(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> bool:
         """False (the step is skipped) when any rank's loss or gradient is NaN/inf; too many in a row stop
         the run. A NaN loss can even come with finite gradients (L1's subgradient at NaN is 0)."""
-        finite = bool(torch.isfinite(torch.stack([loss.detach().float(), grad_norm.float()])).all())
-        finite = ddp.max_across_ranks(0.0 if finite else 1.0, self.dist, self.device) == 0.0
+        local = torch.isfinite(torch.stack([loss.detach().float(), grad_norm.float()]))
+        finite = ddp.max_across_ranks(0.0 if bool(local.all()) else 1.0, self.dist, self.device) == 0.0
+        if not finite:
+            reason = (
+                "non-finite loss"
+                if not local[0]
+                else "non-finite gradient"
+                if not local[1]
+                else "another rank"
+            )
+            self.skipped[reason] = self.skipped.get(reason, 0) + 1
         self.bad_steps = 0 if finite else self.bad_steps + 1
         if self.bad_steps >= MAX_BAD_STEPS:
             raise HandmeshError(
@@ -294,6 +315,16 @@ class Trainer:
             f"epoch {self.epoch}/{cfg.epochs} step {self.step} val loss {val.losses.get('total', math.nan):.4f} "
             f"{scores} ({stats['images_per_s']:.1f} img/s)"
         )
+        if self.skipped:
+            # a label the checks let through (or a diverging run) shows here, not as a silent loss of data
+            n = sum(self.skipped.values())
+            reasons = ", ".join(f"{count} {why}" for why, count in sorted(self.skipped.items()))
+            log(
+                f"epoch {self.epoch}: skipped {n} of {stats['steps']} batch(es) ({reasons}); check the "
+                "labels with `handmesh check-dataset`, or lower --lr"
+            )
+        record["skipped_batches"] = dict(self.skipped)
+        self.writer.add_scalar("train/skipped_batches", sum(self.skipped.values()), self.step)
         state = self._state(ranks_rng)
         # what the page and `handmesh predict` say about a model: its data, epoch and validation score
         notes = {"trained_on": cfg.data, "epoch": self.epoch, "epochs": cfg.epochs, **numbers}
@@ -313,6 +344,9 @@ class Trainer:
 
     def _open_run_dir(self) -> None:
         """Rank 0: clean the folder (stale temp files; a replaced run), write config.json, open TensorBoard."""
+        self._lock = lock_run_dir(self.out_dir)
+        if self.plan.resume is None:  # checked again under the lock: another run may have finished since
+            refuse_existing_run(self.out_dir, self.plan.overwrite)
         removed = prepare_run_dir(self.out_dir, fresh=self.plan.resume is None)
         if removed:
             log(f"removed from {self.out_dir}: {', '.join(removed)}")
