@@ -319,6 +319,8 @@ def test_video_cap_counts_frames_too(tmp_path):
     from handmesh.models import build_model, save_model
 
     save_model(build_model("fastvit_t8", img_size=64), model)
-    pipe = build_pipeline(model, detector="static:5,5,60,40")
+    from handmesh.pipeline.predictor import SourceConfig
+
+    pipe = build_pipeline(SourceConfig(checkpoint=str(model), detector="static:5,5,60,40", runtime="torch"))
     video = run_on_video(pipe, path, max_seconds=60.0, max_frames=12)
     assert len(video.frames) == 12 and video.truncated
