@@ -41,12 +41,15 @@ def real_scores(models: list[Path], data: Path) -> dict[str, Any]:
         "landmark_fit": fit["scores"],
         "models": {},
     }
+    from handmesh.checkpoint import load_checkpoint
+
     for path in models:
+        epoch = load_checkpoint(path).get("extra", {}).get("epoch")
+        name = f"epoch {epoch}" if path.name != "best.pt" else f"best.pt (epoch {epoch})"
         run = score_run("model", str(path), str(data), False, "fast")
-        out["models"][path.name] = {"scores": run["scores"], "compare": compare(run, fit)}
+        out["models"][name] = {"epoch": epoch, "scores": run["scores"], "compare": compare(run, fit)}
         print(
-            f"{path.name}: real median {run['scores']['median_error_hand']:.3f}, {compare(run, fit)}",
-            flush=True,
+            f"{name}: real median {run['scores']['median_error_hand']:.3f}, {compare(run, fit)}", flush=True
         )
     return out
 
@@ -90,6 +93,12 @@ def main() -> int:
         )
     snapshots = sorted(args.snapshots.glob("*.pt"), key=lambda p: p.stat().st_mtime) if args.snapshots else []
     real = real_scores([args.run_dir / "best.pt", *snapshots], args.real)
+    for model in real.get("models", {}).values():
+        for p in curve:
+            if p["epoch"] == model["epoch"]:  # measured only: never used to pick the model
+                p["real_median_2d"] = round(model["scores"]["median_error_hand"], 4)
+                p["real_pck_0.2"] = round(model["scores"]["pck_0.2"], 4)
+                p["real_ratio_to_fit"] = model["compare"].get("ratio")
     best = min(curve, key=lambda p: p["pa_mpjpe_mm"]) if curve else None
     entry = {
         "settings": {

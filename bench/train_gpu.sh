@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU run in one prepared command: fastvit_t8 (keypoint head) on the realistic synthetic
-# stream at 192 px, bf16, within a 9-minute device slot, scored on held-out renders, and on the real
-# labelled photos when `handmesh evaluate` scores 2D labels (bench/realsets/keypoints). The data is the
+# stream at 192 px, bf16, within a 9-minute device slot, scored on held-out renders and on the real
+# labelled photos (handmesh bench real2d: bench/realsets/keypoints, real2d_gpu.json). The data is the
 # stream rendered on the fly by the machine's cores (one render worker per core, two cores left for the
 # trainer and the GPU feed), or with CACHE=N a foreground cache of N hands rendered first by all cores
 # (handmesh synth-cache) and composited afresh in training: rendering, not the GPU, limits the stream.
@@ -9,7 +9,7 @@
 # Target: PA-MPJPE <= 0.25x the mean-pose baseline of the held-out set.
 #
 #   bash bench/train_gpu.sh                       # on the device (the project's .venv installed there)
-#   CACHE=20000 MINUTES=6 bash bench/train_gpu.sh # cache first (about 2 minutes on 16 cores), then train
+#   CACHE=8000 MINUTES=5 bash bench/train_gpu.sh  # cache first (its time on 16 cores: not yet measured)
 #   DEVICE=cpu MINUTES=0.5 IMG=64 WORKERS=1 BATCH=8 OUT=/tmp/gpu_smoke bash bench/train_gpu.sh   # CPU dry run
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +47,5 @@ fi
   --milestones 10000,25000,50000,75000,100000,150000,200000,300000,400000,600000,800000 \
   --eval-images 500 --json "$OUT/learning_curve_gpu.json" --png "$OUT/learning_curve_gpu.png" \
   --checkpoint "$OUT/learn_realistic_gpu.pt" "$@"
-REAL=bench/realsets/keypoints
-if [ -f "$REAL/annotations.jsonl" ] && "$PY" -m handmesh.cli evaluate --help | grep -q -- "--detect"; then
-  "$PY" -m handmesh.cli evaluate "$OUT/learn_realistic_gpu.pt" --data "$REAL" --out "$OUT/gpu_real_eval" --device "$DEVICE"
-fi
+# the real labelled photos (measurement only): both mesh sources, labelled boxes and detection
+"$PY" -m handmesh.cli bench real2d --checkpoint "$OUT/learn_realistic_gpu.pt" --json "$OUT/real2d_gpu.json"
