@@ -6,7 +6,7 @@ n = 0 ... N-1 of the seed stream (`handmesh.data.stream`: the same labels and th
 arm, held object, lights -- as `SynthStream(cfg).record(n)`) once into a folder:
 
     cache.json     format, count, size, the SynthConfig it was rendered with, the hand model's kind
-    rgb.npy        (N, S, S, 3) float16, premultiplied by coverage, 0..255 (exact: the renderer's are whole)
+    rgb.npy        (N, S, S, 3) float16, premultiplied by coverage, 0..255
     alpha.npy      (N, S, S) uint8 coverage
     mask.npy       (N, S, S) bool, the hand's silhouette (the label mask)
     labels.npz     K (N,3,3), mano (N,61), xyz (N,21,3), verts (N,778,3) in FreiHAND's convention
@@ -22,7 +22,7 @@ scenes, as FreiHAND drew from a pool of background photos: a procedural scene co
 rest of a composite (about 110 ms of 150 ms at 128 px), so drawing fresh ones would undo the cache's
 speed-up. `photo_background_prob=0.5` in the spec draws half of them fresh instead. With `backgrounds=0`
 (`handmesh synth-cache --backgrounds 0`) every scene is fresh, and version 0 without augmentation is the
-stream's own picture of n, pixel for pixel.
+stream's own picture of n (to float16's rounding of the foreground).
 Every sample depends on its index alone, so a run is deterministic and resumes exactly
 (`handmesh.data.mix.EpochSampler`).
 
