@@ -17,15 +17,11 @@ from typing import Any
 import numpy as np
 
 from handmesh.data.io import jpeg_damage, probe_image
+from handmesh.data.cameras import MAX_CAMERA_PX, MIN_DEPTH_M, MIN_FOCAL_PX, camera_problem
 from handmesh.errors import HandmeshError
 
 MAX_LISTED = 10  # problems of one kind listed one by one before they are summarised
 MAX_COORDINATE_M = 20.0  # camera-space metres; millimetre labels reach hundreds
-MIN_DEPTH_M = 1e-3  # a labelled point closer to the camera than 1 mm projects anywhere (fx / z)
-# Intrinsics in pixels: images are at most 8192 px a side; a focal length of 1e-300 or a skew of 1e12 is
-# finite but no camera, and training would skip every batch holding it.
-MIN_FOCAL_PX = 1.0
-MAX_CAMERA_PX = 1e5
 LABEL_TOLERANCE_M = 0.005  # xyz/verts vs the MANO values: exact for synth, sub-millimetre for FreiHAND
 LABEL_CHUNK = 2048  # samples whose meshes are rebuilt at once
 _IMAGE_NAME = re.compile(r"^(\d{8})\.jpg$")
@@ -37,17 +33,6 @@ def _listed(kind: str, items: list[str]) -> list[str]:
     if len(items) > MAX_LISTED:
         out.append(f"{kind}: ... and {len(items) - MAX_LISTED} more")
     return out
-
-
-def camera_problem(K: np.ndarray) -> str | None:
-    """What makes a 3x3 matrix no pinhole camera in pixels, in words (None: a plausible camera)."""
-    if not (np.isfinite(K).all() and np.all(np.abs(K[2] - [0, 0, 1]) < 1e-9) and K[1, 0] == 0):
-        return "no camera matrix ([[fx, s, cx], [0, fy, cy], [0, 0, 1]])"
-    if not (MIN_FOCAL_PX <= K[0, 0] <= MAX_CAMERA_PX and MIN_FOCAL_PX <= K[1, 1] <= MAX_CAMERA_PX):
-        return f"a camera with focal lengths {K[0, 0]:.3g}, {K[1, 1]:.3g} px (allowed {MIN_FOCAL_PX:g}..{MAX_CAMERA_PX:g})"
-    if np.abs(K[:2]).max() > MAX_CAMERA_PX:
-        return f"a camera with skew or principal point up to {np.abs(K[:2]).max():.3g} px (limit {MAX_CAMERA_PX:g})"
-    return None
 
 
 def check_intrinsics(K: np.ndarray, source: str) -> list[str]:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from handmesh.data.checks import MIN_DEPTH_M, camera_problem
+from handmesh.data.cameras import MIN_DEPTH_M, camera_problem
 from handmesh.data.io import probe_image, read_image
 from handmesh.data.record import HandRecord
 from handmesh.data.transforms import AugmentConfig, HandTransform
