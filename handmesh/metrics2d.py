@@ -40,14 +40,18 @@ SCORE_KEYS_2D = (
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy 2 renamed trapz
 
 
-def hand_size(keypoints2d: np.ndarray, conf: np.ndarray | None = None) -> float:
-    """Longer side (px) of the tight box around the labelled (conf > 0) keypoints; NaN with fewer than 2."""
+def hand_size(keypoints2d: np.ndarray, conf: np.ndarray | None = None, divisor: bool = False) -> float:
+    """Longer side (px) of the tight box around the labelled (conf > 0) keypoints; NaN with fewer than 2.
+
+    `divisor=True`: at least MIN_SIZE_PX, for dividing a distance by it (a hand whose keypoints coincide
+    would divide by zero)."""
     kp = np.asarray(keypoints2d, np.float64).reshape(-1, 2)
     sel = np.ones(len(kp), bool) if conf is None else np.asarray(conf).reshape(-1) > 0
     if sel.sum() < 2:
         return float("nan")
     pts = kp[sel]
-    return float((pts.max(0) - pts.min(0)).max())
+    size = float((pts.max(0) - pts.min(0)).max())
+    return max(size, MIN_SIZE_PX) if divisor else size
 
 
 def normalized_errors(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from handmesh.errors import HandmeshError
-from handmesh.metrics2d import hand_size, pck_auc, score_keypoints
+from handmesh.metrics2d import MIN_SIZE_PX, hand_size, pck_auc, score_keypoints
 
 
 def _hand(size: float = 100.0) -> np.ndarray:
@@ -24,6 +24,9 @@ def test_hand_size_is_the_longer_side_of_the_labelled_keypoints_box():
     conf[1] = 0  # the far corner unlabelled: the box shrinks
     assert hand_size(kp, conf) < 100.0
     assert np.isnan(hand_size(kp, np.eye(21)[0]))  # one labelled point has no size
+    point = np.full((21, 2), 40.0)  # every keypoint in one place: no size, but a divisor must not be 0
+    assert hand_size(point) == 0.0 and hand_size(point, divisor=True) == MIN_SIZE_PX
+    assert hand_size(kp, divisor=True) == hand_size(kp)
 
 
 def test_pck_auc_and_medians_of_a_known_offset():

@@ -85,7 +85,7 @@ def _grade(hands: list[dict], labels: list, good: float) -> list[tuple[float, bo
         best, best_err = None, np.inf
         for i in free:
             kp, mask = labels[i]
-            size = max(hand_size(kp, mask), 1.0)
+            size = hand_size(kp, mask, divisor=True)
             err = float(np.linalg.norm(uv[mask] - kp[mask], axis=1).mean()) / size
             if err < best_err:
                 best, best_err = i, err

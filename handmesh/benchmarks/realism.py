@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from handmesh.benchmarks.common import machine_info, write_result
+from handmesh.metrics2d import hand_size
 
 RESULTS = Path("bench/results/realism_cpu.json")
 # real photos with labelled 2D keypoints (measurement only): the same judge on them is the reference
@@ -85,12 +86,6 @@ def pad_border(image: np.ndarray) -> np.ndarray:
     return cv2.copyMakeBorder(image, h // 2, h - h // 2, w // 2, w - w // 2, cv2.BORDER_REPLICATE)
 
 
-def _hand_size(kp: np.ndarray) -> float:
-    from handmesh.metrics2d import hand_size
-
-    return max(hand_size(kp), 1e-6)
-
-
 def judge(detector, image: np.ndarray, joints2d: np.ndarray, side: str) -> dict:
     """MediaPipe on one picture as rendered and padded: found, side right, landmark distance / hand size."""
     out = {}
@@ -107,7 +102,7 @@ def judge(detector, image: np.ndarray, joints2d: np.ndarray, side: str) -> dict:
         best = int(np.argmin([np.median(d) for d in dists]))
         out[view] = {
             "side_right": dets[best].handedness == side,
-            "distance": float(np.median(dists[best]) / _hand_size(joints2d)),
+            "distance": float(np.median(dists[best]) / hand_size(joints2d, divisor=True)),
         }
     return out
 
