@@ -25,7 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "score": ("handmesh.metrics_cli", "score a FreiHAND submission (pred.json) with the official metrics"),
     "train": ("handmesh.train.cli", "train the regressor (FreiHAND or a custom dataset)"),
     "evaluate": (
-        "handmesh.evaluate",
+        "handmesh.evaluate_cli",
         "score a model file or the landmark fit on a labelled dataset (3D and 2D scores)",
     ),
     "label": ("handmesh.label", "pseudo-label a video or image folder with landmark fits (a custom dataset)"),

@@ -61,14 +61,14 @@ def test_command_list_matches_each_commands_own_help():
 
 
 def test_subcommand_helps_do_not_import_torch():
-    """`handmesh train --help` and `bench --help` build their parsers without torch."""
+    """`handmesh train --help`, `evaluate --help` and `bench --help` build their parsers without torch."""
     import os
     import subprocess
 
     code = (
         "import sys\n"
         "from handmesh.cli import main\n"
-        "for argv in (['train', '--help'], ['bench', '--help']):\n"
+        "for argv in (['train', '--help'], ['evaluate', '--help'], ['bench', '--help']):\n"
         "    try:\n"
         "        main(argv)\n"
         "    except SystemExit:\n"
@@ -79,4 +79,4 @@ def test_subcommand_helps_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines()[-1] == "heavy: []"
-    assert "--epochs" in out.stdout and "BENCHMARK" in out.stdout
+    assert "--epochs" in out.stdout and "--detect" in out.stdout and "BENCHMARK" in out.stdout
