@@ -93,6 +93,25 @@ def test_background_bank_is_drawn_and_survives_pickling(bank_dir):
     assert not np.array_equal(fresh.record(3).image, cached.record(3).image)
 
 
+def test_cache_files_are_written_atomically(tmp_path, bank_dir):
+    """Every file of a build goes through handmesh.atomic: the usual mode, no temporary file left, and a
+    build that fails part-way leaves the folder's earlier arrays as they were and no cache.json."""
+    from handmesh.atomic import current_umask
+
+    names = {"rgb.npy", "alpha.npy", "mask.npy", "backgrounds.npy", "labels.npz", "cache.json"}
+    assert {p.name for p in bank_dir.iterdir()} == names  # nothing else: no .*.tmp
+    assert {p.stat().st_mode & 0o777 for p in bank_dir.iterdir()} == {0o666 & ~current_umask()}
+    (tmp_path / "rgb.npy").write_bytes(b"earlier")
+
+    def fail(done: int, total: int) -> None:
+        raise RuntimeError("stopped")
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        build_cache(SynthConfig(size=S, seed=3), tmp_path, 2, progress=fail, backgrounds=1)
+    assert [p.name for p in tmp_path.iterdir()] == ["rgb.npy"]
+    assert (tmp_path / "rgb.npy").read_bytes() == b"earlier"
+
+
 def test_bad_specs_and_folders_fail_in_one_line(tmp_path, cache_dir):
     with pytest.raises(HandmeshError, match="not a cache setting"):
         parse_cache_spec(f"cache:{cache_dir},pose_noise=0.1", S)

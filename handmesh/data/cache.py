@@ -33,6 +33,7 @@ Every sample depends on its index alone, so a run is deterministic and resumes e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -45,6 +46,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from handmesh.atomic import atomic_path, atomic_write
 from handmesh.data.record import HandRecord
 from handmesh.data.synth import SynthConfig, compose_rng, foreground_rng
 from handmesh.data.transforms import AugmentConfig, HandTransform, crop_transform, warp_image
@@ -220,10 +222,6 @@ def build_cache(
         torch.set_num_threads(threads)
     t_labels = time.perf_counter() - t0
     S = int(cfg.size)
-    rgb = np.lib.format.open_memmap(out / "rgb.npy", "w+", np.float16, (count, S, S, 3))
-    alpha = np.lib.format.open_memmap(out / "alpha.npy", "w+", np.uint8, (count, S, S))
-    mask = np.lib.format.open_memmap(out / "mask.npy", "w+", np.bool_, (count, S, S))
-    bank = np.lib.format.open_memmap(out / "backgrounds.npy", "w+", np.uint8, (backgrounds, S, S, 3))
     jobs = (
         (n, labels["verts"][n].astype(np.float32), labels["xyz"][n], labels["K"][n], labels["skin"][n])
         for n in range(count)
@@ -232,31 +230,44 @@ def build_cache(
     faces, surface = np.asarray(hand.faces, np.int64), render_surface(cfg, hand)
     workers = max(int(workers), 1)
     t1 = time.perf_counter()
-    if workers == 1:
-        _init_worker(cfg, faces, surface, None)
-        pool, results, bank_results = None, map(_render_foreground, jobs), map(_render_background, bank_jobs)
-    else:
-        # spawn: a forked child deadlocks in EGL when the parent holds a GL context (see handmesh synth)
-        gl_threads = max((os.cpu_count() or 1) // workers, 1)
-        pool = mp.get_context("spawn").Pool(workers, _init_worker, (cfg, faces, surface, gl_threads))
-        results = pool.imap_unordered(_render_foreground, jobs, chunksize=8)
-        bank_results = pool.imap_unordered(_render_background, bank_jobs, chunksize=8)
-    try:
-        for done, (n, c, a, m) in enumerate(results, 1):
-            rgb[n], alpha[n], mask[n] = c, a, m
-            if progress:
-                progress(done, count)
-        for b, image in bank_results:
-            bank[b] = image
-    finally:
-        if pool is None:
-            _WORKER.pop("renderer").close()
+    # every file through handmesh.atomic: a build that fails leaves no half-written array behind
+    with contextlib.ExitStack() as files:
+
+        def array(name: str, dtype, shape: tuple[int, ...]) -> np.memmap:
+            return np.lib.format.open_memmap(files.enter_context(atomic_path(out / name)), "w+", dtype, shape)
+
+        rgb = array("rgb.npy", np.float16, (count, S, S, 3))
+        alpha = array("alpha.npy", np.uint8, (count, S, S))
+        mask = array("mask.npy", np.bool_, (count, S, S))
+        bank = array("backgrounds.npy", np.uint8, (backgrounds, S, S, 3))
+        if workers == 1:
+            _init_worker(cfg, faces, surface, None)
+            pool, results = None, map(_render_foreground, jobs)
+            bank_results = map(_render_background, bank_jobs)
         else:
-            pool.terminate()
-    for array in (rgb, alpha, mask, bank):
-        array.flush()
-    del rgb, alpha, mask, bank
-    np.savez(out / "labels.npz", **{k: labels[k] for k in ("K", "mano", "xyz", "verts")})
+            # spawn: a forked child deadlocks in EGL when the parent holds a GL context (see handmesh synth)
+            gl_threads = max((os.cpu_count() or 1) // workers, 1)
+            pool = mp.get_context("spawn").Pool(workers, _init_worker, (cfg, faces, surface, gl_threads))
+            results = pool.imap_unordered(_render_foreground, jobs, chunksize=8)
+            bank_results = pool.imap_unordered(_render_background, bank_jobs, chunksize=8)
+        try:
+            for done, (n, c, a, m) in enumerate(results, 1):
+                rgb[n], alpha[n], mask[n] = c, a, m
+                if progress:
+                    progress(done, count)
+            for b, image in bank_results:
+                bank[b] = image
+        finally:
+            if pool is None:
+                _WORKER.pop("renderer").close()
+            else:
+                pool.terminate()
+        for memmap in (rgb, alpha, mask, bank):
+            memmap.flush()
+        del rgb, alpha, mask, bank
+        # a file object: np.savez would append ".npz" to the temporary file's name
+        with open(files.enter_context(atomic_path(out / "labels.npz")), "wb") as f:
+            np.savez(f, **{k: labels[k] for k in ("K", "mano", "xyz", "verts")})
     t_render = time.perf_counter() - t1
     info = {
         "format": CACHE_FORMAT,
@@ -268,8 +279,6 @@ def build_cache(
         "synth": to_dict(cfg),
         "render_seconds": round(t_render, 2),
     }
-    from handmesh.atomic import atomic_write
-
     atomic_write(out / CACHE_INFO, json.dumps(info, indent=2) + "\n")
     return {
         "foregrounds": int(count),
