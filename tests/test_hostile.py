@@ -27,6 +27,16 @@ def write_jpeg(path: Path, size=(64, 64), value=120) -> Path:
     return path
 
 
+def write_cut_short_jpeg(path: Path, size=(224, 224), keep: float = 1 / 3) -> Path:
+    """A noisy JPEG cut to `keep` of its bytes with an end marker appended: header and end intact, and
+    Pillow decodes it silently with the rest grey."""
+    noise = np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), np.uint8)
+    Image.fromarray(noise).save(path, quality=90)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)] + b"\xff\xd9")
+    return path
+
+
 # name -> (writer, words the refusal must contain)
 BAD_IMAGES = {
     "wide.png": (lambda p: Image.fromarray(np.zeros((1, 32767), np.uint8)).save(p), ["32767x1"]),
@@ -36,6 +46,7 @@ BAD_IMAGES = {
     "empty.jpg": (lambda p: p.write_bytes(b""), ["empty file"]),
     "text.jpg": (lambda p: p.write_text("not an image"), ["cannot decode"]),
     "loop.png": (lambda p: os.symlink(p.name, p), ["link"]),
+    "cut_short.jpg": (write_cut_short_jpeg, ["JPEG data ends early"]),
 }
 
 
@@ -99,6 +110,36 @@ def test_exif_orientation_is_applied(tmp_path):
     upright = read_image(tmp_path / "phone.jpg")
     assert upright.shape == (40, 20, 3) and probe_image(tmp_path / "phone.jpg") == (20, 40)
     assert upright[:20].mean() > 200 and upright[20:].mean() < 50
+
+
+def test_a_jpeg_cut_short_with_an_end_marker_is_refused_by_the_reader(tmp_path):
+    """Pillow decodes it with grey rows and says nothing; the reader refuses it, complete images of the
+    same grey (plain, progressive, greyscale, 4:4:4, restart markers) still load."""
+    import cv2
+
+    from handmesh.data.io import read_image
+    from handmesh.errors import HandmeshError
+
+    for keep in (0.05, 1 / 3, 0.9, 0.99):
+        cut = write_cut_short_jpeg(tmp_path / f"cut{keep}.jpg", keep=keep)
+        with Image.open(cut) as im:  # what the reader saw before: no error, the lower part grey
+            im.load()
+            assert (np.asarray(im)[-4:, -4:] == 128).all()
+        with pytest.raises(HandmeshError, match="JPEG data ends early"):
+            read_image(cut)
+    grey = np.full((61, 37, 3), 128, np.uint8)
+    complete = {"plain": {}, "progressive": {"progressive": True}, "444": {"subsampling": 0}}
+    for name, options in complete.items():
+        Image.fromarray(grey).save(tmp_path / f"{name}.jpg", **options)
+    Image.fromarray(grey[..., 0]).save(tmp_path / "L.jpg")
+    ok, data = cv2.imencode(".jpg", grey, [cv2.IMWRITE_JPEG_RST_INTERVAL, 2])
+    (tmp_path / "restart.jpg").write_bytes(data.tobytes())
+    for name in [*complete, "L", "restart"]:
+        assert (read_image(tmp_path / f"{name}.jpg") == 128).all(), name
+    noise = np.random.default_rng(1).integers(0, 255, (64, 64, 3), np.uint8)
+    noise[-8:, -8:] = 128  # a complete image that does end in that grey
+    Image.fromarray(noise).save(tmp_path / "whole.jpg", quality=95)
+    assert read_image(tmp_path / "whole.jpg").std() > 50
 
 
 def test_truncated_video_warns(tmp_path, capsys):

@@ -153,6 +153,22 @@ def test_a_jpeg_cut_short_with_an_end_marker_is_found_by_a_full_decode(freihand,
     assert "00000001.jpg" not in text
 
 
+def test_training_refuses_a_jpeg_cut_short_in_one_line(freihand, tmp_path):
+    """The header check passes it; the reader (in a data-loader worker) refuses it by name, one line
+    (evaluate reads images through the same reader)."""
+    from test_hostile import write_cut_short_jpeg
+
+    folder = tmp_path / "fh"
+    shutil.copytree(freihand, folder)
+    write_cut_short_jpeg(folder / "training/rgb/00000001.jpg", size=(64, 64))
+    rc, text = run_cli(
+        "train", "--data", folder, "--out", tmp_path / "run", "--epochs", "1", "--img-size", "64",
+        "--workers", "1",
+    )  # fmt: skip
+    assert_refused(rc, text, "00000001.jpg", "JPEG data ends early")
+    assert len([line for line in text.splitlines() if "error:" in line]) == 1, text
+
+
 # ---------------------------------------------------------------------------------------- training
 def test_a_second_training_into_a_busy_folder_is_refused(freihand, tmp_path):
     from handmesh.train.state import lock_run_dir

@@ -136,6 +136,42 @@ def jpeg_damage(path: str | Path) -> str | None:
     return said.splitlines()[0] if said else None
 
 
+# libjpeg leaves every block after the point where a JPEG's scan data ran out at zero: mid-grey (128 in
+# every channel) from there to the image's end. A complete image rarely ends in exactly that grey, so only
+# such an image pays for a second decode that reports the damage.
+_CUT_SHORT_GREY = 128
+_CUT_SHORT_CORNER = 4  # px: the bottom-right square looked at (inside the last block for 4:2:0 and 4:4:4)
+
+
+def jpeg_cut_short(im: Image.Image, path: str | Path) -> bool:
+    """True when a decoded JPEG's scan data ended early (a file cut short, an end marker appended): its
+    bottom-right corner is libjpeg's fill grey and FFmpeg's strict decoder refuses the file. Pillow decodes
+    such a file without a word; this costs a few microseconds unless the corner is that grey."""
+    if im.format != "JPEG" or im.mode not in ("L", "RGB"):
+        return False
+    w, h = im.size
+    side = min(_CUT_SHORT_CORNER, w, h)
+    corner = im.crop((w - side, h - side, w, h)).tobytes()
+    if corner.count(_CUT_SHORT_GREY) != len(corner):
+        return False
+    return _strict_jpeg_refuses(Path(path).read_bytes())
+
+
+def _strict_jpeg_refuses(data: bytes) -> bool:
+    """True when FFmpeg's JPEG decoder, told to stop at any damage, refuses `data` (it reports a scan
+    that runs out of data, which libjpeg only writes to stderr)."""
+    import av
+
+    codec = av.CodecContext.create("mjpeg", "r")
+    codec.thread_count = 1
+    codec.options = {"err_detect": "explode"}
+    try:
+        codec.decode(av.Packet(data))
+    except av.FFmpegError:
+        return True
+    return False
+
+
 def _to_rgb(im: Image.Image) -> np.ndarray:
     """RGB uint8 pixels of a decoded image; 16-bit and 32-bit integer greys are scaled, not clipped."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -163,8 +199,14 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         with _open_checked(path) as im:
-            # PIL, unlike cv2, refuses truncated JPEGs instead of returning a half-grey image.
+            # Pillow refuses a JPEG that simply stops; one cut short with an end marker appended it decodes
+            # with grey rows, and libjpeg's complaint goes unheard: looked for here
             im.load()
+            if jpeg_cut_short(im, path):
+                raise HandmeshError(
+                    f"cannot decode image {path}: JPEG data ends early (premature end of data segment: the "
+                    "file was cut short; its lower part would be grey)"
+                )
             upright = ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
             return _to_rgb(upright)
     except HandmeshError:
