@@ -44,8 +44,8 @@ def build_demo(state: DemoState):
         """A closed tab ends its session: its stream threads and detector graphs go with it."""
         state.sessions.drop(getattr(request, "session_hash", None))
 
-    # uploads and the files Gradio copies into its cache (GLBs, videos) are deleted after an hour, and
-    # all of them when the server stops
+    # uploads and the files Gradio copies into its cache (GLBs, videos) are deleted after an hour (and
+    # sooner, oldest first, beyond --max-cache-mb: DemoState.cache), and all of them when the server stops
     with gr.Blocks(title="handmesh: real-time 3D hand meshes", delete_cache=(600, 3600)) as demo:
         header = gr.Markdown(header_text(state, state.sources.default))
         controls = controls_row(state)
@@ -57,6 +57,8 @@ def build_demo(state: DemoState):
         image_tab(state, controls)
         video_tab(state, controls)
         demo.unload(end_session)
+    # the examples' copies in Gradio's cache stay whatever the cache's cap says (the page links them)
+    state.cache.protect(f for block in demo.blocks.values() for f in getattr(block, "keep_in_cache", ()))
     return demo
 
 
@@ -106,11 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     atexit.register(state.close)
     # docker stop and systemd send SIGTERM: clean up as on Ctrl-C (Gradio's cache, the app's folder)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    from PIL import Image
-
-    # Gradio opens an upload with Pillow to read its mode; Pillow's own bomb check would refuse a large
-    # one there with Gradio's generic error. handmesh's reader refuses it from the header with its own.
-    Image.MAX_IMAGE_PIXELS = None
     demo = build_demo(state)
     demo.queue(default_concurrency_limit=1)
     if not cfg.share:

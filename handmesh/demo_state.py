@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from dataclasses import field
-from pathlib import Path
 
 from handmesh.config import option
-from handmesh.demo_files import FrameFiles, OutputFolder
+from handmesh.demo_files import FrameFiles, GradioCache, OutputFolder
 from handmesh.errors import HandmeshError, one_line
 from handmesh.pipeline.predictor import SourceConfig
 from handmesh.pipeline.runtime import LIVE_THREADS, set_stage_threads
@@ -38,6 +36,14 @@ class AppConfig:
     max_output_mb: int = field(
         default=1024, metadata=option("the app's result files are pruned, oldest first, beyond this many MB")
     )
+    max_cache_mb: int = field(
+        default=1024,
+        metadata=option(
+            "Gradio's cache of this app (uploads, copies of results) is pruned, oldest first, beyond this"
+            " many MB",
+            bounds=(1, 10_000_000),
+        ),
+    )
     stream_every: float = field(
         default=0.03,  # up to ~33 FPS
         metadata=option("seconds between webcam frames sent to the server"),
@@ -61,8 +67,6 @@ class DemoState:
     """What the page's handlers share: the mesh sources, one state per browser session, the app's files."""
 
     def __init__(self, cfg: AppConfig):
-        from gradio.utils import get_upload_folder
-
         from handmesh.pipeline.sessions import ClientSession, MeshSources, SessionPool
 
         self.cfg = cfg
@@ -77,9 +81,13 @@ class DemoState:
             )
         self.sources.warm_up()
         self.sessions = SessionPool(lambda: ClientSession(self.sources.pipeline), cfg.max_sessions)
+        # Gradio's cache is a folder of the app's own, capped in bytes (made before any component)
+        self.cache = GradioCache(cfg.max_cache_mb * 2**20)
         # downloads live an hour; streamed frames go inside Gradio's cache folder, which Gradio serves as is
         self.outputs = OutputFolder(max_age_s=3600.0, max_bytes=cfg.max_output_mb * 2**20)
-        self.frames = FrameFiles(Path(get_upload_folder()) / f"handmesh-stream-{os.getpid()}")
+        self.frames = FrameFiles(self.cache.path / f"handmesh-stream-{os.getpid()}")
+        self.cache.keep_names.add(self.frames.folder.name)  # it bounds itself; a sweep would break the stream
+        self.cache.start()
         self.examples = self._render_examples()
 
     def _render_examples(self) -> tuple[str, str] | None:
@@ -98,14 +106,8 @@ class DemoState:
         return self.sessions.get(getattr(request, "session_hash", None) if request is not None else None)
 
     def close(self) -> None:
-        """Remove the app's files (output folder, streamed frames, Gradio's copies of results): on exit."""
+        """Remove the app's files (output folder, Gradio's cache with its uploads, copies and streamed
+        frames): on exit."""
         self.frames.close()
-        # Gradio's shutdown removes its uploads but not every copy of a result it served: those are the
-        # files of the same name and size as ours (the cache folder may be shared with other Gradio apps)
-        ours = {(p.name, p.stat().st_size) for p in self.outputs.path.rglob("*") if p.is_file()}
-        for copy in self.frames.folder.parent.glob("*/*"):
-            with contextlib.suppress(OSError):
-                if copy.is_file() and (copy.name, copy.stat().st_size) in ours:
-                    copy.unlink()
-                    copy.parent.rmdir()  # only when empty
+        self.cache.close()
         self.outputs.close()

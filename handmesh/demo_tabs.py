@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from handmesh.atomic import atomic_write
@@ -85,6 +84,8 @@ def webcam_tab(state: DemoState, controls: list) -> None:
     """The live tab: webcam frames in, overlay files and a few statistics a second out."""
     import gradio as gr
 
+    from handmesh.demo_upload import webcam_input
+
     cfg = state.cfg
 
     @takes_request
@@ -107,13 +108,8 @@ def webcam_tab(state: DemoState, controls: list) -> None:
 
     with gr.Tab("Webcam"):
         with gr.Row():
-            cam = gr.Image(
-                sources=["webcam"],
-                streaming=True,
-                type="numpy",
-                label="Webcam",
-                webcam_options=gr.WebcamOptions(mirror=cfg.mirror),
-            )
+            # frames go through handmesh's reader, not Gradio's Pillow decode (any format, any size)
+            cam = webcam_input(label="Webcam", webcam_options=gr.WebcamOptions(mirror=cfg.mirror))
             live = gr.Image(label="Hand meshes", format="jpeg", type="filepath", elem_id="overlay")
         stats = gr.Markdown("Click the webcam, allow access, then press Record.", elem_id="stats")
         cam.stream(
@@ -135,6 +131,7 @@ def image_tab(state: DemoState, controls: list) -> None:
     """The image tab: overlay, 3D view, mesh and parameter downloads (API: /predict_image)."""
     import gradio as gr
 
+    from handmesh.demo_upload import image_upload
     from handmesh.pipeline.media import export_meshes, fit_within, read_image, write_image
     from handmesh.pipeline.predictor import run_on_image
     from handmesh.pipeline.schema import hands_summary
@@ -146,17 +143,18 @@ def image_tab(state: DemoState, controls: list) -> None:
             # a notice, and the outputs left as they are (an error would mark each of the four red)
             gr.Warning("Upload an image first.")
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        state.cache.prune(holding=[image])  # Gradio's cache within its cap before this request adds to it
         pipe = state.session(request).pipeline(
             source, "image", **page_settings(max_hands, False, skeleton, opacity)
         )
         try:
-            # handmesh's reader, not Gradio's: size limits from the header before a pixel is decoded,
-            # 16-bit and EXIF handled, and its one-line messages (API clients may also pass arrays)
-            out = run_on_image(pipe, read_image(image) if isinstance(image, str | Path) else image)
+            # handmesh's reader, the first to open the upload: size limits from the header before a pixel
+            # is decoded, formats by content, 16-bit and EXIF handled, and its one-line messages
+            out = run_on_image(pipe, read_image(image))
         except HandmeshError as exc:
             raise gr.Error(without_paths(one_line(exc))) from None
-        # downloads carry the upload's name when the image came as a file
-        stem = state.outputs.stem("image", image if isinstance(image, (str, Path)) else None)
+        # downloads carry the upload's name
+        stem = state.outputs.stem("image", image)
         files = export_meshes(out.meshes, stem) if out.meshes else []
         params_path = atomic_write(stem.with_name(stem.name + "_params.json"), json.dumps(out.data))
         glb = next((str(f) for f in files if f.suffix == ".glb"), None)
@@ -174,10 +172,8 @@ def image_tab(state: DemoState, controls: list) -> None:
     source, max_hands, _, skeleton, opacity = controls
     with gr.Tab("Image"):
         with gr.Row():
-            # a file path: Gradio only reads the header; handmesh's reader decodes (limits, 16-bit, messages)
-            img_in = gr.Image(
-                sources=["upload", "clipboard"], type="filepath", image_mode=None, label="Image"
-            )
+            # the upload's path, unopened: Gradio's gr.Image would open it with Pillow first
+            img_in = image_upload(sources=["upload", "clipboard"], label="Image")
             img_out = gr.Image(label="Overlay", format="jpeg", type="filepath")
         run_img = gr.Button("Reconstruct hands", variant="primary")
         if state.examples:
@@ -210,6 +206,7 @@ def video_tab(state: DemoState, controls: list) -> None:
         if not path:
             gr.Warning("Upload a video first.")
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        state.cache.prune(holding=[path])
         pipe = state.session(request).pipeline(
             source, "video", **page_settings(max_hands, smoothing, skeleton, opacity)
         )

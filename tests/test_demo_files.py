@@ -92,3 +92,48 @@ def test_named_results_keep_the_upload_name_in_their_own_folder(tmp_path):
     out.prune()
     assert not a.parent.exists() and b.parent.exists() and (out.path / "examples").exists()
     out.close()
+
+
+def test_gradio_cache_is_the_app_s_own_and_capped_in_bytes_oldest_first(tmp_path, monkeypatch):
+    """Issue 22 item 3: Gradio's upload cache was aged hourly only. The app's own cache folder (inside the
+    one Gradio would use) is pruned oldest first beyond its cap; the examples, the streamed frames and the
+    running request's upload stay; closing removes it and restores GRADIO_TEMP_DIR."""
+    from handmesh.demo_files import GradioCache
+
+    shared = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(shared))
+    shared.mkdir()
+    (shared / "other-app.bin").write_bytes(bytes(5000))  # another Gradio app's file: never touched
+    cache = GradioCache(max_bytes=4500, period_s=0.05)
+    assert os.environ["GRADIO_TEMP_DIR"] == str(cache.path) and cache.path.parent == shared
+
+    def upload(name: str, age_s: float, size: int = 1000):
+        folder = cache.path / f"hash-{name}"
+        folder.mkdir()
+        (folder / f"{name}.png").write_bytes(bytes(size))
+        past = time.time() - age_s
+        os.utime(folder, (past, past))
+        return folder / f"{name}.png"
+
+    example = upload("example", 500)
+    cache.protect([example, "/elsewhere/x.png"])
+    frames = cache.path / "handmesh-stream-1"
+    frames.mkdir()
+    (frames / "frame.jpg").write_bytes(bytes(500))
+    cache.keep_names.add(frames.name)
+    files = [upload(f"u{i}", 100 - i) for i in range(6)]  # u0 oldest
+    held = files[0]  # the running request's own upload
+    assert cache.prune(holding=[held]) == 3
+    assert [f.exists() for f in files] == [True, False, False, False, True, True]
+    assert example.exists() and (frames / "frame.jpg").exists() and (shared / "other-app.bin").exists()
+    total = sum(p.stat().st_size for p in cache.path.rglob("*") if p.is_file())
+    assert total <= 4500, total
+    cache.start()  # the sweeper finds what arrives between requests (an upload flood)
+    late = [upload(f"late{i}", 10 - i) for i in range(3)]
+    deadline = time.time() + 10
+    while held.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert not held.exists() and late[-1].exists() and example.exists()
+    cache.close()
+    assert not cache.path.exists() and os.environ["GRADIO_TEMP_DIR"] == str(shared)
+    assert (shared / "other-app.bin").exists()

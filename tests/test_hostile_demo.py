@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from conftest import png_header_only
 from PIL import Image
+from test_hostile import write_cut_short_jpeg
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,10 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def start_demo(tmp: Path):
+MAX_CACHE_MB = 8  # the shared server's cap on Gradio's cache (--max-cache-mb)
+
+
+def start_demo(tmp: Path, *options: str):
     """demo_app.py on a free loopback port, its temporary files (Gradio's cache included) under `tmp`:
     (url, process, log file)."""
     port = _free_port()
@@ -68,6 +72,7 @@ def start_demo(tmp: Path):
             str(port),
             "--detector",
             "static:20,20,120,110",
+            *options,
         ],
         env=env,
         stdout=log,
@@ -91,7 +96,7 @@ def start_demo(tmp: Path):
 def server(tmp_path_factory):
     """The demo server every test of this module shares."""
     tmp = tmp_path_factory.mktemp("demo_tmp")
-    url, proc, log = start_demo(tmp)
+    url, proc, log = start_demo(tmp, "--max-cache-mb", str(MAX_CACHE_MB))
     yield url, proc, tmp
     proc.terminate()
     try:
@@ -119,6 +124,18 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     Image.fromarray(np.full((3000, 4000, 3), 120, np.uint8)).save(files["large"], quality=80)
     files["video"] = root / "broken.mp4"
     files["video"].write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
+    # files Gradio's own image box opened with Pillow first (its generic "Error"): now handmesh's reader's
+    files["text"] = root / "notes.jpg"
+    files["text"].write_text("this is not an image\n" * 20)
+    files["pdf"] = root / "doc.png"
+    files["pdf"].write_bytes(
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+    )
+    files["ps"] = root / "photo.jpg"
+    files["ps"].write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n")
+    files["cut_png"] = root / "cut.png"
+    files["cut_png"].write_bytes(files["good"].read_bytes()[:300])
+    files["cut_jpeg"] = write_cut_short_jpeg(root / "cut.jpg")
     return files
 
 
@@ -150,9 +167,14 @@ def _file(value) -> str:
     "name, endpoint, words",
     [
         ("wide", "/predict_image", ["32767x1", "limit"]),
-        ("bomb", "/predict_image", ["20000x20000", "limit"]),  # handmesh's reader, not Gradio's
+        ("bomb", "/predict_image", ["decompression bomb", "limit"]),  # handmesh's reader, not Gradio's
         ("huge", "/predict_image", ["13000x13000", "limit"]),
         ("video", "/process_video", ["not a readable video"]),
+        ("text", "/predict_image", ["notes.jpg", "cannot decode image"]),
+        ("pdf", "/predict_image", ["doc.png", "cannot decode image"]),
+        ("ps", "/predict_image", ["photo.jpg", "cannot decode image"]),
+        ("cut_png", "/predict_image", ["cut.png"]),
+        ("cut_jpeg", "/predict_image", ["cut.jpg", "JPEG data ends early"]),
     ],
 )
 def test_hostile_uploads_are_refused_and_the_server_survives(server, inputs, tmp_path, name, endpoint, words):
@@ -192,6 +214,24 @@ def test_16_bit_upload_is_scaled_and_a_large_one_gives_a_bounded_jpeg(server, in
     overlay, *_ = _predict(client, inputs["large"])
     with Image.open(_file(overlay)) as im:
         assert im.format == "JPEG" and max(im.size) <= 2048, (im.format, im.size)
+
+
+def test_an_upload_flood_keeps_gradio_s_cache_within_its_cap(server, inputs, tmp_path):
+    """Issue 22 item 3: uploads need no request of ours (POST /gradio_api/upload); the app's own cache
+    folder is pruned oldest first to --max-cache-mb within seconds, and the server still answers."""
+    import httpx
+
+    url, proc, tmp = server
+    owned = [p for p in (tmp / "gradio").iterdir() if p.name.startswith("handmesh-gradio-")]
+    assert len(owned) == 1, owned
+    for i in range(3 * MAX_CACHE_MB):  # 1 MB each, three times the cap
+        reply = httpx.post(f"{url}gradio_api/upload", files=[("files", (f"f{i}.bin", os.urandom(2**20)))])
+        assert reply.status_code == 200, reply.text
+    deadline = time.time() + 30
+    while _tree_bytes(owned[0]) > MAX_CACHE_MB * 2**20 and time.time() < deadline:
+        time.sleep(0.5)
+    assert _tree_bytes(owned[0]) <= MAX_CACHE_MB * 2**20, _tree_bytes(owned[0])
+    _assert_still_serving(_client(url, tmp_path), proc, inputs["good"])
 
 
 def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
@@ -245,3 +285,44 @@ def test_load_eight_clients_no_failures_bounded_growth(server, inputs, tmp_path)
     assert proc.poll() is None
     assert rss1 - rss0 < MAX_RSS_GROWTH_MB
     assert (disk1 - disk0) / 2**20 < MAX_DISK_GROWTH_MB
+
+
+def test_the_image_boxes_hand_inputs_to_handmesh_s_reader(tmp_path, monkeypatch):
+    """An upload's path passes unopened (Pillow never sees it); an inline data: URL is written byte for
+    byte; a webcam frame is decoded by handmesh's reader, which refuses what is no JPEG/PNG/... by content
+    and a bomb from its header, in one line."""
+    import base64
+
+    import gradio as gr
+    from gradio.data_classes import ImageData
+
+    from handmesh.demo_upload import image_upload, webcam_input
+
+    def inline(data: bytes) -> ImageData:
+        return ImageData(url="data:image/jpeg;base64," + base64.b64encode(data).decode())
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "cache"))
+    box = image_upload(label="Image")
+    assert box.get_block_name() == "image" and box.type == "filepath"
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    assert box.preprocess(ImageData(path=str(text), orig_name="notes.jpg")) == str(text)
+    postscript = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n"
+    written = Path(box.preprocess(inline(postscript)))
+    assert written.read_bytes() == postscript and written.is_relative_to(tmp_path / "cache")
+    with pytest.raises(gr.Error, match="not valid base64"):
+        box.preprocess(ImageData(url="data:image/png;base64,@@@"))
+    assert box.preprocess(None) is None
+
+    cam = webcam_input(label="Webcam")
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:, 32:] = 200
+    Image.fromarray(frame).save(tmp_path / "frame.png")
+    assert (cam.preprocess(inline((tmp_path / "frame.png").read_bytes())) == frame).all()
+    for data, words in [
+        (postscript, "cannot decode image webcam frame"),
+        (png_header_only(20000, 20000), "decompression bomb"),
+        (write_cut_short_jpeg(tmp_path / "cut.jpg").read_bytes(), "JPEG data ends early"),
+    ]:
+        with pytest.raises(gr.Error, match=words):
+            cam.preprocess(inline(data))

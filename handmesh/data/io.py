@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
 import json
 import os
 import struct
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +62,13 @@ def check_regular_file(path: Path, what: str = "image") -> int:
     return size
 
 
-def _open_checked(path: Path) -> Image.Image:
-    """Open an image lazily (header only) and check its size before any pixel is decoded."""
-    size = check_regular_file(path)
+def _open_checked(source: Path | bytes, name: str = "image") -> Image.Image:
+    """Open an image file, or an image's bytes, lazily (header only) and check its size before any pixel
+    is decoded; messages name the file's path, or `name` for bytes."""
+    if isinstance(source, bytes):
+        path, size, source = name, len(source), io.BytesIO(source)
+    else:
+        path, size = source, check_regular_file(source)
     if size > MAX_IMAGE_BYTES:
         raise HandmeshError(
             f"{path}: {size / 2**20:.0f} MB is over the {MAX_IMAGE_BYTES >> 20} MB image limit"
@@ -70,7 +76,7 @@ def _open_checked(path: Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower
-            im = Image.open(path, formats=IMAGE_FORMATS)
+            im = Image.open(source, formats=IMAGE_FORMATS)
     except Image.DecompressionBombError:
         raise HandmeshError(
             f"{path}: refused, the header claims a decompression bomb (over {Image.MAX_IMAGE_PIXELS * 2 // 10**6} "
@@ -143,7 +149,7 @@ _CUT_SHORT_GREY = 128
 _CUT_SHORT_CORNER = 4  # px: the bottom-right square looked at (inside the last block for 4:2:0 and 4:4:4)
 
 
-def jpeg_cut_short(im: Image.Image, path: str | Path) -> bool:
+def jpeg_cut_short(im: Image.Image, data: Callable[[], bytes]) -> bool:
     """True when a decoded JPEG's scan data ended early (a file cut short, an end marker appended): its
     bottom-right corner is libjpeg's fill grey and FFmpeg's strict decoder refuses the file. Pillow decodes
     such a file without a word; this costs a few microseconds unless the corner is that grey."""
@@ -154,7 +160,7 @@ def jpeg_cut_short(im: Image.Image, path: str | Path) -> bool:
     corner = im.crop((w - side, h - side, w, h)).tobytes()
     if corner.count(_CUT_SHORT_GREY) != len(corner):
         return False
-    return _strict_jpeg_refuses(Path(path).read_bytes())
+    return _strict_jpeg_refuses(data())
 
 
 def _strict_jpeg_refuses(data: bytes) -> bool:
@@ -197,14 +203,25 @@ def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file to RGB uint8 (H,W,3), upright (EXIF orientation applied); bad files raise a
     one-line error before any large allocation (size limits are read from the header first)."""
     path = Path(path)
+    return _decoded(path, path, path.read_bytes)
+
+
+def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """`read_image` for an image's bytes (a frame a browser sent); messages call it `name`."""
+    return _decoded(data, name, lambda: data)
+
+
+def _decoded(source: Path | bytes, name: str | Path, data: Callable[[], bytes]) -> np.ndarray:
+    """The checked decode behind `read_image` and `decode_image`; `data` gives the file's bytes when a
+    second look is needed."""
     try:
-        with _open_checked(path) as im:
+        with _open_checked(source, str(name)) as im:
             # Pillow refuses a JPEG that simply stops; one cut short with an end marker appended it decodes
             # with grey rows, and libjpeg's complaint goes unheard: looked for here
             im.load()
-            if jpeg_cut_short(im, path):
+            if jpeg_cut_short(im, data):
                 raise HandmeshError(
-                    f"cannot decode image {path}: JPEG data ends early (premature end of data segment: the "
+                    f"cannot decode image {name}: JPEG data ends early (premature end of data segment: the "
                     "file was cut short; its lower part would be grey)"
                 )
             upright = ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
@@ -212,7 +229,7 @@ def read_image(path: str | Path) -> np.ndarray:
     except HandmeshError:
         raise
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        raise HandmeshError(f"cannot decode image {path}: {exc}") from None
+        raise HandmeshError(f"cannot decode image {name}: {exc}") from None
 
 
 def read_mask(path: str | Path) -> np.ndarray:
