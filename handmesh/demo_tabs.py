@@ -13,7 +13,8 @@ from typing import Any
 
 from handmesh.atomic import atomic_write
 from handmesh.demo_state import DemoState
-from handmesh.errors import HandmeshError, one_line, without_paths
+from handmesh.demo_upload import refusal, refusal_of
+from handmesh.errors import HandmeshError
 from handmesh.pipeline.crop import MAX_HANDS_LIMIT
 
 STATS_PERIOD_S = 0.5  # seconds between updates of the webcam tab's statistics
@@ -34,10 +35,8 @@ def stream_stats(pipe, result, fps: float, timings: dict[str, float], server_ms:
 
 def page_settings(max_hands, smoothing, skeleton, opacity, selfie: bool = False) -> dict[str, Any]:
     """The page's controls as pipeline settings (`HandMeshPipeline.update_config` keywords)."""
-    import gradio as gr
-
     if not 1 <= int(max_hands) <= MAX_HANDS_LIMIT:  # the API can ask for what the slider cannot
-        raise gr.Error(f"Max hands: choose 1 to {MAX_HANDS_LIMIT} (asked for {max_hands}).")
+        raise refusal(f"Max hands: choose 1 to {MAX_HANDS_LIMIT} (asked for {max_hands}).")
     return {
         "max_hands": int(max_hands),
         "smoothing.enabled": bool(smoothing),
@@ -152,7 +151,7 @@ def image_tab(state: DemoState, controls: list) -> None:
             # is decoded, formats by content, 16-bit and EXIF handled, and its one-line messages
             out = run_on_image(pipe, read_image(image))
         except HandmeshError as exc:
-            raise gr.Error(without_paths(one_line(exc))) from None
+            raise refusal_of(exc) from None
         # downloads carry the upload's name
         stem = state.outputs.stem("image", image)
         files = export_meshes(out.meshes, stem) if out.meshes else []
@@ -224,7 +223,7 @@ def video_tab(state: DemoState, controls: list) -> None:
                 meshes=stem.with_name(stem.name + "_meshes.npz"),
             )
         except HandmeshError as exc:
-            raise gr.Error(without_paths(one_line(exc))) from None
+            raise refusal_of(exc) from None
         json_path = atomic_write(stem.with_name(stem.name + "_frames.json"), json.dumps(video.to_dict()))
         n = len(video.frames)
         msg = f"{n} frames in {video.elapsed_s:.1f} s ({video.processing_fps or 0:.1f} FPS)."

@@ -9,13 +9,16 @@ message, and a client could send the stream any image format of any size. The bo
 Gradio's own (same page, preview and clipboard) with their input step replaced on the instance: the
 upload's path is handed over unopened, a frame goes to handmesh's reader (limits from the header before
 a pixel is decoded, formats by content, one-line messages). Not a subclass: Gradio's component metaclass
-writes a `.pyi` file beside the module of every component class it sees defined.
+writes a `.pyi` file beside the module of every component class it sees defined. A refused input is a
+`refusal`: its line on the page and in the server's terminal, not a traceback there. Gradio is imported
+inside the functions.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import sys
 from typing import Any
 
 import numpy as np
@@ -26,14 +29,26 @@ from handmesh.errors import HandmeshError, one_line, without_paths
 UPLOAD_NAME = "upload"  # the file name of an image that came as a data: URL (no name of its own)
 
 
-def inline_bytes(url: str) -> bytes:
-    """The bytes of a data: URL (base64), or a one-line gr.Error."""
+def refusal(message: str):
+    """The gr.Error for an input the app refuses: the page shows `message`, and the server's terminal gets
+    that one line instead of Gradio's traceback of the error (a bad upload is not a server bug)."""
     import gradio as gr
 
+    print(f"handmesh demo: refused: {message}", file=sys.stderr)
+    return gr.Error(message, print_exception=False)
+
+
+def refusal_of(exc: HandmeshError):
+    """`refusal` with handmesh's one-line message for `exc`, without the server's folders."""
+    return refusal(without_paths(one_line(exc)))
+
+
+def inline_bytes(url: str) -> bytes:
+    """The bytes of a data: URL (base64), or a refusal."""
     try:
         return base64.b64decode(url.rsplit(",", 1)[-1], validate=True)
     except (binascii.Error, ValueError):
-        raise gr.Error("The image's data: URL is not valid base64.") from None
+        raise refusal("The image's data: URL is not valid base64.") from None
 
 
 def image_upload(**kwargs: Any):
@@ -52,7 +67,7 @@ def image_upload(**kwargs: Any):
                 inline_bytes(payload.url), UPLOAD_NAME, box.GRADIO_CACHE
             )
         if not payload.path:
-            raise gr.Error("The upload carries no file.")
+            raise refusal("The upload carries no file.")
         return str(payload.path)
 
     box.preprocess = upload_path  # the instance's input step (Gradio calls block.preprocess)
@@ -73,10 +88,10 @@ def webcam_input(**kwargs: Any):
             if payload.url and payload.url.startswith("data:"):
                 return decode_image(inline_bytes(payload.url), "webcam frame")
             if not payload.path:
-                raise gr.Error("The frame carries no image.")
+                raise refusal("The frame carries no image.")
             return read_image(payload.path)
         except HandmeshError as exc:
-            raise gr.Error(without_paths(one_line(exc))) from None
+            raise refusal_of(exc) from None
 
     box.preprocess = frame
     return box

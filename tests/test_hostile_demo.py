@@ -189,6 +189,9 @@ def test_hostile_uploads_are_refused_and_the_server_survives(server, inputs, tmp
         assert word in message, message
     assert str(tmp) not in message and "/tmp/" not in message, f"server path in the message: {message}"
     _assert_still_serving(client, proc, inputs["good"])
+    # the server's terminal has the refusal's line, not Gradio's traceback of the error
+    log = (tmp.parent / f"demo-{tmp.name}.log").read_text()
+    assert "Traceback" not in log and "handmesh demo: refused:" in log, log[-3000:]
 
 
 def test_huge_png_is_refused_before_it_is_decoded(server, inputs, tmp_path):

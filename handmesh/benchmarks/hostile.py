@@ -5,6 +5,12 @@ Each case is a `handmesh` command run as its own process on files made for it. C
 refused but exits 0), batch aborts (a folder run that did not finish its good file), and files read
 outside the inputs (a canary file that hostile inputs point at, whose access time is set two days back
 before each case: any read moves it). Full-disk cases run under a file-size limit (RLIMIT_FSIZE).
+
+The demo's cases run against one demo server (its own process, a fixed test detector): each hostile
+upload must come back as handmesh's own one-line message (not Gradio's generic error), the next ordinary
+request must still succeed (else it counts as a batch abort), and a flood of uploads must leave Gradio's
+cache within `--max-cache-mb`. The cost of the reader's check for JPEGs cut short is measured on 224 px
+images against their decode.
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ import numpy as np
 # each case runs in its own process, as a user's shell runs `handmesh ARGS` (a process boundary, not an
 # import of the command modules: the benchmark stays below the command layer)
 USER_SHELL = "import sys; from handmesh import cli; sys.exit(cli.main(sys.argv[1:]))"
+
+# the demo server, as `python demo_app.py ARGS` runs it
+DEMO_SHELL = "import sys; from handmesh import app; sys.exit(app.main(sys.argv[1:]))"
+DEMO_CACHE_MB = 8  # the demo's --max-cache-mb in the flood case
+GENERIC_ERROR = "has not enabled verbose error reporting"  # Gradio's message for an error not ours
 
 RESULT = Path("bench/results/hostile_cpu.json")
 
@@ -305,8 +316,36 @@ def build_cases(root: Path, canary: Path, canary_video: Path) -> list[dict]:
     ps.parent.mkdir()
     ps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n")
     case("PostScript named .jpg", "low", ["predict", ps, "--out", root / "o9", *det])
+    # 7. a JPEG cut short with an end marker appended (Pillow decodes it silently, the rest grey)
+    cut = root / "cut"
+    _cut_short_jpeg(cut / "photo.jpg")
+    _jpeg(cut / "good.jpg")
+    case(
+        "JPEG cut short in a folder",
+        7,
+        ["predict", cut, "--out", root / "o11", *det],
+        batch_output=root / "o11/good.jpg.json",
+    )
+    case(
+        "train on a JPEG cut short",
+        7,
+        ["train", "--data", _freihand(root / "f5", lambda d: _cut_short_jpeg(d / "training/rgb/00000001.jpg")),
+         "--out", root / "r11", "--img-size", 64, "--epochs", 1, "--workers", 1],
+    )  # fmt: skip
     case("good image", "control", ["predict", good, "--out", root / "o10", *det], expect="ok")
     return cases
+
+
+def _cut_short_jpeg(path: Path, size: int = 224, keep: float = 1 / 3) -> Path:
+    """A noisy JPEG cut to `keep` of its bytes with an end marker appended (header and end intact)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    noise = np.random.default_rng(0).integers(0, 255, (size, size, 3), np.uint8)
+    Image.fromarray(noise).save(path, quality=90)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)] + b"\xff\xd9")
+    return path
 
 
 def _png_named_jpg(d: Path) -> None:
@@ -372,6 +411,204 @@ def run_case(case: dict, canaries: list[Path], timeout: float) -> dict:
     }
 
 
+# ---------------------------------------------------------------------------------------- the demo
+def demo_uploads(root: Path, canary_video: Path) -> dict[str, tuple[Path, str, int | str, str]]:
+    """The demo's hostile uploads: name -> (file, endpoint, issue item, words handmesh's message holds)."""
+    from PIL import Image
+
+    root.mkdir(parents=True)
+    text, pdf, ps = root / "notes.jpg", root / "doc.png", root / "photo.jpg"
+    text.write_text("this is not an image\n" * 20)
+    pdf.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+    ps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n")
+    good = root / "good.png"
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(good)
+    cut_png = root / "cut.png"
+    cut_png.write_bytes(good.read_bytes()[:300])
+    bomb = root / "bomb.png"
+    Image.new("L", (13000, 13000)).save(bomb, optimize=True)  # half a megabyte, 169 megapixels
+    playlist = root / "clip.mp4"
+    playlist.write_text(f"#EXTM3U\n#EXTINF:1,\n{canary_video}\n#EXT-X-ENDLIST\n")
+    return {
+        "text named .jpg": (text, "/predict_image", 4, "notes.jpg"),
+        "PDF named .png": (pdf, "/predict_image", 4, "doc.png"),
+        "PostScript named .jpg": (ps, "/predict_image", 4, "photo.jpg"),
+        "truncated PNG": (cut_png, "/predict_image", 4, "cut.png"),
+        "JPEG cut short": (_cut_short_jpeg(root / "cut.jpg"), "/predict_image", 7, "ends early"),
+        "13000 x 13000 PNG": (bomb, "/predict_image", 4, "13000x13000"),
+        "HLS playlist named .mp4": (playlist, "/process_video", 1, "playlist"),
+    }
+
+
+def _start_demo(tmp: Path, timeout: float):
+    """The demo server on a free loopback port with its temporary files under `tmp`: (url, process, log)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, TMPDIR=str(tmp), GRADIO_TEMP_DIR=str(tmp / "gradio"), PYTHONUNBUFFERED="1",
+               GRADIO_ANALYTICS_ENABLED="False")  # fmt: skip
+    log = tmp / "demo.log"
+    args = ["--port", str(port), "--detector", "static:20,20,120,110", "--max-cache-mb", str(DEMO_CACHE_MB)]
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-c", DEMO_SHELL, *args], env=env, stdout=fh, stderr=fh)
+    url, deadline = f"http://127.0.0.1:{port}/", time.time() + timeout
+    while proc.poll() is None and time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=5).read()
+            return url, proc, log
+        except OSError:
+            time.sleep(1)
+    proc.kill()
+    raise RuntimeError(f"the demo did not start: {log.read_text()[-2000:]}")
+
+
+def _tree_bytes(root: Path) -> int:
+    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def run_demo_cases(root: Path, canaries: list[Path], canary_video: Path, timeout: float) -> list[dict]:
+    """Every hostile upload against one demo server, then an upload flood against its cache cap."""
+    import httpx
+    from gradio_client import Client, handle_file
+
+    tmp = root / "demo_tmp"
+    tmp.mkdir(parents=True)
+    uploads = demo_uploads(root / "demo_uploads", canary_video)
+    good = uploads["text named .jpg"][0].with_name("good.png")
+    url, proc, log = _start_demo(tmp, timeout)
+    client = Client(
+        url, verbose=False, download_files=str(root / "downloads"), httpx_kwargs={"timeout": timeout}
+    )
+    results, log_at = [], 0
+
+    def record(name, item, start, atimes, message, refused, named=True, expect_refused=True, ok_next=True):
+        """One case's outcome; tracebacks are looked for in the server's log since the last case."""
+        nonlocal log_at
+        log_text = log.read_text()
+        results.append({
+            "name": f"demo: {name}", "item": item, "rc": 1 if refused else 0,
+            "seconds": round(time.perf_counter() - start, 1), "crash": proc.poll() is not None,
+            "traceback": "Traceback" in log_text[log_at:],
+            "silent_wrong": expect_refused and not refused,
+            "refused_in_one_line": expect_refused and refused and named and "\n" not in message
+            and GENERIC_ERROR not in message,
+            "batch_abort": not ok_next,
+            "read_outside": any(c.stat().st_atime != t for c, t in zip(canaries, atimes, strict=True)),
+            "line": message[:300],
+        })  # fmt: skip
+        log_at = len(log_text)
+
+    try:
+        for name, (path, endpoint, item, words) in uploads.items():
+            atimes, start = [_age(c) for c in canaries], time.perf_counter()
+            try:
+                client.predict(handle_file(str(path)), api_name=endpoint)
+                message, refused = "accepted", False
+            except Exception as exc:  # noqa: BLE001 - gradio_client raises AppError with the page's message
+                message, refused = str(exc), True
+            try:
+                client.predict(handle_file(str(good)), api_name="/predict_image")
+                ok_next = True
+            except Exception:  # noqa: BLE001 - any failure of the ordinary request counts
+                ok_next = False
+            record(name, item, start, atimes, message, refused, named=words in message, ok_next=ok_next)
+        # 3. an upload flood: three times the cap in 1 MB files, no request of ours in between
+        atimes, start = [_age(c) for c in canaries], time.perf_counter()
+        owned = next((tmp / "gradio").glob("handmesh-gradio-*"))
+        for i in range(3 * DEMO_CACHE_MB):
+            httpx.post(f"{url}gradio_api/upload", files=[("files", (f"f{i}.bin", os.urandom(2**20)))])
+        deadline = time.time() + 30
+        while _tree_bytes(owned) > DEMO_CACHE_MB * 2**20 and time.time() < deadline:
+            time.sleep(0.5)
+        held = _tree_bytes(owned)
+        line = f"Gradio's cache holds {held / 2**20:.1f} MB after {3 * DEMO_CACHE_MB} MB of uploads (cap {DEMO_CACHE_MB} MB)"
+        # the cap holding is this case's refusal (a cache over it: silent-wrong); no message to count
+        record("upload flood", 3, start, atimes, line, held <= DEMO_CACHE_MB * 2**20)
+        results[-1]["refused_in_one_line"] = False
+        # the control: an ordinary upload succeeds
+        atimes, start = [_age(c) for c in canaries], time.perf_counter()
+        try:
+            client.predict(handle_file(str(good)), api_name="/predict_image")
+            message, refused = "ok", False
+        except Exception as exc:  # noqa: BLE001
+            message, refused = str(exc), True
+        record("good image", "control", start, atimes, message, refused, expect_refused=False)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return results
+
+
+def jpeg_check_cost(n: int = 200) -> dict:
+    """The reader's check for JPEGs cut short, per 224 px image: the corner test every JPEG pays, the
+    strict second decode only an image ending in libjpeg's fill grey pays, and the decode itself."""
+    from PIL import Image
+
+    from handmesh.data.io import jpeg_cut_short, strict_jpeg_refuses
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:224, 0:224]
+    decode, corner, strict = [], [], []
+    for i in range(n):
+        ramp = np.stack([(xx + yy + i) % 256, (2 * xx) % 256, (3 * yy) % 256], -1)
+        image = np.clip(ramp + rng.normal(0, 8, ramp.shape), 0, 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, "JPEG", quality=90)
+        data = buf.getvalue()
+        t0 = time.perf_counter()
+        im = Image.open(io.BytesIO(data), formats=["JPEG"])
+        np.asarray(im.convert("RGB"))
+        t1 = time.perf_counter()
+        if jpeg_cut_short(im, lambda data=data: data):
+            raise RuntimeError("a complete JPEG was taken for one cut short")
+        t2 = time.perf_counter()
+        strict_jpeg_refuses(data)
+        t3 = time.perf_counter()
+        decode.append(t1 - t0)
+        corner.append(t2 - t1)
+        strict.append(t3 - t2)
+    caught, cuts = _cut_points_caught(data)
+    med = {
+        k: float(np.median(v)) * 1000
+        for k, v in {"decode": decode, "corner": corner, "strict": strict}.items()
+    }
+    return {
+        "images": n,
+        "size_px": 224,
+        "decode_ms_median": round(med["decode"], 4),
+        "corner_check_ms_median": round(med["corner"], 4),
+        "corner_check_over_decode": round(med["corner"] / med["decode"], 4),
+        "strict_decode_ms_median": round(med["strict"], 4),
+        "cut_points": cuts,
+        "cut_points_caught": caught,
+        "note": "every JPEG pays the corner check; only one whose bottom-right 4x4 pixels are exactly grey "
+        "128 (libjpeg's fill after the data ran out) also pays the strict decode",
+    }
+
+
+def _cut_points_caught(data: bytes, step: int = 37) -> tuple[int, int]:
+    """Cut a complete JPEG's scan every `step` bytes (an end marker appended each time): how many of the
+    cuts the reader refuses, and how many there were."""
+    from handmesh.data.io import decode_image
+    from handmesh.errors import HandmeshError
+
+    start = data.find(b"\xff\xda") + 20  # just past the scan header
+    caught = cuts = 0
+    for end in range(start, len(data) - 2, step):
+        cuts += 1
+        try:
+            decode_image(data[:end] + b"\xff\xd9")
+        except HandmeshError:
+            caught += 1
+    return caught, cuts
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the corpus, run it, write the counts to --json and print them."""
     with tempfile.TemporaryDirectory(prefix="handmesh-hostile-") as tmp:
@@ -385,16 +622,17 @@ def run(args: argparse.Namespace) -> int:
         if canary.stat().st_atime == probe:
             print("handmesh bench hostile: this filesystem does not update access times; reads outside the "
                   "inputs are not measured", file=sys.stderr)  # fmt: skip
-        results = []
-        for case in cases:
-            result = run_case(case, [canary, canary_video], args.timeout)
-            results.append(result)
+        results = [run_case(case, [canary, canary_video], args.timeout) for case in cases]
+        results += run_demo_cases(root / "demo", [canary, canary_video], canary_video, args.timeout)
+        for result in results:
             flags = [
                 k for k in ("crash", "traceback", "silent_wrong", "batch_abort", "read_outside") if result[k]
             ]
             print(
                 f"{result['name']:<38} rc {result['rc']:>4}  {', '.join(flags) or 'ok'}  {result['line'][:90]}"
             )
+    cost = jpeg_check_cost()
+    print(f"JPEG cut-short check: {json.dumps(cost)}")
     counts = {
         "cases": len(results),
         "crashes": sum(r["crash"] for r in results),
@@ -408,6 +646,7 @@ def run(args: argparse.Namespace) -> int:
         "benchmark": "hostile",
         "counts": counts,
         "cases": results,
+        "jpeg_cut_short_check": cost,
         "machine": {"cpu": platform.processor() or platform.machine(), "load_average": os.getloadavg()},
     }
     out = Path(args.json)
