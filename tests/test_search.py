@@ -11,6 +11,8 @@ import pytest
 from handmesh.errors import HandmeshError
 from handmesh.pipeline.detector import HandDetection
 from handmesh.pipeline.search import (
+    FULL,
+    LITE,
     SearchConfig,
     StillImageDetector,
     View,
@@ -19,6 +21,7 @@ from handmesh.pipeline.search import (
     flipped_view,
     merge_views,
     padded_view,
+    view_of,
     window_views,
 )
 
@@ -48,6 +51,13 @@ def test_views_map_back_to_image_pixels():
         covered[y : y + 50, x : x + 100] = True
         np.testing.assert_allclose(w.to_image(np.array([[1.0, 2.0]])), [[x + 1.0, y + 2.0]])
     assert covered.all()  # the windows cover the whole image
+    strips = window_views(image, 0.6, 2, "strips")  # along the longer side (x), the whole height
+    assert [w.image.shape for w in strips] == [(100, 120, 3)] * 2
+    assert [tuple(w.origin) for w in strips] == [(0.0, 0.0), (80.0, 0.0)]
+    tall = window_views(np.zeros((200, 100, 3), np.uint8), 0.6, 2, "strips")
+    assert [w.image.shape for w in tall] == [(120, 100, 3)] * 2
+    with pytest.raises(HandmeshError, match="layout"):
+        window_views(image, 0.5, 2, "spiral")
 
 
 def test_merge_keeps_each_hand_once_and_votes_its_side():
@@ -84,10 +94,48 @@ def test_votes_combine_as_log_odds():
 
 def test_presets_and_bad_search():
     fast, thorough = SearchConfig.preset("fast"), SearchConfig.preset("thorough")
-    assert fast.model_complexity == 1 and not fast.pose and thorough.pose and thorough.flip
+    assert not fast.pose and not fast.every_view and thorough.pose and thorough.every_view
+    assert set(fast.views) < set(thorough.views) and {m for _, m in thorough.views} == {LITE, FULL}
     assert len(thorough.windows) > len(fast.windows)
     with pytest.raises(HandmeshError, match="unknown search"):
         SearchConfig.preset("exhaustive")
+    with pytest.raises(HandmeshError, match="unknown search view"):
+        SearchConfig(views=(("pad", LITE),))
+    with pytest.raises(HandmeshError, match="model"):
+        SearchConfig(views=(("whole", 2),))
+
+
+def test_named_views_map_back_to_the_image():
+    image = np.zeros((40, 60, 3), np.uint8)
+    pad = view_of(image, "pad0.5")
+    assert pad.image.shape == (100, 120, 3)
+    assert np.allclose(pad.to_image(np.array([[30.0, 30.0]])), [[0.0, 0.0]])
+    flip = view_of(image, "flip")
+    assert np.allclose(flip.to_image(np.array([[10.0, 5.0]])), [[50.0, 5.0]])
+    assert view_of(image, "whole").image is image
+
+
+def test_views_stop_once_they_explain_the_image(monkeypatch):
+    det = StillImageDetector.__new__(StillImageDetector)
+    views = (("pad0.3", LITE), ("flip", LITE), ("flip", FULL))
+    det.config, det.max_hands, det.video, det._holistic = SearchConfig(views=views, windows=()), 2, None, None
+    hands_in = {"pad0.3": [(5, 5)], "flip": [(30, 30)]}
+
+    def run_view(view: View, model: int):
+        return [_Seen(_hand(*xy), 1.0, view.name) for xy in hands_in.get(view.name, [])]
+
+    monkeypatch.setattr(det, "_run_view", run_view)
+    hands, names = det.views_run(np.zeros((64, 64, 3), np.uint8))
+    assert len(hands) == 2 and names == ["pad0.3:lite", "flip:lite"]  # two hands: the full model is spared
+    det.max_hands = 3
+    hands, names = det.views_run(np.zeros((64, 64, 3), np.uint8))
+    assert len(hands) == 2 and names == ["pad0.3:lite", "flip:lite", "flip:full"]
+    hands_in["flip"] = [(5, 5)]  # the second view sees the first one's hand again, nothing new: explained
+    hands, names = det.views_run(np.zeros((64, 64, 3), np.uint8))
+    assert len(hands) == 1 and names == ["pad0.3:lite", "flip:lite"]
+    det.config = SearchConfig(views=views, windows=(), confirm=False)
+    hands, names = det.views_run(np.zeros((64, 64, 3), np.uint8))
+    assert len(hands) == 1 and len(names) == 3
 
 
 def test_windows_run_only_while_hands_are_missing(monkeypatch):
@@ -95,21 +143,22 @@ def test_windows_run_only_while_hands_are_missing(monkeypatch):
     det.config, det.max_hands, det.video, det._holistic = SearchConfig(), 1, None, None
     seen = []
 
-    def run_view(view: View):
+    def run_view(view: View, model: int):
         seen.append(view.name)
-        if view.name == "whole" and found["whole"]:
+        if view.name == "pad0.3" and found["pad0.3"]:
             return [_Seen(_hand(5, 5), 1.0, view.name)]
         return []
 
     monkeypatch.setattr(det, "_run_view", run_view)
     image = np.zeros((64, 64, 3), np.uint8)
-    found = {"whole": True}
+    found = {"pad0.3": True}
     hands, names = det.views_run(image)
     assert len(hands) == 1 and not any(n.startswith("win") for n in names)
-    found["whole"] = False
+    found["pad0.3"] = False
     seen.clear()
     hands, names = det.views_run(image)
-    assert hands == [] and sum(n.startswith("win") for n in names) == 4 and names == seen
+    assert hands == [] and sum(n.startswith("win") for n in names) == 2  # fast's two strips
+    assert [n.split(":")[0] for n in names] == seen
 
 
 def _real_image(name: str) -> tuple[np.ndarray, list[dict]]:

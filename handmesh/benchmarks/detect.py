@@ -14,11 +14,12 @@ bucketed by size (the longer side of their labelled keypoints' box): < 40, 40-10
 one untimed run each), so the machine's load hits them alike, and each setting's time ratio to the first
 setting is the median of the per-image ratios.
 
-Clips: 30-frame videos of one unchanging picture (each real photo with a hand of 40 px or more, and the
-first `--still-renders` renders), written as H.264 and read back like a user's video, and rendered clips
-of two moving hands (`handmesh.pipeline.synthetic`), through the video path (MediaPipe tracking, the
-landmark fit), with the side votes of `handmesh.pipeline.tracking.TrackSides` off (per-frame labels, as
-before) and on: side switches per track-minute, and the share of frames whose side is right. Writes
+Clips: 30-frame videos of one unchanging picture (each real photo of `--clip-real`, by default the
+detection set and the 2D keypoint set, with a hand of 40 px or more, and the first `--still-renders`
+renders), written as H.264 and read back like a user's video, and rendered clips of two moving hands
+(`handmesh.pipeline.synthetic`), through the video path (MediaPipe tracking, the landmark fit), with the
+side votes of `handmesh.pipeline.tracking.TrackSides` off (per-frame labels, as before) and on: side
+switches per track-minute, and the share of frames whose side is right. Writes
 bench/results/detect_cpu.json.
 """
 
@@ -39,6 +40,7 @@ from handmesh.config import add_bool_option
 
 RESULTS = Path("bench/results/detect_cpu.json")
 REALSET = Path("bench/realsets/detect")
+CLIP_REALSETS = (REALSET, Path("bench/realsets/keypoints"))  # still-photo clips: more single hands
 SETTINGS = ("today", "fast", "thorough")
 BUCKETS = (("<40", 0.0, 40.0), ("40-100", 40.0, 100.0), (">100", 100.0, float("inf")))
 MATCH = 0.3  # mean keypoint distance / hand size below which a detection is that hand
@@ -69,6 +71,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per 640x480 image")
     parser.add_argument("--clip-frames", dest="clip_frames", type=int, default=30, help="frames per clip")
+    parser.add_argument(
+        "--clip-real",
+        dest="clip_real",
+        action="append",
+        default=None,
+        help="a labelled folder whose photos become still clips (repeatable; default "
+        + ", ".join(str(f) for f in CLIP_REALSETS)
+        + ")",
+    )
     parser.add_argument(
         "--still-renders",
         dest="still_renders",
@@ -361,7 +372,8 @@ def run_clips(items: list[Item], args) -> dict:
     """Clips of still pictures (real photos, renders) and rendered moving clips, side votes off and on."""
     from handmesh.pipeline.synthetic import render_hand_video
 
-    stills = [it for it in items if it.kind == "real" and any(t.size >= 40 for t in it.hands)]
+    photos = [it for f in (args.clip_real or CLIP_REALSETS) for it in real_items(Path(f))]
+    stills = [it for it in photos if any(t.size >= 40 for t in it.hands)]
     stills += [it for it in items if it.kind == "render"][: args.still_renders]
     with tempfile.TemporaryDirectory(prefix="handmesh-bench-detect-") as tmp:
         videos = [_video_frames(it.image, args.clip_frames, Path(tmp)) for it in stills]
@@ -444,6 +456,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.clips:
         out["clips"] = run_clips(items, args)
+        out["clip_real_sets"] = [str(f) for f in (args.clip_real or CLIP_REALSETS)]
         for name, part in out["clips"].items():
             for key in ("per_frame", "votes"):
                 if key in part:

@@ -2,15 +2,22 @@
 
 MediaPipe's palm detector sees the whole image shrunk to 192x192 px, so it misses hands that fill the frame
 (no context around the palm) and hands that shrink to a few pixels. `StillImageDetector` runs its
-still-image graph (the full landmark model by default) over several *views* of one image and merges
-what they find:
+still-image graphs (palm detector and lite or full landmark model) over several *views* of one image
+and merges what they find:
 
-1. the whole image, and the whole image padded by a border of its own edge pixels (a hand that fills the
-   frame gets context); `thorough` adds more borders and the mirrored image (whose side, mirrored back,
-   is a second opinion);
-2. coarse-to-fine windows: overlapping windows (`fast`: 2x2 of 70 % of each side, only when no hand was
-   found yet; `thorough`: 3x3 of 85 %, 70 % and 50 % while fewer hands than asked for were found), each
-   of which the palm detector sees enlarged; a large image (a side of 1000 px or more) always gets them;
+1. views of the whole image, tried in order until they explain it (as many hands as asked for, or a
+   second look that finds the same hands and nothing new): the image inside a border of its own edge
+   pixels (a hand that fills the frame gets context), the whole image, and the mirrored image (its
+   sides mirrored back), each through MediaPipe's lite or full landmark model (with its palm detector).
+   The models and the mirrored picture miss different hands (MediaPipe is not mirror-symmetric): `fast`
+   runs the lite model (palm scores from 0.2) on a 30 % border and then on the mirrored image (the
+   cheapest pair that found what the full model's views found on bench detect's photos);
+   `thorough` runs every view through both models, with more borders;
+2. coarse-to-fine windows, each of which the palm detector sees enlarged: `fast`, only when no hand was
+   found yet, two overlapping strips of 60 % of the longer side through the lite model (stopping at the
+   first find: a hand that fills a close-up); `thorough`, 3x3 windows of 85 %, 70 % and 50 % of each
+   side through the full model while fewer hands than asked for were found; a large image (a side of
+   1000 px or more) always gets them;
 3. with `pose=True` (part of `thorough`) MediaPipe Holistic: the body's pose, hands re-cropped from its
    wrists, and each hand's side from the body (the person's left or right wrist) -- a side vote that
    does not depend on how the hand looks. Holistic follows one person.
@@ -57,6 +64,7 @@ DEFAULT_SEARCH = "fast"
 MAX_VOTE_P = 0.95
 # The body's side: the wrist a hand belongs to. Weighted like a fairly sure detector vote.
 BODY_VOTE_P = 0.9
+LITE, FULL = 0, 1  # MediaPipe's landmark models (its model_complexity)
 
 
 @dataclasses.dataclass
@@ -64,14 +72,22 @@ class SearchConfig:
     """How hard a still image is searched (`search` picks a preset; fields refine it)."""
 
     search: str = "fast"
-    model_complexity: int = 1  # MediaPipe's full landmark model: finds clearly more hands in photos
+    # views of the whole image, tried in this order until they explain the image (all of them when
+    # `every_view`): (view, landmark model), view "whole", "padF" (a border of F x the longer side) or
+    # "flip" (the mirrored image), model LITE or FULL (MediaPipe's model_complexity 0 or 1). They explain
+    # the image once as many hands as asked for were found, or (`confirm`) once a view after the first
+    # finds hands but none that the views before it had not found.
+    views: tuple[tuple[str, int], ...] = (("pad0.3", LITE), ("flip", LITE))
+    confirm: bool = True
+    every_view: bool = False  # thorough: every view runs (each is one more side vote)
     # palm scores this low still lead to hands here: the landmark model re-checks each candidate
     min_detection_confidence: float = 0.2
-    pads: tuple[float, ...] = (0.5,)  # padded views: border on each side, fraction of the longer side
-    flip: bool = False  # also the mirrored image (its sides flipped back: a second side vote)
     # coarse-to-fine windows, tried in turn while fewer than `window_until` hands were found (0: as many as
-    # asked for) or the image is large: (window side as a fraction of the image's side, positions per axis)
-    windows: tuple[tuple[float, int], ...] = ((0.7, 2),)
+    # asked for) or the image is large: (fraction, positions, layout), layout "grid" (positions x positions
+    # windows of `fraction` x each side) or "strips" (`positions` windows of `fraction` x the longer side,
+    # the whole shorter side)
+    windows: tuple[tuple[float, int, str], ...] = ((0.6, 2, "strips"),)
+    window_model: int = LITE
     window_until: int = 1
     large_side: int = 1000  # images with a longer side from this are searched by windows regardless
     pose: bool = False  # Holistic's body-guided hands and the body's side vote
@@ -81,17 +97,29 @@ class SearchConfig:
     fragment_inside: float = 0.6  # ... or a box at least this much inside another ...
     fragment_area: float = 0.35  # ... and smaller than this fraction of its area (part of a hand)
 
+    def __post_init__(self):
+        for name, model in self.views:
+            view_of(np.zeros((2, 2, 3), np.uint8), name)  # a clear error for a misspelt view
+            if model not in (LITE, FULL):
+                raise HandmeshError(
+                    f"search view {name!r}: model {model!r} is neither {LITE} (lite) nor {FULL}"
+                )
+
     @classmethod
     def preset(cls, search: str) -> SearchConfig:
         """The settings of a named search: "fast" or "thorough"."""
         if search not in SEARCHES:
             raise HandmeshError(f"unknown search {search!r}: choose one of {', '.join(SEARCHES)}")
         if search == "thorough":
+            views = tuple(
+                (v, m) for m in (LITE, FULL) for v in ("whole", "pad0.15", "pad0.3", "pad0.6", "flip")
+            )
             return cls(
                 search=search,
-                pads=(0.15, 0.3, 0.6),
-                flip=True,
-                windows=((0.85, 3), (0.7, 3), (0.5, 3)),
+                views=views,
+                every_view=True,
+                windows=((0.85, 3, "grid"), (0.7, 3, "grid"), (0.5, 3, "grid")),
+                window_model=FULL,
                 window_until=0,
                 pose=True,
             )
@@ -127,12 +155,20 @@ def padded_view(image: np.ndarray, pad: float) -> View:
     return View(out, np.array([-b, -b], dtype=np.float64), 1.0, f"pad{pad:g}")
 
 
-def window_views(image: np.ndarray, fraction: float, positions: int) -> list[View]:
-    """Overlapping windows of `fraction` x each side, `positions` x `positions` of them spread evenly."""
+def window_views(image: np.ndarray, fraction: float, positions: int, layout: str = "grid") -> list[View]:
+    """Overlapping windows spread evenly: "grid", `positions` x `positions` windows of `fraction` x each
+    side; "strips", `positions` windows of `fraction` x the longer side that span the shorter side."""
+    if layout not in ("grid", "strips"):
+        raise HandmeshError(f"unknown window layout {layout!r}: use grid or strips")
     h, w = image.shape[:2]
-    side_w, side_h = max(1, int(round(w * fraction))), max(1, int(round(h * fraction)))
-    xs = np.linspace(0, w - side_w, positions).round().astype(int)
-    ys = np.linspace(0, h - side_h, positions).round().astype(int)
+    fx = fy = fraction
+    nx = ny = positions
+    if layout == "strips":
+        fx, nx = (fraction, positions) if w >= h else (1.0, 1)
+        fy, ny = (1.0, 1) if w >= h else (fraction, positions)
+    side_w, side_h = max(1, int(round(w * fx))), max(1, int(round(h * fy)))
+    xs = np.linspace(0, w - side_w, nx).round().astype(int)
+    ys = np.linspace(0, h - side_h, ny).round().astype(int)
     views = []
     for y in ys:
         for x in xs:
@@ -144,6 +180,22 @@ def window_views(image: np.ndarray, fraction: float, positions: int) -> list[Vie
 def flipped_view(image: np.ndarray) -> View:
     """The image mirrored left to right (`View.flipped`: x and the side are mirrored back)."""
     return View(np.ascontiguousarray(image[:, ::-1]), np.zeros(2), 1.0, "flip", flip_width=image.shape[1])
+
+
+def view_of(image: np.ndarray, name: str) -> View:
+    """A named view of the whole image: "whole", "padF" (`padded_view` with F) or "flip"."""
+    if name == "whole":
+        return View(image, np.zeros(2), 1.0, "whole")
+    if name == "flip":
+        return flipped_view(image)
+    if name.startswith("pad"):
+        try:
+            pad = float(name[3:])
+        except ValueError:
+            pad = -1.0
+        if 0.0 <= pad <= 2.0:
+            return padded_view(image, pad)
+    raise HandmeshError(f"unknown search view {name!r}: use whole, flip or padF (F a border fraction, 0-2)")
 
 
 def side_p_right(det: HandDetection) -> float:
@@ -250,19 +302,24 @@ class StillImageDetector:
         self.config = config or SearchConfig.preset(search)
         self.max_hands = int(max_hands)
         self.video = video
-        self._hands = MediaPipeDetector(
-            max_hands=self.max_hands,
-            model_complexity=self.config.model_complexity,
-            min_detection_confidence=self.config.min_detection_confidence,
-            search_every=0,
-        )
+        # one still-image graph per landmark model (built on first use)
+        self._hands = {
+            model: MediaPipeDetector(
+                max_hands=self.max_hands,
+                model_complexity=model,
+                min_detection_confidence=self.config.min_detection_confidence,
+                search_every=0,
+            )
+            for model in (LITE, FULL)
+        }
         self._holistic = None
         self._lock = threading.Lock()
 
     def set_max_hands(self, n: int) -> None:
         """Change the hand limit (of the video detector too)."""
         self.max_hands = int(n)
-        self._hands.set_max_hands(n)
+        for graph in self._hands.values():
+            graph.set_max_hands(n)
         if hasattr(self.video, "set_max_hands"):
             self.video.set_max_hands(n)
 
@@ -271,9 +328,9 @@ class StillImageDetector:
         if hasattr(self.video, "reset"):
             self.video.reset()
 
-    def _run_view(self, view: View) -> list[_Seen]:
+    def _run_view(self, view: View, model: int = FULL) -> list[_Seen]:
         out = []
-        for d in self._hands.detect(view.image, static=True):
+        for d in self._hands[model].detect(view.image, static=True):
             room = _room(d.box, view.image.shape)
             kp = view.to_image(d.keypoints2d)
             box = np.concatenate([kp.min(axis=0), kp.max(axis=0)])
@@ -289,29 +346,34 @@ class StillImageDetector:
         """The merged hands and the names of the views that were searched (for benchmarks)."""
         cfg = self.config
         h, w = image.shape[:2]
-        first = [View(image, np.zeros(2), 1.0, "whole")] + [padded_view(image, p) for p in cfg.pads]
-        if cfg.flip:
-            first.append(flipped_view(image))
         found: list[_Seen] = []
         names: list[str] = []
 
-        def search(views: list[View], stop_at: int | None = None) -> list[HandDetection]:
+        def search(views, stop_at: int | None, confirm: bool = False) -> list[HandDetection]:
             hands = merge_views(found, cfg)
-            for v in views:
-                found.extend(self._run_view(v))
-                names.append(v.name)
-                hands = merge_views(found, cfg)
+            for i, (v, model) in enumerate(views):
+                seen = self._run_view(v, model)
+                found.extend(seen)
+                names.append(f"{v.name}:{'full' if model == FULL else 'lite'}")
+                before, hands = len(hands), merge_views(found, cfg)
                 if stop_at is not None and len(hands) >= stop_at:
-                    break  # enough hands: the remaining windows would only cost time
+                    break  # the views tried explain the image: the rest would only cost time
+                if confirm and i > 0 and seen and len(hands) == before:
+                    break  # a second look saw the same hands and nothing new
             return hands
 
-        hands = search(first)
+        whole = ((view_of(image, name), model) for name, model in cfg.views)  # built as tried
+        if cfg.every_view:
+            hands = search(whole, None)
+        else:
+            hands = search(whole, self.max_hands, cfg.confirm)
         enough = min(cfg.window_until or self.max_hands, self.max_hands)
         large = max(h, w) >= cfg.large_side
-        for fraction, positions in cfg.windows:
+        for fraction, positions, layout in cfg.windows:
             if len(hands) >= enough and not large:
                 break
-            hands = search(window_views(image, fraction, positions), None if large else enough)
+            windows = [(v, cfg.window_model) for v in window_views(image, fraction, positions, layout)]
+            hands = search(windows, None if large else enough)
         if cfg.pose:
             hands = self._body_votes(image, hands)
             names.append("holistic")
@@ -387,7 +449,8 @@ class StillImageDetector:
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
-        self._hands.close()
+        for graph in self._hands.values():
+            graph.close()
         if hasattr(self.video, "close"):
             self.video.close()
         if self._holistic is not None:
