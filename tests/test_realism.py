@@ -205,3 +205,30 @@ def test_each_stream_owns_its_renderer(realistic, tmp_path):
     assert copy.record(1).image.shape == before.shape  # makes its own on first use
     copy.close()
     assert copy._renderer is None
+
+
+def test_occlusion_darkens_what_lies_behind_and_only_that():
+    from handmesh.data.synth_render import occlusion
+
+    depth = np.zeros((224, 224), np.float32)
+    depth[20:200, 20:200] = 0.5  # a flat plate facing the camera: nothing lies behind its surroundings
+    flat = occlusion(depth, 0.8)[..., 0]
+    assert np.allclose(flat[30:190, 30:190], 1.0, atol=1e-3)
+    depth[109:115, 20:200] = 0.52  # a groove 2 cm deep across it, like the gap between two fingers
+    shade = occlusion(depth, 0.8)[..., 0]
+    assert 0.2 <= shade[112, 112] < 0.8  # darkened, never beyond its strength
+    assert np.allclose(shade[60, 112], 1.0, atol=1e-3)  # the plate beside the groove is nearer: untouched
+    assert np.all(shade[depth == 0] == 1.0)  # the background is not shaded
+
+
+def test_sampled_poses_barely_twist_the_fingers():
+    from handmesh.data.synth import draw_pose
+    from handmesh.hand_model import prior
+
+    long_rows = [r for f in prior.LONG_FINGERS for r in prior.ROWS[f]]
+    cfg = replace(SynthConfig(seed=3, size=64), named_pose_prob=1.0)
+    rng = np.random.default_rng(0)
+    poses = np.stack([draw_pose(rng, cfg, np.zeros(45)) for _ in range(400)]).reshape(-1, 15, 3)
+    # around the named poses fingers bend freely, spread less and barely twist about their bones
+    twist, spread, flex = (poses[:, long_rows, k].std(0).mean() for k in range(3))
+    assert twist < 0.5 * spread and spread < 0.8 * flex

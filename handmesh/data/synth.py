@@ -43,7 +43,7 @@ class SynthConfig:
         metadata=option("MANO file or folder; none = configured MANO, else the stand-in", metavar="PATH"),
     )
     named_pose_prob: float = 0.5  # share of named poses (with noise); the rest from the prior's sampler
-    pose_noise: float = 0.15  # radians of noise on named poses
+    pose_noise: float = 0.15  # radians of noise on named poses' flexion (other axes less: prior.NOISE_SCALE)
     tilt_deg: float = 40.0  # std of out-of-plane tilt away from facing the camera
     back_prob: float = 0.5  # share of hands showing their back
     focal_range: tuple[float, float] = (400.0, 700.0)  # for size 224; scaled with size
@@ -52,8 +52,10 @@ class SynthConfig:
     extent_range: tuple[float, float] = (0.4, 0.75)
     appearance: str = field(
         default="realistic",
-        metadata=option("realistic (skin, forearm, lights, scenes, camera) or plain (one colour, no arm)",
-                        choices=("realistic", "plain")),
+        metadata=option(
+            "realistic (skin, forearm, lights, scenes, camera) or plain (one colour, no arm)",
+            choices=("realistic", "plain"),
+        ),
     )
     subdivisions: int = 1  # Loop steps of the render mesh (rendering only; labels keep 778 vertices)
     forearm_prob: float = 0.95
@@ -107,7 +109,8 @@ def draw_pose(rng: np.random.Generator, cfg: SynthConfig, hands_mean: np.ndarray
 
     if rng.random() < cfg.named_pose_prob:
         name = prior.NAMED_POSES[int(rng.integers(len(prior.NAMED_POSES)))]
-        flat = np.asarray(prior.named_pose(name), np.float64) + rng.normal(0, cfg.pose_noise, 45)
+        flat = np.asarray(prior.named_pose(name), np.float64)
+        flat = flat + rng.normal(0, cfg.pose_noise, 45) * prior.NOISE_SCALE
         flat = np.asarray(prior.clamp_to_limits(flat), np.float64)
     else:
         flat = np.asarray(prior.sample_poses(1, rng), np.float64)[0]
@@ -233,7 +236,9 @@ def check_appearance(cfg: SynthConfig) -> None:
     from handmesh.data.synth_render import APPEARANCES
 
     if cfg.appearance not in APPEARANCES:
-        raise HandmeshError(f"synth: appearance must be one of {', '.join(APPEARANCES)}, got {cfg.appearance!r}")
+        raise HandmeshError(
+            f"synth: appearance must be one of {', '.join(APPEARANCES)}, got {cfg.appearance!r}"
+        )
     if not 0 <= int(cfg.subdivisions) <= 2:
         raise HandmeshError("synth: subdivisions must be 0, 1 or 2")
 
@@ -264,8 +269,17 @@ def backgrounds_of(cfg: SynthConfig):
 
 
 def render_record_image(
-    renderer, cfg: SynthConfig, split: str, sample: int, version: int, vertices, joints, K, skin,
-    side: str = "right", backgrounds=None,
+    renderer,
+    cfg: SynthConfig,
+    split: str,
+    sample: int,
+    version: int,
+    vertices,
+    joints,
+    K,
+    skin,
+    side: str = "right",
+    backgrounds=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One picture (RGB uint8) and the hand's silhouette of a sample/version, right or left side."""
     fg = renderer.foreground(cfg, vertices, joints, K, side, skin, foreground_rng(cfg, split, sample))
@@ -278,7 +292,9 @@ def render_record_image(
 _POOL: dict = {}
 
 
-def _init_pool_worker(cfg: SynthConfig, faces: np.ndarray, surface, backgrounds, gl_threads: int | None) -> None:
+def _init_pool_worker(
+    cfg: SynthConfig, faces: np.ndarray, surface, backgrounds, gl_threads: int | None
+) -> None:
     import cv2
 
     cv2.setNumThreads(1)
@@ -388,7 +404,11 @@ def synthesize(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
         saved = os.environ.get("OPENBLAS_NUM_THREADS")
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
         try:
-            pool = ctx.Pool(workers, initializer=_init_pool_worker, initargs=(cfg, faces, surface, backgrounds, gl_threads))
+            pool = ctx.Pool(
+                workers,
+                initializer=_init_pool_worker,
+                initargs=(cfg, faces, surface, backgrounds, gl_threads),
+            )
         finally:
             if saved is None:
                 os.environ.pop("OPENBLAS_NUM_THREADS")

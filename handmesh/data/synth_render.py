@@ -84,7 +84,9 @@ def _held_object(rng: np.random.Generator, joints: np.ndarray, side: str):
     if kind == 0:
         mesh = trimesh.creation.icosphere(subdivisions=2, radius=size)
     elif kind == 1:
-        mesh = trimesh.creation.cylinder(radius=size * rng.uniform(0.3, 1.0), height=rng.uniform(0.06, 0.16), sections=24)
+        mesh = trimesh.creation.cylinder(
+            radius=size * rng.uniform(0.3, 1.0), height=rng.uniform(0.06, 0.16), sections=24
+        )
     else:
         mesh = trimesh.creation.box(extents=rng.uniform(0.01, 0.08, 3) + [0.0, 0.0, size])
     rot = trimesh.transformations.random_rotation_matrix(rng.random(3))[:3, :3]
@@ -105,6 +107,17 @@ def subsurface(rgb: np.ndarray, alpha: np.ndarray, amount: float = 0.45) -> np.n
     weight = cv2.GaussianBlur(alpha[..., 0], (0, 0), sigma)[..., None]
     soft = blurred / np.maximum(weight, 1e-3) * alpha * np.array([1.08, 0.95, 0.88], np.float32)
     return (1 - amount) * rgb + amount * soft
+
+
+def occlusion(depth: np.ndarray, strength: float) -> np.ndarray:
+    """Shading (H, W, 1) that darkens what lies behind its surroundings -- between touching fingers, under
+    a finger lying on the palm, in the palm's hollow -- from the depth map alone (unsharp-masked depth)."""
+    covered = (depth > 0).astype(np.float32)
+    sigma = 4.0 * depth.shape[0] / 224
+    near = cv2.GaussianBlur(depth * covered, (0, 0), sigma)
+    near = near / np.maximum(cv2.GaussianBlur(covered, (0, 0), sigma), 1e-3)
+    behind = np.clip(depth - near, 0, None) * covered  # metres behind the neighbourhood's mean depth
+    return (1 - strength * (1 - np.exp(-behind / 0.012)))[..., None].astype(np.float32)
 
 
 def hand_silhouette(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: int) -> np.ndarray:
@@ -174,10 +187,11 @@ class SynthRenderer:
         if rng.random() < cfg.object_prob:
             parts.append(_held_object(rng, joints, side))
         lights, ambient = draw_lights(rng)
-        rgba, _ = self.renderer.render_scene(parts, K, depth=False, lights=lights, ambient=ambient)
+        rgba, depth = self.renderer.render_scene(parts, K, depth=True, lights=lights, ambient=ambient)
         alpha = rgba[..., 3:4].astype(np.float32) / 255.0
         mask = hand_silhouette(vertices, self.faces[side], K, self.size)
-        return Foreground(subsurface(rgba[..., :3].astype(np.float32), alpha), alpha, mask)
+        rgb = rgba[..., :3].astype(np.float32) * occlusion(depth, float(rng.uniform(0.35, 0.7)))
+        return Foreground(subsurface(rgb, alpha), alpha, mask)
 
     def _plain(self, vertices, K, side, skin, rng) -> Foreground:
         """The look before realistic rendering: one colour under the fixed rig, random gain and ramp."""

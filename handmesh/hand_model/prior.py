@@ -57,6 +57,14 @@ JOINT_LIMITS_LOWER[list(ROWS["thumb"])] = _thumb_lo
 JOINT_LIMITS_UPPER[list(ROWS["thumb"])] = _thumb_hi
 JOINT_LIMITS_LOWER.setflags(write=False)
 JOINT_LIMITS_UPPER.setflags(write=False)
+# How far each axis strays from a named pose in the pose sampler, relative to its flexion: real fingers
+# bend freely, spread less and barely twist about their own bone (iid noise made corkscrew fingers).
+NOISE_SCALE = np.zeros((15, 3))
+for _finger in LONG_FINGERS:
+    NOISE_SCALE[list(ROWS[_finger])] = [0.25, 0.5, 1.0]  # twist (x), spread (y), flexion (z)
+NOISE_SCALE[list(ROWS["thumb"])] = 0.7  # the thumb's axes mix flexion, opposition and abduction
+NOISE_SCALE = NOISE_SCALE.reshape(-1)
+NOISE_SCALE.setflags(write=False)
 
 
 def _finger(pose: np.ndarray, finger: str, flex=(0.0, 0.0, 0.0), spread: float = 0.0) -> None:
