@@ -95,7 +95,9 @@ def test_appearance_never_changes_a_label(realistic):
     the hand's own silhouette whatever is drawn around it."""
     plain = SynthStream(replace(realistic.cfg, appearance="plain"))
     armless = SynthStream(replace(realistic.cfg, forearm_prob=0.0, object_prob=0.0))
-    crowded = SynthStream(replace(realistic.cfg, forearm_prob=1.0, object_prob=1.0, occluder_prob=1.0))
+    crowded = SynthStream(
+        replace(realistic.cfg, forearm_prob=1.0, object_prob=1.0, occluder_prob=1.0, other_hand_prob=1.0)
+    )
     for i in (0, 3):
         ref = realistic.record(i)
         for other in (plain.record(i), armless.record(i), crowded.record(i)):
@@ -110,13 +112,17 @@ def test_appearance_never_changes_a_label(realistic):
         s.close()
 
 
-def test_arm_and_skin_are_drawn_outside_the_mask(realistic):
-    """The forearm is in the picture but not in the mask: pixels outside the hand's silhouette change."""
-    cfg = replace(realistic.cfg, occluder_prob=0.0, object_prob=0.0, camera=NO_EFFECTS, size=96)
-    with_arm = SynthStream(replace(cfg, forearm_prob=1.0)).record(2)
-    without = SynthStream(replace(cfg, forearm_prob=0.0)).record(2)
-    outside = ~with_arm.mask
-    changed = np.abs(with_arm.image.astype(int) - without.image.astype(int)).max(2) > 12
+@pytest.mark.parametrize("part", ["forearm_prob", "other_hand_prob"])
+def test_arm_and_other_hand_are_drawn_outside_the_mask(realistic, part):
+    """The forearm and the other hand are in the picture but not in the mask: pixels outside the hand's
+    silhouette change."""
+    cfg = replace(
+        realistic.cfg, occluder_prob=0.0, object_prob=0.0, other_hand_prob=0.0, camera=NO_EFFECTS, size=96
+    )
+    with_part = SynthStream(replace(cfg, **{part: 1.0})).record(2)
+    without = SynthStream(replace(cfg, **{part: 0.0})).record(2)
+    outside = ~with_part.mask
+    changed = np.abs(with_part.image.astype(int) - without.image.astype(int)).max(2) > 12
     assert changed[outside].mean() > 0.01
 
 

@@ -62,6 +62,7 @@ class SynthConfig:
     sleeve_prob: float = 0.45  # share of forearms in a sleeve
     band_prob: float = 0.15  # share of wrists with a watch or bracelet
     object_prob: float = 0.12  # a held sphere, cylinder or box
+    other_hand_prob: float = 0.06  # the person's other hand beside, in front of or behind the hand
     occluder_prob: float = 0.1  # 2D shapes over the hand
     backgrounds: str | None = field(
         default=None, metadata=option("folder of your own background photos", metavar="DIR")

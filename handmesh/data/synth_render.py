@@ -99,6 +99,25 @@ def _held_object(rng: np.random.Generator, joints: np.ndarray, side: str):
     return Part(verts, faces, (*(natural_colour(rng) / 255), 1.0), float(rng.uniform(0.2, 0.9)))
 
 
+def _other_hand(rng: np.random.Generator, positions: np.ndarray):
+    """Where the person's other hand goes: a function taking points of the hand (render surface, joints) to
+    their mirror image (the other side, the same person), turned and moved beside the hand, a little in
+    front of or behind it, so that it overlaps it in part."""
+    centre = positions.mean(0).astype(np.float64)
+    angles = np.array([rng.normal(0, 0.4), rng.normal(0, 0.4), rng.uniform(-np.pi, np.pi)])
+    rot = cv2.Rodrigues(angles)[0] * np.array([-1.0, 1.0, 1.0])  # mirror in x, then turn
+    extent = float(np.ptp(positions[:, :2], axis=0).max())
+    heading = rng.uniform(0, 2 * np.pi)
+    shift = rng.uniform(0.45, 0.9) * extent * np.array([np.cos(heading), np.sin(heading), 0.0])
+    shift[2] = rng.choice([-1.0, 1.0]) * rng.uniform(0.02, 0.07)  # in front of or behind the hand
+    shift[2] = max(shift[2], 0.08 - centre[2])  # never at the camera
+
+    def move(points: np.ndarray) -> np.ndarray:
+        return ((np.asarray(points, np.float64) - centre) @ rot.T + centre + shift).astype(np.float32)
+
+    return move
+
+
 def subsurface(rgb: np.ndarray, alpha: np.ndarray, amount: float = 0.45) -> np.ndarray:
     """Light scattered under the skin, in screen space: a warm blur of the shading mixed in, so skin looks
     soft rather than like plastic (premultiplied RGB in and out; the blur stays inside the coverage)."""
@@ -180,12 +199,19 @@ class SynthRenderer:
             Part(positions, faces[~nails], colours, look.roughness),
             Part(positions, faces[nails], colours, 0.25),  # nail plates: glossier
         ]
-        if rng.random() < cfg.forearm_prob:
-            arm = draw_arm_look(rng, cfg.sleeve_prob, cfg.band_prob)
+        arm = draw_arm_look(rng, cfg.sleeve_prob, cfg.band_prob) if rng.random() < cfg.forearm_prob else None
+        if arm is not None:
             v, f, c = forearm_mesh(joints, side, arm, look.back, look.palm)
             parts.append(Part(v, f, c, look.roughness if arm.sleeve_from is None else 0.85))
         if rng.random() < cfg.object_prob:
             parts.append(_held_object(rng, joints, side))
+        if rng.random() < cfg.other_hand_prob:  # the same person's other hand, in the same sleeves
+            other = "left" if side == "right" else "right"
+            move = _other_hand(rng, positions)
+            parts.append(Part(move(positions), self.surface_faces[other], colours, look.roughness))
+            if arm is not None:
+                v, f, c = forearm_mesh(move(joints), other, arm, look.back, look.palm)
+                parts.append(Part(v, f, c, look.roughness if arm.sleeve_from is None else 0.85))
         lights, ambient = draw_lights(rng)
         rgba, depth = self.renderer.render_scene(parts, K, depth=True, lights=lights, ambient=ambient)
         alpha = rgba[..., 3:4].astype(np.float32) / 255.0

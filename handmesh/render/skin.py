@@ -26,6 +26,7 @@ PALMAR = np.array([0.0, -1.0, 0.0])
 ULNAR = np.array([0.0, 0.0, -1.0])
 THUMB_PALMAR = (PALMAR + ULNAR) / np.linalg.norm(PALMAR + ULNAR)  # the thumb's pad faces the fingers
 NAIL_COLOUR = np.array([0.93, 0.80, 0.78])
+NAIL_HEIGHT = 0.0005  # metres
 
 
 @dataclass
@@ -117,6 +118,7 @@ class HandSurface:
         )
         nail_faces = nail[sub_faces].all(1)
         relief = _relief(finger, segment, t, palmar, palm_uv, joints, wrist, pinky_mcp, up, across)
+        relief = relief + NAIL_HEIGHT * nail  # nail plates stand a little proud of the skin
         return cls(
             matrix=matrix.astype(np.float32),
             faces=sub_faces,
