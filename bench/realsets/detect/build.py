@@ -17,20 +17,12 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from _build import annotation_line, labelled_keypoints, run_build  # noqa: E402
+
 # InterHand2.6M lists each hand tip to base (thumb, index, middle, ring, pinky), wrist last
 INTERHAND_TO_FREIHAND = [20, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 19, 18, 17, 16]
-
-
-def _line(image: str, kp: np.ndarray, side: str) -> dict:
-    """One annotations.jsonl object; `kp` (21, 3) with a 0/1 labelled flag; box = labelled keypoints' box."""
-    seen = kp[kp[:, 2] > 0, :2]
-    box = np.concatenate([seen.min(axis=0), seen.max(axis=0)])
-    return {
-        "image": image,
-        "handedness": side,
-        "keypoints2d": np.round(kp, 2).tolist(),
-        "box": np.round(box, 2).tolist(),
-    }
 
 
 def coco_wholebody(root: Path) -> list[dict]:
@@ -42,9 +34,8 @@ def coco_wholebody(root: Path) -> list[dict]:
         for side in ("left", "right"):
             if not ann[f"{side}hand_valid"]:
                 continue
-            kp = np.asarray(ann[f"{side}hand_kpts"], dtype=np.float64).reshape(21, 3)
-            kp[:, 2] = kp[:, 2] > 0  # float confidences: > 0 means labelled (COCO-WholeBody's format)
-            lines.append(_line(f"images/coco_{names[ann['image_id']]}", kp, side))
+            kp = labelled_keypoints(ann[f"{side}hand_kpts"])
+            lines.append(annotation_line(f"images/coco_{names[ann['image_id']]}", kp, side))
     return lines
 
 
@@ -70,7 +61,7 @@ def interhand(root: Path) -> list[dict]:
         for side in sides:
             idx = np.asarray(INTERHAND_TO_FREIHAND) + (0 if side == "right" else 21)
             kp = np.concatenate([uv[idx], (valid[idx] > 0)[:, None]], axis=1)
-            lines.append(_line(f"images/interhand_{im['file_name']}", kp, side))
+            lines.append(annotation_line(f"images/interhand_{im['file_name']}", kp, side))
     return lines
 
 
@@ -82,10 +73,10 @@ def panoptic(root: Path) -> list[dict]:
     for ann in data["annotations"]:
         name = names[ann["image_id"]]
         stem, side = name.rsplit("_", 1)
-        kp = np.asarray(ann["keypoints"], dtype=np.float64).reshape(21, 3)
-        kp[:, 2] = kp[:, 2] > 0
-        image = f"images/panoptic_{stem}.jpg"
-        lines.append(_line(image, kp, "left" if side.startswith("l") else "right"))
+        kp = labelled_keypoints(ann["keypoints"])
+        lines.append(
+            annotation_line(f"images/panoptic_{stem}.jpg", kp, "left" if side.startswith("l") else "right")
+        )
     return lines
 
 
@@ -103,20 +94,12 @@ def copy_images(root: Path, lines: list[dict]) -> None:
         shutil.copyfile(src, HERE / name)
 
 
-def main(argv: list[str]) -> int:
-    """Convert and write annotations.jsonl and images/."""
-    if len(argv) != 1:
-        print(__doc__)
-        return 2
-    root = Path(argv[0])
+def build(root: Path) -> list[dict]:
+    """Convert the three sources, copy their images; the annotation lines."""
     lines = coco_wholebody(root) + interhand(root) + panoptic(root)
     copy_images(root, lines)
-    with open(HERE / "annotations.jsonl", "w", encoding="utf-8") as fh:
-        for ln in lines:
-            fh.write(json.dumps(ln) + "\n")
-    print(f"{len(lines)} hands in {len({ln['image'] for ln in lines})} images -> {HERE}")
-    return 0
+    return lines
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_build(sys.argv[1:], __doc__, HERE, build))

@@ -22,6 +22,10 @@ import numpy as np
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from _build import annotation_line, labelled_keypoints, run_build  # noqa: E402
+
 HEAD = "759b39c13"  # open-mmlab/mmpose commit the set was built from
 OLD = "dc46ef8ef"  # the commit that still holds OneHand10K 102.jpg and 1624.jpg
 # OneHand10K labels no side: judged by eye from the photo (thumb side, palm or back, arm); 85.jpg (a hand
@@ -44,19 +48,6 @@ def git_show(repo: Path, commit: str, path: str) -> bytes:
     ).stdout
 
 
-def line(image: str, kp: np.ndarray, side: str) -> dict:
-    """One annotations.jsonl object: keypoints (21, 3) with a 0/1 labelled flag; box = labelled keypoints' box."""
-    seen = kp[kp[:, 2] > 0, :2]
-    box = np.concatenate([seen.min(axis=0), seen.max(axis=0)])
-    return {
-        "image": image,
-        "handedness": side,
-        "keypoints2d": np.round(kp, 2).tolist(),
-        "box": np.round(box, 2).tolist(),
-        "split": "test",
-    }
-
-
 def coco_hands(repo: Path, commit: str, folder: str) -> dict[str, np.ndarray]:
     """file name -> (21, 3) keypoints of a COCO-style hand file of MMPose's tests (one hand per image)."""
     name = "test_freihand.json" if folder == "freihand" else "test_onehand10k.json"
@@ -64,9 +55,8 @@ def coco_hands(repo: Path, commit: str, folder: str) -> dict[str, np.ndarray]:
     files = {im["id"]: im["file_name"] for im in data["images"]}
     out = {}
     for ann in data["annotations"]:
-        kp = np.asarray(ann["keypoints"], dtype=np.float64).reshape(21, 3)
-        kp[:, 2] = kp[:, 2] > 0  # MMPose's hand order is FreiHAND's: wrist, thumb .. pinky, base to tip
-        out[files[ann["image_id"]]] = kp
+        # MMPose's hand order is FreiHAND's: wrist, thumb .. pinky, base to tip
+        out[files[ann["image_id"]]] = labelled_keypoints(ann["keypoints"])
     return out
 
 
@@ -79,7 +69,7 @@ def build(repo: Path) -> list[dict]:
         (HERE / "images" / f"freihand_{name}").write_bytes(
             git_show(repo, HEAD, f"tests/data/freihand/{name}")
         )
-        lines.append(line(f"images/freihand_{name}", kp, "right"))
+        lines.append(annotation_line(f"images/freihand_{name}", kp, "right", split="test"))
     onehand = {**coco_hands(repo, OLD, "onehand10k"), **coco_hands(repo, HEAD, "onehand10k")}
     for name in sorted(onehand, key=lambda n: int(n.split(".")[0])):
         if name not in ONEHAND_SIDES:
@@ -96,20 +86,9 @@ def build(repo: Path) -> list[dict]:
             kp[:, :2] = np.where(kp[:, 2:] > 0, (kp[:, :2] + 0.5) / 2.0 - 0.5, 0.0)
         else:
             target.write_bytes(data)
-        lines.append(line(f"images/onehand10k_{name}", kp, ONEHAND_SIDES[name]))
+        lines.append(annotation_line(f"images/onehand10k_{name}", kp, ONEHAND_SIDES[name], split="test"))
     return lines
 
 
-def main(argv: list[str]) -> int:
-    """Rebuild the set from an MMPose git checkout."""
-    if len(argv) != 1:
-        print(__doc__, file=sys.stderr)
-        return 2
-    lines = build(Path(argv[0]))
-    (HERE / "annotations.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    print(f"{len(lines)} hands written to {HERE}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_build(sys.argv[1:], __doc__, HERE, build))
