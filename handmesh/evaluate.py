@@ -14,7 +14,7 @@ import torch
 
 from handmesh.atomic import atomic_write
 from handmesh.errors import HandmeshError
-from handmesh.evaluation import SPLITS
+from handmesh.evaluation.config import SPLITS, EvaluateConfig
 from handmesh.hand_model.joints import ROOT_JOINT
 
 HAND_SPAN_M = 0.19  # wrist to middle fingertip of an adult hand: where a missed hand is put
@@ -184,38 +184,38 @@ def evaluate(
     checkpoint: str | Path | None,
     data_dir: str | Path,
     out_dir: str | Path,
-    split: str = "evaluation",
-    baseline: str | None = None,
-    batch_size: int = 32,
-    workers: int = 2,
-    device: str = "auto",
+    config: EvaluateConfig | None = None,
     progress: bool = True,
-    source: str = "auto",
-    detect: bool = False,
-    detector: str = "mediapipe",
-    val_fraction: float = 0.05,
-    seed: int = 0,
-    search: str | None = "fast",
 ) -> dict[str, Any]:
-    """Score a mesh source (or the mean-pose baseline) on `data_dir`'s split; write OUT/scores.json (and
-    OUT/pred.json for a single FreiHAND-layout folder); return the scores."""
+    """Score a mesh source (or the mean-pose baseline) on `data_dir`'s split as `config` says; write
+    OUT/scores.json (and OUT/pred.json for a single FreiHAND-layout folder); return the scores."""
     from handmesh.data import dataset_kind
 
+    cfg = config or EvaluateConfig()
+    split, source, detector, search = cfg.split, cfg.source, cfg.detector, cfg.search
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if baseline is not None:
-        return _evaluate_baseline(baseline, data_dir, out_dir, split)
+    if cfg.baseline is not None:
+        return _evaluate_baseline(cfg.baseline, data_dir, out_dir, split)
     if source == "auto":
         if checkpoint is None:
             raise HandmeshError("give a model file (CKPT), --source landmark-fit or --baseline mean")
         source = "model"
     folders = data_folders(str(data_dir))
-    mesh_source, pipeline = build_mesh_source(source, checkpoint, detect, detector, device, search)
+    mesh_source, pipeline = build_mesh_source(source, checkpoint, cfg.detect, detector, cfg.device, search)
     parts: dict[str, dict[str, Any]] = {}
     collected_parts = []
     for folder in folders:
         collected, words = collect_split(
-            mesh_source, pipeline, folder, split, batch_size, workers, progress, val_fraction, seed
+            mesh_source,
+            pipeline,
+            folder,
+            split,
+            cfg.batch_size,
+            cfg.workers,
+            progress,
+            cfg.val_fraction,
+            cfg.seed,
         )
         finite = np.isfinite(collected.joints).all(axis=(1, 2)) & np.isfinite(collected.vertices).all(
             axis=(1, 2)
@@ -243,9 +243,9 @@ def evaluate(
             "source": str(checkpoint) if source == "model" else "landmark fit",
             "mesh_source": source,
             "model": mesh_source.name,
-            "boxes": f"detected ({detector}, as handmesh predict)" if detect else "labelled",
+            "boxes": f"detected ({detector}, as handmesh predict)" if cfg.detect else "labelled",
             "detector": None
-            if source == "model" and not detect
+            if source == "model" and not cfg.detect
             else f"{detector}, search {search or 'none'}",
             "data": str(data_dir),
         }

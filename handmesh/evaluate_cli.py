@@ -34,8 +34,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from handmesh.config import add_bool_option
-from handmesh.evaluation import SPLITS
+from handmesh.config import add_bool_option, add_config_options, config_from_args
+from handmesh.evaluation.config import EvaluateConfig
 
 
 def print_scores(record: dict[str, Any], out: Any = None) -> None:
@@ -69,23 +69,8 @@ def run(args: argparse.Namespace) -> int:
     """`handmesh evaluate`: score, print the tables, name the files written."""
     from handmesh.evaluate import evaluate
 
-    record = evaluate(
-        args.checkpoint,
-        args.data,
-        args.out,
-        split=args.split,
-        baseline=args.baseline,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        device=args.device,
-        progress=not args.quiet,
-        source=args.source,
-        detect=args.detect,
-        detector=args.detector,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        search=args.search,
-    )
+    config = config_from_args(EvaluateConfig(), args)
+    record = evaluate(args.checkpoint, args.data, args.out, config, progress=not args.quiet)
     print_scores(record)
     written = [n for n in ("pred.json", "scores.json") if (Path(args.out) / n).is_file()]
     print(f"wrote {', '.join(str(Path(args.out) / n) for n in written)}")
@@ -94,9 +79,6 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `handmesh evaluate`."""
-    from handmesh.pipeline.predictor import DETECTOR_HELP
-    from handmesh.pipeline.search import DEFAULT_SEARCH, SEARCHES
-
     parser = subparsers.add_parser(
         "evaluate",
         help="score a model file or the landmark fit on a labelled dataset (3D and 2D scores)",
@@ -113,42 +95,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--data", required=True, help="FreiHAND-layout or custom folder, or folders joined by '+'"
     )
-    parser.add_argument(
-        "--split",
-        default="evaluation",
-        choices=SPLITS,
-        help="evaluation: FreiHAND's, or a custom folder's test lines (all lines when none); training; "
-        "val: what training held out (see --val-fraction, --seed)",
-    )
     parser.add_argument("--out", required=True, help="output folder for scores.json (and pred.json)")
-    parser.add_argument(
-        "--source",
-        default="auto",
-        choices=("auto", "model", "landmark-fit"),
-        help="mesh source: the model file (auto when CKPT is given) or the landmark fit (no model file)",
-    )
-    add_bool_option(
-        parser,
-        "--detect",
-        "find the hands with the detector as `handmesh predict` does instead of using the labelled boxes;"
-        " reports the share of hands found",
-    )
-    parser.add_argument("--detector", default="mediapipe", help=DETECTOR_HELP)
-    parser.add_argument(
-        "--search",
-        default=DEFAULT_SEARCH,
-        choices=("none", *SEARCHES),
-        help="how hard each image (or crop) is searched for hands (handmesh.pipeline.search, as predict: "
-        f"default {DEFAULT_SEARCH}); none: the detector alone",
-    )
-    parser.add_argument(
-        "--baseline", choices=["mean"], default=None, help="score the mean-pose baseline instead"
-    )
-    parser.add_argument("--val-fraction", dest="val_fraction", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the validation split (--split val)")
-    parser.add_argument("--batch-size", dest="batch_size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_config_options(parser, EvaluateConfig)
     add_bool_option(parser, "--quiet", "no progress bar")
     parser.set_defaults(func=run)
     return parser

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from handmesh.errors import HandmeshError
+from handmesh.evaluation.config import EvaluateConfig
 
 IMG = 64
+NO_WORKERS = EvaluateConfig(workers=0)  # loader work in this process: tiny sets, no process start-up
 
 
 @pytest.fixture(scope="module")
@@ -21,24 +23,13 @@ def synth_dir(make_synth_dir) -> Path:
     return make_synth_dir(train=4, eval=6, size=IMG, seed=5)
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """An (untrained) fastvit_t8 model file at 64 px."""
-    from handmesh.models import build_model, save_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    save_model(build_model("fastvit_t8", img_size=IMG).eval(), path)
-    return path
-
-
 def _read_pred(path: Path) -> tuple[np.ndarray, np.ndarray]:
     xyz, verts = json.loads(path.read_text())
     return np.asarray(xyz), np.asarray(verts)
 
 
 def test_evaluate_writes_a_submission_that_handmesh_score_scores_the_same(
-    synth_dir, checkpoint, tmp_path, capsys
+    synth_dir, model_file, tmp_path, capsys
 ):
     from handmesh.cli import main
 
@@ -46,7 +37,7 @@ def test_evaluate_writes_a_submission_that_handmesh_score_scores_the_same(
     code = main(
         [
             "evaluate",
-            str(checkpoint),
+            str(model_file),
             "--data",
             str(synth_dir),
             "--out",
@@ -70,7 +61,7 @@ def test_evaluate_writes_a_submission_that_handmesh_score_scores_the_same(
         assert again[key] == pytest.approx(scores[key], rel=1e-9, abs=1e-12), key
 
 
-def test_submission_is_placed_by_the_model_camera_and_image_K(synth_dir, checkpoint):
+def test_submission_is_placed_by_the_model_camera_and_image_K(synth_dir, model_file):
     """The model's 3D joints projected with the crop's K land where its own 2D joints are (weak vs full
     perspective differs by the hand's depth relief only): the 2D scores measure the whole model."""
     from handmesh.data.freihand import FreiHANDDataset
@@ -79,9 +70,9 @@ def test_submission_is_placed_by_the_model_camera_and_image_K(synth_dir, checkpo
     from handmesh.evaluation.sources import ModelSource
     from handmesh.models import load_model
 
-    model = load_model(checkpoint)
+    model = load_model(model_file)
     ds = FreiHANDDataset(synth_dir, split="evaluation", cfg=AugmentConfig(img_size=IMG))
-    got = collect_boxes(ModelSource(checkpoint, device="cpu"), ds, batch_size=6, workers=0, progress=False)
+    got = collect_boxes(ModelSource(model_file, device="cpu"), ds, batch_size=6, workers=0, progress=False)
     K = np.asarray(json.loads((synth_dir / "evaluation_K.json").read_text()))
     # FreiHAND's crop is the whole image: the crop's camera is the image's, its K scaled to the input
     np.testing.assert_allclose(got.K[:, :2], K[:, :2] * IMG / 64, rtol=1e-6)
@@ -140,12 +131,12 @@ def _custom_from_synth(synth_dir: Path, root: Path, keys=("K", "joints3d", "vert
     return root
 
 
-def test_custom_folder_is_scored_on_its_test_lines_in_3d_and_2d(synth_dir, checkpoint, tmp_path):
+def test_custom_folder_is_scored_on_its_test_lines_in_3d_and_2d(synth_dir, model_file, tmp_path):
     from handmesh.evaluate import evaluate
 
     splits = ["test", "test", "train", "val", "test", None]
     root = _custom_from_synth(synth_dir, tmp_path / "custom", splits=splits)
-    rec = evaluate(checkpoint, root, tmp_path / "out", workers=0, progress=False)
+    rec = evaluate(model_file, root, tmp_path / "out", NO_WORKERS, progress=False)
     assert rec["num_hands"] == 3 and 'marked "split": "test"' in rec["split"]
     assert rec["num_samples"] == 3 and rec["pa_mpjpe_mm"] > 0
     assert rec["keypoints2d"]["num_hands"] == 3 and rec["keypoints2d"]["found"] == 1.0
@@ -154,16 +145,16 @@ def test_custom_folder_is_scored_on_its_test_lines_in_3d_and_2d(synth_dir, check
     assert saved["keypoints2d"] == pytest.approx(rec["keypoints2d"])
     # without test lines the evaluation split is every line, and says so
     every = evaluate(
-        checkpoint,
+        model_file,
         _custom_from_synth(synth_dir, tmp_path / "all"),
         tmp_path / "o2",
-        workers=0,
+        NO_WORKERS,
         progress=False,
     )
     assert every["num_hands"] == 6 and "every line" in every["split"]
 
 
-def test_2d_only_labels_get_2d_scores_only(synth_dir, checkpoint, tmp_path, capsys):
+def test_2d_only_labels_get_2d_scores_only(synth_dir, model_file, tmp_path, capsys):
     from handmesh.cli import main
 
     root = _custom_from_synth(synth_dir, tmp_path / "kp", keys=())
@@ -171,7 +162,7 @@ def test_2d_only_labels_get_2d_scores_only(synth_dir, checkpoint, tmp_path, caps
         main(
             [
                 "evaluate",
-                str(checkpoint),
+                str(model_file),
                 "--data",
                 str(root),
                 "--out",
@@ -189,15 +180,15 @@ def test_2d_only_labels_get_2d_scores_only(synth_dir, checkpoint, tmp_path, caps
     assert "pa_mpjpe_mm" not in rec and rec["keypoints2d"]["num_hands"] == 6
 
 
-def test_folders_joined_by_plus_are_scored_each_and_together(synth_dir, checkpoint, tmp_path):
+def test_folders_joined_by_plus_are_scored_each_and_together(synth_dir, model_file, tmp_path):
     from handmesh.evaluate import evaluate
 
     custom = _custom_from_synth(synth_dir, tmp_path / "c")
-    rec = evaluate(checkpoint, f"{synth_dir} + {custom}", tmp_path / "o", workers=0, progress=False)
+    rec = evaluate(model_file, f"{synth_dir} + {custom}", tmp_path / "o", NO_WORKERS, progress=False)
     assert set(rec["parts"]) == {str(synth_dir), str(custom)}
     assert rec["num_hands"] == 12 and rec["parts"][str(synth_dir)]["num_hands"] == 6
     with pytest.raises(HandmeshError, match="handmesh synth"):
-        evaluate(checkpoint, "synth:", tmp_path / "o", workers=0, progress=False)
+        evaluate(model_file, "synth:", tmp_path / "o", NO_WORKERS, progress=False)
 
 
 class _KeypointDetector:
@@ -240,7 +231,7 @@ def test_landmark_fit_source_fits_what_the_detector_found_and_counts_misses(synt
     assert kp["pck_0.05_found"] > 0.9 and kp["pck_0.2"] == pytest.approx(5 / 6, abs=0.02)
 
 
-def test_detect_mode_matches_detections_to_labelled_hands_by_box(synth_dir, checkpoint, tmp_path):
+def test_detect_mode_matches_detections_to_labelled_hands_by_box(synth_dir, model_file, tmp_path):
     from handmesh.evaluate import evaluate
 
     root = _custom_from_synth(synth_dir, tmp_path / "c")
@@ -252,7 +243,11 @@ def test_detect_mode_matches_detections_to_labelled_hands_by_box(synth_dir, chec
     # a fixed detector box on the first hand's box: that hand is found, hands elsewhere are not
     box = ",".join(f"{v:.2f}" for v in boxes[0])
     rec = evaluate(
-        checkpoint, root, tmp_path / "o", detect=True, detector=f"static:{box}", workers=0, progress=False
+        model_file,
+        root,
+        tmp_path / "o",
+        EvaluateConfig(detect=True, detector=f"static:{box}", workers=0),
+        progress=False,
     )
     ious = []
     for b in boxes:
@@ -265,7 +260,7 @@ def test_detect_mode_matches_detections_to_labelled_hands_by_box(synth_dir, chec
     assert "detected" in rec["boxes"]
 
 
-def test_meshes_of_another_hand_model_than_the_labels_are_noted(synth_dir, checkpoint, tmp_path, capsys):
+def test_meshes_of_another_hand_model_than_the_labels_are_noted(synth_dir, model_file, tmp_path, capsys):
     import shutil
 
     from handmesh.cli import main
@@ -273,7 +268,7 @@ def test_meshes_of_another_hand_model_than_the_labels_are_noted(synth_dir, check
     real = tmp_path / "freihand"
     shutil.copytree(synth_dir, real)
     (real / "handmesh_synth.json").unlink()  # as real FreiHAND: labels made with MANO
-    args = ["evaluate", str(checkpoint), "--data", str(real), "--workers", "0", "--quiet"]
+    args = ["evaluate", str(model_file), "--data", str(real), "--workers", "0", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "o")]) == 0
     note = "made with the mano hand model and the meshes are the standin one's"
     assert note in capsys.readouterr().out

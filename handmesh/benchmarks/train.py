@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     from handmesh import config as cfgutil
     from handmesh.evaluate import evaluate
+    from handmesh.evaluation.config import EvaluateConfig
     from handmesh.train import train
 
     t0 = time.perf_counter()
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         f"[bench train] data ready in {data} ({'reused' if synth['reused'] else 'synthesized'})", flush=True
     )
 
-    baseline = evaluate(None, data, work / "baseline", baseline="mean")
+    baseline = evaluate(None, data, work / "baseline", EvaluateConfig(baseline="mean"))
     print(f"[bench train] mean-pose baseline PA-MPJPE {baseline['pa_mpjpe_mm']:.2f} mm", flush=True)
 
     if run_dir.exists():  # a fresh run each time: the budget and the schedule start from zero
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(run_dir)
     summary = train(cfg, model_cfg)
     ckpt = run_dir / "best.pt"
-    trained = evaluate(ckpt, data, work / "trained", workers=cfg.workers, progress=False)
+    trained = evaluate(ckpt, data, work / "trained", EvaluateConfig(workers=cfg.workers), progress=False)
     print(f"[bench train] trained PA-MPJPE {trained['pa_mpjpe_mm']:.2f} mm", flush=True)
 
     curves = read_curves(run_dir / "tb")

@@ -6,6 +6,3 @@ runs a source over a dataset split in either mode and gathers predictions and la
 in that hand's own camera, ready for the official 3D scorer and the 2D keypoint scores
 (`handmesh.metrics2d`).
 """
-
-# the splits `handmesh evaluate --split` takes (handmesh.evaluate.split_dataset says what each is)
-SPLITS = ("evaluation", "training", "val")

@@ -18,10 +18,10 @@ from typing import Protocol
 import numpy as np
 
 from handmesh.errors import HandmeshError
+from handmesh.evaluation.config import SOURCES
 from handmesh.pipeline.detector import Detector, HandDetection
 from handmesh.pipeline.estimator import LandmarkFitEstimator, MeshEstimator, ModelEstimator
 
-SOURCES = ("model", "landmark-fit")
 LANDMARK_CROP_SIZE = 224  # the landmark fit's crop: FreiHAND's own image size, MediaPipe's comfort zone
 
 Mesh = tuple[np.ndarray, np.ndarray]  # joints (21,3), vertices (778,3), metres, in the crop's camera

@@ -50,6 +50,24 @@ Image = np.ndarray | str | Path
 Mesh = tuple[np.ndarray, np.ndarray, tuple[float, ...]]
 
 
+def detector_field() -> Any:
+    """The `detector` option of every config that builds a detector (`build_detector` reads it)."""
+    return dataclasses.field(default="mediapipe", metadata=option(DETECTOR_HELP, metavar="SPEC"))
+
+
+def search_field(what: str) -> Any:
+    """The `search` option of every config that searches pictures for hands: fast, thorough or none."""
+    return dataclasses.field(
+        default=DEFAULT_SEARCH,
+        metadata=option(
+            f"how hard {what} are searched for hands: fast, thorough (several times slower, body-guided) "
+            "or none (one pass of the detector)",
+            choices=(None, *SEARCHES),
+            metavar="{fast,thorough,none}",
+        ),
+    )
+
+
 @dataclasses.dataclass
 class SourceConfig:
     """Where a pipeline's meshes come from, fixed when it is built (each field is an option of `handmesh
@@ -69,16 +87,8 @@ class SourceConfig:
             choices=RUNTIMES,
         ),
     )
-    detector: str = dataclasses.field(default="mediapipe", metadata=option(DETECTOR_HELP, metavar="SPEC"))
-    search: str | None = dataclasses.field(
-        default=DEFAULT_SEARCH,
-        metadata=option(
-            "how hard still images are searched for hands (MediaPipe detectors; videos are tracked): fast,"
-            " thorough (several times slower, body-guided) or none (one pass of the detector)",
-            choices=(None, *SEARCHES),
-            metavar="{fast,thorough,none}",
-        ),
-    )
+    detector: str = detector_field()
+    search: str | None = search_field("still images (MediaPipe detectors; videos are tracked)")
     crop_scale: float = dataclasses.field(
         default=1.5, metadata=option("crop side = this x the hand box's longer side")
     )
