@@ -82,6 +82,46 @@ def make_synth_dir(tmp_path_factory, egl) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture(scope="session")
+def make_model_file(tmp_path_factory) -> Callable[[int], Path]:
+    """`make_model_file(img_size)`: an untrained fastvit_t8 model file (seed 0), made once per size."""
+    made: dict[int, Path] = {}
+
+    def make(img_size: int = 64) -> Path:
+        import torch
+
+        from handmesh.models import build_model, save_model
+
+        if img_size not in made:
+            torch.manual_seed(0)
+            path = tmp_path_factory.mktemp("model") / "model.pt"
+            save_model(build_model("fastvit_t8", img_size=img_size), path)
+            made[img_size] = path
+        return made[img_size]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def model_file(make_model_file) -> Path:
+    """An untrained fastvit_t8 model file at 64 px."""
+    return make_model_file(64)
+
+
+CACHE_SIZE, CACHE_COUNT = 64, 4  # the `cache_dir` fixture: 4 foregrounds of 64 px
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory, egl) -> Path:
+    """A tiny foreground cache (`handmesh synth-cache`: CACHE_COUNT foregrounds, no background bank)."""
+    from handmesh.data.cache import build_cache
+    from handmesh.data.synth import SynthConfig
+
+    out = tmp_path_factory.mktemp("fgcache")
+    build_cache(SynthConfig(size=CACHE_SIZE), out, CACHE_COUNT, backgrounds=0)
+    return out
+
+
 def tiny_train_config(data, out, **changes):
     """A training run of a few seconds: 64 px inputs are the model's; batch 4, no workers, no progress bar."""
     from handmesh.train import TrainConfig
@@ -101,6 +141,24 @@ def tiny_train_config(data, out, **changes):
         min_val_samples=1,  # the tiny validation sets here still pick best.pt (its own test lowers it)
     )
     return dataclasses.replace(base, **changes)
+
+
+class PoisonedLabels:
+    """A dataset whose chosen samples carry NaN 3D joints (a corrupt label); the others are `base`'s."""
+
+    def __init__(self, base, bad):
+        self.base, self.bad = base, set(bad)
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        import torch
+
+        sample = dict(self.base[i])
+        if i in self.bad:
+            sample["joints3d"] = torch.full_like(sample["joints3d"], float("nan"))
+        return sample
 
 
 # ---- a stand-in regressor and renderer for pipeline tests (no model, no GL) --------------------------
@@ -153,6 +211,67 @@ def numbered_frames(n: int) -> list[np.ndarray]:
         f[0, 0, 0] = i
         frames.append(f)
     return frames
+
+
+def write_jpeg(path: Path, size=(64, 64), value=120) -> Path:
+    """A flat grey JPEG of `size` (w, h)."""
+    from PIL import Image
+
+    Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(path, quality=90)
+    return path
+
+
+def write_cut_short_jpeg(path: Path, size=(224, 224), keep: float = 1 / 3) -> Path:
+    """A noisy JPEG cut to `keep` of its bytes with an end marker appended: header and end intact, and
+    Pillow decodes it silently with the rest grey."""
+    from PIL import Image
+
+    noise = np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), np.uint8)
+    Image.fromarray(noise).save(path, quality=90)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)] + b"\xff\xd9")
+    return path
+
+
+def make_freihand(root: Path, n: int = 4, eval_n: int = 0) -> Path:
+    """A small FreiHAND-layout folder whose labels agree with its MANO values (no rendering needed)."""
+    import json
+
+    from handmesh.data.freihand import data_hand_model, mano_to_mesh, uv_scale_from_root
+
+    hand = data_hand_model()
+    for split, count in (("training", n), ("evaluation", eval_n)):
+        if not count:
+            continue
+        rng = np.random.default_rng(len(split))
+        K = np.tile(np.array([[200.0, 0, 32], [0, 200.0, 32], [0, 0, 1]]), (count, 1, 1))
+        uv, scale = uv_scale_from_root(np.tile([0.0, 0.0, 0.5], (count, 1)), K)
+        mano = np.concatenate(
+            [rng.normal(0, 0.1, (count, 48)), np.zeros((count, 10)), uv, scale[:, None]], axis=1
+        )
+        mesh = mano_to_mesh(mano, K, hand)
+        files = {"K": K, "xyz": mesh["joints"], "verts": mesh["vertices"]}
+        if split == "training":
+            files["mano"] = mano
+        for name, arr in files.items():
+            (root / f"{split}_{name}.json").write_text(json.dumps(arr.tolist()))
+        if split == "evaluation":
+            (root / "evaluation_scale.json").write_text(json.dumps([0.03] * count))
+        (root / split / "rgb").mkdir(parents=True)
+        for i in range(count):
+            write_jpeg(root / split / "rgb" / f"{i:08d}.jpg", value=40 + 20 * i)
+    info = {"hand_model": hand.kind, "training_versions": 1}
+    (root / "handmesh_synth.json").write_text(json.dumps(info))
+    return root
+
+
+def assert_refused(rc: int, err: str, *words: str) -> None:
+    """Exit status 1 or 2, no traceback, and an error line holding every word (input name and problem)."""
+    assert rc in (1, 2), f"exit status {rc}: {err[-2000:]}"
+    assert "Traceback" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if "error:" in line or line.startswith("problem:")]
+    assert lines, err[-2000:]
+    assert any(all(w.lower() in line.lower() for w in words) for line in lines), (words, lines)
 
 
 def run_cli(*args) -> tuple[int, str]:

@@ -7,25 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import require
+from conftest import CACHE_COUNT, CACHE_SIZE
 
 from handmesh.data.cache import CachedStream, build_cache, parse_cache_spec, read_cache_info
 from handmesh.data.stream import SynthStream
 from handmesh.data.synth import SynthConfig
 from handmesh.errors import HandmeshError, MissingFileError
 
-S = 64
-COUNT = 4
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fgcache")
-    try:
-        build_cache(SynthConfig(size=S), out, COUNT, backgrounds=0)
-    except Exception as exc:  # no EGL / GL driver on this machine
-        require(False, f"offscreen EGL rendering unavailable: {exc}")
-    return out
+S, COUNT = CACHE_SIZE, CACHE_COUNT
 
 
 @pytest.fixture(scope="module")
@@ -122,49 +111,6 @@ def test_bad_specs_and_folders_fail_in_one_line(tmp_path, cache_dir):
     (tmp_path / "cache.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(HandmeshError, match="not a handmesh foreground cache"):
         CachedStream(tmp_path)
-
-
-@pytest.mark.slow
-def test_training_on_the_cache_resumes_exactly(tmp_path, cache_dir, restore_determinism):
-    """Two epochs straight == one epoch, killed, resumed for the second (weights equal to the bit)."""
-    from handmesh.checkpoint import load_checkpoint
-    from handmesh.models import ModelConfig
-    from handmesh.train import TRAIN_FORMAT, TrainConfig, train
-
-    def cfg(out):
-        return TrainConfig(
-            data=f"cache:{cache_dir}",
-            out=str(out),
-            epochs=2,
-            epoch_images=6,  # epochs cross the cache's end: the second pass is version 1
-            val_images=2,
-            batch_size=3,
-            workers=0,
-            lr=1e-3,
-            warmup_epochs=0.5,
-            progress=False,
-            image_grid=0,
-            deterministic=True,
-        )
-
-    model_cfg = ModelConfig(variant="fastvit_t8", img_size=S)
-    train(cfg(tmp_path / "straight"), model_cfg)
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_first(epoch, _record):
-        if epoch == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(cfg(tmp_path / "resumed"), model_cfg, on_epoch_end=kill_after_first)
-    train(cfg(tmp_path / "resumed"), model_cfg, resume=tmp_path / "resumed" / "last.pt")
-    a = load_checkpoint(tmp_path / "straight" / "last.pt")
-    b = load_checkpoint(tmp_path / "resumed" / "last.pt")
-    assert a[TRAIN_FORMAT]["step"] == b[TRAIN_FORMAT]["step"] == 4
-    for name in a["state_dict"]:
-        assert torch.equal(a["state_dict"][name], b["state_dict"][name]), name
 
 
 @pytest.mark.slow

@@ -119,44 +119,51 @@ def test_regressor_matrices_become_the_fits_axis_angle():
     np.testing.assert_allclose(hand.params["global_orient"], np.zeros(3), atol=1e-9)
 
 
+class _FixedMeshes:
+    """A mesh source giving the detections these right hands' joints in turn, each with the same score."""
+
+    name, source = "fixed meshes", "model"
+
+    def __init__(self, *joints: np.ndarray, score: float = 0.9):
+        self.joints, self.score = joints, score
+
+    def estimate(self, frame, detections, K, timings, static=False):
+        from handmesh.pipeline.estimator import HandEstimate
+
+        return [
+            HandEstimate(
+                vertices=np.zeros((778, 3), np.float32),
+                joints=j.astype(np.float32),
+                faces=np.zeros((0, 3), np.int64),
+                handedness="right",
+                score=self.score,
+                track_id=d.track_id,
+                box=np.asarray(d.box, float),
+            )
+            for d, j in zip(detections, self.joints, strict=False)
+        ]
+
+
 def test_pipeline_flags_or_drops_an_impossible_hand():
     """A hand 5.5 cm from the lens no longer keeps the detector's score of 0.92."""
     from handmesh.pipeline.detector import StaticDetector
-    from handmesh.pipeline.estimator import HandEstimate
     from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig
 
     joints, K, _ = _posed_hand("relaxed", "right")
     near, _, _ = _posed_hand("fist", "right", depth=0.055)
-
-    class Fixed:
-        name, source = "fixed meshes", "model"
-
-        def estimate(self, frame, detections, K, timings, static=False):
-            return [
-                HandEstimate(
-                    vertices=np.zeros((778, 3), np.float32),
-                    joints=j.astype(np.float32),
-                    faces=np.zeros((0, 3), np.int64),
-                    handedness="right",
-                    score=0.92,
-                    track_id=d.track_id,
-                    box=np.asarray(d.box),
-                )
-                for d, j in zip(detections, (joints, near), strict=False)
-            ]
-
+    fixed = _FixedMeshes(joints, near, score=0.92)
     boxes = [((100, 100, 300, 300), "right"), ((300, 100, 500, 300), "right")]
     frame = np.zeros((480, 640, 3), np.uint8)
-    flagging = HandMeshPipeline(Fixed(), StaticDetector(boxes), PipelineConfig(), renderer=object())
+    flagging = HandMeshPipeline(fixed, StaticDetector(boxes), PipelineConfig(), renderer=object())
     plausible, impossible = flagging.estimate(flagging.detect(frame, K, static=True)).hands
     assert 0.9 * 0.92 < plausible.score <= 0.92 and "implausible" not in plausible.params
     assert impossible.score < 0.1 and "depth" in impossible.params["implausible"].tolist()
     strict = PipelineConfig(min_plausibility=0.3)
-    honest = HandMeshPipeline(Fixed(), StaticDetector(boxes), strict, renderer=object())
+    honest = HandMeshPipeline(fixed, StaticDetector(boxes), strict, renderer=object())
     hands = honest.estimate(honest.detect(frame, K, static=True)).hands
     assert len(hands) == 1 and np.allclose(hands[0].joints, joints, atol=1e-6)
     trusting = HandMeshPipeline(
-        Fixed(), StaticDetector(boxes), PipelineConfig(plausibility=False), renderer=object()
+        fixed, StaticDetector(boxes), PipelineConfig(plausibility=False), renderer=object()
     )
     assert [h.score for h in trusting.estimate(trusting.detect(frame, K, static=True)).hands] == [0.92, 0.92]
 
@@ -165,30 +172,12 @@ def test_implausible_hand_is_drawn_grey_with_a_question_mark(monkeypatch):
     """A rejected hand is drawn grey and tagged "R?"; a good one keeps its colour and "R"."""
     from handmesh.pipeline import pipeline as pipeline_module
     from handmesh.pipeline.detector import StaticDetector
-    from handmesh.pipeline.estimator import HandEstimate
     from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig
     from handmesh.pipeline.schema import hands_summary, result_to_dict
     from handmesh.render.overlay import IMPLAUSIBLE_COLOR, RIGHT_COLOR
 
     joints, K, _ = _posed_hand("relaxed", "right")
     near, _, _ = _posed_hand("fist", "right", depth=0.055)
-
-    class Fixed:
-        name, source = "fixed meshes", "model"
-
-        def estimate(self, frame, detections, K, timings, static=False):
-            return [
-                HandEstimate(
-                    np.zeros((778, 3), np.float32),
-                    j.astype(np.float32),
-                    np.zeros((0, 3), np.int64),
-                    "right",
-                    0.9,
-                    d.track_id,
-                    np.asarray(d.box, float),
-                )
-                for d, j in zip(detections, (joints, near), strict=False)
-            ]
 
     class Recorder:
         def overlay(self, frame, meshes, K, opacity, **kwargs):
@@ -199,7 +188,9 @@ def test_implausible_hand_is_drawn_grey_with_a_question_mark(monkeypatch):
     monkeypatch.setattr(pipeline_module, "draw_side_tag", lambda img, text, box, color: tags.append(text))
     boxes = [((100, 100, 300, 300), "right"), ((300, 100, 500, 300), "right")]
     renderer = Recorder()
-    pipe = HandMeshPipeline(Fixed(), StaticDetector(boxes), PipelineConfig(), renderer=renderer)
+    pipe = HandMeshPipeline(
+        _FixedMeshes(joints, near, score=0.9), StaticDetector(boxes), PipelineConfig(), renderer=renderer
+    )
     result = pipe.process(np.zeros((480, 640, 3), np.uint8), K, static=True)
     assert [h.implausible for h in result.hands] == [False, True]
     assert renderer.colors == [tuple(RIGHT_COLOR), tuple(IMPLAUSIBLE_COLOR)]

@@ -17,26 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import png_header_only, run_cli
+from conftest import assert_refused, make_freihand, png_header_only, run_cli, write_cut_short_jpeg, write_jpeg
 from PIL import Image
 
-
 # ---------------------------------------------------------------------------------------- the corpus
-def write_jpeg(path: Path, size=(64, 64), value=120) -> Path:
-    Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(path, quality=90)
-    return path
-
-
-def write_cut_short_jpeg(path: Path, size=(224, 224), keep: float = 1 / 3) -> Path:
-    """A noisy JPEG cut to `keep` of its bytes with an end marker appended: header and end intact, and
-    Pillow decodes it silently with the rest grey."""
-    noise = np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), np.uint8)
-    Image.fromarray(noise).save(path, quality=90)
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * keep)] + b"\xff\xd9")
-    return path
-
-
 # name -> (writer, words the refusal must contain)
 BAD_IMAGES = {
     "wide.png": (lambda p: Image.fromarray(np.zeros((1, 32767), np.uint8)).save(p), ["32767x1"]),
@@ -76,15 +60,6 @@ def run_subprocess(*args: str, timeout: float = 240) -> tuple[int, str]:
         env=env,
     )
     return proc.returncode, proc.stderr
-
-
-def assert_refused(rc: int, err: str, *words: str) -> None:
-    """Exit status 1 or 2, no traceback, and an error line holding every word (input name and problem)."""
-    assert rc in (1, 2), f"exit status {rc}: {err[-2000:]}"
-    assert "Traceback" not in err, err[-3000:]
-    lines = [line for line in err.splitlines() if "error:" in line or line.startswith("problem:")]
-    assert lines, err[-2000:]
-    assert any(all(w.lower() in line.lower() for w in words) for line in lines), (words, lines)
 
 
 # ---------------------------------------------------------------------------------------- image reading
@@ -271,36 +246,6 @@ def test_score_good_file_and_unwritable_json(ground_truth, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- datasets
-def make_freihand(root: Path, n: int = 4, eval_n: int = 0) -> Path:
-    """A small FreiHAND-layout folder whose labels agree with its MANO values (no rendering needed)."""
-    from handmesh.data.freihand import data_hand_model, mano_to_mesh, uv_scale_from_root
-
-    hand = data_hand_model()
-    for split, count in (("training", n), ("evaluation", eval_n)):
-        if not count:
-            continue
-        rng = np.random.default_rng(len(split))
-        K = np.tile(np.array([[200.0, 0, 32], [0, 200.0, 32], [0, 0, 1]]), (count, 1, 1))
-        uv, scale = uv_scale_from_root(np.tile([0.0, 0.0, 0.5], (count, 1)), K)
-        mano = np.concatenate(
-            [rng.normal(0, 0.1, (count, 48)), np.zeros((count, 10)), uv, scale[:, None]], axis=1
-        )
-        mesh = mano_to_mesh(mano, K, hand)
-        files = {"K": K, "xyz": mesh["joints"], "verts": mesh["vertices"]}
-        if split == "training":
-            files["mano"] = mano
-        for name, arr in files.items():
-            (root / f"{split}_{name}.json").write_text(json.dumps(arr.tolist()))
-        if split == "evaluation":
-            (root / "evaluation_scale.json").write_text(json.dumps([0.03] * count))
-        (root / split / "rgb").mkdir(parents=True)
-        for i in range(count):
-            write_jpeg(root / split / "rgb" / f"{i:08d}.jpg", value=40 + 20 * i)
-    info = {"hand_model": hand.kind, "training_versions": 1}
-    (root / "handmesh_synth.json").write_text(json.dumps(info))
-    return root
-
-
 def _json_edit(path: Path, fn) -> None:
     path.write_text(json.dumps(fn(json.loads(path.read_text()))))
 
@@ -411,16 +356,6 @@ def test_custom_dataset_lines_and_paths(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- model files
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    from handmesh.models import build_model, save_model
-
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    torch.manual_seed(0)
-    save_model(build_model("fastvit_t8", img_size=64), path)
-    return path
-
-
 def _edited_model(model_file: Path, tmp_path: Path, name: str, fn) -> Path:
     payload = torch.load(model_file, weights_only=True)
     fn(payload)

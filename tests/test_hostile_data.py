@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import PoisonedLabels, assert_refused, make_freihand, run_cli, write_jpeg
 from PIL import Image
-from test_hostile import assert_refused, make_freihand, run_cli, write_jpeg  # tests folder is on sys.path
 
 from handmesh.errors import HandmeshError
 
@@ -156,7 +156,7 @@ def test_a_jpeg_cut_short_with_an_end_marker_is_found_by_a_full_decode(freihand,
 def test_training_refuses_a_jpeg_cut_short_in_one_line(freihand, tmp_path):
     """The header check passes it; the reader (in a data-loader worker) refuses it by name, one line
     (evaluate reads images through the same reader)."""
-    from test_hostile import write_cut_short_jpeg
+    from conftest import write_cut_short_jpeg
 
     folder = tmp_path / "fh"
     shutil.copytree(freihand, folder)
@@ -199,20 +199,6 @@ def test_a_second_training_into_a_busy_folder_is_refused(freihand, tmp_path):
     assert (out / "last.pt").is_file()
 
 
-class _Poisoned(torch.utils.data.Dataset):
-    def __init__(self, base, bad):
-        self.base, self.bad = base, set(bad)
-
-    def __len__(self):
-        return len(self.base)
-
-    def __getitem__(self, i):
-        sample = dict(self.base[i])
-        if i in self.bad:
-            sample["joints3d"] = torch.full_like(sample["joints3d"], float("nan"))
-        return sample
-
-
 def test_training_reports_skipped_batches_per_epoch(freihand, tmp_path, capsys):
     from handmesh.data.freihand import FreiHANDDataset
     from handmesh.data.transforms import AugmentConfig
@@ -226,7 +212,7 @@ def test_training_reports_skipped_batches_per_epoch(freihand, tmp_path, capsys):
         data=str(freihand), out=str(tmp_path / "run"), epochs=2, batch_size=1, workers=0, val_fraction=0.25,
         progress=False, image_grid=0,
     )  # fmt: skip
-    result = train(cfg, ModelConfig(img_size=64), datasets=(_Poisoned(train_set, [1]), val_set))
+    result = train(cfg, ModelConfig(img_size=64), datasets=(PoisonedLabels(train_set, [1]), val_set))
     err = capsys.readouterr().err
     assert err.count(f"skipped 1 of {len(train_set)} batch(es) (1 non-finite loss)") == 2, err[-2000:]
     assert result["last"]["skipped_batches"] == {"non-finite loss": 1}

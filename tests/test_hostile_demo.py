@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import png_header_only
+from conftest import png_header_only, write_cut_short_jpeg
 from PIL import Image
-from test_hostile import write_cut_short_jpeg
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_hostile import assert_refused, run_cli  # the tests folder is on sys.path (pytest rootdir mode)
+from conftest import assert_refused, run_cli
 
 from handmesh.errors import HandmeshError
 

@@ -181,15 +181,8 @@ FULL_DISKS = ["fsize"] + (["tmpfs"] if _can_mount_tmpfs() else [])
 
 
 @pytest.fixture(scope="module")
-def small_model(tmp_path_factory) -> Path:
-    import torch
-
-    from handmesh.models import build_model, save_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_model(build_model("fastvit_t8", img_size=128), path)
-    return path
+def small_model(make_model_file) -> Path:
+    return make_model_file(128)
 
 
 @pytest.mark.parametrize("how", FULL_DISKS)
@@ -230,7 +223,7 @@ def test_predict_folder_on_a_full_disk_reports_each_video_and_goes_on(small_mode
 @pytest.mark.parametrize("how", FULL_DISKS)
 def test_training_on_a_full_disk_is_one_line(tmp_path, how):
     """torch.save's zip writer hid ENOSPC behind "unexpected pos ..." (a traceback): now one line."""
-    from test_hostile import make_freihand
+    from conftest import make_freihand
 
     (tmp_path / "data").mkdir()
     data = make_freihand(tmp_path / "data", n=4)

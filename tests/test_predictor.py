@@ -39,19 +39,7 @@ def test_build_detector_specs():
     assert build_detector("mediapipe").kwargs["model_complexity"] == 0
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    import torch
-
-    from handmesh.models import build_model, save_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_model(build_model("fastvit_t8", img_size=64), path)
-    return path
-
-
-def test_load_runtime_choices(checkpoint, tmp_path, monkeypatch):
+def test_load_runtime_choices(model_file, tmp_path, monkeypatch):
     """A checkpoint runs with torch when asked, else (no GPU) as ONNX Runtime from a temp file that is
     removed again; an .onnx file always runs with ONNX Runtime; both give the same meshes."""
     import tempfile
@@ -63,19 +51,19 @@ def test_load_runtime_choices(checkpoint, tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the temporary export goes
-    as_torch = load_runtime(checkpoint, "torch")
+    as_torch = load_runtime(model_file, "torch")
     assert isinstance(as_torch, TorchRuntimeModel) and "torch" in as_torch.name
-    auto = load_runtime(checkpoint)
+    auto = load_runtime(model_file)
     assert isinstance(auto, OnnxRuntimeModel) and "model.pt, ONNX Runtime" in auto.name
     assert list(tmp_path.iterdir()) == [], "the temporary ONNX export is removed once loaded"
     crops = np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
     assert np.abs(auto(crops)["vertices"] - as_torch(crops)["vertices"]).max() < 1e-3
-    onnx = export_onnx(load_model(checkpoint), tmp_path / "m.onnx", verify=False)
+    onnx = export_onnx(load_model(model_file), tmp_path / "m.onnx", verify=False)
     assert isinstance(load_runtime(onnx, "auto"), OnnxRuntimeModel)
     with pytest.raises(HandmeshError, match="ONNX Runtime only"):
         load_runtime(onnx, "torch")
     with pytest.raises(HandmeshError, match="unknown runtime"):
-        load_runtime(checkpoint, "tensorrt")
+        load_runtime(model_file, "tensorrt")
     with pytest.raises(HandmeshError, match="not found"):
         load_runtime(tmp_path / "absent.pt")
 

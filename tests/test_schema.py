@@ -57,21 +57,11 @@ def _detections(K: np.ndarray) -> list[HandDetection]:
     return dets
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from handmesh.models import build_model, save_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("schema") / "model.pt"
-    save_model(build_model("fastvit_t8", img_size=64), path)
-    return path
-
-
 @pytest.mark.parametrize("mode", ["model", "landmark-fit"])
-def test_both_mesh_sources_give_one_schema(mode, checkpoint):
+def test_both_mesh_sources_give_one_schema(mode, model_file):
     K = default_intrinsics(W, H)
     pipe = build_pipeline(
-        SourceConfig(checkpoint=str(checkpoint) if mode == "model" else None, runtime="torch"),
+        SourceConfig(checkpoint=str(model_file) if mode == "model" else None, runtime="torch"),
         mode=mode,
         detector=StaticDetector(_detections(K)),
         renderer=FrameRenderer(),

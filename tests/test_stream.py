@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_train_config
 
 from handmesh.data.mix import EpochSampler, MixedDataset, parse_data_spec
 from handmesh.data.stream import SynthStream, parse_stream_spec
@@ -143,42 +142,6 @@ def test_mix_with_the_stream_takes_new_stream_images(stream):
     assert is_endless(stream) and is_endless(mix) and not is_endless(_Constant(3, 0.0))
     stream_items = [inner for src, inner in (mix.locate(i) for i in range(200)) if src == 1]
     assert len(set(stream_items)) == len(stream_items)  # every stream draw is a new image
-
-
-def test_training_on_the_stream_resumes_exactly(tmp_path, restore_determinism):
-    """Two epochs straight == one epoch, killed, resumed for the second (weights equal to the bit)."""
-    from handmesh.checkpoint import load_checkpoint
-    from handmesh.models import ModelConfig
-    from handmesh.train import TRAIN_FORMAT, train
-
-    def cfg(out):
-        return tiny_train_config(
-            "synth:named_pose_prob=1.0",
-            out,
-            epoch_images=8,
-            val_images=4,
-            image_grid=0,
-            deterministic=True,
-        )
-
-    model_cfg = ModelConfig(variant="fastvit_t8", img_size=S)
-    train(cfg(tmp_path / "straight"), model_cfg)
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_first(epoch, _record):
-        if epoch == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(cfg(tmp_path / "resumed"), model_cfg, on_epoch_end=kill_after_first)
-    train(cfg(tmp_path / "resumed"), model_cfg, resume=tmp_path / "resumed" / "last.pt")
-    a = load_checkpoint(tmp_path / "straight" / "last.pt")
-    b = load_checkpoint(tmp_path / "resumed" / "last.pt")
-    assert a[TRAIN_FORMAT]["step"] == b[TRAIN_FORMAT]["step"] == 4
-    for name in a["state_dict"]:
-        assert torch.equal(a["state_dict"][name], b["state_dict"][name]), name
 
 
 @pytest.mark.slow

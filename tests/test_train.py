@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_train_config
+from conftest import PoisonedLabels, tiny_train_config
 
 from handmesh.losses import compute_losses
 from handmesh.optim import WarmupCosine
@@ -312,12 +312,28 @@ class _Killed(Exception):
     pass
 
 
-def test_kill_and_resume_gives_identical_weights(synth_dir, tmp_path, restore_determinism):
+# data kind -> (--data, settings): a folder; the endless stream; the foreground cache, whose 6-image epochs
+# cross its end (CACHE_COUNT = 4) so that the second epoch draws version 1
+RESUME_DATA = {
+    "folder": ("{synth_dir}", {}),
+    "synth": ("synth:named_pose_prob=1.0", {"epoch_images": 8, "val_images": 4}),
+    "cache": ("cache:{cache_dir}", {"epoch_images": 6, "val_images": 2, "batch_size": 3}),
+}
+
+
+@pytest.mark.parametrize("kind", ["folder", "synth", pytest.param("cache", marks=pytest.mark.slow)])
+def test_kill_and_resume_gives_identical_weights(kind, request, tmp_path, restore_determinism):
+    """Two epochs straight == one epoch, killed, resumed for the second: weights, EMA weights and the
+    optimizer's moments equal to the bit, on every kind of training data."""
     from handmesh.checkpoint import load_checkpoint
+
+    spec, settings = RESUME_DATA[kind]
+    fixtures = {name: request.getfixturevalue(name) for name in ("synth_dir", "cache_dir") if name in spec}
+    data = spec.format(**fixtures)
 
     # augmentation on (its random draws must be restored too), EMA on, deterministic CPU kernels
     def cfg(out):
-        return tiny_train_config(synth_dir, out, epochs=2, ema_decay=0.9, deterministic=True, image_grid=0)
+        return tiny_train_config(data, out, ema_decay=0.9, deterministic=True, image_grid=0, **settings)
 
     train(cfg(tmp_path / "straight"), model_config())
 
@@ -332,11 +348,11 @@ def test_kill_and_resume_gives_identical_weights(synth_dir, tmp_path, restore_de
 
     a = load_checkpoint(tmp_path / "straight" / "last.pt")
     b = load_checkpoint(tmp_path / "resumed" / "last.pt")
-    assert a[TRAIN_FORMAT]["step"] == b[TRAIN_FORMAT]["step"]
-    for key in ("state_dict",):
-        assert a[key].keys() == b[key].keys()
-        for name in a[key]:
-            assert torch.equal(a[key][name], b[key][name]), name
+    steps = 2 * settings["epoch_images"] // cfg(tmp_path).batch_size if settings else a[TRAIN_FORMAT]["step"]
+    assert a[TRAIN_FORMAT]["step"] == b[TRAIN_FORMAT]["step"] == steps > 0
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for name in a["state_dict"]:
+        assert torch.equal(a["state_dict"][name], b["state_dict"][name]), name
     for name, value in a[TRAIN_FORMAT]["model"].items():
         assert torch.equal(value, b[TRAIN_FORMAT]["model"][name]), name
     opt_a, opt_b = a[TRAIN_FORMAT]["optimizer"]["state"], b[TRAIN_FORMAT]["optimizer"]["state"]
@@ -413,22 +429,6 @@ def test_time_budget_stops_the_run_and_marks_it_finished(synth_dir, tmp_path, mo
     assert again["steps"] == 1 and reads == [tmp_path / "last.pt"]
 
 
-class _PoisonedLabels(torch.utils.data.Dataset):
-    """A dataset whose chosen samples carry NaN 3D joints (a corrupt label)."""
-
-    def __init__(self, base, bad):
-        self.base, self.bad = base, set(bad)
-
-    def __len__(self):
-        return len(self.base)
-
-    def __getitem__(self, i):
-        sample = dict(self.base[i])
-        if i in self.bad:
-            sample["joints3d"] = torch.full_like(sample["joints3d"], float("nan"))
-        return sample
-
-
 def test_non_finite_gradients_are_skipped_and_a_diverged_run_stops(synth_dir, tmp_path, monkeypatch):
     import handmesh.train.trainer as train_mod
     from handmesh.checkpoint import load_checkpoint
@@ -436,7 +436,7 @@ def test_non_finite_gradients_are_skipped_and_a_diverged_run_stops(synth_dir, tm
 
     train_set, val_set = small_sets(synth_dir)
     cfg = tiny_train_config(synth_dir, tmp_path / "one", epochs=2, batch_size=1, image_grid=0)
-    train(cfg, model_config(), datasets=(_PoisonedLabels(train_set, [1]), val_set))  # one bad sample
+    train(cfg, model_config(), datasets=(PoisonedLabels(train_set, [1]), val_set))  # one bad sample
     state = load_checkpoint(tmp_path / "one" / "last.pt")
     weights = [v for v in state["state_dict"].values() if torch.is_tensor(v) and v.is_floating_point()]
     assert weights and all(bool(torch.isfinite(w).all()) for w in weights)
@@ -444,7 +444,7 @@ def test_non_finite_gradients_are_skipped_and_a_diverged_run_stops(synth_dir, tm
     monkeypatch.setattr(train_mod, "MAX_BAD_STEPS", 3)
     cfg = tiny_train_config(synth_dir, tmp_path / "all", epochs=2, batch_size=1, image_grid=0)
     with pytest.raises(HandmeshError, match="diverged"):
-        train(cfg, model_config(), datasets=(_PoisonedLabels(train_set, range(4)), val_set))
+        train(cfg, model_config(), datasets=(PoisonedLabels(train_set, range(4)), val_set))
 
 
 # ----------------------------------------------------------------------------- the run folder
