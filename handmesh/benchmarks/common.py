@@ -1,4 +1,5 @@
-"""What every benchmark shares: the machine it ran on, timing statistics, and the result writer.
+"""What every benchmark shares: the machine it ran on, timing statistics, the result writer, and the
+synthetic scenes of the benchmarks that render them.
 
 Every result JSON carries the same ``machine`` record (CPU model and the vector-instruction flags that
 decide which kernels torch and ONNX Runtime pick, core count, library versions, threads, load), so a
@@ -7,6 +8,7 @@ figure can be compared with another only when the machines match.
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import json
 import os
@@ -14,7 +16,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +119,31 @@ def write_result(
     path.write_text(json.dumps(result, indent=indent) + "\n")
     print(f"wrote {path}")
     return path
+
+
+# ---- synthetic scenes ------------------------------------------------------------------------------------
+
+# each scene is rendered twice: with the right hand, and with its mirror image, the left hand, under the
+# same lights (`SynthStream.record(i, side)`), so that neither side can be told by the picture's light
+SCENE_SIDES = ("right", "left")
+
+
+def add_scene_arguments(parser: argparse.ArgumentParser, count: int, size: int, seed_base: int) -> None:
+    """`--count`, `--size` and `--seed` of a benchmark on synthetic scenes (see `scene_records`)."""
+    parser.add_argument(
+        "--count", type=int, default=count, help="synthetic scenes (a right and a left hand each)"
+    )
+    parser.add_argument("--size", type=int, default=size, help="picture side, pixels")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help=f"synthetic stream seed (plus {seed_base}, away from the seeds training uses)",
+    )
+
+
+def scene_records(stream, count: int) -> Iterator[tuple[int, str, Any]]:
+    """(i, side, record) for scenes 0 .. count-1 of a SynthStream, each as a right and as a left hand."""
+    for i in range(int(count)):
+        for side in SCENE_SIDES:
+            yield i, side, stream.record(i, side)

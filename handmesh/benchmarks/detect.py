@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handmesh.benchmarks.common import timing_stats, write_result
+from handmesh.benchmarks.common import scene_records, timing_stats, write_result
 from handmesh.config import add_bool_option
 
 RESULTS = Path("bench/results/detect_cpu.json")
@@ -154,25 +154,26 @@ def render_items(count: int, size: int, seed: int) -> list[Item]:
 
     stream = SynthStream(SynthConfig(seed=BENCH_SEED + seed, size=size))
     items = []
-    for i in range(count):
-        for side in ("right", "left"):
-            rec = stream.record(i, side)
-            kp = rec.keypoints2d if rec.keypoints2d is not None else project_points_np(rec.joints3d, rec.K)
-            truth = Truth(np.asarray(kp, dtype=np.float64), np.ones(21, bool), side)
-            items.append(Item(f"render_{i}_{side}", rec.image, [truth], "render"))
+    for i, side, rec in scene_records(stream, count):
+        kp = rec.keypoints2d if rec.keypoints2d is not None else project_points_np(rec.joints3d, rec.K)
+        truth = Truth(np.asarray(kp, dtype=np.float64), np.ones(21, bool), side)
+        items.append(Item(f"render_{i}_{side}", rec.image, [truth], "render"))
     return items
 
 
 def match(truths: list[Truth], found: list) -> tuple[dict[int, int], int, int]:
     """Labelled hand -> detection (one each, closest first), duplicates, unmatched detections."""
+    from handmesh.metrics2d import hand_size
+
     close = []
     for ti, t in enumerate(truths):
+        size = hand_size(t.keypoints, t.labelled, divisor=True)
         for di, d in enumerate(found):
             if d.keypoints2d is None:
                 continue
             err = np.linalg.norm(d.keypoints2d[t.labelled] - t.keypoints[t.labelled], axis=1).mean()
-            if err < MATCH * max(t.size, 1.0):
-                close.append((err / max(t.size, 1.0), ti, di))
+            if err < MATCH * size:
+                close.append((err / size, ti, di))
     pairs: dict[int, int] = {}
     used: set[int] = set()
     for _, ti, di in sorted(close):

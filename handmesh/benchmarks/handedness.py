@@ -21,7 +21,7 @@ import os
 import time
 from pathlib import Path
 
-from handmesh.benchmarks.common import write_result
+from handmesh.benchmarks.common import add_scene_arguments, scene_records, write_result
 
 RESULTS = Path("bench/results/handedness_cpu.json")
 BENCH_SEED = 200_000  # stream seeds from here: training runs use 0 on and HELD_OUT_SEED (100,000) on
@@ -30,16 +30,7 @@ SCORE_SWEEP = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `handmesh bench handedness`."""
-    parser.add_argument(
-        "--count", type=int, default=600, help="synthetic scenes (a right and a left hand each)"
-    )
-    parser.add_argument("--size", type=int, default=256, help="image side, pixels")
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help=f"synthetic stream seed (plus {BENCH_SEED}, away from training seeds)",
-    )
+    add_scene_arguments(parser, count=600, size=256, seed_base=BENCH_SEED)
     parser.add_argument(
         "--detector",
         default="mediapipe-full",
@@ -102,22 +93,20 @@ def run(args: argparse.Namespace) -> int:
     }
     margins: list[tuple[float, bool]] = []
     t0 = time.perf_counter()
-    for i in range(int(args.count)):
-        for side in ("right", "left"):
-            rec = stream.record(i, side)
-            dets = detector.detect(rec.image, static=True)
-            if not dets or dets[0].keypoints3d is None:
-                continue
-            K = default_intrinsics(rec.image.shape[1], rec.image.shape[0])
-            decision = decide_sides(dets[:1], K, margin)[0]
-            truth.append(side)
-            scores.append(float(dets[0].score))
-            rules["detector"].append(dets[0].handedness)
-            rules["fit"].append(decision.fit_side)
-            rules["fit_uncertain_dropped"].append(decision.side)
-            agree = decision.side is not None and decision.side == dets[0].handedness
-            rules["detector_and_fit_agree"].append(decision.side if agree else None)
-            margins.append((decision.margin, decision.fit_side == side))
+    for _, side, rec in scene_records(stream, args.count):
+        dets = detector.detect(rec.image, static=True)
+        if not dets or dets[0].keypoints3d is None:
+            continue
+        K = default_intrinsics(rec.image.shape[1], rec.image.shape[0])
+        decision = decide_sides(dets[:1], K, margin)[0]
+        truth.append(side)
+        scores.append(float(dets[0].score))
+        rules["detector"].append(dets[0].handedness)
+        rules["fit"].append(decision.fit_side)
+        rules["fit_uncertain_dropped"].append(decision.side)
+        agree = decision.side is not None and decision.side == dets[0].handedness
+        rules["detector_and_fit_agree"].append(decision.side if agree else None)
+        margins.append((decision.margin, decision.fit_side == side))
     seconds = time.perf_counter() - t0
     wrong_margins = sorted(m for m, ok in margins if not ok)
     sure = {

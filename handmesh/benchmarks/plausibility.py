@@ -20,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from handmesh.benchmarks.common import write_result
+from handmesh.benchmarks.common import add_scene_arguments, scene_records, write_result
 
 RESULTS = Path("bench/results/plausibility_cpu.json")
 REALSETS = ("bench/realsets/detect", "bench/realsets/keypoints")
@@ -30,10 +30,7 @@ SWEEP = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `handmesh bench plausibility`."""
-    parser.add_argument(
-        "--count", type=int, default=100, help="synthetic scenes (a right and a left hand each)"
-    )
-    parser.add_argument("--size", type=int, default=256, help="synthetic image side, pixels")
+    add_scene_arguments(parser, count=100, size=256, seed_base=BENCH_SEED)
     parser.add_argument("--realsets", nargs="*", default=list(REALSETS), help="labelled photo folders")
     parser.add_argument(
         "--checkpoint", default=None, help="also measure the model as mesh source (a .pt or .onnx file)"
@@ -130,13 +127,12 @@ def run(args: argparse.Namespace) -> int:
     from handmesh.pipeline.pipeline import PipelineConfig
     from handmesh.pipeline.predictor import build_pipeline, run_on_image
 
-    stream = SynthStream(SynthConfig(seed=BENCH_SEED, size=int(args.size)))
-    renders = []
-    for i in range(int(args.count)):
-        for side in ("right", "left"):
-            rec = stream.record(i, side)
-            labels = [(project_points_np(rec.joints3d, rec.K), np.ones(21, bool))]
-            renders.append((rec.image, labels))
+    seed = BENCH_SEED + int(args.seed)
+    stream = SynthStream(SynthConfig(seed=seed, size=int(args.size)))
+    renders = [
+        (rec.image, [(project_points_np(rec.joints3d, rec.K), np.ones(21, bool))])
+        for _, _, rec in scene_records(stream, args.count)
+    ]
     photos = [
         (p, labels)
         for folder in args.realsets
@@ -148,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         "detector": args.detector,
         "search": args.search,
         "good_below": float(args.good),
-        "synth": {"scenes": int(args.count), "size": int(args.size), "stream_seed": BENCH_SEED},
+        "synth": {"scenes": int(args.count), "size": int(args.size), "stream_seed": seed},
         "realsets": [f for f in args.realsets if (Path(f) / "annotations.jsonl").is_file()],
         "photos": len(photos),
         "labelled_photo_hands": sum(len(labels) for _, labels in photos),
