@@ -10,7 +10,7 @@ file below it, ``handmesh.export`` for a file at the top).
 
 - cycle: a strongly connected group of more than one node (modules, or units);
 - upward import: a library module importing a command module. A command module is a file that defines
-  a top-level ``add_parser``, ``add_arguments`` or ``main`` (a `handmesh` subcommand, a benchmark, the
+  a top-level ``add_arguments`` or ``main`` (a `handmesh` subcommand, a benchmark, the
   demo app) or lives in ``handmesh.benchmarks``; libraries sit below every command, so a library that
   imports one reaches up (and drags the command's dependencies along);
 - layer: 0 for a module that imports no other, else one more than the highest layer it imports (only
@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "handmesh"
-COMMAND_FUNCTIONS = ("add_parser", "add_arguments", "main")
+COMMAND_FUNCTIONS = ("add_arguments", "main")
 COMMAND_PACKAGES = ("handmesh.benchmarks",)
 
 

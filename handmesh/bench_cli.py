@@ -11,6 +11,11 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from handmesh.config import add_command
+
+DESCRIPTION = """Run a benchmark; each writes its figures, with the machine they were measured on, to
+bench/results/*.json (docs/benchmarks.md). `handmesh bench NAME --help` gives a benchmark's options."""
+
 BENCHMARKS: dict[str, str] = {
     "data": "handmesh.benchmarks.data",
     "synth": "handmesh.benchmarks.synth",
@@ -32,18 +37,12 @@ BENCHMARKS: dict[str, str] = {
 }
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `handmesh bench` and one sub-subcommand per benchmark."""
-    parser = subparsers.add_parser(
-        "bench", help="run a benchmark (model, ...) and write bench/results/*.json"
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One action per benchmark (`handmesh bench NAME`); without one, the list."""
     sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK")
     for name, module_path in BENCHMARKS.items():
         module = importlib.import_module(module_path)
-        doc = (module.__doc__ or name).strip().splitlines()[0]
-        bench = sub.add_parser(name, help=doc, description=module.__doc__)
-        module.add_arguments(bench)
-        bench.set_defaults(func=module.run)
+        add_command(sub, name, module, help=(module.__doc__ or name).strip().splitlines()[0])
 
     def _help(args: argparse.Namespace) -> int:
         parser.print_help()

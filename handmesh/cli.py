@@ -6,13 +6,14 @@ import argparse
 import importlib
 import sys
 
-from handmesh.config import add_bool_option
+from handmesh.config import add_bool_option, add_command
 from handmesh.errors import DEBUG_ENV, HandmeshError, debug_enabled, one_line
 
-# name -> (module exposing `add_parser(subparsers)`, its one-line help). Modules are imported lazily:
-# `handmesh --help` lists the commands from this table without importing torch, and a subcommand's
-# heavy dependencies (torch, mediapipe, gradio) load only when it runs. tests/test_entry_points.py
-# checks that each line here is the one its module registers.
+# name -> (its command module, its one-line help: this table is the help line's one home). A command
+# module exposes `add_arguments(parser)` and `run(args)`, and its `DESCRIPTION` or docstring is its
+# `--help` text (`config.add_command`). Modules are imported lazily: `handmesh --help` lists the commands
+# from this table without importing torch, and a subcommand's heavy dependencies (torch, mediapipe,
+# gradio) load only when it runs.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("handmesh.predict", "hand meshes for images, folders and videos"),
     "synth": ("handmesh.data.synth_cli", "render a synthetic dataset in FreiHAND's exact layout"),
@@ -57,7 +58,7 @@ def build_parser(only: str | None = None, prog: str | None = None) -> argparse.A
         if name != only:
             sub.add_parser(name, help=help_line)
             continue
-        importlib.import_module(module).add_parser(sub)
+        add_command(sub, name, importlib.import_module(module), help_line)
         if prog is not None:
             sub.choices[name].prog = prog
     return parser

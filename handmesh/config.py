@@ -222,6 +222,22 @@ def add_config_options(
         )
 
 
+def add_command(
+    subparsers: argparse._SubParsersAction, name: str, module: Any, help: str
+) -> argparse.ArgumentParser:
+    """Subcommand `name` from its command module: the options (`module.add_arguments(parser)`), the
+    description (`module.DESCRIPTION`, else its docstring; line breaks kept) and what runs (`module.run`,
+    unless `add_arguments` set a function itself: a command made of actions, like `handmesh bench`)."""
+    description = getattr(module, "DESCRIPTION", None) or module.__doc__
+    parser = subparsers.add_parser(
+        name, help=help, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    module.add_arguments(parser)
+    if parser.get_default("func") is None:
+        parser.set_defaults(func=module.run)
+    return parser
+
+
 def add_bool_option(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     flag: str,

@@ -77,14 +77,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register `handmesh evaluate`."""
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="score a model file or the landmark fit on a labelled dataset (3D and 2D scores)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `handmesh evaluate`."""
     parser.add_argument(
         "checkpoint",
         nargs="?",
@@ -98,5 +92,3 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--out", required=True, help="output folder for scores.json (and pred.json)")
     add_config_options(parser, EvaluateConfig)
     add_bool_option(parser, "--quiet", "no progress bar")
-    parser.set_defaults(func=run)
-    return parser

@@ -12,10 +12,12 @@ from pathlib import Path
 
 from handmesh.config import add_bool_option
 
+DESCRIPTION = """Export a model checkpoint to an ONNX file (reparameterized, the hand model inside) and its
+sidecar OUT.json; with --quantize, an int8 copy instead (docs/deployment.md)."""
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `handmesh export CKPT --onnx OUT`."""
-    p = subparsers.add_parser("export", help="export a model checkpoint to ONNX (fused, hand model inside)")
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of `handmesh export CKPT --onnx OUT`."""
     p.add_argument("checkpoint", help="model file (.pt) written by training or save_model")
     p.add_argument("--onnx", required=True, metavar="OUT", help="ONNX file to write (sidecar: OUT.json)")
     p.add_argument("--opset", type=int, default=17)
@@ -26,10 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="MODE",
         help="write an int8 model to OUT instead of fp32: int8 or int8-static (handmesh.quantize)",
     )
-    p.set_defaults(func=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Export (and optionally quantize) the checkpoint; print what was written."""
     from handmesh.export import check_opset, export_onnx, load_sidecar, sidecar_path
     from handmesh.models import load_model

@@ -269,19 +269,11 @@ def _save_image(frame: Frame, dest: Path, write_image) -> None:
         write_image(dest, frame.image)
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register `handmesh label`."""
-    p = subparsers.add_parser(
-        "label",
-        help="pseudo-label a video or image folder with landmark fits (a custom dataset)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of `handmesh label`."""
     p.add_argument("input", help="a video file (e.g. a webcam recording), an image, or a folder of images")
     p.add_argument("--out", required=True, help="dataset folder to write (annotations.jsonl, images/)")
     add_config_options(p, LabelConfig)
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,24 +10,19 @@ import time
 
 from handmesh.errors import HandmeshError
 
+DESCRIPTION = """Score a submission [xyz_list, verts_list] (metres, camera frame) against DIR/{split}_xyz.json
+and DIR/{split}_verts.json: mean errors, AUC and F-scores, unaligned and Procrustes-aligned, as the
+official FreiHAND evaluation defines them."""
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register `handmesh score PRED_JSON --gt DIR [--split evaluation] [--json OUT]`."""
-    p = subparsers.add_parser(
-        "score",
-        help="score a FreiHAND submission (pred.json) with the official metrics",
-        description="Score a submission [xyz_list, verts_list] (metres, camera frame) against "
-        "DIR/{split}_xyz.json and DIR/{split}_verts.json: mean errors, AUC and F-scores, unaligned "
-        "and Procrustes-aligned, as the official FreiHAND evaluation defines them.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of `handmesh score PRED_JSON --gt DIR [--split evaluation] [--json OUT]`."""
     p.add_argument("pred_json", help="submission file: [xyz_list, verts_list], 21x3 and 778x3 per sample")
     p.add_argument(
         "--gt", default=os.path.join("data", "freihand"), help="FreiHAND root (default: data/freihand)"
     )
     p.add_argument("--split", default="evaluation", help="ground-truth split name (default: evaluation)")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the scores to this JSON file")
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,17 +20,11 @@ from handmesh.config import add_bool_option, add_config_options, config_from_arg
 from handmesh.errors import HandmeshError, MissingFileError
 
 
-def add_parser(subparsers) -> None:
-    """Register `handmesh predict`."""
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of `handmesh predict`."""
     from handmesh.pipeline.pipeline import PipelineConfig
     from handmesh.pipeline.predictor import MODES, SourceConfig
 
-    p = subparsers.add_parser(
-        "predict",
-        help="hand meshes for images, folders and videos",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     p.add_argument("input", help="an image, a video, or a folder of them")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument(
@@ -49,7 +43,6 @@ def add_parser(subparsers) -> None:
     )
     add_config_options(p.add_argument_group("mesh source (fixed for the run)"), SourceConfig)
     add_config_options(p.add_argument_group("pipeline (per frame)"), PipelineConfig)
-    p.set_defaults(func=run)
 
 
 def collect_inputs(path: Path) -> list[Path]:

@@ -48,16 +48,22 @@ def test_handmesh_help_answers_without_torch():
     assert "handmesh predict photo.jpg" in out.stdout and "check-dataset" in out.stdout
 
 
-def test_command_list_matches_each_commands_own_help():
-    """The one-line helps `handmesh --help` lists (cli.SUBCOMMANDS) are the ones the modules register."""
-    import argparse
+def test_every_command_is_built_from_its_module_by_one_path(capsys):
+    """`handmesh NAME --help` answers for every command in cli.SUBCOMMANDS with its module's description;
+    no module registers a parser of its own (config.add_command builds them all)."""
+    import importlib
 
-    from handmesh.cli import SUBCOMMANDS, build_parser
+    from handmesh.cli import SUBCOMMANDS, main
 
-    for name, (_, line) in SUBCOMMANDS.items():
-        parser = build_parser(name)
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        assert {a.dest: a.help for a in sub._choices_actions}[name] == line, name
+    for name, (module_name, _) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        assert not hasattr(module, "add_parser") and callable(module.add_arguments), name
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0, name
+        out = capsys.readouterr().out
+        description = getattr(module, "DESCRIPTION", None) or module.__doc__
+        assert out.startswith(f"usage: handmesh {name} ") and description.splitlines()[0] in out, name
 
 
 def test_subcommand_helps_do_not_import_torch():

@@ -478,22 +478,11 @@ def test_real_bugs_keep_their_traceback(monkeypatch, tmp_path):
         raise ValueError("a bug, not a user error")
 
     monkeypatch.setattr(metrics_cli, "run", broken)
-    monkeypatch.setattr(metrics_cli, "add_parser", _parser_with(broken))
     with pytest.raises(ValueError, match="a bug"):
         run_cli("score", tmp_path / "p.json")
     # --debug turns a user error back into its traceback too
     with pytest.raises(FileNotFoundError):
         run_cli("--debug", "predict", tmp_path / "missing.jpg", "--out", tmp_path / "o")
-
-
-def _parser_with(func):
-    def add_parser(subparsers):
-        p = subparsers.add_parser("score")
-        p.add_argument("pred_json")
-        p.set_defaults(func=func)
-        return p
-
-    return add_parser
 
 
 def test_worker_tracebacks_are_reduced_to_their_message():

@@ -12,15 +12,13 @@ from handmesh.config import add_config_options, add_overrides_option, apply_over
 CLI_FIELDS = ("seed", "size", "hand_model")
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register `handmesh synth-cache`."""
-    p = subparsers.add_parser(
-        "synth-cache",
-        help="render hand foregrounds once, for --data cache:DIR training",
-        description="Render foregrounds 0..N-1 of the synthetic stream (hand, forearm, objects, lights: RGBA "
-        "and labels) into a folder. `handmesh train --data cache:DIR` composites each onto a fresh background "
-        "with fresh camera effects, occluders and crop/rotation jitter at every reuse (handmesh.data.cache).",
-    )
+DESCRIPTION = """Render foregrounds 0..N-1 of the synthetic stream (hand, forearm, objects, lights: RGBA and
+labels) into a folder. `handmesh train --data cache:DIR` composites each onto a fresh background with
+fresh camera effects, occluders and crop/rotation jitter at every reuse (handmesh.data.cache)."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of `handmesh synth-cache`."""
     from handmesh.data.synth import SynthConfig
 
     p.add_argument("--out", required=True, help="cache folder")
@@ -35,8 +33,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     add_config_options(p, SynthConfig, only=CLI_FIELDS)
     add_overrides_option(p, "any SynthConfig field, e.g. --set object_prob=0.2")
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,14 +8,12 @@ import sys
 from handmesh.config import add_bool_option
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register `handmesh check-dataset`."""
-    p = subparsers.add_parser(
-        "check-dataset",
-        help="validate a custom (annotations.jsonl) or FreiHAND-layout dataset",
-        description="Report every problem of a dataset folder (line numbers for annotations.jsonl); "
-        "exit status 1 when there are problems.",
-    )
+DESCRIPTION = """Report every problem of a dataset folder (line numbers for annotations.jsonl); exit status 1
+when there are problems."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of `handmesh check-dataset`."""
     p.add_argument("dir", help="dataset folder")
     add_bool_option(p, "--decode", "read every image's header (--no-decode: only check the files exist)", True)
     add_bool_option(
@@ -25,8 +23,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "a few ms an image)",
     )
     add_bool_option(p, "--quiet", "print problems only, not warnings")
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,21 +12,17 @@ from handmesh.config import add_config_options, add_overrides_option, apply_over
 CLI_FIELDS = ("train", "eval", "seed", "size", "versions", "workers", "hand_model", "appearance", "backgrounds")
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register `handmesh synth`."""
-    p = subparsers.add_parser(
-        "synth",
-        help="render a synthetic dataset in FreiHAND's exact layout",
-        description="Render the hand model (MANO when configured, else the stand-in) into FreiHAND's layout: "
-        "training/rgb, training/mask, evaluation/rgb and the *_K/_mano/_xyz/_verts JSON files.",
-    )
+DESCRIPTION = """Render the hand model (MANO when configured, else the stand-in) into FreiHAND's layout:
+training/rgb, training/mask, evaluation/rgb and the *_K/_mano/_xyz/_verts JSON files."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of `handmesh synth`."""
     from handmesh.data.synth import SynthConfig
 
     p.add_argument("--out", required=True, help="output folder")
     add_config_options(p, SynthConfig, only=CLI_FIELDS)
     add_overrides_option(p, "any SynthConfig field, e.g. --set occluder_prob=0.5")
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

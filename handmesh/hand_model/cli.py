@@ -50,18 +50,18 @@ def import_mano(path: str | Path, out: str | Path) -> list[Path]:
     return written
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Import the pickles `handmesh mano import` names."""
     if args.mano_command != "import":
         raise HandmeshError("usage: handmesh mano import PATH [--out DIR]")
     import_mano(args.path, args.out)
     return 0
 
 
-def add_parser(subparsers) -> None:
-    """Register `handmesh mano`."""
-    parser = subparsers.add_parser("mano", help="MANO model files: import official pickles")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `handmesh mano`: its one action, import."""
     sub = parser.add_subparsers(dest="mano_command", metavar="ACTION")
     imp = sub.add_parser("import", help="convert MANO_RIGHT.pkl / MANO_LEFT.pkl into clean .npz files")
     imp.add_argument("path", help="MANO_RIGHT.pkl, MANO_LEFT.pkl, or the folder holding them")
     imp.add_argument("--out", default="data/mano", help="output folder (default: data/mano)")
-    parser.set_defaults(func=_run, mano_command=None)
+    parser.set_defaults(mano_command=None)
