@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from handmesh.config import option
 
 # In timm's registry but not buildable here: MobileCLIP2's towers have five stages (the encoder's
 # pyramid and the keypoint head are written for FastViT's four, ending at stride 32) and 123 M / 319 M
@@ -34,26 +36,54 @@ NOMINAL_FOCAL_224 = 500.0
 class ModelConfig:
     """Architecture and camera settings the regressor is built from (input only; saved in every model file)."""
 
-    variant: str = "fastvit_t8"
-    img_size: int = 224
-    # local ImageNet weights for the encoder (timm or Apple format); None = random init, never the hub
-    backbone_weights: str | None = None
-    # which encoder output the head pools: "final_conv" (the 2x-wide expansion conv) or "last_stage"
-    features: str = "final_conv"
-    # "keypoint" (heatmap keypoints + joint tokens, the default) or "pooled" (globally pooled, iterative);
-    # handmesh.models.head explains both
-    head: str = "keypoint"
-    # keypoint head: heatmap resolution (input / 8 or / 4) and the neck's channels
-    head_stride: int = 8
-    head_width: int = 128
-    head_hidden: int = 1024
-    head_layers: int = 2
-    head_iterations: int = 3
-    head_dropout: float = 0.1
-    # hand-model files: None = default resolution (MANO if configured, else the open stand-in)
-    hand_model: str | None = None
-    # focal length in pixels of the nominal crop camera at img_size; None = 500 * img_size / 224
-    focal_length: float | None = None
+    variant: str = field(
+        default="fastvit_t8",
+        metadata=option("FastViT encoder: one of timm's fastvit_* models", metavar="NAME"),
+    )
+    img_size: int = field(default=224, metadata=option("input crop side, pixels (a multiple of 32)"))
+    backbone_weights: str | None = field(
+        default=None,
+        metadata=option(
+            "local ImageNet weights for the encoder (timm or Apple format); none = random init, never the hub",
+            metavar="FILE",
+        ),
+    )
+    features: str = field(
+        default="final_conv",
+        metadata=option(
+            "which encoder output the head pools: the 2x-wide expansion conv or the last stage",
+            FEATURE_CHOICES,
+        ),
+    )
+    head: str = field(
+        default="keypoint",
+        metadata=option(
+            "MANO head: heatmap keypoints + joint tokens, or globally pooled and iterative "
+            "(handmesh.models.head)",
+            HEADS,
+        ),
+    )
+    head_stride: int = field(
+        default=8, metadata=option("keypoint head: heatmap resolution, input / stride", (4, 8))
+    )
+    head_width: int = field(default=128, metadata=option("keypoint head: the neck's channels"))
+    head_hidden: int = field(default=1024, metadata=option("hidden width of the head's MLP"))
+    head_layers: int = field(default=2, metadata=option("layers of the head's MLP"))
+    head_iterations: int = field(default=3, metadata=option("pooled head: error-feedback iterations"))
+    head_dropout: float = field(default=0.1, metadata=option("dropout in the head's MLP"))
+    hand_model: str | None = field(
+        default=None,
+        metadata=option(
+            "hand-model files; none = default resolution (MANO if configured, else the open stand-in)",
+            metavar="PATH",
+        ),
+    )
+    focal_length: float | None = field(
+        default=None,
+        metadata=option(
+            "focal length in pixels of the nominal crop camera at img_size; none = 500 x img_size / 224"
+        ),
+    )
 
     def validate(self) -> ModelConfig:
         """Refuse values no model should be built with (one-line HandmeshError); returns self.

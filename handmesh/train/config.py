@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from handmesh.config import option
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 SWITCH = ("auto", "on", "off")
+
+
+def loss_weight(default: float, term: str) -> Any:
+    """A loss term's weight field: a `--loss-NAME` option of `handmesh train` (0 turns the term off)."""
+    return field(
+        default=default,
+        metadata=option(f"loss weight: {term}; 0 = off (handmesh.losses)", bounds=(0, 1_000_000)),
+    )
 
 
 @dataclass
@@ -38,18 +47,16 @@ class TrainConfig:
     # 2D ~0.15, rotations ~0.1, betas ~1: the hand-frame 3D terms lead (articulation is what the
     # aligned metrics measure), the camera-frame ones also teach the global rotation, shape is
     # down-weighted because it is the least visible label.
-    loss_joints3d: float = 5.0
-    loss_vertices: float = 5.0
-    loss_joints3d_local: float = 20.0
-    loss_vertices_local: float = 20.0
-    loss_joints2d: float = 2.0
-    # the keypoint head's own heatmap keypoints (crop pixels / crop size, like joints2d)
-    loss_keypoints2d: float = 2.0
-    # the crop camera against the labels' translation (log scale + origin position), see handmesh.losses
-    loss_camera: float = 1.0
-    loss_mano_pose: float = 2.0
-    loss_mano_betas: float = 0.05
-    loss_betas_prior: float = 1e-3
+    loss_joints3d: float = loss_weight(5.0, "root-relative 3D joints, camera frame (L1, metres)")
+    loss_vertices: float = loss_weight(5.0, "centred vertices, camera frame (L1, metres)")
+    loss_joints3d_local: float = loss_weight(20.0, "3D joints in the hand's own frame (articulation)")
+    loss_vertices_local: float = loss_weight(20.0, "vertices in the hand's own frame (articulation)")
+    loss_joints2d: float = loss_weight(2.0, "projected 2D joints, crop pixels / crop size")
+    loss_keypoints2d: float = loss_weight(2.0, "the keypoint head's own heatmap keypoints, like joints2d")
+    loss_camera: float = loss_weight(1.0, "crop camera against the labels' translation (log scale + origin)")
+    loss_mano_pose: float = loss_weight(2.0, "MANO pose rotations")
+    loss_mano_betas: float = loss_weight(0.05, "MANO shape parameters")
+    loss_betas_prior: float = loss_weight(1e-3, "shape prior: betas towards 0")
     grad_clip: float = field(default=1.0, metadata=option("max gradient norm; 0 = off"))
     amp: str = field(
         default="auto", metadata=option("mixed precision: auto = bf16 on a GPU, off on a CPU", AMP_MODES)
