@@ -40,7 +40,7 @@ def test_finds_a_lazy_cycle_and_a_library_reaching_into_a_command(graph, tmp_pat
             "handmesh/a.py": "def f():\n    from handmesh.sub import b\n",
             "handmesh/sub/__init__.py": "",
             "handmesh/sub/b.py": "from .. import a\n",  # relative: handmesh.a
-            "handmesh/tool.py": "def add_parser(sub):\n    pass\n",
+            "handmesh/tool.py": "def add_arguments(parser):\n    pass\n",
             "handmesh/lib.py": "REGISTRY = {'x': 'handmesh.tool'}\n",
         },
     )
