@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from handmesh.geometry_np import project_points_np
     from handmesh.pipeline.media import read_image
     from handmesh.pipeline.pipeline import PipelineConfig
-    from handmesh.pipeline.predictor import build_pipeline, run_on_image
+    from handmesh.pipeline.predictor import SourceConfig, build_pipeline, run_on_image
 
     seed = BENCH_SEED + int(args.seed)
     stream = SynthStream(SynthConfig(seed=seed, size=int(args.size)))
@@ -152,12 +152,11 @@ def run(args: argparse.Namespace) -> int:
     }
     t0 = time.perf_counter()
     for source, model in sources:
+        onnx = model is not None and str(model).endswith(".onnx")
+        files = {"onnx": model} if onnx else {"checkpoint": model}
         pipe = build_pipeline(
-            checkpoint=model if model and not str(model).endswith(".onnx") else None,
-            onnx=model if model and str(model).endswith(".onnx") else None,
+            SourceConfig(**files, detector=args.detector, search=args.search),
             mode=source,
-            detector=args.detector,
-            search=args.search,
             config=PipelineConfig(min_plausibility=0.0),
             renderer=_NoOverlay(),
         )
