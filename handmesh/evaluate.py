@@ -32,7 +32,7 @@ def split_dataset(
 ) -> tuple[torch.utils.data.Dataset, str]:
     """A folder's split as unaugmented crops at `img_size`, in file order, and what that split is in words."""
     from handmesh.data import dataset_kind, open_dataset
-    from handmesh.data.freihand import FreiHANDDataset
+    from handmesh.data.freihand import FreiHANDDataset, HoldOut
     from handmesh.data.transforms import AugmentConfig
 
     if split not in SPLITS:
@@ -41,12 +41,12 @@ def split_dataset(
     held_out = f"held out for validation (--val-fraction {val_fraction}, --seed {seed})"
     if dataset_kind(data_dir) == "freihand":
         if split == "val":
-            ds = FreiHANDDataset(data_dir, "val", cfg, False, val_fraction, seed)
+            ds = FreiHANDDataset(data_dir, "val", cfg, False, HoldOut(val_fraction, seed))
             return ds, f"FreiHAND training samples {held_out}, every background version"
         # the ground truth has one entry per sample: the first background version of each
         ds = FreiHANDDataset(data_dir, split, cfg, augment=False, versions=1)
         return ds, f"FreiHAND {split} split" + (", first background version" if split == "training" else "")
-    ds = open_dataset(data_dir, split, cfg, augment=False, val_fraction=val_fraction, split_seed=seed)
+    ds = open_dataset(data_dir, split, cfg, augment=False, held_out=HoldOut(val_fraction, seed))
     words = {
         "test": 'lines marked "split": "test"',
         "all": 'every line (none is marked "split": "test")',

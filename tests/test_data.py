@@ -13,7 +13,7 @@ import torch
 
 from handmesh.data import open_dataset
 from handmesh.data.custom import CustomDataset, read_annotations
-from handmesh.data.freihand import FreiHANDAnnotations, FreiHANDDataset, mano_to_mesh
+from handmesh.data.freihand import FreiHANDAnnotations, FreiHANDDataset, HoldOut, mano_to_mesh
 from handmesh.data.io import load_json_array, read_image, write_jpeg
 from handmesh.data.record import HandRecord
 from handmesh.data.transforms import AugmentConfig, HandTransform, crop_transform, mirror_record
@@ -53,8 +53,8 @@ def _assert_projection_consistent(sample: dict, tol: float = 1e-3) -> None:
 
 
 def test_freihand_splits_by_sample_and_contract(synth_dir):
-    train = FreiHANDDataset(synth_dir, "train", CFG, val_fraction=0.34)
-    val = FreiHANDDataset(synth_dir, "val", CFG, val_fraction=0.34)
+    train = FreiHANDDataset(synth_dir, "train", CFG, held_out=HoldOut(0.34))
+    val = FreiHANDDataset(synth_dir, "val", CFG, held_out=HoldOut(0.34))
     assert len(train) + len(val) == N_TRAIN * VERSIONS
     train_ids = {s for s, _ in train.items}
     val_ids = {s for s, _ in val.items}
@@ -262,7 +262,7 @@ def test_custom_reader_partial_labels(tmp_path):
     assert float(s2["mirrored"]) == 1.0
     _assert_projection_consistent(s2)
     assert isinstance(
-        open_dataset(root, "train", AugmentConfig(img_size=64), val_fraction=0.25), CustomDataset
+        open_dataset(root, "train", AugmentConfig(img_size=64), held_out=HoldOut(0.25)), CustomDataset
     )
 
 
@@ -368,8 +368,8 @@ def test_custom_validation_split_by_image(tmp_path):
     kp = [[60 + i, 50 + i] for i in range(21)]
     lines = [{"image": f"img/{i % 3}.jpg", "keypoints2d": kp} for i in range(9)]  # 3 hands per image
     root = _custom_dir(tmp_path, lines)
-    train = CustomDataset(root, "train", AugmentConfig(img_size=32), val_fraction=0.34)
-    val = CustomDataset(root, "val", AugmentConfig(img_size=32), val_fraction=0.34)
+    train = CustomDataset(root, "train", AugmentConfig(img_size=32), held_out=HoldOut(0.34))
+    val = CustomDataset(root, "val", AugmentConfig(img_size=32), held_out=HoldOut(0.34))
     assert len(train) + len(val) == 9 and len(val) == 3
     assert not {a.image for a in train.anns} & {a.image for a in val.anns}
 
@@ -385,7 +385,7 @@ def test_custom_lines_can_pin_their_split_and_test_lines_never_train(tmp_path):
     root = _custom_dir(tmp_path, lines)
 
     def lines_of(split):
-        ds = open_dataset(root, split, AugmentConfig(img_size=64), val_fraction=0.5)
+        ds = open_dataset(root, split, AugmentConfig(img_size=64), held_out=HoldOut(0.5))
         return sorted(a.line for a in ds.anns), ds.split
 
     assert lines_of("evaluation") == ([1], "test")

@@ -200,14 +200,14 @@ def test_a_second_training_into_a_busy_folder_is_refused(freihand, tmp_path):
 
 
 def test_training_reports_skipped_batches_per_epoch(freihand, tmp_path, capsys):
-    from handmesh.data.freihand import FreiHANDDataset
+    from handmesh.data.freihand import FreiHANDDataset, HoldOut
     from handmesh.data.transforms import AugmentConfig
     from handmesh.models import ModelConfig
     from handmesh.train import TrainConfig, train
 
     aug = AugmentConfig(img_size=64)
-    train_set = FreiHANDDataset(freihand, "train", aug, augment=False, val_fraction=0.25)
-    val_set = FreiHANDDataset(freihand, "val", aug, val_fraction=0.25)
+    train_set = FreiHANDDataset(freihand, "train", aug, augment=False, held_out=HoldOut(0.25))
+    val_set = FreiHANDDataset(freihand, "val", aug, held_out=HoldOut(0.25))
     cfg = TrainConfig(
         data=str(freihand), out=str(tmp_path / "run"), epochs=2, batch_size=1, workers=0, val_fraction=0.25,
         progress=False, image_grid=0,

@@ -126,12 +126,12 @@ def small_sets(synth_dir: Path, n_train: int = 4, n_val: int = 2):
     """The first few unaugmented training and validation samples."""
     from torch.utils.data import Subset
 
-    from handmesh.data.freihand import FreiHANDDataset
+    from handmesh.data.freihand import FreiHANDDataset, HoldOut
     from handmesh.data.transforms import AugmentConfig
 
     aug = AugmentConfig(img_size=IMG)
-    train_set = FreiHANDDataset(synth_dir, "train", aug, augment=False, val_fraction=0.25)
-    val_set = FreiHANDDataset(synth_dir, "val", aug, val_fraction=0.25)
+    train_set = FreiHANDDataset(synth_dir, "train", aug, augment=False, held_out=HoldOut(0.25))
+    val_set = FreiHANDDataset(synth_dir, "val", aug, held_out=HoldOut(0.25))
     return Subset(train_set, range(n_train)), Subset(val_set, range(n_val))
 
 

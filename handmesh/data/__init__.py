@@ -16,6 +16,7 @@ from handmesh.errors import MissingFileError
 from handmesh.lazy import exports_of, lazy_exports
 
 if TYPE_CHECKING:
+    from handmesh.data.freihand import HoldOut
     from handmesh.data.transforms import AugmentConfig
 
 # Lazy exports (PEP 562): importing handmesh.data.<module> (e.g. in synth's render workers) must not
@@ -24,7 +25,7 @@ _EXPORTS = exports_of(
     __name__,
     {
         "custom": "CustomDataset is_custom_layout",
-        "freihand": "FreiHANDAnnotations FreiHANDDataset is_freihand_layout mano_to_mesh root_from_uv_scale "
+        "freihand": "FreiHANDAnnotations FreiHANDDataset HoldOut is_freihand_layout mano_to_mesh root_from_uv_scale "
         "uv_scale_from_root",
         "record": "HandRecord",
         "transforms": "AugmentConfig HandTransform",
@@ -71,14 +72,14 @@ def open_dataset(
     split: str = "train",
     cfg: AugmentConfig | None = None,
     augment: bool | None = None,
-    val_fraction: float = 0.05,
-    split_seed: int = 0,
+    held_out: HoldOut | None = None,
     labels: Any = None,
 ):
     """A dataset of either kind. split: "train"/"val" (held out by sample), "training"/"all" (everything
     for training), "evaluation" (FreiHAND's evaluation split; for a custom folder its lines marked
     `"split": "test"`, or every line when none is, unaugmented). The dataset's `split` says which it is.
-    `labels`: the folder's labels when already read (`checks.preflight_dataset`)."""
+    `held_out`: which samples "train" leaves to "val" (default: HoldOut(), 5 % with seed 0). `labels`:
+    the folder's labels when already read (`checks.preflight_dataset`)."""
     from handmesh.data.custom import CustomDataset
     from handmesh.data.freihand import FreiHANDDataset
 
@@ -86,7 +87,7 @@ def open_dataset(
     if kind == "freihand":
         split = {"all": "training"}.get(split, split)
         labels = labels if split != "evaluation" else None  # the preflight reads the training labels
-        return FreiHANDDataset(root, split, cfg, augment, val_fraction, split_seed, ann=labels)
+        return FreiHANDDataset(root, split, cfg, augment, held_out, ann=labels)
     if split == "evaluation":
         from handmesh.data.custom import has_test_lines
 
@@ -94,4 +95,4 @@ def open_dataset(
         return CustomDataset(root, split, cfg, False if augment is None else augment, anns=labels)
     # test lines are never trained on, whatever the split asked for training
     split = {"all": "training"}.get(split, split)
-    return CustomDataset(root, split, cfg, augment, val_fraction, split_seed, anns=labels)
+    return CustomDataset(root, split, cfg, augment, held_out, anns=labels)

@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from handmesh.data.cameras import MIN_DEPTH_M, camera_problem
+from handmesh.data.freihand import HoldOut
 from handmesh.data.io import probe_image, read_image
 from handmesh.data.record import HandRecord
 from handmesh.data.transforms import AugmentConfig, HandTransform
@@ -352,16 +353,14 @@ def has_test_lines(root: str | Path) -> bool:
     return any(a.split == "test" for a in anns)
 
 
-def select_split(
-    anns: list[Annotation], split: str, val_fraction: float = 0.05, seed: int = 0
-) -> list[Annotation]:
+def select_split(anns: list[Annotation], split: str, held_out: HoldOut | None = None) -> list[Annotation]:
     """The annotations of one split of a custom folder.
 
     "all": every line. "test": the lines marked `"split": "test"` (the folder's evaluation split).
     "training": every line not marked test. "train" / "val": the lines not marked test, divided by image
     (two hands of one photo never straddle the split): when some line is marked "val", the images of the
-    lines marked "val" are the validation split; otherwise a seeded `val_fraction` of the images whose
-    lines pin no split. Lines marked "train" are never validated on.
+    lines marked "val" are the validation split; otherwise the `held_out` share of the images whose
+    lines pin no split (default: HoldOut()). Lines marked "train" are never validated on.
     """
     if split not in CUSTOM_SPLITS:
         raise HandmeshError(f"unknown custom-dataset split {split!r} ({', '.join(CUSTOM_SPLITS)})")
@@ -375,18 +374,16 @@ def select_split(
     if any(a.split == "val" for a in pool):
         val = {str(a.image) for a in pool if a.split == "val"}
     else:
-        from handmesh.data.freihand import validation_samples
-
         pinned = {str(a.image) for a in pool if a.split == "train"}
         images = sorted({str(a.image) for a in pool} - pinned)
-        val = {images[i] for i in validation_samples(len(images), val_fraction, seed)}
+        val = {images[i] for i in (held_out or HoldOut()).samples(len(images))}
     return [a for a in pool if (str(a.image) in val) == (split == "val")]
 
 
 class CustomDataset(Dataset):
     """A custom-format folder as samples of the datasets contract (labels a line lacks are masked off).
 
-    split: one of CUSTOM_SPLITS (see `select_split`): "train" / "val" hold a seeded `val_fraction` of the
+    split: one of CUSTOM_SPLITS (see `select_split`): "train" / "val" hold the `held_out` share of the
     images out (or follow the lines' own "split" keys), "test" is the folder's evaluation split.
     `anns`: the folder's checked annotations when they were already read (`read_annotations`, no problems).
     """
@@ -397,8 +394,7 @@ class CustomDataset(Dataset):
         split: str = "train",
         cfg: AugmentConfig | None = None,
         augment: bool | None = None,
-        val_fraction: float = 0.05,
-        split_seed: int = 0,
+        held_out: HoldOut | None = None,
         hand_path: str | None = None,
         anns: list[Annotation] | None = None,
     ):
@@ -412,7 +408,7 @@ class CustomDataset(Dataset):
                 raise HandmeshError(
                     f"{self.root / ANNOTATIONS}: {problems[0]}{more}; run `handmesh check-dataset {self.root}`"
                 )
-        anns = select_split(anns, split, val_fraction, split_seed)
+        anns = select_split(anns, split, held_out)
         complete_from_mano(anns, hand_path)  # fills only what is missing: shared annotations pay once
         self.split = split
         self.anns = anns

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -118,15 +119,22 @@ def count_versions(rgb_dir: Path, num_samples: int) -> int:
     return v
 
 
-def validation_samples(num_samples: int, fraction: float, seed: int = 0) -> np.ndarray:
-    """Sorted sample ids of the held-out validation split: a seeded random `fraction` of the samples."""
-    if not 0.0 <= fraction < 1.0:
-        raise HandmeshError(f"validation fraction must be in [0, 1), got {fraction}")
-    count = int(round(num_samples * fraction))
-    if fraction > 0 and count == 0 and num_samples > 1:
-        count = 1
-    perm = np.random.default_rng(seed).permutation(num_samples)
-    return np.sort(perm[:count])
+@dataclass(frozen=True)
+class HoldOut:
+    """Which samples of a training folder validation holds out: a seeded random `fraction` of them."""
+
+    fraction: float = 0.05
+    seed: int = 0
+
+    def samples(self, num_samples: int) -> np.ndarray:
+        """Sorted ids of the held-out samples among `num_samples` (at least one when fraction > 0)."""
+        if not 0.0 <= self.fraction < 1.0:
+            raise HandmeshError(f"validation fraction must be in [0, 1), got {self.fraction}")
+        count = int(round(num_samples * self.fraction))
+        if self.fraction > 0 and count == 0 and num_samples > 1:
+            count = 1
+        perm = np.random.default_rng(self.seed).permutation(num_samples)
+        return np.sort(perm[:count])
 
 
 MAX_VERSIONS = 1000  # background versions of each sample (FreiHAND has 4)
@@ -249,8 +257,7 @@ class FreiHANDDataset(Dataset):
         split: str = "train",
         cfg: AugmentConfig | None = None,
         augment: bool | None = None,
-        val_fraction: float = 0.05,
-        split_seed: int = 0,
+        held_out: HoldOut | None = None,
         versions: int | None = None,
         hand: torch.nn.Module | None = None,
         ann: FreiHANDAnnotations | None = None,
@@ -266,7 +273,7 @@ class FreiHANDDataset(Dataset):
         n = len(self.ann)
         samples = np.arange(n)
         if split in ("train", "val"):
-            val = validation_samples(n, val_fraction, split_seed)
+            val = (held_out or HoldOut()).samples(n)
             samples = val if split == "val" else np.setdiff1d(samples, val)
         nv = self.ann.versions if versions is None else min(int(versions), self.ann.versions)
         # version-major order, like FreiHAND's image ids

@@ -153,17 +153,18 @@ def build_training_data(
     stream or a cache alone, `val_images` images of the stream under another seed (never trained on).
     Validation is never augmented. `labels`: a folder's labels by its spec when already read
     (`preflight_dataset`)."""
-    from handmesh.data import AugmentConfig, open_dataset
+    from handmesh.data import AugmentConfig, HoldOut, open_dataset
     from handmesh.data.cache import CachedStream, parse_cache_spec
     from handmesh.data.stream import SynthStream, parse_stream_spec
 
     aug = AugmentConfig(img_size=img_size)
+    held_out = HoldOut(val_fraction, seed)
     labels = labels or {}
     sources = parse_data_spec(spec) if isinstance(spec, str) else list(spec)
 
     def folder(source: Source, split: str, augment: bool) -> Dataset:
         return open_dataset(
-            source.spec, split, aug, augment, val_fraction, seed, labels=labels.get(source.spec)
+            source.spec, split, aug, augment, held_out, labels=labels.get(source.spec)
         )
 
     if len(sources) == 1 and sources[0].is_folder:
