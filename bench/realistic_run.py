@@ -1,20 +1,27 @@
-"""A background training run's learning curve: held-out renders at every epoch, real photos at each snapshot.
+"""A background training run's learning curve: held-out renders and real photos at every epoch's snapshot.
 
     .venv/bin/python bench/realistic_run.py runs/realistic128 --snapshots runs/snapshots \
         --run realistic_keypoint_128px --model-out bench/results/learn_realistic.pt
 
-Reads the run's history from its last.pt (`handmesh train`: validation PA-MPJPE on the stream's held-out
-renders after every epoch), adds the mean-pose baseline on the same held-out renders (the first
-`--val-images` images of the held-out seed, as the trainer validates), and scores every snapshot model
-(copies of last.pt taken as the run went) on the real 2D keypoint set (`handmesh bench real2d`'s
-protocol, labelled boxes) beside the landmark fit -- real photos measure only: the committed model is the
-run's best.pt, picked by held-out renders. Writes the run into bench/results/learning_curve.json and the
-best model (weights only) to `--model-out`.
+Reads the run's history from its last.pt (`handmesh train`: training loss and images/s per epoch) and
+scores the models in `--snapshots` (copies of last.pt taken as the run went, one per epoch) on the
+stream's held-out renders (the first `--val-images` images of the held-out seed: what the trainer
+validates on, for a stream run or a cache built with the stream's settings) beside the mean-pose
+baseline on the same renders, and on the real 2D keypoint set (`handmesh bench real2d`'s protocol,
+labelled boxes) beside the landmark fit. Real photos measure only: the model kept is the snapshot with the
+lowest held-out PA-MPJPE. A resumed run whose earlier epochs were validated on other renders starts its
+curve at `--from-epoch`, with `--start` (the checkpoint it was resumed from) scored as the first point;
+`--phase EPOCH=TEXT` names the data from that epoch on. `--compare` scores other model files on the same
+held-out renders (the model the run may replace), `--train-cache` scores the best snapshot on the first
+`--val-images` foregrounds of the cache it trained on, unaugmented (the train / held-out gap of reused
+foregrounds). Scores are kept in SNAPSHOTS/scores.json, so a rerun scores only new snapshots. Writes the
+run into bench/results/learning_curve.json and the best model (weights only) to `--model-out`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,31 +33,82 @@ from handmesh.benchmarks.common import machine_info  # noqa: E402
 REAL = Path("bench/realsets/keypoints")
 
 
-def real_scores(models: list[Path], data: Path) -> dict[str, Any]:
-    """Median 2D distance (share of the hand's size) and PCK of each model and of the landmark fit."""
-    try:
-        from handmesh.benchmarks.real2d import compare, score_run
-    except ImportError:
-        return {"not_measured": "handmesh bench real2d is not in this tree"}
-    if not (data / "annotations.jsonl").is_file():
-        return {"not_measured": f"no labelled photos at {data}"}
-    fit = score_run("landmark-fit", None, str(data), False, "fast")
-    out: dict[str, Any] = {
-        "data": str(data),
-        "boxes": "labelled",
-        "landmark_fit": fit["scores"],
-        "models": {},
-    }
-    from handmesh.checkpoint import load_checkpoint
+class Scorer:
+    """Held-out and real-photo scores of model files, remembered by file name and modification time."""
 
-    for path in models:
-        epoch = load_checkpoint(path).get("extra", {}).get("epoch")
-        name = f"epoch {epoch}" if path.name != "best.pt" else f"best.pt (epoch {epoch})"
-        run = score_run("model", str(path), str(data), False, "fast")
-        out["models"][name] = {"epoch": epoch, "scores": run["scores"], "compare": compare(run, fit)}
-        print(
-            f"{name}: real median {run['scores']['median_error_hand']:.3f}, {compare(run, fit)}", flush=True
-        )
+    def __init__(self, memo: Path | None, held: dict, img_size: int, real: Path) -> None:
+        self.memo = memo
+        self.done: dict[str, Any] = json.loads(memo.read_text()) if memo and memo.is_file() else {}
+        self.held, self.img_size, self.real = held, img_size, real
+        self._fit: dict[str, Any] = {}
+
+    def _key(self, path: Path, what: str) -> str:
+        return f"{path.resolve()}@{int(path.stat().st_mtime)}:{what}"
+
+    def _remember(self, key: str, value: Any) -> Any:
+        self.done[key] = value
+        if self.memo:
+            self.memo.write_text(json.dumps(self.done, indent=1))
+        return value
+
+    def held_out(self, path: Path, data: dict | None = None, what: str = "held_out") -> dict[str, Any]:
+        """PA-MPJPE / PA-MPVPE / MPJPE (mm) on the held-out renders (or `data`), and the model's epoch."""
+        key = self._key(path, what)
+        if key not in self.done:
+            from handmesh.benchmarks.learn import score
+            from handmesh.checkpoint import load_checkpoint
+            from handmesh.models import load_model
+
+            epoch = load_checkpoint(path).get("extra", {}).get("epoch")
+            model = load_model(path)
+            figures = score(model, self.held if data is None else data, self.img_size, "cpu")
+            self._remember(key, {"epoch": epoch, **figures})
+        return self.done[key]
+
+    def fit(self, data: Path | None = None) -> dict[str, Any]:
+        """The landmark fit on the real set (or another labelled folder), scored once per run of this script."""
+        data = data or self.real
+        if str(data) not in self._fit:
+            from handmesh.benchmarks.real2d import score_run
+
+            self._fit[str(data)] = score_run("landmark-fit", None, str(data), False, "fast")
+        return self._fit[str(data)]
+
+    def real_photos(self, path: Path, data: Path | None = None) -> dict[str, Any]:
+        """The model's 2D scores on the real set (or another labelled folder) and its median against the
+        fit's, hand by hand."""
+        data = data or self.real
+        key = self._key(path, f"2d:{data}")
+        if key not in self.done:
+            from handmesh.benchmarks.real2d import compare, score_run
+
+            run = score_run("model", str(path), str(data), False, "fast")
+            self._remember(key, {"scores": run["scores"], "compare": compare(run, self.fit(data))})
+        return self.done[key]
+
+
+def phase_of(epoch: int, phases: list[tuple[int, str]]) -> str | None:
+    """The data named for an epoch by `--phase FROM=TEXT` (the last phase starting at or before it)."""
+    names = [text for start, text in sorted(phases) if start <= epoch]
+    return names[-1] if names else None
+
+
+def parse_phase(value: str) -> tuple[int, str]:
+    """'EPOCH=TEXT' -> (EPOCH, TEXT)."""
+    start, sep, text = value.partition("=")
+    if not sep or not start.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"--phase {value!r}: expected EPOCH=TEXT")
+    return int(start), text.strip()
+
+
+def point(figures: dict[str, Any], base: float, real: dict[str, Any] | None) -> dict[str, Any]:
+    """One curve point's held-out figures, ratio to the mean pose and (measured only) real-photo figures."""
+    out = {k: figures[k] for k in ("pa_mpjpe_mm", "pa_mpvpe_mm", "mpjpe_mm")}
+    out["ratio_to_baseline"] = round(figures["pa_mpjpe_mm"] / base, 4)
+    if real is not None:
+        out["real_median_2d"] = round(real["scores"]["median_error_hand"], 4)
+        out["real_pck_0.2"] = round(real["scores"]["pck_0.2"], 4)
+        out["real_ratio_to_fit"] = real["compare"].get("ratio")
     return out
 
 
@@ -58,8 +116,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--run", required=True, help="name of the run in learning_curve.json")
-    parser.add_argument("--snapshots", type=Path, default=None, help="folder of last.pt copies to score")
+    parser.add_argument("--snapshots", type=Path, required=True, help="folder of last.pt copies to score")
     parser.add_argument("--real", type=Path, default=REAL)
+    parser.add_argument("--from-epoch", dest="from_epoch", type=int, default=1)
+    parser.add_argument("--start", type=Path, default=None, help="the checkpoint the run resumed from")
+    parser.add_argument("--phase", type=parse_phase, action="append", default=[], help="EPOCH=TEXT")
+    parser.add_argument("--compare", type=Path, action="append", default=[], help="other model files")
+    parser.add_argument("--train-cache", dest="train_cache", default=None, help="the cache trained on")
+    parser.add_argument("--renders", type=Path, default=None, help="held-out renders to score in 2D")
     parser.add_argument("--model-out", default=None, help="write the best model (weights only) here")
     parser.add_argument("--notes", default="", help="a sentence on how the run went (data changes, resumes)")
     parser.add_argument("--json", default="bench/results/learning_curve.json")
@@ -67,40 +131,61 @@ def main() -> int:
 
     import torch
 
-    from handmesh.benchmarks.learn import TARGET_RATIO, _update_results, baseline, held_out, plot
+    from handmesh.benchmarks.learn import TARGET_RATIO, _update_results, baseline, plot
+    from handmesh.data.mix import build_training_data, held_out, load_stream_batch
     from handmesh.models import load_model, save_model
     from handmesh.train.plan import load_resume_point
 
     torch.set_num_threads(1)
-    point = load_resume_point(args.run_dir / "last.pt")
-    cfg, model_cfg, state = point.train_config, point.model_config, point.state
+    state_point = load_resume_point(args.run_dir / "last.pt")
+    cfg, model_cfg, state = state_point.train_config, state_point.model_config, state_point.state
     size = int(model_cfg.img_size)
     # the trainer's validation set: the stream's first val_images held-out renders for the run's seed
-    base = baseline(held_out("synth:", cfg.val_images, size, cfg.seed))
-    curve = []
-    for record in state["history"]:
-        pa = record["val_pa_mpjpe_mm"]
+    held = held_out("synth:", cfg.val_images, size, cfg.seed)
+    base = baseline(held)
+    scorer = Scorer(args.snapshots / "scores.json", held, size, args.real)
+    history = {int(r["epoch"]): r for r in state["history"]}
+
+    curve: list[dict[str, Any]] = []
+    if args.start is not None:
+        figures = scorer.held_out(args.start)
         curve.append(
             {
-                "images_seen": int(record["epoch"]) * int(cfg.epoch_images),
-                "epoch": int(record["epoch"]),
-                "pa_mpjpe_mm": round(pa, 3),
-                "pa_mpvpe_mm": round(record.get("val_pa_mpvpe_mm", float("nan")), 3),
-                "train_loss": round(record["train_loss"], 5),
-                "images_per_s": round(record["images_per_s"], 2),
-                "ratio_to_baseline": round(pa / base["pa_mpjpe_mm"], 4),
+                "images_seen": int(figures["epoch"]) * int(cfg.epoch_images),
+                "epoch": figures["epoch"],
+                "data": "the checkpoint resumed from",
+                **point(figures, base["pa_mpjpe_mm"], scorer.real_photos(args.start)),
             }
         )
-    snapshots = sorted(args.snapshots.glob("*.pt"), key=lambda p: p.stat().st_mtime) if args.snapshots else []
-    real = real_scores([args.run_dir / "best.pt", *snapshots], args.real)
-    for model in real.get("models", {}).values():
-        for p in curve:
-            if p["epoch"] == model["epoch"]:  # measured only: never used to pick the model
-                p["real_median_2d"] = round(model["scores"]["median_error_hand"], 4)
-                p["real_pck_0.2"] = round(model["scores"]["pck_0.2"], 4)
-                p["real_ratio_to_fit"] = model["compare"].get("ratio")
-    best = min(curve, key=lambda p: p["pa_mpjpe_mm"]) if curve else None
-    entry = {
+    snapshots: dict[int, Path] = {}
+    for path in sorted(args.snapshots.glob("*.pt"), key=lambda p: p.stat().st_mtime):
+        figures = scorer.held_out(path)
+        if figures["epoch"] is None or figures["epoch"] < args.from_epoch:
+            continue
+        epoch = int(figures["epoch"])
+        snapshots[epoch] = path
+        record = history.get(epoch, {})
+        real = scorer.real_photos(path)
+        entry = {
+            "images_seen": epoch * int(cfg.epoch_images),
+            "epoch": epoch,
+            "data": phase_of(epoch, args.phase),
+        }
+        entry |= point(figures, base["pa_mpjpe_mm"], real)
+        if record:
+            entry["trainer_val_pa_mpjpe_mm"] = round(record["val_pa_mpjpe_mm"], 3)
+            entry["train_loss"] = round(record["train_loss"], 5)
+            entry["images_per_s"] = round(record["images_per_s"], 2)
+        curve.append(entry)
+        print(
+            f"epoch {epoch}: held-out {figures['pa_mpjpe_mm']:.2f} mm (trainer "
+            f"{entry.get('trainer_val_pa_mpjpe_mm')}), real median {entry['real_median_2d']:.3f}, "
+            f"x{entry['real_ratio_to_fit']} the fit",
+            flush=True,
+        )
+    scored = [p for p in curve if p["epoch"] in snapshots]
+    best = min(scored, key=lambda p: p["pa_mpjpe_mm"]) if scored else None
+    entry: dict[str, Any] = {
         "settings": {
             "command": "torchrun --nproc_per_node 2 train_freihand.py (one thread per process), resumed with --resume",
             "data": cfg.data,
@@ -123,17 +208,45 @@ def main() -> int:
         "target_met": bool(best and best["ratio_to_baseline"] <= TARGET_RATIO["standard"]),
         "steps": int(state["step"]),
         "train_elapsed_s": round(float(state["elapsed_s"]), 1),
-        "real_photos": real,
+        "real_photos": {"data": str(args.real), "boxes": "labelled", "landmark_fit": scorer.fit()["scores"]},
         "machine": machine_info(threads=1),
     }
-    if args.model_out:
-        model = load_model(args.run_dir / "best.pt")
-        save_model(
-            model,
-            args.model_out,
-            extra={"learning_curve_run": args.run, "trained_on": cfg.data, **(best or {})},
+    if args.compare:
+        entry["compare_on_these_renders"] = {
+            str(path): point(scorer.held_out(path), base["pa_mpjpe_mm"], None) for path in args.compare
+        }
+    if args.train_cache and best:
+        # foregrounds the run trained on, version 0 without augmentation, against the held-out renders
+        train_set, _ = build_training_data(f"cache:{args.train_cache}", size, False, 0.0, cfg.seed, 1)
+        seen = load_stream_batch(train_set, cfg.val_images)
+        figures = scorer.held_out(snapshots[best["epoch"]], seen, f"train:{args.train_cache}")
+        entry["train_vs_held_out"] = {
+            "epoch": best["epoch"],
+            "trained_foregrounds": {k: figures[k] for k in ("pa_mpjpe_mm", "pa_mpvpe_mm")},
+            "held_out": {k: best[k] for k in ("pa_mpjpe_mm", "pa_mpvpe_mm")},
+            "mean_pose_on_trained": baseline(seen),
+        }
+        print(f"train vs held-out at epoch {best['epoch']}: {entry['train_vs_held_out']}")
+    if args.renders and best:
+        # the real set's 2D protocol on renders the run never saw: is the real figure the model or the gap?
+        entry["renders_2d"] = {"data": str(args.renders)}
+        for name, path in (("best", snapshots[best["epoch"]]), ("start", args.start)):
+            if path is not None:
+                two_d = scorer.real_photos(path, args.renders)
+                entry["renders_2d"][name] = {"epoch": scorer.held_out(path)["epoch"], **two_d}
+        entry["renders_2d"]["landmark_fit"] = scorer.fit(args.renders)["scores"]
+        print(
+            f"renders in 2D: {json.dumps({k: v.get('compare') for k, v in entry['renders_2d'].items() if isinstance(v, dict) and 'compare' in v})}"
         )
-        print(f"wrote {args.model_out}")
+    for name, figures in entry.get("compare_on_these_renders", {}).items():
+        print(
+            f"{name}: held-out {figures['pa_mpjpe_mm']:.2f} mm ({figures['ratio_to_baseline']}x the mean pose)"
+        )
+    if args.model_out and best:
+        model = load_model(snapshots[best["epoch"]])
+        extra = {"learning_curve_run": args.run, "trained_on": cfg.data, **best}
+        save_model(model, args.model_out, extra=extra)
+        print(f"wrote {args.model_out} (epoch {best['epoch']})")
     results = _update_results(Path(args.json), args.run, entry)
     plot(results, Path(args.json).with_suffix(".png"))
     return 0
