@@ -12,10 +12,11 @@ labelled boxes) beside the landmark fit. Real photos measure only: the model kep
 lowest held-out PA-MPJPE. A resumed run whose earlier epochs were validated on other renders starts its
 curve at `--from-epoch`, with `--start` (the checkpoint it was resumed from) scored as the first point;
 `--phase EPOCH=TEXT` names the data from that epoch on. `--compare` scores other model files on the same
-held-out renders (the model the run may replace), `--train-cache` scores the best snapshot on the first
-`--val-images` foregrounds of the cache it trained on, unaugmented (the train / held-out gap of reused
-foregrounds). Scores are kept in SNAPSHOTS/scores.json, so a rerun scores only new snapshots. Writes the
-run into bench/results/learning_curve.json and the best model (weights only) to `--model-out`.
+held-out renders (the model the run may replace), `--train-cache` scores every snapshot on the first
+`--val-images` images of the cache it trained on, unaugmented (the train / held-out gap of reused
+foregrounds); `--skip-real` leaves out the real photos (a probe). Scores are kept in
+SNAPSHOTS/scores.json, so a rerun scores only new snapshots. Writes the run into
+bench/results/learning_curve.json and the best model (weights only) to `--model-out`.
 """
 
 from __future__ import annotations
@@ -124,6 +125,9 @@ def main() -> int:
     parser.add_argument("--compare", type=Path, action="append", default=[], help="other model files")
     parser.add_argument("--train-cache", dest="train_cache", default=None, help="the cache trained on")
     parser.add_argument("--renders", type=Path, default=None, help="held-out renders to score in 2D")
+    parser.add_argument("--skip-real", dest="skip_real", action="store_true", help="no real-photo scores")
+    parser.add_argument("--processes", type=int, default=2, help="training processes (for the record)")
+    parser.add_argument("--init", default="random", help="where the weights started (for the record)")
     parser.add_argument("--model-out", default=None, help="write the best model (weights only) here")
     parser.add_argument("--notes", default="", help="a sentence on how the run went (data changes, resumes)")
     parser.add_argument("--json", default="bench/results/learning_curve.json")
@@ -145,6 +149,18 @@ def main() -> int:
     base = baseline(held)
     scorer = Scorer(args.snapshots / "scores.json", held, size, args.real)
     history = {int(r["epoch"]): r for r in state["history"]}
+    seen = None
+    if args.train_cache:
+        # foregrounds the run trained on, unaugmented (version 0 first), against the held-out renders
+        train_set, _ = build_training_data(f"cache:{args.train_cache}", size, False, 0.0, cfg.seed, 1)
+        seen = load_stream_batch(train_set, cfg.val_images)
+        seen_base = baseline(seen)
+
+    def trained(path: Path) -> dict[str, Any]:
+        """PA-MPJPE on the trained foregrounds and its ratio to the mean pose on them."""
+        figures = scorer.held_out(path, seen, f"train:{args.train_cache}")
+        ratio = round(figures["pa_mpjpe_mm"] / seen_base["pa_mpjpe_mm"], 4)
+        return {"trained_pa_mpjpe_mm": figures["pa_mpjpe_mm"], "trained_ratio_to_baseline": ratio}
 
     curve: list[dict[str, Any]] = []
     if args.start is not None:
@@ -154,7 +170,10 @@ def main() -> int:
                 "images_seen": int(figures["epoch"]) * int(cfg.epoch_images),
                 "epoch": figures["epoch"],
                 "data": "the checkpoint resumed from",
-                **point(figures, base["pa_mpjpe_mm"], scorer.real_photos(args.start)),
+                **point(
+                    figures, base["pa_mpjpe_mm"], None if args.skip_real else scorer.real_photos(args.start)
+                ),
+                **(trained(args.start) if seen is not None else {}),
             }
         )
     snapshots: dict[int, Path] = {}
@@ -165,24 +184,21 @@ def main() -> int:
         epoch = int(figures["epoch"])
         snapshots[epoch] = path
         record = history.get(epoch, {})
-        real = scorer.real_photos(path)
+        real = None if args.skip_real else scorer.real_photos(path)
         entry = {
             "images_seen": epoch * int(cfg.epoch_images),
             "epoch": epoch,
             "data": phase_of(epoch, args.phase),
         }
         entry |= point(figures, base["pa_mpjpe_mm"], real)
+        if seen is not None:
+            entry |= trained(path)
         if record:
             entry["trainer_val_pa_mpjpe_mm"] = round(record["val_pa_mpjpe_mm"], 3)
             entry["train_loss"] = round(record["train_loss"], 5)
             entry["images_per_s"] = round(record["images_per_s"], 2)
         curve.append(entry)
-        print(
-            f"epoch {epoch}: held-out {figures['pa_mpjpe_mm']:.2f} mm (trainer "
-            f"{entry.get('trainer_val_pa_mpjpe_mm')}), real median {entry['real_median_2d']:.3f}, "
-            f"x{entry['real_ratio_to_fit']} the fit",
-            flush=True,
-        )
+        print(f"epoch {epoch}: {json.dumps(entry)}", flush=True)
     scored = [p for p in curve if p["epoch"] in snapshots]
     best = min(scored, key=lambda p: p["pa_mpjpe_mm"]) if scored else None
     entry: dict[str, Any] = {
@@ -193,12 +209,12 @@ def main() -> int:
             "head": model_cfg.head,
             "img_size": size,
             "batch_size_per_process": cfg.batch_size,
-            "processes": 2,
+            "processes": args.processes,
             "lr": cfg.lr,
             "epoch_images": cfg.epoch_images,
             "time_budget_min": cfg.time_budget_min,
             "val_images": cfg.val_images,
-            "init": "random",
+            "init": args.init,
             "notes": args.notes,
         },
         "baseline_mean_pose": base,
@@ -208,25 +224,18 @@ def main() -> int:
         "target_met": bool(best and best["ratio_to_baseline"] <= TARGET_RATIO["standard"]),
         "steps": int(state["step"]),
         "train_elapsed_s": round(float(state["elapsed_s"]), 1),
-        "real_photos": {"data": str(args.real), "boxes": "labelled", "landmark_fit": scorer.fit()["scores"]},
+        "real_photos": None
+        if args.skip_real
+        else {"data": str(args.real), "boxes": "labelled", "landmark_fit": scorer.fit()["scores"]},
         "machine": machine_info(threads=1),
     }
     if args.compare:
         entry["compare_on_these_renders"] = {
             str(path): point(scorer.held_out(path), base["pa_mpjpe_mm"], None) for path in args.compare
         }
-    if args.train_cache and best:
-        # foregrounds the run trained on, version 0 without augmentation, against the held-out renders
-        train_set, _ = build_training_data(f"cache:{args.train_cache}", size, False, 0.0, cfg.seed, 1)
-        seen = load_stream_batch(train_set, cfg.val_images)
-        figures = scorer.held_out(snapshots[best["epoch"]], seen, f"train:{args.train_cache}")
-        entry["train_vs_held_out"] = {
-            "epoch": best["epoch"],
-            "trained_foregrounds": {k: figures[k] for k in ("pa_mpjpe_mm", "pa_mpvpe_mm")},
-            "held_out": {k: best[k] for k in ("pa_mpjpe_mm", "pa_mpvpe_mm")},
-            "mean_pose_on_trained": baseline(seen),
-        }
-        print(f"train vs held-out at epoch {best['epoch']}: {entry['train_vs_held_out']}")
+    if seen is not None:
+        entry["trained_foregrounds"] = {"cache": args.train_cache, "images": len(seen["image"])}
+        entry["trained_foregrounds"]["mean_pose"] = seen_base
     if args.renders and best:
         # the real set's 2D protocol on renders the run never saw: is the real figure the model or the gap?
         entry["renders_2d"] = {"data": str(args.renders)}
