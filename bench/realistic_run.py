@@ -136,6 +136,7 @@ def main() -> int:
     import torch
 
     from handmesh.benchmarks.learn import TARGET_RATIO, _update_results, baseline, plot
+    from handmesh.checkpoint import load_checkpoint
     from handmesh.data.mix import build_training_data, held_out, load_stream_batch
     from handmesh.models import load_model, save_model
     from handmesh.train.plan import load_resume_point
@@ -162,12 +163,22 @@ def main() -> int:
         ratio = round(figures["pa_mpjpe_mm"] / seen_base["pa_mpjpe_mm"], 4)
         return {"trained_pa_mpjpe_mm": figures["pa_mpjpe_mm"], "trained_ratio_to_baseline": ratio}
 
+    # images seen: epochs x epoch images; after a resume, the start's images plus its later steps at this
+    # run's batch size and processes (a probe may change the epoch's size)
+    start = load_resume_point(args.start) if args.start is not None else None
+
+    def images_at(epoch: int, step: int) -> int:
+        if start is None:
+            return epoch * int(cfg.epoch_images)
+        start_images = int(start.state["epoch"]) * int(start.train_config.epoch_images)
+        return start_images + (step - int(start.state["step"])) * int(cfg.batch_size) * args.processes
+
     curve: list[dict[str, Any]] = []
     if args.start is not None:
         figures = scorer.held_out(args.start)
         curve.append(
             {
-                "images_seen": int(figures["epoch"]) * int(cfg.epoch_images),
+                "images_seen": images_at(0, int(start.state["step"])),
                 "epoch": figures["epoch"],
                 "data": "the checkpoint resumed from",
                 **point(
@@ -186,7 +197,7 @@ def main() -> int:
         record = history.get(epoch, {})
         real = None if args.skip_real else scorer.real_photos(path)
         entry = {
-            "images_seen": epoch * int(cfg.epoch_images),
+            "images_seen": images_at(epoch, int(record.get("step", 0))),
             "epoch": epoch,
             "data": phase_of(epoch, args.phase),
         }
@@ -230,9 +241,11 @@ def main() -> int:
         "machine": machine_info(threads=1),
     }
     if args.compare:
-        entry["compare_on_these_renders"] = {
-            str(path): point(scorer.held_out(path), base["pa_mpjpe_mm"], None) for path in args.compare
-        }
+        entry["compare_on_these_renders"] = {}
+        for path in args.compare:  # named with what the file says of itself: it may be replaced below
+            extra = load_checkpoint(path).get("extra", {})
+            name = f"{path} ({extra.get('learning_curve_run')}, epoch {extra.get('epoch')})"
+            entry["compare_on_these_renders"][name] = point(scorer.held_out(path), base["pa_mpjpe_mm"], None)
     if seen is not None:
         entry["trained_foregrounds"] = {"cache": args.train_cache, "images": len(seen["image"])}
         entry["trained_foregrounds"]["mean_pose"] = seen_base
