@@ -200,9 +200,13 @@ class SynthRenderer:
             Part(positions, faces[nails], colours, 0.25),  # nail plates: glossier
         ]
         arm = draw_arm_look(rng, cfg.sleeve_prob, cfg.band_prob) if rng.random() < cfg.forearm_prob else None
+
+        def arm_part(arm_joints: np.ndarray, arm_side: str) -> Part:
+            v, f, c = forearm_mesh(arm_joints, arm_side, arm, look.back, look.palm)
+            return Part(v, f, c, look.roughness if arm.sleeve_from is None else 0.85)
+
         if arm is not None:
-            v, f, c = forearm_mesh(joints, side, arm, look.back, look.palm)
-            parts.append(Part(v, f, c, look.roughness if arm.sleeve_from is None else 0.85))
+            parts.append(arm_part(joints, side))
         if rng.random() < cfg.object_prob:
             parts.append(_held_object(rng, joints, side))
         if rng.random() < cfg.other_hand_prob:  # the same person's other hand, in the same sleeves
@@ -210,8 +214,7 @@ class SynthRenderer:
             move = _other_hand(rng, positions)
             parts.append(Part(move(positions), self.surface_faces[other], colours, look.roughness))
             if arm is not None:
-                v, f, c = forearm_mesh(move(joints), other, arm, look.back, look.palm)
-                parts.append(Part(v, f, c, look.roughness if arm.sleeve_from is None else 0.85))
+                parts.append(arm_part(move(joints), other))
         lights, ambient = draw_lights(rng)
         rgba, depth = self.renderer.render_scene(parts, K, depth=True, lights=lights, ambient=ambient)
         alpha = rgba[..., 3:4].astype(np.float32) / 255.0
