@@ -14,13 +14,19 @@ import torch
 
 
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW without weight decay on biases and normalization parameters (1-D tensors)."""
+    """AdamW without weight decay on biases and normalization parameters (1-D tensors); the decayed
+    group comes first (`set_weight_decay`)."""
     decay, no_decay = [], []
     for param in model.parameters():
         if param.requires_grad:
             (no_decay if param.ndim <= 1 else decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr)
+
+
+def set_weight_decay(optimizer: torch.optim.Optimizer, weight_decay: float) -> None:
+    """Set the decay of `build_optimizer`'s decayed group (a resumed run given another --weight-decay)."""
+    optimizer.param_groups[0]["weight_decay"] = float(weight_decay)
 
 
 class WarmupCosine:
@@ -58,6 +64,11 @@ class WarmupCosine:
     def set_horizon(self, total_steps: int) -> None:
         """Move the end of the decay (a time budget re-estimates it as the run measures its speed)."""
         self.total_steps = max(self.warmup_steps + 1, int(total_steps))
+        self._apply()
+
+    def set_base_lr(self, lr: float) -> None:
+        """Change every group's peak rate (a resumed run given another --lr); the schedule's shape stays."""
+        self.base_lrs = [float(lr)] * len(self.optimizer.param_groups)
         self._apply()
 
     def get_last_lr(self) -> list[float]:

@@ -427,6 +427,25 @@ def test_time_budget_stops_the_run_and_marks_it_finished(synth_dir, tmp_path, mo
     reads = _count_checkpoint_reads(monkeypatch)
     again = train(cfg, model_config(), datasets=sets, resume=tmp_path / "last.pt")
     assert again["steps"] == 1 and reads == [tmp_path / "last.pt"]
+    # a larger budget continues the finished run (here to the end of its second epoch)
+    longer = dataclasses.replace(cfg, epochs=2, time_budget_min=60.0)
+    more = train(longer, model_config(), datasets=sets, resume=tmp_path / "last.pt")
+    assert more["epochs"] == 2 and more["steps"] > 1
+    assert not load_checkpoint(tmp_path / "last.pt")[TRAIN_FORMAT]["finished"]
+
+
+def test_resume_applies_another_learning_rate_and_weight_decay(synth_dir, tmp_path):
+    from handmesh.checkpoint import load_checkpoint
+
+    sets = small_sets(synth_dir, n_train=4)
+    cfg = tiny_train_config(synth_dir, tmp_path, epochs=1, batch_size=2, image_grid=0)
+    train(cfg, model_config(), datasets=sets)
+    changed = dataclasses.replace(cfg, epochs=2, lr=3e-3, weight_decay=0.05)
+    train(changed, model_config(), datasets=sets, resume=tmp_path / "last.pt")
+    state = load_checkpoint(tmp_path / "last.pt")[TRAIN_FORMAT]
+    assert state["epoch"] == 2 and state["scheduler"]["base_lrs"] == [3e-3, 3e-3]
+    groups = state["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [0.05, 0.0]  # biases and norms stay undecayed
 
 
 def test_non_finite_gradients_are_skipped_and_a_diverged_run_stops(synth_dir, tmp_path, monkeypatch):

@@ -260,8 +260,11 @@ class Trainer:
         # every rank must take the same decisions (learning rate, stop): the slowest clock rules
         run_time = ddp.max_across_ranks(time.perf_counter() - self.t_run, self.dist, self.device)
         elapsed = self.elapsed_before + run_time
-        if self.step > self.scheduler.warmup_steps + 10:
-            per_step = run_time / max(self.step - self.start_step, 1)
+        measured = self.step - self.start_step
+        # the speed is measured over this process's own steps: a resumed run keeps its checkpoint's
+        # horizon until 10 steps are timed (the first step alone carries the loaders' start-up)
+        if self.step > self.scheduler.warmup_steps + 10 and measured > 10:
+            per_step = run_time / measured
             remaining = max(0, int((budget_s - elapsed) / max(per_step, 1e-9)))
             self.scheduler.set_horizon(min(self.total_steps, self.step + remaining))
         self.finished = elapsed >= budget_s
@@ -395,9 +398,15 @@ class Trainer:
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
+        from handmesh.optim import set_weight_decay
+
         load_own_state(self.model, state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        # the checkpoint's rates unless the resume asks for others (equal when unchanged: both came
+        # from the config)
+        self.scheduler.set_base_lr(self.cfg.lr)
+        set_weight_decay(self.optimizer, self.cfg.weight_decay)
         if self.cfg.time_budget_min is None:  # a changed --epochs moves the end of the decay
             self.scheduler.set_horizon(self.total_steps)
         self.scaler.load_state_dict(state["scaler"])
@@ -406,7 +415,10 @@ class Trainer:
             self.ema.updates = int(state["ema"]["updates"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best, self.elapsed_before = float(state["best"]), float(state["elapsed_s"])
-        self.finished = bool(state.get("finished", False))
+        # finished means the budget is spent: a resume with a larger --time-budget-min continues (the
+        # cosine's end then refits to the new time left), one with the same budget does nothing
+        budget = self.cfg.time_budget_min
+        self.finished = budget is not None and self.elapsed_before >= budget * 60
         self.history = list(state.get("history", []))
         self.loader_gen.set_state(state["loader_generator"])
         ranks = state["rng"]
