@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from handmesh.benchmarks.detect import (
@@ -13,6 +15,7 @@ from handmesh.benchmarks.detect import (
     match,
     real_items,
     switches,
+    time_640x480,
 )
 from handmesh.pipeline.detector import HandDetection
 
@@ -59,3 +62,32 @@ def test_the_committed_real_set_reads():
     hands = [t for it in items for t in it.hands]
     assert len(items) == 10 and len(hands) == 20
     assert sum(t.size >= 40 for t in hands) == 10 and {t.side for t in hands} == {"left", "right"}
+
+
+class _Sleeper:
+    """A detector that takes a fixed time (wall and CPU) per image."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.calls = seconds, 0
+
+    def detect(self, frame, static: bool = False):
+        self.calls += 1
+        end = time.perf_counter() + self.seconds
+        while time.perf_counter() < end:  # busy: CPU time too
+            pass
+        return []
+
+
+def test_timing_rounds_give_ratios_and_their_spread():
+    images = [np.zeros((480, 640, 3), np.uint8)] * 2
+    base, slow = _Sleeper(0.002), _Sleeper(0.006)
+    out = time_640x480(images, {"today": base, "fast": slow}, repeats=2, rounds=3)
+    assert (
+        base.calls == slow.calls == 2 + 2 * 2 * 3
+    )  # one untimed run per image, then rounds x images x repeats
+    assert out["today"]["ratio_to_first_median"] == 1.0 and out["today"]["n"] == 12
+    fast = out["fast"]
+    assert len(fast["rounds"]) == 3 and all(1.5 < r["ratio"] < 6 for r in fast["rounds"])
+    lo, hi = fast["ratio_range_over_rounds"]
+    assert lo <= fast["ratio_to_first_median"] <= hi  # the median of the union lies between
+    assert 1.5 < fast["cpu_ratio_to_first_median"] < 6

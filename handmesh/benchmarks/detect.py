@@ -12,7 +12,9 @@ first); a second detection of a matched hand is a duplicate; one matching no lab
 bucketed by size (the longer side of their labelled keypoints' box): < 40, 40-100, > 100 px. Time per
 640x480 image: each real image letterboxed into 640x480; the settings take turns on each image (after
 one untimed run each), so the machine's load hits them alike, and each setting's time ratio to the first
-setting is the median of the per-image ratios.
+setting is the median of the per-image ratios; `--rounds` passes over the images in one process give
+that ratio's spread (each round's ratio and load average are stored), and the process's CPU time per
+image gives a ratio that other jobs on the machine disturb less than wall time.
 
 Clips: 30-frame videos of one unchanging picture (each real photo of `--clip-real`, by default the
 detection set and the 2D keypoint set, with a hand of 40 px or more, and the first `--still-renders`
@@ -69,7 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="hands asked for per image (predict's default)",
     )
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per 640x480 image")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per 640x480 image and round")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="passes over the 640x480 images (each round's time ratio is stored: their spread)",
+    )
     parser.add_argument("--clip-frames", dest="clip_frames", type=int, default=30, help="frames per clip")
     parser.add_argument(
         "--clip-real",
@@ -268,24 +276,49 @@ def letterbox(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndar
     return out
 
 
-def time_640x480(images: list[np.ndarray], detectors: dict, repeats: int) -> dict[str, dict]:
-    """Per-image ms of each setting on 640x480 letterboxed images. The settings take turns on each image
-    (after one untimed run each), so a change in the machine's load hits them alike; each setting's
-    time ratio to the first one is the median of the per-image ratios."""
-    times: dict[str, list[float]] = {name: [] for name in detectors}
+def time_640x480(images: list[np.ndarray], detectors: dict, repeats: int, rounds: int = 1) -> dict[str, dict]:
+    """Per-image ms of each setting on 640x480 letterboxed images, in `rounds` passes over the images in
+    one process. The settings take turns on each image (after one untimed run each), so a change in the
+    machine's load hits them alike; each setting's time ratio to the first one is the median of the
+    per-image ratios, over all rounds and per round (its spread), of wall time and of the process's CPU
+    time (less sensitive to other jobs on the machine than wall time)."""
+    wall: dict[str, list[float]] = {name: [] for name in detectors}
+    cpu: dict[str, list[float]] = {name: [] for name in detectors}
+    per_round: list[tuple[int, int, float | None]] = []  # (first, end) sample index, load at its start
     for im in images:
         for det in detectors.values():
             det.detect(im, static=True)
-        for _ in range(repeats):
-            for name, det in detectors.items():
-                t0 = time.perf_counter()
-                det.detect(im, static=True)
-                times[name].append((time.perf_counter() - t0) * 1000.0)
-    first = next(iter(times.values()))
+    for _ in range(max(1, rounds)):
+        start = len(next(iter(wall.values())))
+        load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+        for im in images:
+            for _ in range(repeats):
+                for name, det in detectors.items():
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    det.detect(im, static=True)
+                    wall[name].append((time.perf_counter() - t0) * 1000.0)
+                    cpu[name].append((time.process_time() - c0) * 1000.0)
+        per_round.append((start, len(next(iter(wall.values()))), load))
+    first = next(iter(detectors))
+
+    def ratios(values: dict[str, list[float]], name: str, lo: int = 0, hi: int | None = None) -> float:
+        pairs = zip(values[name][lo:hi], values[first][lo:hi], strict=True)
+        return round(float(np.median([v / max(b, 1e-9) for v, b in pairs])), 2)
+
     out = {}
-    for name, values in times.items():
-        ratios = [v / max(b, 1e-9) for v, b in zip(values, first, strict=True)]
-        out[name] = dict(timing_stats(values), ratio_to_first_median=round(float(np.median(ratios)), 2))
+    for name, values in wall.items():
+        by_round = [
+            dict(ratio=ratios(wall, name, lo, hi), cpu_ratio=ratios(cpu, name, lo, hi), load_1min=load)
+            for lo, hi, load in per_round
+        ]
+        out[name] = dict(
+            timing_stats(values),
+            ratio_to_first_median=ratios(wall, name),
+            cpu_ms_median=round(float(np.median(cpu[name])), 3),
+            cpu_ratio_to_first_median=ratios(cpu, name),
+            rounds=by_round,
+            ratio_range_over_rounds=[min(r["ratio"] for r in by_round), max(r["ratio"] for r in by_round)],
+        )
     return out
 
 
@@ -425,7 +458,7 @@ def run(args: argparse.Namespace) -> int:
             scored["real"] = headline(scored, ("real",))
             scored["render"] = headline(scored, ("render",))
             results[setting] = scored
-        timed = time_640x480(boxed, detectors, int(args.repeats))
+        timed = time_640x480(boxed, detectors, int(args.repeats), int(args.rounds))
     finally:
         for det in detectors.values():
             det.close()
@@ -439,7 +472,9 @@ def run(args: argparse.Namespace) -> int:
             f" {100 * scored['render']['found_40px_or_more']:.0f} % found; duplicates"
             f" {r['duplicates'] + scored['render']['duplicates']};"
             f" {timed[setting]['median_ms']:.0f} ms per 640x480 image"
-            f" ({timed[setting]['ratio_to_first_median']}x {settings[0]})"
+            f" ({timed[setting]['ratio_to_first_median']}x {settings[0]}, rounds"
+            f" {'-'.join(str(r) for r in timed[setting]['ratio_range_over_rounds'])}x, CPU time"
+            f" {timed[setting]['cpu_ratio_to_first_median']}x)"
         )
     out = {
         "settings": results,
