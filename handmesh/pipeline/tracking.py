@@ -6,9 +6,13 @@ search) can disagree on the same unchanging picture, so a per-frame side flicker
 (a right hand fitted as a left one). `TrackSides` decides a track's side from the evidence of all its
 frames: each frame's label is a vote of log-odds `logit(p)` (p = the detector's side confidence, clipped
 to `max_vote_p`), weighted by the fit quality of the track's previous frame (the plausibility factor:
-an implausible fit says little), and the votes decay by `decay` per frame. The side changes only when
-the accumulated evidence against it passes `switch` (hysteresis): about nine consecutive confident
-opposite frames after a long agreeing run, at 30 frames a second a third of a second.
+an implausible fit says little), and the votes decay by `decay` per frame. The side changes only on
+strong, sustained evidence (hysteresis): the accumulated evidence against it passes `switch` *and* the
+votes' mean says the other side with a confidence of at least `switch_p`. A hand does not change side,
+so a run of votes that merely leans the other way (MediaPipe's tracking frames on an ambiguous hand
+often say 0.6-0.8) never switches a track, however long it lasts; confident ones (the tracker handed
+the track to the other hand, or its first frames were wrong) do: about 13-16 consecutive frames of 0.9-0.95
+after a long agreeing run, at 30 frames a second half a second, and 4 after a single first frame.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ class SideVoteConfig:
     """How a track's side is voted over its frames."""
 
     decay: float = 0.9  # evidence kept per frame (a memory of about 10 frames)
-    switch: float = 6.0  # log-odds against the current side needed to change it
+    switch: float = 6.0  # log-odds against the current side needed to change it ...
+    switch_p: float = 0.8  # ... with the votes' mean at least this sure of the other side
     max_vote_p: float = 0.95  # no single frame counts as certain
 
 
@@ -57,11 +62,12 @@ class TrackSides:
         w = max(t.quality, 0.05)
         t.evidence = cfg.decay * t.evidence + w * math.log(p_right / (1.0 - p_right))
         t.weight = cfg.decay * t.weight + w
-        if t.side == "right" and t.evidence < -cfg.switch:
-            t.side, t.switches = "left", t.switches + 1
-        elif t.side == "left" and t.evidence > cfg.switch:
-            t.side, t.switches = "right", t.switches + 1
         mean = t.evidence / max(t.weight, 1e-9)  # the votes' mean log-odds: a calibrated-ish confidence
+        strong = math.log(cfg.switch_p / (1.0 - cfg.switch_p))
+        if t.side == "right" and t.evidence < -cfg.switch and mean < -strong:
+            t.side, t.switches = "left", t.switches + 1
+        elif t.side == "left" and t.evidence > cfg.switch and mean > strong:
+            t.side, t.switches = "right", t.switches + 1
         p_track_right = 1.0 / (1.0 + math.exp(-mean))
         return t.side, p_track_right if t.side == "right" else 1.0 - p_track_right
 
