@@ -205,6 +205,39 @@ def test_standin_mesh_is_closed_oriented_and_hand_sized(right):
     assert fist[11, 1] < joints[11, 1] - 0.03  # curling fingers move toward the palm side (-y)
 
 
+def _inside(verts: np.ndarray, faces: np.ndarray, point: np.ndarray) -> bool:
+    """Whether `point` is inside a closed mesh (its winding number, from the faces' solid angles)."""
+    a, b, c = (verts[faces[:, k]] - point for k in range(3))
+    la, lb, lc = (np.linalg.norm(x, axis=1) for x in (a, b, c))
+    num = np.einsum("ij,ij->i", a, np.cross(b, c))
+    den = la * lb * lc + (a * b).sum(1) * lc + (b * c).sum(1) * la + (c * a).sum(1) * lb
+    return abs(np.arctan2(num, den).sum() / (2 * np.pi)) > 0.5
+
+
+def test_standin_pictures_draw_skin_webs_that_the_label_mesh_leaves_open(right):
+    """The render topology joins neighbouring fingers, and thumb and index, with skin over the same 778
+    vertices; the label mesh (faces, masks) keeps its gaps."""
+    import trimesh
+
+    verts = right.v_template.numpy().astype(np.float64)
+    render = trimesh.Trimesh(verts, right.render_faces, process=False)
+    assert render.is_watertight and render.is_winding_consistent
+    assert render.volume > trimesh.Trimesh(verts, right.faces, process=False).volume
+    kept = {tuple(f) for f in right.faces} & {tuple(f) for f in right.render_faces}
+    assert len(kept) > 0.95 * len(right.faces)  # the same surface with the same winding elsewhere
+    j = right().joints[0].numpy()
+    for a, b in ((5, 9), (9, 13), (13, 17)):  # between neighbouring proximal bones, near their base
+        point = (j[a] + j[b] + 0.35 * (j[a + 1] - j[a] + j[b + 1] - j[b])) / 2
+        assert _inside(verts, right.render_faces, point) and not _inside(verts, right.faces, point), a
+        point = (j[a] + j[b] + 0.7 * (j[a + 1] - j[a] + j[b + 1] - j[b])) / 2  # past the web: open
+        assert not _inside(verts, right.render_faces, point), a
+    between = j[2] + 0.5 * (j[5] - j[2])  # halfway from the thumb's MCP to the index's
+    assert _inside(verts, right.render_faces, between) and not _inside(verts, right.faces, between)
+    left = load_hand_model(side="left", flat_hand_mean=True)  # mirrored: webs kept, still outward
+    mirrored = trimesh.Trimesh(left.v_template.numpy().astype(np.float64), left.render_faces, process=False)
+    assert mirrored.is_winding_consistent and np.isclose(mirrored.volume, render.volume)
+
+
 def test_standin_weights_regressor_and_bases_are_sane(right):
     arrays = standin_arrays()
     w = arrays["weights"]

@@ -188,6 +188,7 @@ def test_configured_mano_dir_and_mirrored_left(tmp_path, arrays, monkeypatch):
     right = load_hand_model(flat_hand_mean=True)
     left = load_hand_model(side="left", flat_hand_mean=True)
     assert right.kind == left.kind == "mano" and "mirrored" in left.source
+    assert np.array_equal(right.render_faces, right.faces)  # MANO has its webs: pictures draw its own faces
     flip = torch.tensor([-1.0, 1.0, 1.0])
     assert torch.allclose(left().vertices, right().vertices * flip, atol=1e-7)
 

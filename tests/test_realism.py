@@ -71,6 +71,11 @@ def test_skin_knows_palm_from_back_and_puts_nails_on_the_back(surface):
     palm = (surface.finger < 0) & (surface.palmar > 0.7)
     back = (surface.finger < 0) & (surface.palmar < -0.7)
     assert colour[palm].mean() > colour[back].mean() + 0.05  # dark skin: a much lighter palm
+    folds = np.flatnonzero(surface.nail_fold)  # a darker rim of skin around every nail plate
+    assert set(surface.finger[folds]) == set(range(5)) and not surface.nail_fold[nails].any()
+    unfolded = shade(surface, replace(look, fold=0.0))
+    assert (colour[folds].sum(1) < unfolded[folds].sum(1)).all()
+    assert np.array_equal(np.delete(colour, folds, 0), np.delete(unfolded, folds, 0))
 
 
 def test_forearm_leaves_the_wrist_away_from_the_fingers():

@@ -70,6 +70,8 @@ def mirror_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out["shapedirs"] = arrays["shapedirs"] * MIRROR_SIGNS[None, :, None]
     out["posedirs"] = arrays["posedirs"] * MIRROR_SIGNS[None, :, None] * _pose_feature_signs()[None, None, :]
     out["f"] = mirror_faces(arrays["f"])
+    if "render_f" in arrays:
+        out["render_f"] = mirror_faces(arrays["render_f"])
     out["hands_mean"] = mirror_pose(arrays["hands_mean"])
     out["hands_components"] = mirror_pose(arrays["hands_components"])
     return out

@@ -73,6 +73,11 @@ class HandModel(nn.Module):
                 create_body_pose=False,  # SMPL's default would add a stray learnable parameter
             )
         self.faces = np.ascontiguousarray(np.asarray(arrays["f"], dtype=np.int64))
+        # Pictures may draw a finer topology over the same vertices (the stand-in's skin webs); labels
+        # and masks always use `faces`.
+        self.render_faces = np.ascontiguousarray(
+            np.asarray(arrays.get("render_f", arrays["f"]), dtype=np.int64)
+        )
         self.register_buffer(
             "hands_mean", torch.tensor(np.asarray(arrays["hands_mean"]), dtype=torch.float32)
         )

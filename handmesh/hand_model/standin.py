@@ -5,7 +5,8 @@ surface (778 vertices, MANO's right-hand frame: wrist at +x, fingers toward -x, 
 on the +z side); this module rigs it into the arrays smplx's MANO layer reads: MANO's 16-joint tree and
 order, a joint regressor, smooth skinning weights, shape directions (derivatives of the generator with
 respect to ten design parameters), a pose PCA basis from the articulation prior's sampler, zero pose
-correctives, and the five fingertips renumbered to FreiHAND's tip vertex ids.
+correctives, and the five fingertips renumbered to FreiHAND's tip vertex ids. Beside MANO's keys it
+carries `render_f`, the faces pictures draw (with the skin webs; labels and masks use `f`).
 
 `standin_arrays()` returns the shipped `handmesh/assets/standin_right.npz` (what `build_standin()`
 makes; a test rebuilds it and compares) and falls back to building it.
@@ -32,6 +33,7 @@ from handmesh.hand_model.standin_mesh import (
     SECTOR,
     THUMB_SEGMENT_RINGS,
     generate_mesh,
+    webbed_faces,
 )
 
 ASSET = Path(__file__).resolve().parent.parent / "assets" / "standin_right.npz"
@@ -163,6 +165,7 @@ def build_standin() -> dict[str, np.ndarray]:
     if len(verts) != NUM_VERTICES:
         raise AssertionError(f"stand-in has {len(verts)} vertices, expected {NUM_VERTICES}")
     faces = _orient(verts, mesh["faces"])
+    render_faces = _orient(verts, webbed_faces(mesh))
     delta = 0.05
     shapedirs = np.stack(
         [
@@ -194,6 +197,7 @@ def build_standin() -> dict[str, np.ndarray]:
         "weights": weights[order],
         "kintree_table": kintree.astype(np.int64),
         "f": new_id[faces].astype(np.int64),
+        "render_f": new_id[render_faces].astype(np.int64),
         "hands_components": _pose_basis(),
         "hands_mean": named_pose("relaxed").astype(np.float64),
     }

@@ -4,6 +4,9 @@ A lofted palm whose knuckle end branches into four finger tubes, a thumb growing
 radial side, rounded fingertips and a capped wrist. `generate_mesh(beta)` returns the vertices, faces,
 joint centres and the ring/part bookkeeping that `handmesh.hand_model.standin` needs to rig the mesh
 (joint regressor, skinning weights); the topology never depends on the ten shape parameters.
+`webbed_faces(mesh)` is the topology pictures draw over the same vertices: the label mesh's fingers branch
+at the knuckles, so in a picture they look too long and the thumb hangs off the palm; the render topology
+spans the skin webs between them.
 
 Why this frame: MANO's right-hand template has its wrist joint at about (0.096, 0.006, 0.006) (the
 offset many codebases hard-code; the left hand's is mirrored in x) with the fingers extending toward -x,
@@ -35,6 +38,10 @@ THUMB_SEGMENT_RINGS = (1, 1, 1)
 # a 14-vertex loop; the 6 palm vertices inside it are left out.
 HOLE_RINGS = (1, 5)
 HOLE_COLS = (37, 38, 39, 0)
+# Skin webs of the render topology: between long fingers up to their first proximal ring (a third of the
+# phalanx, where the palm's digital crease sits), and between thumb and index up to the thumb's MCP ring.
+WEB_RINGS = 1
+THUMB_WEB_RINGS = 2
 
 
 @dataclass(frozen=True)
@@ -364,3 +371,82 @@ def generate_mesh(beta: np.ndarray) -> dict:
         info=info,
         des=des,
     )
+
+
+def webbed_faces(
+    mesh: dict, web_rings: int = WEB_RINGS, thumb_web_rings: int = THUMB_WEB_RINGS
+) -> np.ndarray:
+    """The render topology of `generate_mesh`'s output: the same vertices, with skin webs spanning the
+    gaps between neighbouring fingers and between thumb and index that the label mesh leaves open."""
+    info = mesh["info"]
+    palm = info["palm"]
+    last = palm[-1]
+    remove: list[tuple[int, ...]] = []
+    add: list[tuple[int, ...]] = []
+
+    def rings_of(f: int) -> list[np.ndarray]:
+        dorsal = SECTOR * f + np.arange(SECTOR)
+        palmar = SECTOR * len(LONG) + SECTOR * (len(LONG) - 1 - f) + np.arange(SECTOR)
+        base = np.concatenate([last[dorsal], last[palmar]])
+        return [base, *info["finger_rings"][LONG[f]][:web_rings]]
+
+    # Ring vertex 0 / 9 are a finger's dorsal / palmar vertices on its thumb side, 4 / 5 the far side.
+    for f in range(len(LONG) - 1):
+        a, b = rings_of(f), rings_of(f + 1)
+        remove.append((a[0][4], b[0][0], b[0][9], a[0][5]))  # the label mesh's crotch at the knuckles
+        for r in range(1, len(a)):
+            remove += [
+                (a[r - 1][4], a[r - 1][5], a[r][5], a[r][4]),
+                (b[r - 1][9], b[r - 1][0], b[r][0], b[r][9]),
+            ]
+            add += [
+                (a[r - 1][4], a[r][4], b[r][0], b[r - 1][0]),
+                (a[r - 1][5], b[r - 1][9], b[r][9], a[r][5]),
+            ]
+        add.append((a[-1][4], b[-1][0], b[-1][9], a[-1][5]))  # the web's free edge
+    if thumb_web_rings:
+        # The thumb's loop vertices 7..10 are the top edge of its hole (palm ring 5, columns 0, 39, 38, 37):
+        # the side facing the index. The web joins that side of the thumb's first rings to the palm's
+        # radial edge up to the index knuckle.
+        loop, t = info["thumb_loop"], info["thumb_rings"]
+        ring = [loop, *t[:thumb_web_rings]]
+        top = HOLE_RINGS[1]
+        palmar_col, dorsal_col = HOLE_COLS[0], HOLE_COLS[-1]
+        for r in range(1, len(ring)):
+            remove += [(ring[r - 1][k], ring[r - 1][k + 1], ring[r][k + 1], ring[r][k]) for k in (7, 8, 9)]
+        for i in range(top, PALM_RINGS - 1):
+            remove += [
+                (palm[i, c], palm[i, (c + 1) % PALM_COLS], palm[i + 1, (c + 1) % PALM_COLS], palm[i + 1, c])
+                for c in HOLE_COLS[:-1]
+            ]
+        # the web's dorsal and palmar sheets: the thumb's side lines to the palm's edge above the hole
+        rows = list(range(top, PALM_RINGS))
+        dors = [palm[i, dorsal_col] for i in rows]
+        palms = [palm[i, palmar_col] for i in rows]
+        tdors = [r_[7] for r_ in ring]
+        tpalm = [r_[10] for r_ in ring]
+        add += _sheet(tdors, dors) + _sheet(palms, tpalm)
+        # free edge: the thumb's last web ring (vertices 7..10) to the index knuckle's radial columns
+        end = [palm[PALM_RINGS - 1, c] for c in HOLE_COLS[::-1]]
+        tr = ring[-1]
+        add += [(tr[7 + k], tr[8 + k], end[k + 1], end[k]) for k in range(3)]
+    faces = [tuple(int(i) for i in f) for f in mesh["faces"]]
+    gone = {frozenset(q) for q in remove}
+    kept = [f for f in faces if not any(set(f) <= q for q in gone)]
+    if len(faces) - len(kept) != 2 * len(remove):
+        raise AssertionError(f"webs removed {len(faces) - len(kept)} faces, expected {2 * len(remove)}")
+    tris = []  # winding is made consistent by the caller (standin._orient), as for the label faces
+    for q in add:
+        tris += [(q[0], q[1], q[2])] if len(q) == 3 else [(q[0], q[1], q[2]), (q[0], q[2], q[3])]
+    return np.array(kept + tris, dtype=np.int64)
+
+
+def _sheet(a: list, b: list) -> list[tuple[int, ...]]:
+    """Faces joining two vertex lines that start at the same vertex (a[0] == b[0]) or not."""
+    out: list[tuple[int, ...]] = []
+    start = 1 if a[0] == b[0] else 0
+    if start:
+        out.append((a[0], a[1], b[1]))
+    for r in range(start, min(len(a), len(b)) - 1):
+        out.append((a[r], a[r + 1], b[r + 1], b[r]))
+    return out

@@ -27,6 +27,7 @@ ULNAR = np.array([0.0, 0.0, -1.0])
 THUMB_PALMAR = (PALMAR + ULNAR) / np.linalg.norm(PALMAR + ULNAR)  # the thumb's pad faces the fingers
 NAIL_COLOUR = np.array([0.93, 0.80, 0.78])
 NAIL_HEIGHT = 0.0005  # metres
+NAIL_START = 0.25  # along the distal bone: the nail plate covers about the outer two thirds of its back
 
 
 @dataclass
@@ -44,6 +45,7 @@ class HandSurface:
     # v 0 at the wrist .. 1 at the knuckles (meaningful on the palm)
     rest: np.ndarray  # (V', 3) rest positions (metres), for noise that sticks to the skin
     nail_faces: np.ndarray  # (F',) bool, faces of the nail plates (glossier material)
+    nail_fold: np.ndarray  # (V',) bool, the skin ring around each nail plate (its folds)
     relief: np.ndarray  # (V',) metres along the normal: palm pads, knuckles, finger pads
 
     @property
@@ -68,7 +70,7 @@ class HandSurface:
             weights = hand.mano.lbs_weights.detach().double().cpu().numpy()
             joints = (hand.mano.J_regressor.detach().double().cpu() @ torch.as_tensor(v)).numpy()
             tips = hand.tip_ids.cpu().numpy()
-        return cls.from_arrays(v, np.asarray(hand.faces, np.int64), weights, joints, tips, levels)
+        return cls.from_arrays(v, np.asarray(hand.render_faces, np.int64), weights, joints, tips, levels)
 
     @classmethod
     def from_arrays(cls, v, faces, weights, joints, tips, levels: int = 2) -> HandSurface:
@@ -113,10 +115,15 @@ class HandSurface:
             & (segment == 2)
             & (palmar < -0.35)
             & (np.abs(lateral) < 0.7)
-            & (t > 0.35)
+            & (t > NAIL_START)
             & (t < 0.97)
         )
         nail_faces = nail[sub_faces].all(1)
+        plate = np.zeros(n, bool)
+        plate[sub_faces[nail_faces].ravel()] = True
+        fold = np.zeros(n, bool)
+        fold[sub_faces[plate[sub_faces].any(1)].ravel()] = True
+        fold &= ~plate
         relief = _relief(finger, segment, t, palmar, palm_uv, joints, wrist, pinky_mcp, up, across)
         relief = relief + NAIL_HEIGHT * nail  # nail plates stand a little proud of the skin
         return cls(
@@ -130,6 +137,7 @@ class HandSurface:
             palm_uv=palm_uv,
             rest=rest,
             nail_faces=nail_faces,
+            nail_fold=fold,
             relief=relief.astype(np.float32),
         )
 
@@ -156,6 +164,9 @@ def _relief(finger, segment, t, palmar, palm_uv, joints, wrist, pinky_mcp, up, a
     ]
     knuckles = sum(_band(u, ku, 0.07) for ku in knuckle_u)
     out = out + palm * dor * 0.003 * _band(v, 1.0, 0.07) * knuckles
+    # extensor tendons: low ridges fanning from the middle of the wrist to each knuckle
+    tendons = sum(_band(u - (0.5 + (ku - 0.5) * v), 0.0, 0.03) for ku in knuckle_u) * (v > 0.2) * (v < 0.95)
+    out = out + palm * dor * 0.0008 * np.clip(tendons, 0, 1)
     on = finger >= 0
     out = out + on * pal * 0.0015 * (
         (segment == 2) * _band(t, 0.6, 0.2) + (segment < 2) * _band(t, 0.5, 0.22)
@@ -173,6 +184,7 @@ class SkinLook:
     nail: np.ndarray  # RGB of the nail plates
     crease: float  # darkening of flexion creases and palm lines (0..1)
     wrinkle: float  # darkening of knuckle wrinkles
+    fold: float  # darkening of the skin folds around the nails
     veins: float  # bluish tint of back veins
     mottle: float  # amplitude of low-frequency colour variation
     redness: float  # extra red at knuckles and fingertips
@@ -189,16 +201,18 @@ def draw_skin_look(rng: np.random.Generator, tone: np.ndarray) -> SkinLook:
     lift = rng.uniform(0.15, 0.3) + 0.5 * max(0.0, 0.6 - lum)
     pink = np.array([0.98, 0.74, 0.66]) * max(lum, 0.35) ** 0.35
     palm = np.clip(tone + lift * (pink - tone), 0, 1)
-    nail = np.clip(0.55 * NAIL_COLOUR + 0.45 * palm + rng.normal(0, 0.02, 3), 0, 1)
+    nail = np.clip(0.7 * NAIL_COLOUR + 0.3 * palm + rng.normal(0, 0.02, 3), 0, 1)
     dirs = rng.normal(size=(8, 3))
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     freq = rng.uniform(40.0, 260.0, (8, 1))  # radians per metre: blotches of 2-15 cm
+    crease, wrinkle = rng.uniform(0.2, 0.45), rng.uniform(0.08, 0.25)
     return SkinLook(
         back=tone,
         palm=palm,
         nail=nail,
-        crease=rng.uniform(0.2, 0.45),
-        wrinkle=rng.uniform(0.08, 0.25),
+        crease=crease,
+        wrinkle=wrinkle,
+        fold=0.08 + wrinkle,  # skin that wrinkles deeply also folds deeply around the nails
         veins=rng.uniform(0.0, 0.35),
         mottle=rng.uniform(0.02, 0.07),
         redness=rng.uniform(0.03, 0.12),
@@ -263,4 +277,7 @@ def shade(surface: HandSurface, look: SkinLook) -> np.ndarray:
     nail_rgb = look.nail + edge[:, None] * (np.array([0.96, 0.93, 0.88]) - look.nail)
     nail[nail_v] = 1.0
     colour = colour + nail[:, None] * (nail_rgb - colour)
+    # the nail folds: a darker, slightly redder rim where the skin meets the plate
+    fold = (look.fold * s.nail_fold)[:, None]
+    colour = colour * (1 - fold * np.array([0.8, 1.0, 1.0]))
     return np.clip(colour, 0, 1).astype(np.float32)
