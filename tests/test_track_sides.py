@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from handmesh.errors import HandmeshError
 from handmesh.pipeline.detector import HandDetection
 from handmesh.pipeline.pipeline import HandMeshPipeline, PipelineConfig
 from handmesh.pipeline.tracking import SideVoteConfig, TrackSides
@@ -36,6 +38,12 @@ def test_votes_that_only_lean_the_other_way_never_switch():
     # the same run said surely switches within a few frames (a wrong first frame is corrected)
     out = _sides("L" + "R" * 59, confidence=0.9)
     assert out.index("R") <= 5 and out.endswith("R" * 55)
+
+
+@pytest.mark.parametrize("field", [{"switch_p": 1.0}, {"switch_p": 0.3}, {"max_vote_p": 1.0}])
+def test_side_vote_confidences_out_of_range_are_refused(field):
+    with pytest.raises(HandmeshError, match=next(iter(field))):
+        SideVoteConfig(**field)
 
 
 def test_track_confidence_reports_the_votes_and_ends_with_the_track():

@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from handmesh.errors import HandmeshError
 from handmesh.pipeline.detector import HandDetection
 
 
@@ -33,6 +34,11 @@ class SideVoteConfig:
     switch: float = 6.0  # log-odds against the current side needed to change it ...
     switch_p: float = 0.8  # ... with the votes' mean at least this sure of the other side
     max_vote_p: float = 0.95  # no single frame counts as certain
+
+    def __post_init__(self):
+        for name in ("switch_p", "max_vote_p"):
+            if not 0.5 <= getattr(self, name) < 1.0:
+                raise HandmeshError(f"side votes: {name} must lie in [0.5, 1), got {getattr(self, name)!r}")
 
 
 @dataclasses.dataclass
