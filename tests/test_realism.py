@@ -183,7 +183,7 @@ def test_realism_benchmark_at_toy_size(tmp_path):
     sheet = tmp_path / "sheet.png"
     rc = main(
         [
-            "bench", "realism", "--count", "1", "--size", "96", "--cost-images", "2",
+            "bench", "realism", "--count", "1", "--size", "96", "--cost-images", "2", "--cost-rounds", "1",
             "--json", str(out), "--sheet", str(sheet),
         ]
     )  # fmt: skip
@@ -199,6 +199,25 @@ def test_realism_benchmark_at_toy_size(tmp_path):
     assert set(result["cost_ratio_realistic_to_plain"]) == {"workers_1", "workers_2"}
     assert "cpu" in json.dumps(result["machine"]).lower()
     assert Path(sheet).stat().st_size > 0
+
+
+def test_cost_rounds_alternate_and_report_each_rounds_ratio(monkeypatch):
+    """Appearances are timed in turn, round after round, and the ratio is taken within each round: a load
+    change between rounds moves both figures of a round, not the ratio."""
+    from handmesh.benchmarks import realism
+
+    calls, speed = [], iter([4.0, 2.0, 2.0, 1.0, 8.0, 2.0])  # plain, realistic, plain, realistic, ...
+
+    def fake_cost(cfg, images):
+        calls.append(cfg)
+        ips = next(speed)
+        return {k: {"images_per_s": ips, "cpu_ms_per_image": 1000 / ips} for k in ("workers_1", "workers_2")}
+
+    monkeypatch.setattr(realism, "render_cost", fake_cost)
+    costs, ratios = realism.cost_rounds({"plain": "P", "realistic": "R"}, 4, 3)
+    assert calls == ["P", "R"] * 3
+    assert ratios["workers_1"] == {"median": 2.0, "range": [2.0, 4.0]}  # rounds: 4/2, 2/1, 8/2
+    assert costs["plain"]["workers_1"]["images_per_s"] == 4.0 and len(costs["realistic"]["rounds"]) == 3
 
 
 def test_each_stream_owns_its_renderer(realistic, tmp_path):

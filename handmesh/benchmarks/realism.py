@@ -9,7 +9,9 @@ of found hands whose side MediaPipe names right (handmesh's detector already tur
 mirrored-selfie label into the side seen in the picture), and the median distance between its 21
 landmarks and the labels as a share of the hand's size (the longer side of the labels' 2D box).
 The cost of a picture (images/s at the benchmark's size, `handmesh synth` with 1 and 2 workers) is
-measured for both appearances in the same run. The same judge on real labelled photos
+measured for both appearances in the same run, in alternating rounds (plain, realistic, plain, ...), so a
+change in the machine's load hits both alike: each round gives a ratio, and the median and range of
+the rounds are reported. The same judge on real labelled photos
 (bench/realsets/keypoints, when present) gives the reference: MediaPipe's landmarks and the labels differ
 by definition (where a joint centre is), so even real photos do not reach a zero distance. Writes
 bench/results/realism_cpu.json and, with --sheet, a contact sheet of default-setting realistic pictures.
@@ -48,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--appearances", default="plain,realistic", help="comma-separated appearances to compare"
     )
     parser.add_argument("--cost-images", type=int, default=48, help="pictures per cost measurement (0: skip)")
+    parser.add_argument("--cost-rounds", type=int, default=3, help="alternating cost rounds per appearance")
     parser.add_argument("--sheet", default=None, help=f"write a contact sheet here (e.g. {SHEET})")
     parser.add_argument(
         "--real", default=str(REAL_SET), help="real labelled photos judged the same way (if present)"
@@ -146,6 +149,34 @@ def render_cost(cfg, images: int) -> dict:
     return out
 
 
+def cost_rounds(cfgs: dict, images: int, rounds: int) -> tuple[dict, dict]:
+    """Per appearance, the median cost over `rounds` alternating rounds (and each round's figures); the
+    ratio of the first appearance's images/s to each other's per round: median and range."""
+    measured: dict[str, list[dict]] = {name: [] for name in cfgs}
+    for _ in range(max(int(rounds), 1)):
+        for name, cfg in cfgs.items():
+            measured[name].append(render_cost(cfg, images))
+    costs = {}
+    for name, runs in measured.items():
+        costs[name] = {
+            k: {m: round(float(np.median([r[k][m] for r in runs])), 2) for m in runs[0][k]} for k in runs[0]
+        }
+        costs[name]["rounds"] = runs
+    first, *others = list(cfgs)
+    ratios = {}
+    for other in others:
+        for k in measured[first][0]:
+            per_round = [
+                a[k]["images_per_s"] / max(b[k]["images_per_s"], 1e-9)
+                for a, b in zip(measured[first], measured[other], strict=True)
+            ]
+            ratios[k] = {
+                "median": round(float(np.median(per_round)), 3),
+                "range": [round(min(per_round), 3), round(max(per_round), 3)],
+            }
+    return costs, ratios
+
+
 def run(args: argparse.Namespace) -> int:
     """Render, judge, measure the cost; write the JSON (and the sheet)."""
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
@@ -185,18 +216,19 @@ def run(args: argparse.Namespace) -> int:
                 f" {entry[name]['as_rendered']['found']:.3f} as rendered; side right {padded['side_right']};"
                 f" distance {padded['median_distance']}"
             )
-        if args.cost_images > 0:
-            entry["cost"] = render_cost(
-                settings(appearance, seed, int(args.size))["default"], int(args.cost_images)
-            )
-            print(f"{appearance} cost: {entry['cost']}")
         out["appearances"][appearance] = entry
-    costs = [out["appearances"].get(a, {}).get("cost") for a in ("plain", "realistic")]
-    if all(costs):
-        out["cost_ratio_realistic_to_plain"] = {
-            k: round(costs[0][k]["images_per_s"] / max(costs[1][k]["images_per_s"], 1e-9), 3)
-            for k in costs[0]
-        }
+    compared = [a for a in ("plain", "realistic") if a in out["appearances"]]
+    if args.cost_images > 0 and compared:
+        cfgs = {a: settings(a, seed, int(args.size))["default"] for a in compared}
+        costs, ratios = cost_rounds(cfgs, int(args.cost_images), int(args.cost_rounds))
+        for a, cost in costs.items():
+            out["appearances"][a]["cost"] = cost
+            print(
+                f"{a} cost (median of {args.cost_rounds} rounds): { ({k: v for k, v in cost.items() if k != 'rounds'}) }"
+            )
+        if ratios:
+            out["cost_ratio_realistic_to_plain"] = ratios
+            print(f"cost ratio realistic / plain (images/s per round): {ratios}")
     real = judge_real(detector, Path(args.real))
     if real is not None:
         out["real_reference"] = real
