@@ -223,9 +223,8 @@ def run(args: argparse.Namespace) -> int:
         costs, ratios = cost_rounds(cfgs, int(args.cost_images), int(args.cost_rounds))
         for a, cost in costs.items():
             out["appearances"][a]["cost"] = cost
-            print(
-                f"{a} cost (median of {args.cost_rounds} rounds): { ({k: v for k, v in cost.items() if k != 'rounds'}) }"
-            )
+            medians = {k: v for k, v in cost.items() if k != "rounds"}
+            print(f"{a} cost (median of {args.cost_rounds} rounds): {medians}")
         if ratios:
             out["cost_ratio_realistic_to_plain"] = ratios
             print(f"cost ratio realistic / plain (images/s per round): {ratios}")

@@ -45,6 +45,7 @@ class HandSurface:
     # v 0 at the wrist .. 1 at the knuckles (meaningful on the palm)
     rest: np.ndarray  # (V', 3) rest positions (metres), for noise that sticks to the skin
     nail_faces: np.ndarray  # (F',) bool, faces of the nail plates (glossier material)
+    nail_plate: np.ndarray  # (V',) bool, vertices of the nail plates' faces
     nail_fold: np.ndarray  # (V',) bool, the skin ring around each nail plate (its folds)
     relief: np.ndarray  # (V',) metres along the normal: palm pads, knuckles, finger pads
 
@@ -137,6 +138,7 @@ class HandSurface:
             palm_uv=palm_uv,
             rest=rest,
             nail_faces=nail_faces,
+            nail_plate=plate,
             nail_fold=fold,
             relief=relief.astype(np.float32),
         )
@@ -270,13 +272,9 @@ def shade(surface: HandSurface, look: SkinLook) -> np.ndarray:
     colour = colour * (1 - look.veins * vein[:, None] * np.array([0.5, 0.35, 0.05]))
     colour = colour * (1 + look.mottle * wave[:, 2:].mean(1))[:, None]
     # nails: their own colour with a paler free edge and a faint lunula near the cuticle
-    nail = np.zeros(len(colour))
-    nail_v = np.zeros(len(colour), bool)
-    nail_v[s.faces[s.nail_faces].ravel()] = True
     edge = 0.6 * np.clip((s.t - 0.86) / 0.08, 0, 1)
     nail_rgb = look.nail + edge[:, None] * (np.array([0.96, 0.93, 0.88]) - look.nail)
-    nail[nail_v] = 1.0
-    colour = colour + nail[:, None] * (nail_rgb - colour)
+    colour = np.where(s.nail_plate[:, None], nail_rgb, colour)
     # the nail folds: a darker, slightly redder rim where the skin meets the plate
     fold = (look.fold * s.nail_fold)[:, None]
     colour = colour * (1 - fold * np.array([0.8, 1.0, 1.0]))
