@@ -8,12 +8,14 @@ import numpy as np
 
 from handmesh.benchmarks.detect import (
     REALSET,
+    Item,
     Truth,
     bucket,
     clip_summary,
     letterbox,
     match,
     real_items,
+    score_setting,
     switches,
     time_640x480,
 )
@@ -39,6 +41,23 @@ def test_match_counts_each_hand_once_then_duplicates_and_strays():
     assert duplicates == 1 and unmatched == 2
 
 
+def test_hands_found_per_source():
+    """Each picture's source (its file name's first word) gets its own count of hands >= 40 px found."""
+    a, b, small = _truth(0), _truth(200), _truth(400, size=20.0)
+    image = np.zeros((8, 8, 3), np.uint8)
+    items = [
+        Item("detect/coco_1.jpg", image, [a, small], "real"),
+        Item("detect/handgraph_2.jpg", image, [b], "real"),
+    ]
+    out = score_setting(items, lambda im: [_det(a, 1.0), _det(small, 0.5)])
+    assert out["by_source"] == {
+        "coco": {"hands_40px_or_more": 1, "found": 1},
+        "handgraph": {"hands_40px_or_more": 1, "found": 0},
+    }
+    assert out["by_kind"]["real"]["<40"]["found"] == 1
+    assert out["missed_40px_or_more"] == ["detect/handgraph_2.jpg (right, 50 px)"]
+
+
 def test_buckets_switches_and_clip_summary():
     assert [bucket(s) for s in (39.9, 40.0, 100.0, 250.0)] == ["<40", "40-100", ">100", ">100"]
     assert switches(list("RRLLRR")) == 2 and switches([]) == 0
@@ -60,8 +79,8 @@ def test_letterbox_keeps_the_aspect():
 def test_the_committed_real_set_reads():
     items = real_items(REALSET)
     hands = [t for it in items for t in it.hands]
-    assert len(items) == 10 and len(hands) == 20
-    assert sum(t.size >= 40 for t in hands) == 10 and {t.side for t in hands} == {"left", "right"}
+    assert len(items) == 31 and len(hands) == 55
+    assert sum(t.size >= 40 for t in hands) == 31 and {t.side for t in hands} == {"left", "right"}
 
 
 class _Sleeper:

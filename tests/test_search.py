@@ -85,6 +85,20 @@ def test_fragments_merge_but_touching_hands_stay_two():
     assert sorted(h.handedness for h in hands) == ["left", "right"]
 
 
+def test_a_hand_read_twice_merges_but_hands_pressed_together_stay_two():
+    """Boxes overlapping from two wrists: one hand if both readings give one side and the keypoints
+    coincide (its fingers read again as a smaller, shifted hand), two if a left and a right hand."""
+    hand = _hand(10, 10, "left", 0.9, size=80)
+    shifted = _hand(10, 10, "left", 0.9, size=80)
+    shifted.keypoints2d = shifted.keypoints2d + np.array([6.0, 0.0])
+    shifted.keypoints2d[0] = [80.0, 10.0]  # its wrist read elsewhere: 0.9 hand sizes away
+    shifted.box = np.concatenate([shifted.keypoints2d.min(axis=0), shifted.keypoints2d.max(axis=0)])
+    seen = [_Seen(hand, 1.0, "pad"), _Seen(shifted, 1.0, "flip")]
+    assert len(merge_views(seen, SearchConfig())) == 1
+    shifted.handedness = "right"  # a left and a right hand, palm to palm
+    assert sorted(h.handedness for h in merge_views(seen, SearchConfig())) == ["left", "right"]
+
+
 def test_votes_combine_as_log_odds():
     assert combine_votes([0.9]) == pytest.approx(0.9)
     assert combine_votes([0.9, 0.1]) == pytest.approx(0.5)

@@ -8,6 +8,7 @@ annotations.jsonl file, so both sets have one format.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -15,6 +16,13 @@ from pathlib import Path
 import numpy as np
 
 ANNOTATIONS = "annotations.jsonl"
+
+
+def git_show(repo: Path, commit: str, path: str) -> bytes:
+    """The bytes of `path` at `commit` of the git checkout `repo`."""
+    return subprocess.run(
+        ["git", "-C", str(repo), "show", f"{commit}:{path}"], check=True, capture_output=True
+    ).stdout
 
 
 def labelled_keypoints(values) -> np.ndarray:

@@ -203,9 +203,16 @@ def _detector(setting: str, max_hands: int):
     return StillImageDetector(max_hands=max_hands, search=setting)
 
 
+def source(name: str) -> str:
+    """Where an item's picture came from: its file name's first word ("coco", "handgraph", "render")."""
+    return name.rsplit("/", 1)[-1].split("_", 1)[0]
+
+
 def score_setting(items: list[Item], detect: Callable) -> dict:
-    """Found, side right, duplicates and unmatched per kind and size bucket; time per image."""
+    """Found, side right, duplicates and unmatched per kind and size bucket (hands of 40 px or more found
+    per source too: one source's many pictures would hide another's); time per image."""
     table: dict[str, dict[str, dict[str, int]]] = {}
+    sources: dict[str, dict[str, int]] = {}
     times: dict[str, list[float]] = {}
     misses = []
     for item in items:
@@ -222,6 +229,10 @@ def score_setting(items: list[Item], detect: Callable) -> dict:
                 row["side_right"] += int(found[pairs[ti]].handedness == t.side)
             elif t.size >= 40:
                 misses.append(f"{item.name} ({t.side}, {t.size:.0f} px)")
+            if t.size >= 40:
+                per = sources.setdefault(source(item.name), dict(hands_40px_or_more=0, found=0))
+                per["hands_40px_or_more"] += 1
+                per["found"] += int(ti in pairs)
         extra = kind.setdefault("all", dict(duplicates=0, unmatched=0, images=0))
         extra["duplicates"] += dup
         extra["unmatched"] += unmatched
@@ -233,6 +244,7 @@ def score_setting(items: list[Item], detect: Callable) -> dict:
                 row["side_right_share_of_found"] = round(row["side_right"] / max(row["found"], 1), 4)
     return {
         "by_kind": table,
+        "by_source": sources,
         "ms_per_image": {k: timing_stats(v) for k, v in times.items()},
         "missed_40px_or_more": misses,
     }
@@ -476,6 +488,8 @@ def run(args: argparse.Namespace) -> int:
             f" {'-'.join(str(r) for r in timed[setting]['ratio_range_over_rounds'])}x, CPU time"
             f" {timed[setting]['cpu_ratio_to_first_median']}x)"
         )
+        per = ", ".join(f"{k} {v['found']}/{v['hands_40px_or_more']}" for k, v in scored["by_source"].items())
+        print(f"  found >= 40 px by source: {per}")
     out = {
         "settings": results,
         "real_sets": [str(f) for f in folders],

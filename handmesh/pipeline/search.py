@@ -232,7 +232,12 @@ def same_hand(a: HandDetection, b: HandDetection, cfg: SearchConfig) -> bool:
         if a.keypoints2d is None or b.keypoints2d is None:
             return True
         side = max(np.ptp(a.keypoints2d, axis=0).max(), np.ptp(b.keypoints2d, axis=0).max(), 1.0)
-        return float(np.linalg.norm(a.keypoints2d[0] - b.keypoints2d[0])) < cfg.other_wrist * side
+        if float(np.linalg.norm(a.keypoints2d[0] - b.keypoints2d[0])) < cfg.other_wrist * side:
+            return True
+        # two wrists: two hands that touch, unless both readings give one side and their keypoints
+        # coincide (one hand read twice, once shifted: its fingers taken for a smaller hand); a person's
+        # two hands pressed together coincide too, but are a left and a right hand
+        return a.handedness == b.handedness and _mean_distance(a, b) < cfg.merge_keypoints * side
     small, large = sorted((_area(ba), _area(bb)))
     iw = max(0.0, min(ba[2], bb[2]) - max(ba[0], bb[0]))
     ih = max(0.0, min(ba[3], bb[3]) - max(ba[1], bb[1]))
@@ -241,7 +246,12 @@ def same_hand(a: HandDetection, b: HandDetection, cfg: SearchConfig) -> bool:
     if a.keypoints2d is None or b.keypoints2d is None:
         return False
     side = max(np.ptp(a.keypoints2d, axis=0).max(), np.ptp(b.keypoints2d, axis=0).max(), 1.0)
-    return float(np.linalg.norm(a.keypoints2d - b.keypoints2d, axis=1).mean()) < cfg.merge_keypoints * side
+    return _mean_distance(a, b) < cfg.merge_keypoints * side
+
+
+def _mean_distance(a: HandDetection, b: HandDetection) -> float:
+    """Mean distance of two detections' matching keypoints, px."""
+    return float(np.linalg.norm(a.keypoints2d - b.keypoints2d, axis=1).mean())
 
 
 @dataclasses.dataclass

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _build import annotation_line, labelled_keypoints, run_build  # noqa: E402
+from _build import annotation_line, git_show, labelled_keypoints, run_build  # noqa: E402
 
 HEAD = "759b39c13"  # open-mmlab/mmpose commit the set was built from
 OLD = "dc46ef8ef"  # the commit that still holds OneHand10K 102.jpg and 1624.jpg
@@ -39,13 +38,6 @@ ONEHAND_SIDES = {
     "1624.jpg": "right",
 }
 HALVED = {"102.jpg"}  # 1.3 MB, 1440x2560: stored at half size
-
-
-def git_show(repo: Path, commit: str, path: str) -> bytes:
-    """The bytes of `path` at `commit` of the git checkout `repo`."""
-    return subprocess.run(
-        ["git", "-C", str(repo), "show", f"{commit}:{path}"], check=True, capture_output=True
-    ).stdout
 
 
 def coco_hands(repo: Path, commit: str, folder: str) -> dict[str, np.ndarray]:
