@@ -5,8 +5,8 @@
 
 Reads the run's history from its last.pt (`handmesh train`: training loss and images/s per epoch) and
 scores the models in `--snapshots` (copies of last.pt taken as the run went, one per epoch) on the
-stream's held-out renders (the first `--val-images` images of the held-out seed: what the trainer
-validates on, for a stream run or a cache built with the stream's settings) beside the mean-pose
+held-out renders of the run's data (the first `--val-images` images of its held-out seed, with a cache's
+own render settings: what the trainer validates on; `--held-out SPEC` names others) beside the mean-pose
 baseline on the same renders, and on the real 2D keypoint set (`handmesh bench real2d`'s protocol,
 labelled boxes) beside the landmark fit. Real photos measure only: the model kept is the snapshot with the
 lowest held-out PA-MPJPE. A resumed run whose earlier epochs were validated on other renders starts its
@@ -37,10 +37,10 @@ REAL = Path("bench/realsets/keypoints")
 class Scorer:
     """Held-out and real-photo scores of model files, remembered by file name and modification time."""
 
-    def __init__(self, memo: Path | None, held: dict, img_size: int, real: Path) -> None:
+    def __init__(self, memo: Path | None, held: dict, held_spec: str, img_size: int, real: Path) -> None:
         self.memo = memo
         self.done: dict[str, Any] = json.loads(memo.read_text()) if memo and memo.is_file() else {}
-        self.held, self.img_size, self.real = held, img_size, real
+        self.held, self.held_spec, self.img_size, self.real = held, held_spec, img_size, real
         self._fit: dict[str, Any] = {}
 
     def _key(self, path: Path, what: str) -> str:
@@ -52,9 +52,9 @@ class Scorer:
             self.memo.write_text(json.dumps(self.done, indent=1))
         return value
 
-    def held_out(self, path: Path, data: dict | None = None, what: str = "held_out") -> dict[str, Any]:
+    def held_out(self, path: Path, data: dict | None = None, what: str | None = None) -> dict[str, Any]:
         """PA-MPJPE / PA-MPVPE / MPJPE (mm) on the held-out renders (or `data`), and the model's epoch."""
-        key = self._key(path, what)
+        key = self._key(path, what or f"held_out:{self.held_spec}")
         if key not in self.done:
             from handmesh.benchmarks.learn import score
             from handmesh.checkpoint import load_checkpoint
@@ -125,6 +125,12 @@ def main() -> int:
     parser.add_argument("--compare", type=Path, action="append", default=[], help="other model files")
     parser.add_argument("--train-cache", dest="train_cache", default=None, help="the cache trained on")
     parser.add_argument("--renders", type=Path, default=None, help="held-out renders to score in 2D")
+    parser.add_argument(
+        "--held-out",
+        dest="held_out",
+        default=None,
+        help="--data spec of the held-out renders (default: the run's)",
+    )
     parser.add_argument("--skip-real", dest="skip_real", action="store_true", help="no real-photo scores")
     parser.add_argument("--processes", type=int, default=2, help="training processes (for the record)")
     parser.add_argument("--init", default="random", help="where the weights started (for the record)")
@@ -145,10 +151,12 @@ def main() -> int:
     state_point = load_resume_point(args.run_dir / "last.pt")
     cfg, model_cfg, state = state_point.train_config, state_point.model_config, state_point.state
     size = int(model_cfg.img_size)
-    # the trainer's validation set: the stream's first val_images held-out renders for the run's seed
-    held = held_out("synth:", cfg.val_images, size, cfg.seed)
+    # the trainer's validation set: the first val_images held-out renders of the run's data (a cache's
+    # own stream settings, e.g. its subdivisions) for the run's seed, unless --held-out names others
+    held_spec = args.held_out or cfg.data
+    held = held_out(held_spec, cfg.val_images, size, cfg.seed)
     base = baseline(held)
-    scorer = Scorer(args.snapshots / "scores.json", held, size, args.real)
+    scorer = Scorer(args.snapshots / "scores.json", held, held_spec, size, args.real)
     history = {int(r["epoch"]): r for r in state["history"]}
     seen = None
     if args.train_cache:
@@ -216,6 +224,7 @@ def main() -> int:
         "settings": {
             "command": "torchrun --nproc_per_node 2 train_freihand.py (one thread per process), resumed with --resume",
             "data": cfg.data,
+            "held_out": held_spec,
             "variant": model_cfg.variant,
             "head": model_cfg.head,
             "img_size": size,
