@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -165,7 +164,7 @@ def test_windows_run_only_while_hands_are_missing(monkeypatch):
         return []
 
     monkeypatch.setattr(det, "_run_view", run_view)
-    image = np.zeros((240, 240, 3), np.uint8)
+    image = np.zeros((64, 64, 3), np.uint8)
     found = {"pad0.3": True}
     hands, names = det.views_run(image)
     assert len(hands) == 1 and not any(n.startswith("win") for n in names)
@@ -174,26 +173,6 @@ def test_windows_run_only_while_hands_are_missing(monkeypatch):
     hands, names = det.views_run(image)
     assert hands == [] and sum(n.startswith("win") for n in names) == 2  # fast's two strips
     assert [n.split(":")[0] for n in names] == seen
-    hands, names = det.views_run(np.zeros((100, 150, 3), np.uint8))  # strips of 90 px: a close-up
-    assert not any(n.startswith("win") for n in names)
-
-
-def test_thorough_ends_with_a_fine_grid_for_small_hands_in_scenes(monkeypatch):
-    """Thorough's windows: 3x3 at 85, 70 and 50 % (full model), then 7x7 at 20 % (lite model), the
-    fine grid only where its windows are 96 px or more (a 640x480 scene, not a 224 px close-up)."""
-    det = StillImageDetector.__new__(StillImageDetector)
-    cfg = dataclasses.replace(SearchConfig.preset("thorough"), views=(("whole", LITE),), pose=False)
-    det.config, det.max_hands, det.video, det._holistic = cfg, 2, None, None
-    monkeypatch.setattr(det, "_run_view", lambda view, model: [])
-    _, names = det.views_run(np.zeros((480, 640, 3), np.uint8))
-    windows = [n for n in names if n.startswith("win")]
-    assert len(windows) == 27 + 49
-    assert all(n.endswith(":full") for n in windows[:27]) and all(n.endswith(":lite") for n in windows[27:])
-    assert all(n.startswith("win0.2_") for n in windows[27:])
-    _, names = det.views_run(np.zeros((224, 224, 3), np.uint8))
-    assert sum(n.startswith("win") for n in names) == 27
-    with pytest.raises(HandmeshError, match="neither"):
-        SearchConfig(windows=((0.5, 3, "grid", 2),))
 
 
 def _real_image(name: str) -> tuple[np.ndarray, list[dict]]:

@@ -16,9 +16,8 @@ and merges what they find:
 2. coarse-to-fine windows, each of which the palm detector sees enlarged: `fast`, only when no hand was
    found yet, two overlapping strips of 60 % of the longer side through the lite model (stopping at the
    first find: a hand that fills a close-up); `thorough`, 3x3 windows of 85 %, 70 % and 50 % of each
-   side through the full model, then 7x7 windows of 20 % through the lite model (hands under 40 px in
-   a scene), while fewer hands than asked for were found; a level whose windows would be under 96 px is
-   skipped (a small picture); a large image (a side of 1000 px or more) always gets them;
+   side through the full model while fewer hands than asked for were found; a large image (a side of
+   1000 px or more) always gets them;
 3. with `pose=True` (part of `thorough`) MediaPipe Holistic: the body's pose, hands re-cropped from its
    wrists, and each hand's side from the body (the person's left or right wrist) -- a side vote that
    does not depend on how the hand looks. Holistic follows one person.
@@ -84,14 +83,12 @@ class SearchConfig:
     # palm scores this low still lead to hands here: the landmark model re-checks each candidate
     min_detection_confidence: float = 0.2
     # coarse-to-fine windows, tried in turn while fewer than `window_until` hands were found (0: as many as
-    # asked for) or the image is large: (fraction, positions, layout, landmark model), layout "grid"
-    # (positions x positions windows of `fraction` x each side) or "strips" (`positions` windows of
-    # `fraction` x the longer side, the whole shorter side)
-    windows: tuple[tuple[float, int, str, int], ...] = ((0.6, 2, "strips", LITE),)
+    # asked for) or the image is large: (fraction, positions, layout), layout "grid" (positions x positions
+    # windows of `fraction` x each side) or "strips" (`positions` windows of `fraction` x the longer side,
+    # the whole shorter side)
+    windows: tuple[tuple[float, int, str], ...] = ((0.6, 2, "strips"),)
+    window_model: int = LITE
     window_until: int = 1
-    # a level whose windows would have a longer side under this many px is skipped: the palm detector
-    # sees a view at 192 px, so smaller windows only blow pixels up (a small picture is one close-up)
-    min_window_side: int = 96
     large_side: int = 1000  # images with a longer side from this are searched by windows regardless
     pose: bool = False  # Holistic's body-guided hands and the body's side vote
     merge_iou: float = 0.3  # boxes overlapping at least this much are one hand (unless ...
@@ -103,9 +100,10 @@ class SearchConfig:
     def __post_init__(self):
         for name, model in self.views:
             view_of(np.zeros((2, 2, 3), np.uint8), name)  # a clear error for a misspelt view
-            _check_model(f"search view {name!r}", model)
-        for fraction, positions, layout, model in self.windows:
-            _check_model(f"search windows {fraction:g} x {positions} {layout}", model)
+            if model not in (LITE, FULL):
+                raise HandmeshError(
+                    f"search view {name!r}: model {model!r} is neither {LITE} (lite) nor {FULL}"
+                )
 
     @classmethod
     def preset(cls, search: str) -> SearchConfig:
@@ -120,23 +118,12 @@ class SearchConfig:
                 search=search,
                 views=views,
                 every_view=True,
-                # then a fine grid for hands under 40 px in scenes: windows of a fifth of each side (128 px
-                # of a 640 px photo: 4-8 sizes of such a hand) through the lite model
-                windows=(
-                    (0.85, 3, "grid", FULL),
-                    (0.7, 3, "grid", FULL),
-                    (0.5, 3, "grid", FULL),
-                    (0.2, 7, "grid", LITE),
-                ),
+                windows=((0.85, 3, "grid"), (0.7, 3, "grid"), (0.5, 3, "grid")),
+                window_model=FULL,
                 window_until=0,
                 pose=True,
             )
         return cls(search=search)
-
-
-def _check_model(what: str, model: int) -> None:
-    if model not in (LITE, FULL):
-        raise HandmeshError(f"{what}: model {model!r} is neither {LITE} (lite) nor {FULL} (full)")
 
 
 @dataclasses.dataclass
@@ -392,12 +379,10 @@ class StillImageDetector:
             hands = search(whole, self.max_hands, cfg.confirm)
         enough = min(cfg.window_until or self.max_hands, self.max_hands)
         large = max(h, w) >= cfg.large_side
-        for fraction, positions, layout, model in cfg.windows:
+        for fraction, positions, layout in cfg.windows:
             if len(hands) >= enough and not large:
                 break
-            if max(h, w) * fraction < cfg.min_window_side:
-                continue
-            windows = [(v, model) for v in window_views(image, fraction, positions, layout)]
+            windows = [(v, cfg.window_model) for v in window_views(image, fraction, positions, layout)]
             hands = search(windows, None if large else enough)
         if cfg.pose:
             hands = self._body_votes(image, hands)
