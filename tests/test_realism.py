@@ -184,7 +184,7 @@ def test_realism_benchmark_at_toy_size(tmp_path):
     rc = main(
         [
             "bench", "realism", "--count", "1", "--size", "96", "--cost-images", "2", "--cost-rounds", "1",
-            "--json", str(out), "--sheet", str(sheet),
+            "--json", str(out), "--sheet", str(sheet), "--real", "",
         ]
     )  # fmt: skip
     assert rc == 0
@@ -195,8 +195,10 @@ def test_realism_benchmark_at_toy_size(tmp_path):
             for view in ("as_rendered", "padded"):
                 assert entry[setting][view]["pictures"] == 2
                 assert 0.0 <= entry[setting][view]["found"] <= 1.0
+                assert 0 <= entry[setting][view]["mirror"]["pairs_found"] <= 1  # one scene: one pair
         assert entry["cost"]["workers_1"]["images_per_s"] > 0
     assert set(result["cost_ratio_realistic_to_plain"]) == {"workers_1", "workers_2"}
+    assert "real_reference" not in result  # no real set asked for (judge_real has its own test)
     assert "cpu" in json.dumps(result["machine"]).lower()
     assert Path(sheet).stat().st_size > 0
 
@@ -262,3 +264,83 @@ def test_sampled_poses_barely_twist_the_fingers():
     # around the named poses fingers bend freely, spread less and barely twist about their bones
     twist, spread, flex = (poses[:, long_rows, k].std(0).mean() for k in range(3))
     assert twist < 0.5 * spread and spread < 0.8 * flex
+
+
+def test_smooth_outline_softens_the_outline_and_nothing_else():
+    from handmesh.data.synth_render import smooth_outline
+
+    alpha = np.zeros((40, 40, 1), np.float32)
+    alpha[10:30, 12:28] = 1.0
+    rng = np.random.default_rng(0)
+    rgb = rng.uniform(0, 255, (40, 40, 3)).astype(np.float32) * alpha
+    out_rgb, out_alpha = smooth_outline(rgb, alpha)
+    partial = (out_alpha > 0) & (out_alpha < 1)
+    assert partial[9:31, 11:29].sum() == partial.sum() > 60  # a band along the square's edges only
+    inside = np.zeros_like(partial)
+    inside[12:28, 14:26] = True
+    assert np.array_equal(out_rgb[inside[..., 0]], rgb[inside[..., 0]])
+    assert np.array_equal(out_alpha[inside], alpha[inside])
+    assert (out_rgb[:5] == 0).all() and (out_alpha[:5] == 0).all()
+    # premultiplied colour stays within its coverage
+    assert (out_rgb <= 255 * out_alpha + 1e-3).all()
+
+
+def test_silhouette_of_camera_facing_triangles_is_the_whole_silhouette(realistic):
+    """A closed hand's silhouette drawn from its camera-facing triangles only is the full one (to a pixel
+    on a sample's edge), for both sides; an open mesh is recognised as open."""
+    from handmesh.data.freihand import data_hand_model
+    from handmesh.data.synth_render import closed_mesh, hand_silhouette
+    from handmesh.mirror import mirror_faces
+
+    faces = np.asarray(data_hand_model().faces, np.int64)
+    assert closed_mesh(faces) and not closed_mesh(faces[1:])
+    for i, side in ((0, "right"), (1, "left"), (2, "left")):
+        rec = realistic.record(i, side)
+        f = faces if side == "right" else mirror_faces(faces)
+        full = hand_silhouette(rec.vertices, f, rec.K, rec.image.shape[0])
+        culled = hand_silhouette(rec.vertices, f, rec.K, rec.image.shape[0], closed=True)
+        assert full.sum() > 100 and (full != culled).sum() <= 2
+        assert (culled != rec.mask).sum() == 0  # the record's label is the culled one
+
+
+class _MarkJudge:
+    """A fake judge that names the side from where a bright mark sits (left half: right hand): it reads
+    something a mirror changes. With `fixed`, it names every hand the same: it reads nothing."""
+
+    def __init__(self, fixed: str | None = None):
+        self.fixed = fixed
+
+    def detect(self, image, static=True):
+        from types import SimpleNamespace
+
+        h, w = image.shape[:2]
+        xs = np.nonzero(image[..., 0].max(0) > 200)[0]
+        side = self.fixed or ("right" if xs.mean() < w / 2 else "left")
+        return [SimpleNamespace(keypoints2d=np.full((21, 2), [w / 2, h / 2]), handedness=side)]
+
+
+def test_real_photos_are_judged_with_their_mirror_images_and_flips_are_counted(tmp_path):
+    import cv2
+
+    from handmesh.benchmarks.realism import judge_real
+
+    (tmp_path / "images").mkdir()
+    lines = []
+    rng = np.random.default_rng(1)
+    for k in range(3):
+        image = np.zeros((64, 64, 3), np.uint8)
+        image[20:30, 5 + k : 12 + k] = 255  # the mark, in the left half: a right hand to _MarkJudge
+        cv2.imwrite(str(tmp_path / "images" / f"src_{k}.png"), image)
+        keypoints = np.c_[rng.uniform(10, 50, (21, 2)), np.ones(21)].tolist()
+        lines.append(
+            json.dumps({"image": f"images/src_{k}.png", "handedness": "right", "keypoints2d": keypoints})
+        )
+    (tmp_path / "annotations.jsonl").write_text("\n".join(lines) + "\n")
+
+    reading = judge_real(_MarkJudge(), tmp_path)["src"]
+    for view in ("as_rendered", "padded"):
+        assert reading[view]["pictures"] == 6  # each photo and its mirror image
+        assert reading[view]["side_right"] == 1.0
+        assert reading[view]["mirror"] == {"pairs_found": 3, "sides_flip": 1.0}
+    blind = judge_real(_MarkJudge(fixed="right"), tmp_path)["src"]["padded"]
+    assert blind["side_right"] == 0.5 and blind["mirror"] == {"pairs_found": 3, "sides_flip": 0.0}

@@ -218,3 +218,24 @@ def test_region_box_is_clipped_to_the_frame():
     x0, y0, x1, y1 = region_box([mesh], K, (640, 480), margin=6)
     assert x0 == 0 and 50 < x1 < 65 and 200 < y0 < y1 < 280
     assert region_box([mesh], K, (10, 10)) is None  # entirely outside a tiny frame's rows
+
+
+def test_single_sampled_renderer_has_hard_edges_and_keeps_them_after_a_resize(egl):
+    """`samples=1` renders without multisampling (every pixel covered or not), also after the target is
+    rebuilt for another size; the default 4x gives partly covered pixels along the outline, in the same place."""
+    from handmesh.render import MeshRenderer
+
+    v, f = _sphere()
+    hard, soft = MeshRenderer(640, 480, samples=1), MeshRenderer(640, 480)
+    try:
+        for size, Ks in (((640, 480), K), ((320, 240), K * [[0.5], [0.5], [1]])):
+            a = hard.render([(v, f, (1.0, 0.7, 0.5, 1.0))], Ks, size=size)[0][..., 3]
+            b = soft.render([(v, f, (1.0, 0.7, 0.5, 1.0))], Ks, size=size)[0][..., 3]
+            assert set(np.unique(a)) == {0, 255}
+            outline = ((b > 0) & (b < 255)).sum()
+            assert outline > 50
+            # the same disc: the coverage counts differ by less than half the partly covered pixels
+            assert abs(int((a > 127).sum()) - int((b > 127).sum())) < 0.5 * outline
+    finally:
+        hard.close()
+        soft.close()

@@ -11,9 +11,11 @@ landmarks and the labels as a share of the hand's size (the longer side of the l
 The cost of a picture (images/s at the benchmark's size, `handmesh synth` with 1 and 2 workers) is
 measured for both appearances in the same run, in alternating rounds (plain, realistic, plain, ...), so a
 change in the machine's load hits both alike: each round gives a ratio, and the median and range of
-the rounds are reported. The same judge on real labelled photos
-(bench/realsets/keypoints, when present) gives the reference: MediaPipe's landmarks and the labels differ
-by definition (where a joint centre is), so even real photos do not reach a zero distance. Writes
+the rounds are reported. The same judge on real labelled photos (bench/realsets/keypoints and
+bench/realsets/detect, when present; each photo and its mirror image) gives the reference: MediaPipe's
+landmarks and the labels differ by definition (where a joint centre is), so even real photos do not reach
+a zero distance. Mirror pairs (a scene's two sides, a photo and its mirror image) show how often the
+judge reads a hand's chirality at all: it names the two sides of a pair differently. Writes
 bench/results/realism_cpu.json and, with --sheet, a contact sheet of default-setting realistic pictures.
 """
 
@@ -33,10 +35,11 @@ from handmesh.metrics2d import hand_size
 
 RESULTS = Path("bench/results/realism_cpu.json")
 # real photos with labelled 2D keypoints (measurement only): the same judge on them is the reference
-REAL_SET = Path("bench/realsets/keypoints")
+REAL_SETS = "bench/realsets/keypoints,bench/realsets/detect"
 SHEET = Path("docs/images/synth_sheet.png")
 BENCH_SEED = 300_000  # away from training (0..), held-out (100,000..) and the handedness bench (200,000..)
 VIEWS = ("as_rendered", "padded")
+OTHER_SIDE = {"right": "left", "left": "right"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,13 +56,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cost-rounds", type=int, default=3, help="alternating cost rounds per appearance")
     parser.add_argument("--sheet", default=None, help=f"write a contact sheet here (e.g. {SHEET})")
     parser.add_argument(
-        "--real", default=str(REAL_SET), help="real labelled photos judged the same way (if present)"
+        "--real",
+        default=REAL_SETS,
+        help="comma-separated folders of real labelled photos judged the same way (those present)",
     )
     parser.add_argument("--json", default=str(RESULTS), help="output JSON")
 
 
 def judge_real(detector, folder: Path) -> dict | None:
-    """The same judge on real labelled photos (custom layout), per source (the file name's prefix)."""
+    """The same judge on real labelled photos (custom layout), per source (the file name's prefix): each
+    photo and its mirror image (a photo of the other side), in pairs, as the renders' two sides are."""
     import json
 
     from handmesh.data.io import read_image
@@ -75,8 +81,13 @@ def judge_real(detector, folder: Path) -> dict | None:
         keypoints = np.asarray(entry["keypoints2d"], np.float64)[:, :2]
         image = read_image(folder / entry["image"])
         source = Path(entry["image"]).name.split("_")[0]
-        by_source.setdefault(source, []).append(
-            judge(detector, image, keypoints, entry.get("handedness", "right"))
+        side = entry.get("handedness", "right")
+        mirrored = keypoints * [-1.0, 1.0] + [image.shape[1] - 1, 0.0]
+        by_source.setdefault(source, []).extend(
+            [
+                judge(detector, image, keypoints, side),
+                judge(detector, np.ascontiguousarray(image[:, ::-1]), mirrored, OTHER_SIDE[side]),
+            ]
         )
     return {source: summarize(results) for source, results in sorted(by_source.items())}
 
@@ -110,8 +121,21 @@ def judge(detector, image: np.ndarray, joints2d: np.ndarray, side: str) -> dict:
     return out
 
 
+def mirror_flips(results: list[dict], view: str) -> dict:
+    """Consecutive results are a picture and its mirror image: of the pairs found in both, the share whose
+    two sides the judge names differently. A judge that reads a hand's chirality flips every pair; one that
+    guesses from cues a mirror keeps (pose, view, priors) names both pictures alike, so it cannot be right
+    on both."""
+    pairs = [
+        (a[view], b[view]) for a, b in zip(results[::2], results[1::2], strict=True) if a[view] and b[view]
+    ]
+    # the true sides differ, so the named sides differ exactly when both are right or both are wrong
+    flips = [a["side_right"] == b["side_right"] for a, b in pairs]
+    return {"pairs_found": len(pairs), "sides_flip": round(float(np.mean(flips)), 4) if flips else None}
+
+
 def summarize(results: list[dict]) -> dict:
-    """Found share, side-right share of found, median normalized distance, per view."""
+    """Found share, side-right share of found, median normalized distance, mirror flips, per view."""
     summary = {}
     for view in VIEWS:
         found = [r[view] for r in results if r[view] is not None]
@@ -120,6 +144,7 @@ def summarize(results: list[dict]) -> dict:
             "found": round(len(found) / max(len(results), 1), 4),
             "side_right": round(float(np.mean([f["side_right"] for f in found])), 4) if found else None,
             "median_distance": round(float(np.median([f["distance"] for f in found])), 4) if found else None,
+            "mirror": mirror_flips(results, view),
         }
     return summary
 
@@ -214,7 +239,8 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"{appearance} {name}: found {padded['found']:.3f} padded,"
                 f" {entry[name]['as_rendered']['found']:.3f} as rendered; side right {padded['side_right']};"
-                f" distance {padded['median_distance']}"
+                f" distance {padded['median_distance']}; sides flip {padded['mirror']['sides_flip']}"
+                f" of {padded['mirror']['pairs_found']} mirror pairs"
             )
         out["appearances"][appearance] = entry
     compared = [a for a in ("plain", "realistic") if a in out["appearances"]]
@@ -228,13 +254,18 @@ def run(args: argparse.Namespace) -> int:
         if ratios:
             out["cost_ratio_realistic_to_plain"] = ratios
             print(f"cost ratio realistic / plain (images/s per round): {ratios}")
-    real = judge_real(detector, Path(args.real))
-    if real is not None:
+    real: dict = {}
+    for folder in [f.strip() for f in args.real.split(",") if f.strip()]:
+        found = judge_real(detector, Path(folder)) or {}
+        real.update({f"{Path(folder).name}/{source}": summary for source, summary in found.items()})
+    if real:
         out["real_reference"] = real
         for source, summary in real.items():
             print(
                 f"real {source}: found {summary['padded']['found']:.3f} padded; side right"
-                f" {summary['padded']['side_right']}; distance {summary['padded']['median_distance']}"
+                f" {summary['padded']['side_right']}; distance {summary['padded']['median_distance']};"
+                f" sides flip {summary['padded']['mirror']['sides_flip']}"
+                f" of {summary['padded']['mirror']['pairs_found']} mirror pairs"
             )
     out["machine"] = machine_info()
     if args.sheet and sheet_tiles:

@@ -57,7 +57,7 @@ class SynthConfig:
             choices=("realistic", "plain"),
         ),
     )
-    subdivisions: int = 1  # Loop steps of the render mesh (rendering only; labels keep 778 vertices)
+    subdivisions: int = 2  # Loop steps of the render mesh (rendering only; labels keep 778 vertices)
     forearm_prob: float = 0.95
     sleeve_prob: float = 0.45  # share of forearms in a sleeve
     band_prob: float = 0.15  # share of wrists with a watch or bracelet

@@ -25,7 +25,7 @@ import numpy as np
 from handmesh.data import procedural
 from handmesh.data.photo import apply_camera
 from handmesh.data.scenes import BackgroundPool, natural_colour, procedural_background
-from handmesh.geometry_np import project_points_np
+from handmesh.geometry_np import project_points_np, vertex_normals
 from handmesh.mirror import mirror_faces
 
 APPEARANCES = ("realistic", "plain")
@@ -139,16 +139,43 @@ def occlusion(depth: np.ndarray, strength: float) -> np.ndarray:
     return (1 - strength * (1 - np.exp(-behind / 0.012)))[..., None].astype(np.float32)
 
 
-def hand_silhouette(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: int) -> np.ndarray:
-    """The hand model's silhouette (size, size) bool: its triangles filled in the image (no GL)."""
+def smooth_outline(rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Anti-aliasing for a single-sampled layer (premultiplied RGB (H,W,3), coverage (H,W,1)): the layer
+    blurred by about half a pixel along its outline only, so edges are soft and the inside stays sharp."""
+    a = alpha[..., 0]
+    # coverage in steps of 1/255, like a render's own alpha: the foreground cache stores it as uint8 and its
+    # pictures stay the stream's own
+    soft = np.round(cv2.GaussianBlur(a, (3, 3), 0.6) * 255) * np.float32(1 / 255)
+    edge = (np.abs(soft - a) > 1e-3)[..., None]
+    return np.where(edge, cv2.GaussianBlur(rgb, (3, 3), 0.6), rgb), np.where(edge, soft[..., None], alpha)
+
+
+def closed_mesh(faces: np.ndarray) -> bool:
+    """Whether every edge of the mesh borders exactly two faces (a watertight surface)."""
+    half = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    return bool((np.unique(half, axis=0, return_counts=True)[1] == 2).all())
+
+
+def hand_silhouette(
+    vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: int, closed: bool = False
+) -> np.ndarray:
+    """The hand model's silhouette (size, size) bool: its triangles filled in the image (no GL).
+
+    `closed`: the faces form a closed, outward-wound surface, whose silhouette its camera-facing triangles
+    alone cover (about half the triangles to fill)."""
     uv = project_points_np(np.asarray(vertices, np.float64), np.asarray(K, np.float64))
     # 4x4 samples per pixel, a pixel in the mask when half its samples are: the renderer's own coverage
     # rule (pixel centres at integer coordinates), not every pixel an edge touches
     fine = np.zeros((4 * size, 4 * size), np.uint8)
     tri = np.round((4 * uv[faces] + 1.5) * 16).astype(np.int32)  # 4 fractional bits
+    if closed:
+        d1, d2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+        # outward winding is counter-clockwise seen from the camera; image y points down
+        tri = tri[d1[:, 0].astype(np.int64) * d2[:, 1] - d1[:, 1].astype(np.int64) * d2[:, 0] <= 0]
     for t in tri:
-        cv2.fillConvexPoly(fine, t, 1, cv2.LINE_8, 4)
-    return fine.reshape(size, 4, size, 4).mean((1, 3)) >= 0.5
+        cv2.fillConvexPoly(fine, t, 255, cv2.LINE_8, 4)
+    # the share of covered samples by area averaging (8 of 16 samples: 127.5; 7 of 16: 111.6)
+    return cv2.resize(fine, (size, size), interpolation=cv2.INTER_AREA) >= 120
 
 
 class SynthRenderer:
@@ -169,11 +196,15 @@ class SynthRenderer:
 
         self.size = int(size)
         self.faces = {"right": np.asarray(faces, np.int64), "left": mirror_faces(np.asarray(faces, np.int64))}
+        self.closed = closed_mesh(self.faces["right"])
         self.surface = surface
         if surface is not None:
             self.surface_faces = {"right": surface.faces, "left": mirror_faces(surface.faces)}
             self.nail_faces = surface.nail_faces
-        self.renderer = MeshRenderer(self.size, self.size)
+        # realistic pictures render single-sampled and smooth their own outline (`smooth_outline`): on
+        # llvmpipe 4x multisampling of the subdivided hand cost about a third of a picture; plain pictures
+        # keep the look (and cost) they always had
+        self.renderer = MeshRenderer(self.size, self.size, samples=4 if surface is None else 1)
 
     def close(self) -> None:
         """Free the GL context."""
@@ -195,9 +226,10 @@ class SynthRenderer:
         faces = self.surface_faces[side]
         positions = self.surface.positions(vertices, faces)
         nails = self.nail_faces
+        normals = vertex_normals(positions, faces)  # once for both materials, smooth across the nail's rim
         parts = [
-            Part(positions, faces[~nails], colours, look.roughness),
-            Part(positions, faces[nails], colours, 0.25),  # nail plates: glossier
+            Part(positions, faces[~nails], colours, look.roughness, normals),
+            Part(positions, faces[nails], colours, 0.25, normals),  # nail plates: glossier
         ]
         arm = draw_arm_look(rng, cfg.sleeve_prob, cfg.band_prob) if rng.random() < cfg.forearm_prob else None
 
@@ -218,9 +250,9 @@ class SynthRenderer:
         lights, ambient = draw_lights(rng)
         rgba, depth = self.renderer.render_scene(parts, K, depth=True, lights=lights, ambient=ambient)
         alpha = rgba[..., 3:4].astype(np.float32) / 255.0
-        mask = hand_silhouette(vertices, self.faces[side], K, self.size)
+        mask = hand_silhouette(vertices, self.faces[side], K, self.size, self.closed)
         rgb = rgba[..., :3].astype(np.float32) * occlusion(depth, float(rng.uniform(0.35, 0.7)))
-        return Foreground(subsurface(rgb, alpha), alpha, mask)
+        return Foreground(*smooth_outline(subsurface(rgb, alpha), alpha), mask)
 
     def _plain(self, vertices, K, side, skin, rng) -> Foreground:
         """The look before realistic rendering: one colour under the fixed rig, random gain and ramp."""

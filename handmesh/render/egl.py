@@ -1,8 +1,8 @@
 """Every workaround handmesh needs for pyrender 0.1.45 (pinned) on headless EGL, in one place.
 
 `Offscreen` is what `pyrender.OffscreenRenderer` would be if pyrender (a) released its EGL context after
-rendering, (b) could skip the depth readback, and (c) did not terminate the process-wide EGL display
-when one renderer is deleted. When pyrender fixes these, `Offscreen` shrinks to the plain renderer and
+rendering, (b) could skip the depth readback, (c) did not terminate the process-wide EGL display
+when one renderer is deleted, and (d) let a renderer choose its multisampling (pyrender hard-codes 4x). When pyrender fixes these, `Offscreen` shrinks to the plain renderer and
 this module (with `preload_triton`) can go.
 """
 
@@ -46,13 +46,15 @@ class Offscreen:
     _alive = 0
     _alive_lock = threading.Lock()
 
-    def __init__(self, width: int, height: int) -> None:
+    def __init__(self, width: int, height: int, samples: int = 4) -> None:
         delete_dropped()
         self._renderer = pyrender.OffscreenRenderer(int(width), int(height))
         with Offscreen._alive_lock:
             Offscreen._alive += 1
         self._want_depth = [True]  # a list: shared with the readback hook without a reference cycle
         self._install_color_only_readback()
+        if int(samples) != 4:
+            self._install_samples(int(samples))
         self._release_context()
 
     @property
@@ -107,6 +109,37 @@ class Offscreen:
             return np.flip(color, axis=0), None
 
         inner._read_main_framebuffer = read
+
+    def _install_samples(self, samples: int) -> None:
+        """Give the render target `samples` samples per pixel instead of pyrender's fixed 4 (1: none).
+
+        llvmpipe rasterises every sample: on a finely subdivided hand 4x multisampling was about a third
+        of a synthetic picture's CPU time. pyrender 0.1.45 creates its multisampled target lazily, on the
+        first render and after a size change; the hook re-specifies that target's storage each time.
+        """
+        inner = getattr(self._renderer, "_renderer", None)
+        original = getattr(type(inner), "_configure_main_framebuffer", None)
+        if original is None or not hasattr(inner, "_main_cb_ms"):
+            return
+        from OpenGL import GL
+
+        inner_ref = weakref.ref(inner)  # no cycle, as in the readback hook
+
+        def configure():
+            r = inner_ref()
+            # (GL may hand out a deleted buffer's id again, so compare sizes, not ids)
+            stale = r._main_fb is None or r._main_fb_dims != (r.viewport_width, r.viewport_height)
+            original(r)
+            if not stale or r._main_cb_ms is None:
+                return
+            width, height = r._main_fb_dims
+            for buffer, fmt in ((r._main_cb_ms, GL.GL_RGBA), (r._main_db_ms, GL.GL_DEPTH_COMPONENT24)):
+                GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, buffer)
+                GL.glRenderbufferStorageMultisample(
+                    GL.GL_RENDERBUFFER, samples if samples > 1 else 0, fmt, width, height
+                )
+
+        inner._configure_main_framebuffer = configure
 
     def _release_context(self) -> None:
         """Detach the GL context from the calling thread.

@@ -67,9 +67,11 @@ DEFAULT_AMBIENT = (0.22, 0.21, 0.2)
 class MeshRenderer:
     """One offscreen pyrender renderer, reused across frames (never a GL context per frame); thread-safe."""
 
-    def __init__(self, width: int = 640, height: int = 480, znear: float = 0.01, zfar: float = 20.0):
+    def __init__(
+        self, width: int = 640, height: int = 480, znear: float = 0.01, zfar: float = 20.0, samples: int = 4
+    ):
         self.width, self.height = int(width), int(height)
-        self._offscreen = Offscreen(self.width, self.height)
+        self._offscreen = Offscreen(self.width, self.height, samples)  # samples per pixel (1: no MSAA)
         # Gradio calls handlers from worker threads; an EGL context may be current in one thread only.
         self._lock = threading.Lock()
         self._scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0), ambient_light=DEFAULT_AMBIENT)

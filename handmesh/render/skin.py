@@ -13,6 +13,7 @@ Everything is numpy (the render workers import no torch); `from_hand_model` alon
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -48,6 +49,11 @@ class HandSurface:
     nail_plate: np.ndarray  # (V',) bool, vertices of the nail plates' faces
     nail_fold: np.ndarray  # (V',) bool, the skin ring around each nail plate (its folds)
     relief: np.ndarray  # (V',) metres along the normal: palm pads, knuckles, finger pads
+
+    @cached_property
+    def skin_fields(self) -> _SkinFields:
+        """The shading's per-vertex fields that depend on the surface only (computed on first use)."""
+        return _skin_fields(self)
 
     @property
     def n_vertices(self) -> int:
@@ -243,39 +249,73 @@ def _palm_lines(uv: np.ndarray, jitter: np.ndarray) -> np.ndarray:
     return np.clip(heart + head + life, 0, 1)
 
 
-def shade(surface: HandSurface, look: SkinLook) -> np.ndarray:
-    """Per-vertex RGB (V', 3) float32 of the render mesh under `look`."""
-    s = surface
-    palmar = np.clip((s.palmar + 0.15) / 0.5, 0, 1)[:, None]  # soft hand-over at the sides
-    colour = look.back + palmar * (look.palm - look.back)
+@dataclass
+class _SkinFields:
+    """The parts of the shading that depend on where a vertex is, not on whose skin it is."""
+
+    palmar: np.ndarray  # (V',1) 0 back .. 1 palm, softly handed over at the sides
+    crease: np.ndarray  # (V',) flexion creases at the finger joints
+    palm_lines: np.ndarray  # (V',) bool, where the palm lines may be drawn
+    line_weight: np.ndarray  # (V',) their strength there
+    wrinkle: np.ndarray  # (V',) knuckle wrinkles
+    red: np.ndarray  # (V',) where knuckles and fingertips redden
+    vein: np.ndarray  # (V',) where veins may show
+    nail_edge: np.ndarray  # (V',1) the nail plate's paler free edge
+    rest: np.ndarray  # (V',3) rest positions, float32
+
+
+def _skin_fields(s: HandSurface) -> _SkinFields:
+    """The shading's per-vertex fields of a surface (computed once per surface)."""
     on_finger = s.finger >= 0
     joint_near = np.where(on_finger, np.minimum(np.abs(s.t), np.abs(1 - s.t)), 1.0)
-    # flexion creases: thin dark bands on the palmar side at the finger joints (and the finger's base)
-    crease = np.zeros(len(colour))
+    crease = np.zeros(len(s.t))
     for seg, centre in ((0, 0.22), (1, 0.0), (2, 0.0)):
         crease += _band(s.t, centre, 0.035) * (s.segment == seg)
-    crease = crease * on_finger * np.clip(s.palmar * 2, 0, 1)
-    lines = _palm_lines(s.palm_uv, look.line_jitter) * (~on_finger) * np.clip(s.palmar * 2 - 0.4, 0, 1)
-    # knuckle wrinkles: a few fine lines over the dorsal PIP and DIP joints
+    line_weight = (~on_finger) * np.clip(s.palmar * 2 - 0.4, 0, 1)
     dorsal = np.clip(-s.palmar * 2, 0, 1)
     ripple = 0.5 + 0.5 * np.cos(np.where(on_finger, s.t, 0) * 200.0)
-    wrinkle = ripple * _band(joint_near, 0.0, 0.09) * dorsal * on_finger * (s.segment > 0)
-    dark = 1 - look.crease * np.clip(crease + lines, 0, 1) - look.wrinkle * wrinkle
-    colour = colour * dark[:, None]
-    # redness on knuckles and fingertips, veins on the back, mottling everywhere
     tip = on_finger * (s.segment == 2) * np.clip(s.t - 0.4, 0, 1)
     knuckle = _band(joint_near, 0.0, 0.12) * dorsal * on_finger
-    red = look.redness * np.clip(tip + knuckle, 0, 1)
-    colour = colour * (1 - red)[:, None] + red[:, None] * np.array([0.85, 0.35, 0.35])
-    wave = np.cos(s.rest @ look.noise[:, :3].T + look.noise[:, 3])
-    vein = np.clip(wave[:, 0] * wave[:, 1] - 0.55, 0, 1) * dorsal * (~on_finger) * (s.palm_uv[:, 1] < 0.85)
-    colour = colour * (1 - look.veins * vein[:, None] * np.array([0.5, 0.35, 0.05]))
-    colour = colour * (1 + look.mottle * wave[:, 2:].mean(1))[:, None]
+    f32 = np.float32  # colours need no more, and float32 halves the per-picture arithmetic
+    return _SkinFields(
+        palmar=np.clip((s.palmar + 0.15) / 0.5, 0, 1)[:, None].astype(f32),
+        crease=(crease * on_finger * np.clip(s.palmar * 2, 0, 1)).astype(f32),
+        palm_lines=line_weight > 0,
+        line_weight=line_weight.astype(f32),
+        wrinkle=(ripple * _band(joint_near, 0.0, 0.09) * dorsal * on_finger * (s.segment > 0)).astype(f32),
+        red=np.clip(tip + knuckle, 0, 1).astype(f32),
+        vein=(dorsal * (~on_finger) * (s.palm_uv[:, 1] < 0.85)).astype(f32),
+        nail_edge=(0.6 * np.clip((s.t - 0.86) / 0.08, 0, 1))[:, None].astype(f32),
+        rest=s.rest.astype(f32),
+    )
+
+
+def _f32(x) -> np.ndarray:
+    return np.asarray(x, np.float32)
+
+
+def shade(surface: HandSurface, look: SkinLook) -> np.ndarray:
+    """Per-vertex RGB (V', 3) float32 of the render mesh under `look`."""
+    s, f = surface, surface.skin_fields
+    colour = _f32(look.back) + f.palmar * _f32(look.palm - look.back)
+    # flexion creases at the finger joints, the palm's main lines (per person), knuckle wrinkles
+    lines = np.zeros(len(colour), np.float32)
+    lines[f.palm_lines] = _palm_lines(s.palm_uv[f.palm_lines], look.line_jitter) * f.line_weight[f.palm_lines]
+    dark = (
+        1 - np.float32(look.crease) * np.clip(f.crease + lines, 0, 1) - np.float32(look.wrinkle) * f.wrinkle
+    )
+    colour = colour * dark[:, None]
+    # redness on knuckles and fingertips, veins on the back, mottling everywhere
+    red = np.float32(look.redness) * f.red
+    colour = colour * (1 - red)[:, None] + red[:, None] * _f32([0.85, 0.35, 0.35])
+    wave = np.cos(f.rest @ _f32(look.noise[:, :3].T) + _f32(look.noise[:, 3]))
+    vein = np.clip(wave[:, 0] * wave[:, 1] - 0.55, 0, 1) * f.vein
+    colour = colour * (1 - np.float32(look.veins) * vein[:, None] * _f32([0.5, 0.35, 0.05]))
+    colour = colour * (1 + np.float32(look.mottle) * wave[:, 2:].mean(1))[:, None]
     # nails: their own colour with a paler free edge and a faint lunula near the cuticle
-    edge = 0.6 * np.clip((s.t - 0.86) / 0.08, 0, 1)
-    nail_rgb = look.nail + edge[:, None] * (np.array([0.96, 0.93, 0.88]) - look.nail)
+    nail_rgb = _f32(look.nail) + f.nail_edge * _f32(np.array([0.96, 0.93, 0.88]) - look.nail)
     colour = np.where(s.nail_plate[:, None], nail_rgb, colour)
     # the nail folds: a darker, slightly redder rim where the skin meets the plate
-    fold = (look.fold * s.nail_fold)[:, None]
-    colour = colour * (1 - fold * np.array([0.8, 1.0, 1.0]))
+    fold = (np.float32(look.fold) * s.nail_fold)[:, None]
+    colour = colour * (1 - fold * _f32([0.8, 1.0, 1.0]))
     return np.clip(colour, 0, 1).astype(np.float32)
