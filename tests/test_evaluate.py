@@ -281,6 +281,10 @@ def test_the_real_keypoint_set_is_a_valid_test_only_folder():
     from handmesh.data.checks import check_dataset
 
     root = Path(__file__).resolve().parents[1] / "bench" / "realsets" / "keypoints"
+    if not (root / "annotations.jsonl").is_file():  # built locally from its public sources, never committed
+        pytest.skip(
+            "the real keypoint set is not built here: python bench/realsets/keypoints/build.py SOURCES"
+        )
     kind, problems, warnings, _ = check_dataset(root)
     assert kind == "custom" and problems == [] and warnings == []
     lines = [json.loads(x) for x in (root / "annotations.jsonl").read_text().splitlines()]

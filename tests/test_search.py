@@ -178,6 +178,8 @@ def test_windows_run_only_while_hands_are_missing(monkeypatch):
 def _real_image(name: str) -> tuple[np.ndarray, list[dict]]:
     from handmesh.pipeline.media import read_image
 
+    if not (REALSET / name).is_file():  # built locally from its public sources, never committed
+        pytest.skip("the real detection set is not built here: python bench/realsets/detect/build.py SOURCES")
     lines = [json.loads(s) for s in (REALSET / "annotations.jsonl").read_text().splitlines()]
     return read_image(REALSET / name), [ln for ln in lines if ln["image"] == name]
 

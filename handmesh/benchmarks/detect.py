@@ -140,6 +140,12 @@ def real_items(folder: Path) -> list[Item]:
     from handmesh.errors import HandmeshError
     from handmesh.pipeline.media import read_image
 
+    if not (folder / "annotations.jsonl").is_file() and (folder / "build.py").is_file():
+        # the project's real sets are built from their public sources on the machine, never committed
+        raise HandmeshError(
+            f"{folder}: not built here; build it with python {folder}/build.py SOURCES_FOLDER"
+            f" (see {folder}/SOURCES.md), or name another set with --real"
+        )
     anns, problems, _ = read_annotations(folder)
     if problems:
         raise HandmeshError(f"{folder}: {problems[0]}")
