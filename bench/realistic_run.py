@@ -178,7 +178,8 @@ def main() -> int:
     def images_at(epoch: int, step: int) -> int:
         if start is None:
             return epoch * int(cfg.epoch_images)
-        start_images = int(start.state["epoch"]) * int(start.train_config.epoch_images)
+        # by steps (a time budget may have cut the start's last epoch short), at the start's batch size
+        start_images = int(start.state["step"]) * int(start.train_config.batch_size) * args.processes
         return start_images + (step - int(start.state["step"])) * int(cfg.batch_size) * args.processes
 
     curve: list[dict[str, Any]] = []
