@@ -93,6 +93,11 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
     return info
 
 
+def photo_source(name: str) -> str:
+    """Where a labelled picture came from: its file name's first word ("coco", "handgraph", "render")."""
+    return name.rsplit("/", 1)[-1].split("_", 1)[0]
+
+
 def timing_stats(values: Sequence[float], unit: str = "ms", digits: int = 3) -> dict[str, float]:
     """Median, 10th/90th percentiles, mean and count of repeated timings, keys suffixed with `unit`."""
     if not values:

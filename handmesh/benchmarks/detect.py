@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handmesh.benchmarks.common import scene_records, timing_stats, write_result
+from handmesh.benchmarks.common import photo_source, scene_records, timing_stats, write_result
 from handmesh.config import add_bool_option
 
 RESULTS = Path("bench/results/detect_cpu.json")
@@ -209,11 +209,6 @@ def _detector(setting: str, max_hands: int):
     return StillImageDetector(max_hands=max_hands, search=setting)
 
 
-def source(name: str) -> str:
-    """Where an item's picture came from: its file name's first word ("coco", "handgraph", "render")."""
-    return name.rsplit("/", 1)[-1].split("_", 1)[0]
-
-
 def score_setting(items: list[Item], detect: Callable) -> dict:
     """Found, side right, duplicates and unmatched per kind and size bucket (hands of 40 px or more found
     per source too: one source's many pictures would hide another's); time per image."""
@@ -236,7 +231,7 @@ def score_setting(items: list[Item], detect: Callable) -> dict:
             elif t.size >= 40:
                 misses.append(f"{item.name} ({t.side}, {t.size:.0f} px)")
             if t.size >= 40:
-                per = sources.setdefault(source(item.name), dict(hands_40px_or_more=0, found=0))
+                per = sources.setdefault(photo_source(item.name), dict(hands_40px_or_more=0, found=0))
                 per["hands_40px_or_more"] += 1
                 per["found"] += int(ti in pairs)
         extra = kind.setdefault("all", dict(duplicates=0, unmatched=0, images=0))

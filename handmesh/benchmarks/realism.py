@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handmesh.benchmarks.common import machine_info, write_result
+from handmesh.benchmarks.common import machine_info, photo_source, write_result
 from handmesh.metrics2d import hand_size
 
 RESULTS = Path("bench/results/realism_cpu.json")
@@ -39,7 +39,6 @@ REAL_SETS = "bench/realsets/keypoints,bench/realsets/detect"
 SHEET = Path("docs/images/synth_sheet.png")
 BENCH_SEED = 300_000  # away from training (0..), held-out (100,000..) and the handedness bench (200,000..)
 VIEWS = ("as_rendered", "padded")
-OTHER_SIDE = {"right": "left", "left": "right"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +68,7 @@ def judge_real(detector, folder: Path) -> dict | None:
     import json
 
     from handmesh.data.io import read_image
+    from handmesh.pipeline.detector import flip_handedness
 
     annotations = folder / "annotations.jsonl"
     if not annotations.is_file():
@@ -80,13 +80,13 @@ def judge_real(detector, folder: Path) -> dict | None:
         entry = json.loads(line)
         keypoints = np.asarray(entry["keypoints2d"], np.float64)[:, :2]
         image = read_image(folder / entry["image"])
-        source = Path(entry["image"]).name.split("_")[0]
+        source = photo_source(entry["image"])
         side = entry.get("handedness", "right")
         mirrored = keypoints * [-1.0, 1.0] + [image.shape[1] - 1, 0.0]
         by_source.setdefault(source, []).extend(
             [
                 judge(detector, image, keypoints, side),
-                judge(detector, np.ascontiguousarray(image[:, ::-1]), mirrored, OTHER_SIDE[side]),
+                judge(detector, np.ascontiguousarray(image[:, ::-1]), mirrored, flip_handedness(side)),
             ]
         )
     return {source: summarize(results) for source, results in sorted(by_source.items())}

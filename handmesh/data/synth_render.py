@@ -152,8 +152,9 @@ def smooth_outline(rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.n
 
 def closed_mesh(faces: np.ndarray) -> bool:
     """Whether every edge of the mesh borders exactly two faces (a watertight surface)."""
-    half = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
-    return bool((np.unique(half, axis=0, return_counts=True)[1] == 2).all())
+    from handmesh.render.subdivide import mesh_edges
+
+    return bool((mesh_edges(np.asarray(faces, np.int64))[2] == 2).all())
 
 
 def hand_silhouette(

@@ -1,9 +1,10 @@
 """Every workaround handmesh needs for pyrender 0.1.45 (pinned) on headless EGL, in one place.
 
 `Offscreen` is what `pyrender.OffscreenRenderer` would be if pyrender (a) released its EGL context after
-rendering, (b) could skip the depth readback, (c) did not terminate the process-wide EGL display
-when one renderer is deleted, and (d) let a renderer choose its multisampling (pyrender hard-codes 4x). When pyrender fixes these, `Offscreen` shrinks to the plain renderer and
-this module (with `preload_triton`) can go.
+rendering, (b) could skip the depth readback, (c) did not terminate the process-wide EGL display when one
+renderer is deleted, and (d) let a renderer choose its multisampling (pyrender hard-codes 4x). When
+pyrender fixes these, `Offscreen` shrinks to the plain renderer and this module (with `preload_triton`)
+can go.
 """
 
 from __future__ import annotations

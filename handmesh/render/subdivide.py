@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def _edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mesh_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unique undirected edges (E,2), each face's three edge ids (F,3), and each edge's face count."""
     half = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     key = np.sort(half, axis=1)
@@ -23,7 +23,7 @@ def _edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def loop_step(faces: np.ndarray, n_vertices: int) -> tuple[sp.csr_matrix, np.ndarray]:
     """One Loop step: (matrix (V'+E, V) mapping old vertices to new ones, the new faces)."""
     faces = np.asarray(faces, np.int64)
-    edges, face_edges, counts = _edges(faces)
+    edges, face_edges, counts = mesh_edges(faces)
     n_edges = len(edges)
     boundary = counts == 1
     rows, cols, vals = [], [], []
