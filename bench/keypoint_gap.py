@@ -16,7 +16,8 @@ five ways, as median keypoint distances per hand, shares of the hand's size (han
 - `mirrored`: the model on the mirrored crop (the hand read as the other side), mirrored back: a right
   hand's back and a left hand's palm have the same outline, only the palm's and back's looks tell them
   apart. Each hand's facing (palm, back, side) comes from its labels (`facing`), and `by_facing` splits
-  `mesh` and `mirrored` by it.
+  `mesh` and `mirrored` by it; `better_side_oracle` takes the better of the two per hand (by the labels:
+  what reading the side wrong costs, not a method).
 beside the landmark fit on the same crops. Each error is also taken apart (`decompose`: the centres'
 offset, scale and rotation of the best 2D similarity, and what is left after it). Folders with 3D
 labels also get PA-MPJPE of `mesh`, `refit` and `mean_fingers`, with MANO labels `by_curl` (the
@@ -291,6 +292,12 @@ def main() -> int:
         }
         entry: dict[str, Any] = {"data": str(folder), "hands": len(got["found"])}
         entry |= {kind: summary(medians[kind], fit) for kind in KINDS}
+        # an oracle, not a method: each hand on the side it reads better (how much the side costs)
+        either = [
+            None if m is None else min(m, f)
+            for m, f in zip(medians["mesh"], medians["mirrored"], strict=True)
+        ]
+        entry["better_side_oracle"] = summary(either, fit)
         entry["decomposition"] = {kind: decomposition(parts[kind]) for kind in KINDS}
         sides = [facing(got["gt"][i], got["conf"][i]) for i in range(len(fit))]
         entry["by_facing"] = by_facing(sides, medians)
