@@ -274,6 +274,7 @@ def main() -> int:
     import torch
 
     from handmesh.benchmarks.real2d import score_run
+    from handmesh.checkpoint import load_checkpoint
     from handmesh.errors import HandmeshError
     from handmesh.models import load_model
 
@@ -281,7 +282,14 @@ def main() -> int:
     model = load_model(args.model)
     if model.config.head != "keypoint":
         raise HandmeshError(f"{args.model}: head {model.config.head!r} has no heatmap keypoints")
-    result: dict[str, Any] = {"benchmark": "bench/keypoint_gap.py", "model": str(args.model), "sets": {}}
+    extra = load_checkpoint(args.model).get("extra", {})  # the file may be replaced later: say which it was
+    result: dict[str, Any] = {
+        "benchmark": "bench/keypoint_gap.py",
+        "model": str(args.model),
+        "model_run": extra.get("learning_curve_run"),
+        "model_epoch": extra.get("epoch"),
+        "sets": {},
+    }
     for name, folder in args.data:
         got = predict_folder(model, folder)
         fit = score_run("landmark-fit", None, str(folder), False, "fast")["per_hand_median"]
