@@ -67,6 +67,10 @@ def test_buckets_switches_and_clip_summary():
     assert out["side_switches"] == 1 and out["tracks_with_a_switch"] == 1
     assert out["switches_per_track_minute"] == 1 / (60 / 30 / 60)
     assert out["frames_side_right"] == 0.75
+    assert out["established_side_switches"] == 1  # the switch at frame 15 lies past the settling frames
+    early = clip_summary([{0: [("left", None)] * 2 + [("right", None)] * 28}])
+    assert early["side_switches"] == 1 and early["established_side_switches"] == 0
+    assert early["established_switches_per_track_minute"] == 0.0 and "frames_side_right" not in early
 
 
 def test_letterbox_keeps_the_aspect():

@@ -21,7 +21,8 @@ detection set and the 2D keypoint set, with a hand of 40 px or more, and the fir
 renders), written as H.264 and read back like a user's video, and rendered clips of two moving hands
 (`handmesh.pipeline.synthetic`), through the video path (MediaPipe tracking, the landmark fit), with the
 side votes of `handmesh.pipeline.tracking.TrackSides` off (per-frame labels, as before) and on: side
-switches per track-minute, and the share of frames whose side is right. Writes
+switches per track-minute (all, and after each track's first `SideVoteConfig.settle` frames, where its
+side is established), and the share of frames whose side is right. Writes
 bench/results/detect_cpu.json.
 """
 
@@ -395,6 +396,16 @@ def clip_summary(runs: list[dict[int, list[tuple[str, bool | None]]]]) -> dict:
         "switches_per_track_minute": round(n_switch / max(frames / CLIP_FPS / 60.0, 1e-9), 2),
         "tracks_with_a_switch": sum(switches(s) > 0 for s in seqs),
     }
+    from handmesh.pipeline.tracking import SideVoteConfig
+
+    # after a track's first `SideVoteConfig.settle` frames its side is established: switches there are flicker
+    settle = SideVoteConfig().settle
+    late = [s[settle - 1 :] for s in seqs if len(s) > settle]
+    late_minutes = sum(len(s) - 1 for s in late) / CLIP_FPS / 60.0
+    out["established_side_switches"] = sum(switches(s) for s in late)
+    out["established_switches_per_track_minute"] = round(
+        out["established_side_switches"] / max(late_minutes, 1e-9), 2
+    )
     if judged:
         out["frames_side_right"] = round(sum(judged) / len(judged), 4)
     return out
@@ -512,7 +523,9 @@ def run(args: argparse.Namespace) -> int:
             for key in ("per_frame", "votes"):
                 if key in part:
                     print(
-                        f"clips, {name}, {key}: {part[key]['switches_per_track_minute']} side switches per track-minute"
+                        f"clips, {name}, {key}: {part[key]['switches_per_track_minute']} side switches per"
+                        f" track-minute ({part[key]['established_switches_per_track_minute']} once established),"
+                        f" frames with the right side {part[key].get('frames_side_right')}"
                     )
     if args.note:
         out["note"] = args.note

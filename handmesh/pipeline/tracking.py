@@ -6,13 +6,16 @@ search) can disagree on the same unchanging picture, so a per-frame side flicker
 (a right hand fitted as a left one). `TrackSides` decides a track's side from the evidence of all its
 frames: each frame's label is a vote of log-odds `logit(p)` (p = the detector's side confidence, clipped
 to `max_vote_p`), weighted by the fit quality of the track's previous frame (the plausibility factor:
-an implausible fit says little), and the votes decay by `decay` per frame. The side changes only on
-strong, sustained evidence (hysteresis): the accumulated evidence against it passes `switch` *and* the
-votes' mean says the other side with a confidence of at least `switch_p`. A hand does not change side,
-so a run of votes that merely leans the other way (MediaPipe's tracking frames on an ambiguous hand
-often say 0.6-0.8) never switches a track, however long it lasts; confident ones (the tracker handed
-the track to the other hand, or its first frames were wrong) do: about 13-16 consecutive frames of 0.9-0.95
-after a long agreeing run, at 30 frames a second half a second, and 4 after a single first frame.
+an implausible fit says little). A new track's side is provisional: its first `settle` frames' votes
+decide it together (the sign of their sum, undecayed, so an alternating run does not flicker it), so one
+wrong first frame (the palm detector's, say, against the tracking frames that follow) cannot lock a
+track. After that the side is established and changes only on strong, sustained evidence (hysteresis):
+the votes, decaying by `decay` per frame, must pass `switch` against it *and* their mean must say the
+other side with a confidence of at least `switch_p`. A hand does not change side, so a run of votes that
+merely leans the other way (MediaPipe's tracking frames on an ambiguous hand often say 0.6-0.8) never
+switches an established track, however long it lasts; confident ones (the tracker handed the track to
+the other hand) do: about 13-16 consecutive frames of 0.9-0.95 after a long agreeing run, at 30 frames a
+second half a second.
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ class SideVoteConfig:
     switch: float = 6.0  # log-odds against the current side needed to change it ...
     switch_p: float = 0.8  # ... with the votes' mean at least this sure of the other side
     max_vote_p: float = 0.95  # no single frame counts as certain
+    settle: int = 10  # a new track's first frames, whose votes decide its side together (a third of a second)
 
     def __post_init__(self):
+        if self.settle < 1:
+            raise HandmeshError(f"side votes: settle must be at least 1 frame, got {self.settle!r}")
         for name in ("switch_p", "max_vote_p"):
             if not 0.5 <= getattr(self, name) < 1.0:
                 raise HandmeshError(f"side votes: {name} must lie in [0.5, 1), got {getattr(self, name)!r}")
@@ -48,6 +54,9 @@ class _Votes:
     weight: float = 0.0  # decayed sum of the weights
     quality: float = 1.0  # fit quality of the last estimate (0..1)
     switches: int = 0
+    votes: int = 0  # frames voted so far
+    first: float = 0.0  # undecayed sum of the weighted log-odds of the first `settle` frames
+    first_weight: float = 0.0
 
 
 class TrackSides:
@@ -66,14 +75,24 @@ class TrackSides:
         if t is None:
             t = self._tracks[track_id] = _Votes(side=side)
         w = max(t.quality, 0.05)
-        t.evidence = cfg.decay * t.evidence + w * math.log(p_right / (1.0 - p_right))
+        vote = w * math.log(p_right / (1.0 - p_right))
+        t.evidence = cfg.decay * t.evidence + vote
         t.weight = cfg.decay * t.weight + w
-        mean = t.evidence / max(t.weight, 1e-9)  # the votes' mean log-odds: a calibrated-ish confidence
-        strong = math.log(cfg.switch_p / (1.0 - cfg.switch_p))
-        if t.side == "right" and t.evidence < -cfg.switch and mean < -strong:
-            t.side, t.switches = "left", t.switches + 1
-        elif t.side == "left" and t.evidence > cfg.switch and mean > strong:
-            t.side, t.switches = "right", t.switches + 1
+        t.votes += 1
+        if t.votes <= cfg.settle:  # provisional: the first frames' votes decide together
+            t.first, t.first_weight = t.first + vote, t.first_weight + w
+            mean = t.first / t.first_weight
+            voted = "right" if t.first > 0 else "left" if t.first < 0 else t.side
+        else:  # established: hysteresis
+            mean = t.evidence / max(t.weight, 1e-9)  # the votes' mean log-odds: a calibrated-ish confidence
+            strong = math.log(cfg.switch_p / (1.0 - cfg.switch_p))
+            voted = t.side
+            if t.side == "right" and t.evidence < -cfg.switch and mean < -strong:
+                voted = "left"
+            elif t.side == "left" and t.evidence > cfg.switch and mean > strong:
+                voted = "right"
+        if voted != t.side:
+            t.side, t.switches = voted, t.switches + 1
         p_track_right = 1.0 / (1.0 + math.exp(-mean))
         return t.side, p_track_right if t.side == "right" else 1.0 - p_track_right
 
