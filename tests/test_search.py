@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from handmesh.pipeline.search import (
     StillImageDetector,
     View,
     _Seen,
+    centred_view,
     combine_votes,
     flipped_view,
     merge_views,
@@ -164,7 +166,7 @@ def test_windows_run_only_while_hands_are_missing(monkeypatch):
         return []
 
     monkeypatch.setattr(det, "_run_view", run_view)
-    image = np.zeros((64, 64, 3), np.uint8)
+    image = np.zeros((240, 240, 3), np.uint8)
     found = {"pad0.3": True}
     hands, names = det.views_run(image)
     assert len(hands) == 1 and not any(n.startswith("win") for n in names)
@@ -173,6 +175,82 @@ def test_windows_run_only_while_hands_are_missing(monkeypatch):
     hands, names = det.views_run(image)
     assert hands == [] and sum(n.startswith("win") for n in names) == 2  # fast's two strips
     assert [n.split(":")[0] for n in names] == seen
+    hands, names = det.views_run(np.zeros((100, 150, 3), np.uint8))  # strips of 90 px: a close-up
+    assert not any(n.startswith("win") for n in names)
+
+
+def test_thorough_ends_with_a_fine_grid_for_small_hands_in_scenes(monkeypatch):
+    """Thorough's windows: 3x3 at 85, 70 and 50 % (full model), then 7x7 at 20 % (lite model), the
+    fine grid only where its windows are 96 px or more (a 640x480 scene, not a 224 px close-up)."""
+    det = StillImageDetector.__new__(StillImageDetector)
+    cfg = dataclasses.replace(SearchConfig.preset("thorough"), views=(("whole", LITE),), pose=False)
+    det.config, det.max_hands, det.video, det._holistic = cfg, 2, None, None
+    monkeypatch.setattr(det, "_run_view", lambda view, model: [])
+    _, names = det.views_run(np.zeros((480, 640, 3), np.uint8))
+    windows = [n for n in names if n.startswith("win")]
+    assert len(windows) == 27 + 49
+    assert all(n.endswith(":full") for n in windows[:27]) and all(n.endswith(":lite") for n in windows[27:])
+    assert all(n.startswith("win0.2_") for n in windows[27:])
+    _, names = det.views_run(np.zeros((224, 224, 3), np.uint8))
+    assert sum(n.startswith("win") for n in names) == 27
+    with pytest.raises(HandmeshError, match="neither"):
+        SearchConfig(windows=((0.5, 3, "grid", 2),))
+
+
+def test_a_centred_view_maps_back_and_pads_past_the_border():
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[:, :100] = 255
+    view = centred_view(image, np.array([5.0, 50.0]), 40.0, 256)
+    assert view.image.shape == (256, 256, 3) and view.scale == pytest.approx(6.4)
+    np.testing.assert_allclose(view.to_image(np.array([[128.0, 128.0]])), [[5.0, 50.0]])
+    assert view.image[:, 0].min() == 255  # the left border repeats the edge pixels, not black
+
+
+def test_hands_seen_only_in_fine_windows_need_a_second_look(monkeypatch):
+    """Thorough's fine grid: a hand only its windows saw is kept when a view centred on it finds it again
+    (the lite model, else the full one); one the second look does not find is dropped; a hand a coarser
+    view saw too is not looked at again."""
+    det = StillImageDetector.__new__(StillImageDetector)
+    cfg = dataclasses.replace(
+        SearchConfig.preset("thorough"),
+        views=(("whole", LITE),),
+        windows=((0.2, 7, "grid", LITE),),
+        pose=False,
+    )
+    det.config, det.max_hands, det.video, det._holistic = cfg, 20, None, None
+    image = np.zeros((480, 640, 3), np.uint8)
+    stray, real, coarse = _hand(300, 200, size=15), _hand(40, 40, size=15), _hand(500, 300, size=15)
+    confirmed_by = {"lite": set(), "full": {"real"}}
+
+    def run_view(view: View, model: int):
+        if view.name == "whole":
+            return [_Seen(coarse, 1.0, "whole")]
+        if view.name == "look":  # the second look: the centred hand again, if this model confirms it
+            centre = view.to_image(np.array([[128.0, 128.0]]))[0]
+            which = "real" if np.linalg.norm(centre - [47.5, 47.5]) < 5 else "stray"
+            return (
+                [_Seen(real if which == "real" else stray, 2.0, "look")]
+                if which in confirmed_by["full" if model == FULL else "lite"]
+                else []
+            )
+        x, y = view.origin
+        inside = [h for h in (stray, real, coarse) if x <= h.box[0] and h.box[2] <= x + 128 and y <= h.box[1]]
+        return [_Seen(h, 0.5, view.name) for h in inside if h.box[3] <= y + 96]
+
+    monkeypatch.setattr(det, "_run_view", run_view)
+    hands, names = det.views_run(image)
+    kept = sorted(tuple(h.box[:2].round()) for h in hands)
+    assert kept == [
+        (40.0, 40.0),
+        (500.0, 300.0),
+    ]  # the real hand (confirmed by the full model), the coarse one
+    assert names.count("look:lite") == 2 and names.count("look:full") == 2  # the two fine-only hands
+    confirmed_by["lite"] = {"real", "stray"}
+    hands, names = det.views_run(image)
+    assert len(hands) == 3 and names.count("look:full") == 0
+    det.config = dataclasses.replace(cfg, second_look=0.0)  # no second look: every find is kept
+    hands, names = det.views_run(image)
+    assert len(hands) == 3 and not any(n.startswith("look") for n in names)
 
 
 def _real_image(name: str) -> tuple[np.ndarray, list[dict]]:

@@ -16,8 +16,13 @@ and merges what they find:
 2. coarse-to-fine windows, each of which the palm detector sees enlarged: `fast`, only when no hand was
    found yet, two overlapping strips of 60 % of the longer side through the lite model (stopping at the
    first find: a hand that fills a close-up); `thorough`, 3x3 windows of 85 %, 70 % and 50 % of each
-   side through the full model while fewer hands than asked for were found; a large image (a side of
-   1000 px or more) always gets them;
+   side through the full model, then 7x7 windows of 20 % through the lite model (hands under 40 px in
+   a scene), while fewer hands than asked for were found; a level whose windows would be under 96 px is
+   skipped (a small picture); a large image (a side of 1000 px or more) always gets them. A hand that
+   only the fine grid saw must be seen again in a second look, a view centred on it, 5 hand sizes wide,
+   enlarged to 256 px (lite, then full model): enlarged small windows of a busy scene show the palm
+   detector textures (faces, necks, signs) that one window takes for a hand and a view centred on
+   them does not;
 3. with `pose=True` (part of `thorough`) MediaPipe Holistic: the body's pose, hands re-cropped from its
    wrists, and each hand's side from the body (the person's left or right wrist) -- a side vote that
    does not depend on how the hand looks. Holistic follows one person.
@@ -83,12 +88,20 @@ class SearchConfig:
     # palm scores this low still lead to hands here: the landmark model re-checks each candidate
     min_detection_confidence: float = 0.2
     # coarse-to-fine windows, tried in turn while fewer than `window_until` hands were found (0: as many as
-    # asked for) or the image is large: (fraction, positions, layout), layout "grid" (positions x positions
-    # windows of `fraction` x each side) or "strips" (`positions` windows of `fraction` x the longer side,
-    # the whole shorter side)
-    windows: tuple[tuple[float, int, str], ...] = ((0.6, 2, "strips"),)
-    window_model: int = LITE
+    # asked for) or the image is large: (fraction, positions, layout, landmark model), layout "grid"
+    # (positions x positions windows of `fraction` x each side) or "strips" (`positions` windows of
+    # `fraction` x the longer side, the whole shorter side)
+    windows: tuple[tuple[float, int, str, int], ...] = ((0.6, 2, "strips", LITE),)
     window_until: int = 1
+    # a level whose windows would have a longer side under this many px is skipped: the palm detector
+    # sees a view at 192 px, so smaller windows only blow pixels up (a small picture is one close-up)
+    min_window_side: int = 96
+    # hands seen only in windows of this fraction of the image or smaller (0: none) are kept only if a second
+    # look confirms them: a view centred on the hand, `look_sizes` hand sizes wide, enlarged to `look_px`,
+    # finds it again (lite, then full model; keypoints within `merge_keypoints` of the hand's size)
+    second_look: float = 0.0
+    look_sizes: float = 5.0
+    look_px: int = 256
     large_side: int = 1000  # images with a longer side from this are searched by windows regardless
     pose: bool = False  # Holistic's body-guided hands and the body's side vote
     merge_iou: float = 0.3  # boxes overlapping at least this much are one hand (unless ...
@@ -100,10 +113,9 @@ class SearchConfig:
     def __post_init__(self):
         for name, model in self.views:
             view_of(np.zeros((2, 2, 3), np.uint8), name)  # a clear error for a misspelt view
-            if model not in (LITE, FULL):
-                raise HandmeshError(
-                    f"search view {name!r}: model {model!r} is neither {LITE} (lite) nor {FULL}"
-                )
+            _check_model(f"search view {name!r}", model)
+        for fraction, positions, layout, model in self.windows:
+            _check_model(f"search windows {fraction:g} x {positions} {layout}", model)
 
     @classmethod
     def preset(cls, search: str) -> SearchConfig:
@@ -118,12 +130,24 @@ class SearchConfig:
                 search=search,
                 views=views,
                 every_view=True,
-                windows=((0.85, 3, "grid"), (0.7, 3, "grid"), (0.5, 3, "grid")),
-                window_model=FULL,
+                # then a fine grid for hands under 40 px in scenes: windows of a fifth of each side (128 px
+                # of a 640 px photo: 4-8 sizes of such a hand) through the lite model
+                windows=(
+                    (0.85, 3, "grid", FULL),
+                    (0.7, 3, "grid", FULL),
+                    (0.5, 3, "grid", FULL),
+                    (0.2, 7, "grid", LITE),
+                ),
                 window_until=0,
+                second_look=0.2,
                 pose=True,
             )
         return cls(search=search)
+
+
+def _check_model(what: str, model: int) -> None:
+    if model not in (LITE, FULL):
+        raise HandmeshError(f"{what}: model {model!r} is neither {LITE} (lite) nor {FULL} (full)")
 
 
 @dataclasses.dataclass
@@ -175,6 +199,21 @@ def window_views(image: np.ndarray, fraction: float, positions: int, layout: str
             crop = np.ascontiguousarray(image[y : y + side_h, x : x + side_w])
             views.append(View(crop, np.array([x, y], dtype=np.float64), 1.0, f"win{fraction:g}_{x}_{y}"))
     return views
+
+
+def centred_view(image: np.ndarray, centre: np.ndarray, side: float, px: int) -> View:
+    """A square of `side` image pixels centred on `centre` (edge pixels repeated past the border), `px` wide."""
+    import cv2
+
+    side_i = max(int(round(side)), 2)
+    x0, y0 = (np.asarray(centre, dtype=np.float64) - side_i / 2.0).round().astype(int)
+    h, w = image.shape[:2]
+    pad = max(0, -x0, -y0, x0 + side_i - w, y0 + side_i - h)
+    src = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else image
+    crop = src[y0 + pad : y0 + pad + side_i, x0 + pad : x0 + pad + side_i]
+    scale = px / side_i
+    out = cv2.resize(crop, (px, px), interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+    return View(np.ascontiguousarray(out), np.array([x0, y0], dtype=np.float64), scale, "look")
 
 
 def flipped_view(image: np.ndarray) -> View:
@@ -259,6 +298,7 @@ class _Seen:
     det: HandDetection  # in image coordinates
     room: float  # how far it stays from its view's edges, in box sides
     view: str
+    needs_look: bool = False  # seen in a fine window only: kept if a second look confirms it
 
     @property
     def rank(self) -> tuple[bool, float]:
@@ -266,9 +306,8 @@ class _Seen:
         return self.room >= 0.1, _area(np.asarray(self.det.box))
 
 
-def merge_views(found: list[_Seen], cfg: SearchConfig) -> list[HandDetection]:
-    """One detection per hand: the sightings of one hand across views are merged, the best kept (see
-    `_Seen.rank`), its side the vote of all of them weighted by their size."""
+def sightings_per_hand(found: list[_Seen], cfg: SearchConfig) -> list[list[_Seen]]:
+    """The sightings grouped by hand, each group's best sighting first (see `_Seen.rank`)."""
     clusters: list[list[_Seen]] = []
     for s in sorted(found, key=lambda s: s.rank, reverse=True):
         for cl in clusters:
@@ -277,8 +316,14 @@ def merge_views(found: list[_Seen], cfg: SearchConfig) -> list[HandDetection]:
                 break
         else:
             clusters.append([s])
+    return clusters
+
+
+def merge_views(found: list[_Seen], cfg: SearchConfig) -> list[HandDetection]:
+    """One detection per hand: the sightings of one hand across views are merged, the best kept (see
+    `_Seen.rank`), its side the vote of all of them weighted by their size."""
     out = []
-    for cl in clusters:
+    for cl in sightings_per_hand(found, cfg):
         best = cl[0].det
         sizes = [np.sqrt(_area(np.asarray(s.det.box))) for s in cl]
         weights = [z / max(sum(sizes), 1e-9) for z in sizes]  # a fragment's side says little
@@ -359,10 +404,14 @@ class StillImageDetector:
         found: list[_Seen] = []
         names: list[str] = []
 
-        def search(views, stop_at: int | None, confirm: bool = False) -> list[HandDetection]:
+        def search(
+            views, stop_at: int | None, confirm: bool = False, doubtful: bool = False
+        ) -> list[HandDetection]:
             hands = merge_views(found, cfg)
             for i, (v, model) in enumerate(views):
                 seen = self._run_view(v, model)
+                for s in seen:
+                    s.needs_look = doubtful
                 found.extend(seen)
                 names.append(f"{v.name}:{'full' if model == FULL else 'lite'}")
                 before, hands = len(hands), merge_views(found, cfg)
@@ -379,16 +428,47 @@ class StillImageDetector:
             hands = search(whole, self.max_hands, cfg.confirm)
         enough = min(cfg.window_until or self.max_hands, self.max_hands)
         large = max(h, w) >= cfg.large_side
-        for fraction, positions, layout in cfg.windows:
+        for fraction, positions, layout, model in cfg.windows:
             if len(hands) >= enough and not large:
                 break
-            windows = [(v, cfg.window_model) for v in window_views(image, fraction, positions, layout)]
-            hands = search(windows, None if large else enough)
+            if max(h, w) * fraction < cfg.min_window_side:
+                continue
+            windows = [(v, model) for v in window_views(image, fraction, positions, layout)]
+            hands = search(windows, None if large else enough, doubtful=fraction <= cfg.second_look)
+        if any(s.needs_look for s in found):
+            found = self._second_looks(image, found, names)
+            hands = merge_views(found, cfg)
         if cfg.pose:
             hands = self._body_votes(image, hands)
             names.append("holistic")
         hands = sorted(hands, key=lambda d: -d.score)[: self.max_hands]
         return hands, names
+
+    def _second_looks(self, image: np.ndarray, found: list[_Seen], names: list[str]) -> list[_Seen]:
+        """The sightings less the hands seen only in fine windows that a view centred on them does not
+        find again; a confirmed hand gains the second look's sightings."""
+        cfg = self.config
+        out: list[_Seen] = []
+        for cl in sightings_per_hand(found, cfg):
+            if not all(s.needs_look for s in cl):
+                out.extend(cl)
+                continue
+            kp = cl[0].det.keypoints2d
+            size = max(float(np.ptp(kp, axis=0).max()), 8.0)
+            view = centred_view(
+                image, (kp.min(axis=0) + kp.max(axis=0)) / 2.0, cfg.look_sizes * size, cfg.look_px
+            )
+            for model in (LITE, FULL):
+                names.append(f"look:{'full' if model == FULL else 'lite'}")
+                again = [
+                    s
+                    for s in self._run_view(view, model)
+                    if np.linalg.norm(s.det.keypoints2d - kp, axis=1).mean() < cfg.merge_keypoints * size
+                ]
+                if again:
+                    out.extend(cl + again)
+                    break
+        return out
 
     def detect(self, frame: np.ndarray, static: bool = True) -> list[HandDetection]:
         """Every hand found in a still image; a video frame (`static=False`) goes to the video detector."""
