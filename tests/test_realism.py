@@ -95,6 +95,48 @@ def test_forearm_leaves_the_wrist_away_from_the_fingers():
     assert np.allclose(colours[far][:, :3].mean(0), arm.sleeve, atol=0.3)  # in its sleeve there
 
 
+def _hand_toward_camera(depth: float = 0.5) -> np.ndarray:
+    """Joints of a hand whose fingers point straight away from the camera: its arm would come at it."""
+    joints = np.zeros((21, 3))
+    joints[0] = [0.0, 0.0, depth]
+    joints[9] = [0.0, 0.0, depth + 0.09]
+    joints[5], joints[17] = [0.03, 0.0, depth + 0.085], [-0.03, 0.0, depth + 0.08]
+    return joints
+
+
+@pytest.mark.parametrize("fingers", [1.0, -1.0])  # pointing away from the camera, or at it
+def test_forearm_never_lies_along_the_line_of_sight(fingers):
+    from handmesh.render.forearm import MIN_SIGHT_ANGLE, draw_arm_look, forearm_mesh
+
+    joints = _hand_toward_camera()
+    joints[1:, 2] = 0.5 + fingers * (joints[1:, 2] - 0.5)
+    arm = replace(draw_arm_look(np.random.default_rng(1)), flex=0.0, deviation=0.0)
+    verts, _, _ = forearm_mesh(joints, "right", arm, np.array([0.8, 0.6, 0.5]), np.array([0.9, 0.7, 0.6]))
+    axis = verts[-1] - joints[0]  # the last vertex closes the arm's far end, on its axis
+    axis /= np.linalg.norm(axis)
+    sight = joints[0] / np.linalg.norm(joints[0])
+    assert abs(axis @ sight) <= np.cos(MIN_SIGHT_ANGLE) + 1e-6
+    assert abs(axis @ [1.0, 0, 0]) < 1e-6  # bent at the wrist (about the knuckles' axis), not twisted
+    assert np.sign(axis[2]) == -fingers  # and still leaving the wrist opposite the fingers
+
+
+def test_forearm_reaches_past_the_picture():
+    from handmesh.geometry_np import project_points_np
+    from handmesh.render.forearm import draw_arm_look, forearm_mesh
+
+    joints = _hand_toward_camera(depth=0.9)
+    joints[1:, 2] = 1.8 - joints[1:, 2]  # fingers at the camera: the arm goes away, 32 cm end in the picture
+    arm = replace(draw_arm_look(np.random.default_rng(1)), flex=0.0, deviation=0.0)
+    K = np.array([[500.0, 0, 112], [0, 500.0, 112], [0, 0, 1]])
+    skins = np.array([0.8, 0.6, 0.5]), np.array([0.9, 0.7, 0.6])
+    short, _, _ = forearm_mesh(joints, "right", arm, *skins)
+    long, _, _ = forearm_mesh(joints, "right", arm, *skins, K=K, size=224)
+    inside = lambda uv: ((uv >= 0) & (uv < 224)).all(1)  # noqa: E731
+    assert inside(project_points_np(short[-33:], K)).any()  # the short arm's end ring shows
+    assert not inside(project_points_np(long[-33:], K)).any()  # the reaching one's is past the edge
+    assert np.allclose(long[: len(short) - 33], short[:-33])  # the same arm up to where it goes on
+
+
 def test_appearance_never_changes_a_label(realistic):
     """Plain and realistic pictures, with and without the arm and objects, share every label; the mask is
     the hand's own silhouette whatever is drawn around it."""

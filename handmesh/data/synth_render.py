@@ -235,7 +235,7 @@ class SynthRenderer:
         arm = draw_arm_look(rng, cfg.sleeve_prob, cfg.band_prob) if rng.random() < cfg.forearm_prob else None
 
         def arm_part(arm_joints: np.ndarray, arm_side: str) -> Part:
-            v, f, c = forearm_mesh(arm_joints, arm_side, arm, look.back, look.palm)
+            v, f, c = forearm_mesh(arm_joints, arm_side, arm, look.back, look.palm, K, self.size)
             return Part(v, f, c, look.roughness if arm.sleeve_from is None else 0.85)
 
         if arm is not None:

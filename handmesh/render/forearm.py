@@ -28,8 +28,12 @@ CLOTH = np.array(
         [0.9, 0.75, 0.2],
     ]
 )
-RINGS = 28
+RINGS = 28  # stations of the forearm proper; an arm that must reach further gets more beyond it
 COLUMNS = 32
+# a real arm joins a body that is beside the line of sight, never along it: an arm straight at the camera
+# ends in a disc over the hand, one straight away hides behind the hand in dark fringes
+MIN_SIGHT_ANGLE = np.deg2rad(30.0)
+MAX_REACH = 1.2  # metres past the wrist an arm may need to leave the picture
 
 
 @dataclass
@@ -69,11 +73,48 @@ def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
     return v * np.cos(angle) + np.cross(axis, v) * np.sin(angle) + axis * (axis @ v) * (1 - np.cos(angle))
 
 
+def off_sight(direction: np.ndarray, wrist: np.ndarray, across: np.ndarray) -> np.ndarray:
+    """The arm's direction bent at the wrist (about `across`) by the least angle that takes it at least
+    MIN_SIGHT_ANGLE off the camera's line of sight through the wrist (camera frame, camera at the origin)."""
+    sight = wrist / np.linalg.norm(wrist)
+    limit = np.cos(MIN_SIGHT_ANGLE)
+    if abs(direction @ sight) <= limit:
+        return direction
+    bends = np.linspace(-0.9, 0.9, 181)  # radians of extra flexion or extension, as a wrist allows
+    c, s = np.cos(bends)[:, None], np.sin(bends)[:, None]
+    turned = direction * c + np.cross(across, direction) * s + across * (across @ direction) * (1 - c)
+    along = np.abs(turned @ sight)
+    fine = along <= limit
+    return (
+        turned[np.argmin(np.where(fine, np.abs(bends), np.inf))] if fine.any() else turned[np.argmin(along)]
+    )
+
+
+def reach(wrist: np.ndarray, direction: np.ndarray, radius: float, K: np.ndarray, size: int) -> float:
+    """Metres along the arm (at most MAX_REACH) until it has left a `size` x `size` picture with
+    intrinsics K, counting its radius: where a real arm still is when it leaves a photo."""
+    t = np.arange(0.0, MAX_REACH + 1e-9, 0.02)
+    centre = wrist + t[:, None] * direction
+    z = centre[:, 2]
+    f = (K[0, 0] + K[1, 1]) / 2
+    near = z < 0.02  # at the camera: the arm passes beside it (off_sight), so it is out of the picture
+    uv = (centre @ K.T)[:, :2] / np.maximum(z, 0.02)[:, None]
+    margin = radius * f / np.maximum(z, 0.02)
+    out = near | ((uv < -margin[:, None]) | (uv > size + margin[:, None])).any(1)
+    return float(t[np.argmax(out)] + 0.02) if out.any() else MAX_REACH
+
+
 def forearm_mesh(
-    joints: np.ndarray, side: str, arm: ArmLook, skin: np.ndarray, palm_skin: np.ndarray
+    joints: np.ndarray,
+    side: str,
+    arm: ArmLook,
+    skin: np.ndarray,
+    palm_skin: np.ndarray,
+    K: np.ndarray | None = None,
+    size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The forearm of a posed hand (21 FreiHAND-order joints, camera frame): vertices, faces (outward
-    winding for the given side), per-vertex RGB."""
+    winding for the given side), per-vertex RGB. With the camera (K, size) it reaches past the picture."""
     wrist, index_mcp, middle_mcp, pinky_mcp = joints[0], joints[5], joints[9], joints[17]
     up = middle_mcp - wrist
     hand_len = float(np.linalg.norm(up))
@@ -85,14 +126,19 @@ def forearm_mesh(
     palmar = np.cross(across, up) * (1.0 if side == "right" else -1.0)
     # the arm leaves the wrist opposite the fingers, bent at the wrist
     direction = _rotate(-up, across, -arm.flex * (1.0 if side == "right" else -1.0))
-    direction = _rotate(direction, palmar, arm.deviation)
+    direction = off_sight(_rotate(direction, palmar, arm.deviation), wrist, across)
     side_dir = np.cross(direction, palmar)
     side_dir /= np.linalg.norm(side_dir)
     normal = np.cross(side_dir, direction)
 
     # stations along the arm: from inside the palm (hides the joint) to past the image
-    s = np.concatenate([[-0.35 * hand_len, -0.15 * hand_len], np.linspace(0.0, arm.length, RINGS - 2)])
     half_w = 0.42 * span * arm.thickness
+    far = reach(wrist, direction, 1.8 * half_w, K, size) if K is not None and size else arm.length
+    beyond = np.arange(arm.length + 0.05, far + 0.05, 0.05)  # the arm on to the picture's edge
+    s = np.concatenate(
+        [[-0.35 * hand_len, -0.15 * hand_len], np.linspace(0.0, arm.length, RINGS - 2), beyond]
+    )
+    rings = len(s)
     half_t = 0.62 * half_w
     # the forearm widens from the wrist toward the elbow's muscles, then narrows a little
     grow = 1 + 0.35 * np.clip(s / 0.14, 0, 1) - 0.1 * np.clip((s - 0.2) / 0.12, 0, 1)
@@ -118,14 +164,14 @@ def forearm_mesh(
     )
     verts = verts.reshape(-1, 3)
     faces = []
-    for r in range(RINGS - 1):
+    for r in range(rings - 1):
         a = r * COLUMNS + np.arange(COLUMNS)
         b = r * COLUMNS + (np.arange(COLUMNS) + 1) % COLUMNS
         faces += [np.stack([a, b, b + COLUMNS], 1), np.stack([a, b + COLUMNS, a + COLUMNS], 1)]
     cap = len(verts)
     verts = np.vstack([verts, centre[-1]])
-    last = (RINGS - 1) * COLUMNS + np.arange(COLUMNS)
-    following = (RINGS - 1) * COLUMNS + (np.arange(COLUMNS) + 1) % COLUMNS
+    last = (rings - 1) * COLUMNS + np.arange(COLUMNS)
+    following = (rings - 1) * COLUMNS + (np.arange(COLUMNS) + 1) % COLUMNS
     faces.append(np.stack([last, following, np.full(COLUMNS, cap)], 1))
     faces = np.concatenate(faces)
     # keep the winding outward: test one face against the direction from the axis
@@ -135,9 +181,9 @@ def forearm_mesh(
         faces = faces[:, ::-1]
 
     # colours: skin, paler on the inner (palm-side) forearm, then the band and the sleeve
-    ang = np.tile(theta, RINGS)
+    ang = np.tile(theta, rings)
     along = np.repeat(s, COLUMNS)
-    inner = np.clip(np.tile(sy, RINGS) * 1.5, 0, 1)[:, None]  # normal side = palm side
+    inner = np.clip(np.tile(sy, rings) * 1.5, 0, 1)[:, None]  # normal side = palm side
     colour = skin + 0.5 * inner * (palm_skin - skin)
     if arm.band is not None:
         colour[(along > 0.018) & (along < 0.04)] = arm.band
