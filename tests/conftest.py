@@ -6,6 +6,7 @@ Test modules import the helpers (`from conftest import FakeRuntime`); fixtures a
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import struct
 import zlib
@@ -28,6 +29,15 @@ def require(condition: bool, reason: str) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI needs this: {reason}")
     pytest.skip(reason)
+
+
+def bench_script(name: str):
+    """The module of a script in bench/ (they are scripts, not a package), loaded by file name."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)
