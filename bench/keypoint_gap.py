@@ -66,6 +66,7 @@ def predict_folder(model, folder: Path) -> dict[str, np.ndarray]:
     from handmesh.evaluate import split_dataset
     from handmesh.fit import fit_keypoints
     from handmesh.geometry_np import project_points_np
+    from handmesh.mirror import flip_intrinsics, mirror_vertices
     from handmesh.models.camera import cam_to_translation, predict_camera_space
 
     size = int(model.img_size)
@@ -87,13 +88,11 @@ def predict_folder(model, folder: Path) -> dict[str, np.ndarray]:
             hand = model.hand_model(global_orient=out["global_orient"], hand_pose=rest, betas=out["betas"])
             shift = cam_to_translation(out["cam"].float(), K.float(), size)[:, None, :]
             mean_fingers = (hand.joints + shift).double().numpy()
-        # the crop mirrored: the model reads the hand as the other side; its 2D mirrored back
-        flipped = K.clone()
-        flipped[:, 0, 2] = size - 1 - K[:, 0, 2]
+        # the crop mirrored: the model reads the hand as the other side; its joints mirrored back
+        flipped = flip_intrinsics(K, size)
         with torch.no_grad():
             other, _, _ = predict_camera_space(model, batch["image"].flip(-1), flipped.float(), size)
-        mirrored = project_points_np(other.double().numpy(), flipped.numpy())
-        mirrored[..., 0] = size - 1 - mirrored[..., 0]
+        mirrored = project_points_np(mirror_vertices(other.double().numpy()), K.numpy())
         # how far the predicted fingers bend away from the mean hand: mean joint angle, degrees
         cos = (out["hand_pose"].diagonal(dim1=-2, dim2=-1).sum(-1).double() - 1) / 2
         articulation = torch.rad2deg(torch.acos(cos.clamp(-1, 1))).mean(-1).numpy()
@@ -276,13 +275,14 @@ def main() -> int:
     from handmesh.benchmarks.real2d import score_run
     from handmesh.checkpoint import load_checkpoint
     from handmesh.errors import HandmeshError
-    from handmesh.models import load_model
+    from handmesh.models import model_from_payload
 
     torch.set_num_threads(1)
-    model = load_model(args.model)
+    payload = load_checkpoint(args.model)
+    model = model_from_payload(payload, source=f"checkpoint {args.model}")
     if model.config.head != "keypoint":
         raise HandmeshError(f"{args.model}: head {model.config.head!r} has no heatmap keypoints")
-    extra = load_checkpoint(args.model).get("extra", {})  # the file may be replaced later: say which it was
+    extra = payload.get("extra", {})  # the file may be replaced later: say which it was
     result: dict[str, Any] = {
         "benchmark": "bench/keypoint_gap.py",
         "model": str(args.model),

@@ -463,7 +463,7 @@ class StillImageDetector:
                 again = [
                     s
                     for s in self._run_view(view, model)
-                    if np.linalg.norm(s.det.keypoints2d - kp, axis=1).mean() < cfg.merge_keypoints * size
+                    if _mean_distance(s.det, cl[0].det) < cfg.merge_keypoints * size
                 ]
                 if again:
                     out.extend(cl + again)

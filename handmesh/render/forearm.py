@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from handmesh.geometry_np import project_points_np
+
 # colours of clothes: mostly muted, sometimes saturated (RGB 0..1)
 CLOTH = np.array(
     [
@@ -68,8 +70,8 @@ def draw_arm_look(rng: np.random.Generator, sleeve_prob: float = 0.45, band_prob
     )
 
 
-def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rodrigues' rotation of v about a unit axis."""
+def _rotate(v: np.ndarray, axis: np.ndarray, angle) -> np.ndarray:
+    """Rodrigues' rotation of v about a unit axis (by each of several angles, given as a column)."""
     return v * np.cos(angle) + np.cross(axis, v) * np.sin(angle) + axis * (axis @ v) * (1 - np.cos(angle))
 
 
@@ -81,8 +83,7 @@ def off_sight(direction: np.ndarray, wrist: np.ndarray, across: np.ndarray) -> n
     if abs(direction @ sight) <= limit:
         return direction
     bends = np.linspace(-0.9, 0.9, 181)  # radians of extra flexion or extension, as a wrist allows
-    c, s = np.cos(bends)[:, None], np.sin(bends)[:, None]
-    turned = direction * c + np.cross(across, direction) * s + across * (across @ direction) * (1 - c)
+    turned = _rotate(direction, across, bends[:, None])
     along = np.abs(turned @ sight)
     fine = along <= limit
     return (
@@ -98,7 +99,7 @@ def reach(wrist: np.ndarray, direction: np.ndarray, radius: float, K: np.ndarray
     z = centre[:, 2]
     f = (K[0, 0] + K[1, 1]) / 2
     near = z < 0.02  # at the camera: the arm passes beside it (off_sight), so it is out of the picture
-    uv = (centre @ K.T)[:, :2] / np.maximum(z, 0.02)[:, None]
+    uv = project_points_np(centre, K, min_depth=0.02)
     margin = radius * f / np.maximum(z, 0.02)
     out = near | ((uv < -margin[:, None]) | (uv > size + margin[:, None])).any(1)
     return float(t[np.argmax(out)] + 0.02) if out.any() else MAX_REACH
