@@ -101,6 +101,39 @@ def test_a_hand_read_twice_merges_but_hands_pressed_together_stay_two():
     assert sorted(h.handedness for h in merge_views(seen, SearchConfig())) == ["left", "right"]
 
 
+# render_6_left (bench detect's renders, seed 400,000) as the mirrored view's lite model read it: the hand, and
+# its fingers again as a smaller hand whose wrist sits at the finger bases (keypoints rounded to pixels)
+READ_TWICE = (
+    [[100, 51], [113, 55], [123, 69], [121, 82], [118, 93], [130, 103], [134, 127], [132, 133], [131, 132],
+     [116, 107], [117, 134], [113, 130], [112, 119], [101, 107], [97, 129], [92, 122], [91, 111], [86, 101],
+     [79, 116], [76, 111], [76, 102]],
+    [[108, 113], [125, 118], [138, 130], [145, 142], [151, 153], [122, 131], [125, 131], [123, 124],
+     [122, 114], [108, 128], [106, 129], [103, 122], [103, 115], [96, 124], [90, 125], [85, 120], [84, 115],
+     [86, 120], [77, 116], [70, 110], [67, 105]],
+)  # fmt: skip
+
+
+def _reading(keypoints, side: str, conf: float) -> HandDetection:
+    kp = np.asarray(keypoints, dtype=np.float64)
+    box = np.concatenate([kp.min(axis=0), kp.max(axis=0)])
+    return HandDetection(box=box, handedness=side, score=conf, keypoints2d=kp, side_confidence=conf)
+
+
+def test_a_hand_read_twice_with_little_box_overlap_merges():
+    """The duplicate bench detect saw (render_6_left): boxes overlapping 0.23, wrists 0.74 hand sizes apart,
+    all keypoints 0.30 hand sizes apart on average, but one side and the four fingers in place (0.15)."""
+    whole, fingers = _reading(READ_TWICE[0], "left", 0.81), _reading(READ_TWICE[1], "left", 0.69)
+    seen = [_Seen(whole, 0.62, "flip"), _Seen(fingers, 0.79, "flip")]
+    (hand,) = merge_views(seen, SearchConfig())
+    assert hand.handedness == "left"
+    # the same two readings as a left and a right hand (a person's hands, fingers over each other) stay two
+    seen[1].det = dataclasses.replace(fingers, handedness="right")
+    assert sorted(h.handedness for h in merge_views(seen, SearchConfig())) == ["left", "right"]
+    # and a same-side hand whose fingers lie elsewhere (its own wrist, its own fingers) stays another hand
+    apart = _reading(np.asarray(READ_TWICE[1]) + [0.0, 40.0], "left", 0.69)
+    assert len(merge_views([seen[0], _Seen(apart, 0.79, "flip")], SearchConfig())) == 2
+
+
 def test_votes_combine_as_log_odds():
     assert combine_votes([0.9]) == pytest.approx(0.9)
     assert combine_votes([0.9, 0.1]) == pytest.approx(0.5)
