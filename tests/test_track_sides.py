@@ -98,6 +98,40 @@ def test_implausible_fits_weigh_little():
     assert side == "right" and sides.switches(0) == 0
 
 
+def _switches(sides: str) -> int:
+    return sum(a != b for a, b in zip(sides, sides[1:], strict=False))
+
+
+def _fitted_sides(labels: str, confidence: float, quality: dict[str, float]) -> str:
+    """Sides of a track voted as the pipeline does: each frame's vote, then its fit's quality on the track's
+    side (`quality[side]`: a hand fitted on the wrong side is implausible)."""
+    sides, out = TrackSides(), []
+    for c in labels:
+        side, _ = sides.vote(0, "right" if c == "R" else "left", confidence)
+        sides.set_quality(0, quality[side])
+        out.append(side[0].upper())
+    return "".join(out)
+
+
+@pytest.mark.parametrize("confidence, within", [(0.9, 20), (0.95, 15)])
+def test_a_track_settled_on_the_wrong_side_is_corrected(confidence, within):
+    """A right hand whose first frames said left: fitted as a left hand, its fits are implausible, and
+    their quality must not mute the detector's confident votes for the right side."""
+    out = _fitted_sides("L" * 10 + "R" * 50, confidence, {"right": 0.9, "left": 0.0})
+    assert out[:10] == "L" * 10  # the first frames settled it wrong
+    assert "R" in out[10 : 10 + within] and out.endswith("R" * (50 - within))
+    assert _switches(out) == 1
+
+
+@pytest.mark.parametrize("quality", [{"right": 0.05, "left": 0.05}, {"right": 0.9, "left": 0.0}])
+def test_implausible_fits_do_not_bring_back_flicker(quality):
+    """The still photo's flickering labels, with fits implausible on both sides or only on the wrong one."""
+    labels = "RRLRRRRRRRRLRRRRRRRRRRLLRRRRRR" * 3
+    assert _fitted_sides(labels, 0.9, quality) == "R" * len(labels)
+    # a third of the frames sure of the other side, on a hand whose every fit is implausible
+    assert _fitted_sides("RRL" * 30, 0.95, quality) == "R" * 90
+
+
 class _FlickeringDetector:
     """One hand in the same place every frame, its label read from a string (MediaPipe on a still photo)."""
 

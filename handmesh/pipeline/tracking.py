@@ -6,7 +6,11 @@ search) can disagree on the same unchanging picture, so a per-frame side flicker
 (a right hand fitted as a left one). `TrackSides` decides a track's side from the evidence of all its
 frames: each frame's label is a vote of log-odds `logit(p)` (p = the detector's side confidence, clipped
 to `max_vote_p`), weighted by the fit quality of the track's previous frame (the plausibility factor:
-an implausible fit says little). A new track's side is provisional: its first `settle` frames' votes
+an implausible fit says little). The weights rank a track's frames against each other, not the track
+against a fixed bar: its evidence is measured in votes of its own mean weight, so a track whose fits are
+all implausible is judged on the detector's confidences alone. A fit on the wrong side is implausible
+too, and weighing every vote by it muted the very votes that would correct the side: a track that settled
+wrong could never switch back. A new track's side is provisional: its first `settle` frames' votes
 decide it together (the sign of their sum, undecayed, so an alternating run does not flicker it), so one
 wrong first frame (the palm detector's, say, against the tracking frames that follow) cannot lock a
 track. After that the side is established and changes only on strong, sustained evidence (hysteresis):
@@ -34,7 +38,7 @@ class SideVoteConfig:
     """How a track's side is voted over its frames."""
 
     decay: float = 0.9  # evidence kept per frame (a memory of about 10 frames)
-    switch: float = 6.0  # log-odds against the current side needed to change it ...
+    switch: float = 6.0  # log-odds against the current side (in mean-weight votes) needed to change it ...
     switch_p: float = 0.8  # ... with the votes' mean at least this sure of the other side
     max_vote_p: float = 0.95  # no single frame counts as certain
     settle: int = 10  # a new track's first frames, whose votes decide its side together (a third of a second)
@@ -52,6 +56,7 @@ class _Votes:
     side: str
     evidence: float = 0.0  # decayed sum of weighted log-odds for "right"
     weight: float = 0.0  # decayed sum of the weights
+    count: float = 0.0  # decayed number of votes (weight / count: the votes' mean weight)
     quality: float = 1.0  # fit quality of the last estimate (0..1)
     switches: int = 0
     votes: int = 0  # frames voted so far
@@ -78,6 +83,7 @@ class TrackSides:
         vote = w * math.log(p_right / (1.0 - p_right))
         t.evidence = cfg.decay * t.evidence + vote
         t.weight = cfg.decay * t.weight + w
+        t.count = cfg.decay * t.count + 1.0
         t.votes += 1
         if t.votes <= cfg.settle:  # provisional: the first frames' votes decide together
             t.first, t.first_weight = t.first + vote, t.first_weight + w
@@ -85,11 +91,13 @@ class TrackSides:
             voted = "right" if t.first > 0 else "left" if t.first < 0 else t.side
         else:  # established: hysteresis
             mean = t.evidence / max(t.weight, 1e-9)  # the votes' mean log-odds: a calibrated-ish confidence
+            # the evidence in votes of the mean weight (the evidence itself when every fit is plausible)
+            evidence = mean * t.count
             strong = math.log(cfg.switch_p / (1.0 - cfg.switch_p))
             voted = t.side
-            if t.side == "right" and t.evidence < -cfg.switch and mean < -strong:
+            if t.side == "right" and evidence < -cfg.switch and mean < -strong:
                 voted = "left"
-            elif t.side == "left" and t.evidence > cfg.switch and mean > strong:
+            elif t.side == "left" and evidence > cfg.switch and mean > strong:
                 voted = "right"
         if voted != t.side:
             t.side, t.switches = voted, t.switches + 1
