@@ -10,7 +10,9 @@ own render settings: what the trainer validates on; `--held-out SPEC` names othe
 baseline on the same renders, and on the real 2D keypoint set (`handmesh bench real2d`'s protocol,
 labelled boxes) beside the landmark fit. Real photos measure only: the model kept is the snapshot with the
 lowest held-out PA-MPJPE. A resumed run whose earlier epochs were validated on other renders starts its
-curve at `--from-epoch`, with `--start` (the checkpoint it was resumed from) scored as the first point;
+curve at `--from-epoch`, with `--start` (the checkpoint it was resumed from) scored as the first point; a
+run started with `handmesh train --init MODEL` (a fine-tune) takes that model file as `--start`, and its
+images seen count on from the ones the file records (`images_seen` in its notes);
 `--phase EPOCH=TEXT` names the data from that epoch on. `--compare` scores other model files on the same
 held-out renders (the model the run may replace), `--train-cache` scores every snapshot on the first
 `--val-images` images of the cache it trained on, unaugmented (the train / held-out gap of reused
@@ -146,6 +148,7 @@ def main() -> int:
     from handmesh.data.mix import build_training_data, held_out, load_stream_batch
     from handmesh.models import load_model, save_model
     from handmesh.train.plan import load_resume_point
+    from handmesh.train.state import TRAIN_FORMAT
 
     torch.set_num_threads(1)
     state_point = load_resume_point(args.run_dir / "last.pt")
@@ -173,9 +176,19 @@ def main() -> int:
 
     # images seen: epochs x epoch images; after a resume, the start's images plus its later steps at this
     # run's batch size and processes (a probe may change the epoch's size)
-    start = load_resume_point(args.start) if args.start is not None else None
+    start, start_notes = None, {}
+    if args.start is not None:
+        payload = load_checkpoint(args.start)
+        start_notes = payload.get("extra", {})
+        # a model file without training state is the weights a fine-tune (--init) started from
+        start = load_resume_point(args.start) if TRAIN_FORMAT in payload else None
+        del payload
+    init = state.get("init")
+    init_images = int(start_notes.get("images_seen", 0)) if init else 0
 
     def images_at(epoch: int, step: int) -> int:
+        if init:  # a fine-tune: the start model's images, then this run's steps from step 0
+            return init_images + step * int(cfg.batch_size) * args.processes
         if start is None:
             return epoch * int(cfg.epoch_images)
         # by steps (a time budget may have cut the start's last epoch short), at the start's batch size
@@ -187,9 +200,9 @@ def main() -> int:
         figures = scorer.held_out(args.start)
         curve.append(
             {
-                "images_seen": images_at(0, int(start.state["step"])),
+                "images_seen": images_at(0, 0 if start is None else int(start.state["step"])),
                 "epoch": figures["epoch"],
-                "data": "the checkpoint resumed from",
+                "data": "the model fine-tuned from (--init)" if init else "the checkpoint resumed from",
                 **point(
                     figures, base["pa_mpjpe_mm"], None if args.skip_real else scorer.real_photos(args.start)
                 ),
@@ -223,7 +236,8 @@ def main() -> int:
     best = min(scored, key=lambda p: p["pa_mpjpe_mm"]) if scored else None
     entry: dict[str, Any] = {
         "settings": {
-            "command": "torchrun --nproc_per_node 2 train_freihand.py (one thread per process), resumed with --resume",
+            "command": "torchrun --nproc_per_node 2 train_freihand.py (one thread per process), "
+            + (f"started with --init {init['path']}" if init else "resumed with --resume"),
             "data": cfg.data,
             "held_out": held_spec,
             "variant": model_cfg.variant,
@@ -235,7 +249,7 @@ def main() -> int:
             "epoch_images": cfg.epoch_images,
             "time_budget_min": cfg.time_budget_min,
             "val_images": cfg.val_images,
-            "init": args.init,
+            "init": init or args.init,
             "notes": args.notes,
         },
         "baseline_mean_pose": base,
@@ -277,6 +291,8 @@ def main() -> int:
     if args.model_out and best:
         model = load_model(snapshots[best["epoch"]])
         extra = {"learning_curve_run": args.run, "trained_on": cfg.data, **best}
+        if init:
+            extra["init"] = init
         save_model(model, args.model_out, extra=extra)
         print(f"wrote {args.model_out} (epoch {best['epoch']})")
     results = _update_results(Path(args.json), args.run, entry)

@@ -606,3 +606,94 @@ def test_training_data_reads_each_folder_once(synth_dir, tmp_path, monkeypatch):
     assert isinstance(train_set, MixedDataset) and len(val_set) > 0
     assert reads == {"freihand": 1, "custom": 1}
     assert train_set[0]["image"].shape == (3, IMG, IMG)
+
+
+# ----------------------------------------------------------------------------- --init (fine-tuning)
+
+
+def _start_model(path: Path) -> Path:
+    """A saved tiny model with a head width the defaults do not have, drawn from its own seed."""
+    from handmesh.models import build_model, save_model
+
+    torch.manual_seed(123)
+    return save_model(build_model("fastvit_t8", img_size=IMG, head_hidden=64), path)
+
+
+def test_init_starts_a_fresh_run_from_exactly_the_files_weights_and_records_it(synth_dir, tmp_path):
+    import hashlib
+
+    from handmesh.checkpoint import load_checkpoint
+    from handmesh.models import own_state
+    from handmesh.train import Trainer
+    from handmesh.train.plan import plan_run
+
+    start = _start_model(tmp_path / "start.pt")
+    weights = load_checkpoint(start)["state_dict"]
+    sets = small_sets(synth_dir, n_train=4)
+    cfg = tiny_train_config(
+        synth_dir, tmp_path / "run", epochs=1, batch_size=2, image_grid=0, init=str(start)
+    )
+    trainer = Trainer(plan_run(cfg, model_config()), sets)
+    # step 0: the file's model configuration and every one of its tensors, a fresh optimizer and schedule
+    assert trainer.model.config.head_hidden == 64 and trainer.step == 0 and not trainer.optimizer.state
+    at_start = own_state(trainer.model)
+    assert at_start.keys() == weights.keys()
+    assert all(torch.equal(at_start[k], v) for k, v in weights.items())
+    # the same run without --init (the same seed, the file's head) starts elsewhere
+    plain = Trainer(plan_run(dataclasses.replace(cfg, init=None), model_config(head_hidden=64)), sets)
+    assert not all(torch.equal(own_state(plain.model)[k], v) for k, v in weights.items())
+
+    trainer.fit()
+    record = {"path": str(start), "sha256": hashlib.sha256(start.read_bytes()).hexdigest()}
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["init"] == record and saved["train"]["init"] == str(start)
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last[TRAIN_FORMAT]["init"] == record and last["extra"]["init"] == record
+    assert last[TRAIN_FORMAT]["step"] == 2
+    assert load_checkpoint(tmp_path / "run" / "model.pt")["extra"]["init"] == record
+
+
+def test_init_refuses_another_architecture_a_deploy_file_and_resume(synth_dir, tmp_path, capsys):
+    from handmesh.cli import main
+    from handmesh.models import build_model, save_model
+    from handmesh.models.reparam import reparameterize
+
+    start = _start_model(tmp_path / "start.pt")
+    base = ["train", "--data", str(synth_dir), "--out", str(tmp_path / "run"), "--init", str(start)]
+
+    def refused(*extra: str) -> str:
+        code = main([*base, *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        return err[0]
+
+    line = refused("--variant", "fastvit_s12")
+    assert "variant='fastvit_t8'" in line and "variant='fastvit_s12'" in line
+    line = refused("--set", "head=pooled")
+    assert "head='keypoint'" in line and "head='pooled'" in line
+    line = refused("--set", "head_hidden=128")
+    assert "head_hidden=64" in line and "head_hidden=128" in line
+    assert "img_size=100" in refused("--img-size", "100")  # no model of that size: not a multiple of 32
+    save_model(reparameterize(build_model("fastvit_t8", img_size=IMG)), tmp_path / "deploy.pt")
+    base[-1] = str(tmp_path / "deploy.pt")
+    assert "deploy-form" in refused()
+    base[-1] = str(start)
+    assert "--resume" in refused("--resume", str(start)) and not (tmp_path / "run").exists()
+
+
+def test_init_at_another_input_size_keeps_the_field_of_view(tmp_path):
+    from handmesh.models import ModelConfig
+    from handmesh.train.plan import load_init_point, plan_run
+
+    start = _start_model(tmp_path / "start.pt")
+    cfg = TrainConfig(data="unused", out=str(tmp_path / "run"), init=str(start))
+    plan = plan_run(
+        cfg,
+        ModelConfig(variant="fastvit_t8", img_size=96, head_dropout=0.3),
+        explicit_model_fields={"img_size", "head_dropout"},
+    )
+    have = load_init_point(start).model_config
+    assert plan.model_cfg.img_size == 96 and plan.model_cfg.head_dropout == 0.3
+    assert plan.model_cfg.head_hidden == 64 and plan.model_cfg.backbone_weights is None
+    assert plan.model_cfg.focal_length == pytest.approx(have.resolved_focal() * 96 / IMG)
+    assert plan.init.record()["path"] == str(start)

@@ -2,7 +2,7 @@
 
 - `config`: `TrainConfig`, every setting of a run but the model;
 - `data`: `build_datasets(cfg, img_size)`, the one place a config becomes training/validation data;
-- `plan`: `plan_run` resolves configs and resume state once and refuses mismatches up front;
+- `plan`: `plan_run` resolves configs and resume or `--init` state once and refuses mismatches up front;
 - `state`: the training-checkpoint format (a model file plus the resume state) and run-folder guards;
 - `distributed`, `rng`: torchrun ranks, devices, collectives; RNG capture for exact resume;
 - `validation`, `preview`: validation as a typed `ValResult`; the TensorBoard mesh grid;
@@ -19,7 +19,7 @@ _EXPORTS = exports_of(
     {
         "config": "TrainConfig",
         "data": "build_datasets",
-        "plan": "RunPlan load_resume_point plan_run",
+        "plan": "RunPlan load_init_point load_resume_point plan_run",
         "state": "TRAIN_FORMAT freeze_hand_model",
         "trainer": "Trainer train",
     },

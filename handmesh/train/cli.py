@@ -26,7 +26,8 @@ alone validates, logs and writes checkpoints. A run folder holds config.json, la
 validation PA-MPJPE), model.pt and TensorBoard events under tb/. last.pt and best.pt carry what --resume
 needs to continue exactly from the last completed epoch; model.pt is best.pt's model alone (about a third
 of the size), the file to share. All three load wherever a model file is taken (handmesh.load_model,
---checkpoint, handmesh export, handmesh evaluate)."""
+--checkpoint, handmesh export, handmesh evaluate). --init MODEL starts a fresh run from such a file's
+weights and model (fine-tuning: new optimizer and schedule; docs/training.md)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,16 +54,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def plan_from_args(args: argparse.Namespace) -> RunPlan:
     """The run plan of the parsed options: on --resume the checkpoint's settings (read once) with the
-    options given on top; fresh runs start from the defaults."""
+    options given on top; fresh runs start from the defaults (with --init, the model file's model)."""
     from handmesh.models import ModelConfig
-    from handmesh.train.plan import load_resume_point, plan_run
+    from handmesh.train.plan import load_resume_point, plan_run, refuse_resume_with_init
 
     train_over, model_over = cfgutil.split_overrides(args.overrides, TrainConfig, ModelConfig)
     given = cfgutil.options_given(args)
     resume, base = None, TrainConfig()
     if args.resume is not None:
         out = Path(given.get("out", base.out))
-        resume = load_resume_point(out / "last.pt" if args.resume == "auto" else args.resume)
+        path = out / "last.pt" if args.resume == "auto" else Path(args.resume)
+        if "init" in given:
+            raise HandmeshError(refuse_resume_with_init(path))
+        resume = load_resume_point(path)
         # a resumed run continues in the folder of its checkpoint unless --out says otherwise
         base = replace(resume.train_config, out=str(out if "out" in given else resume.path.parent))
     cfg = cfgutil.apply_overrides(cfgutil.config_from_args(base, args), train_over)

@@ -34,6 +34,14 @@ class TrainConfig:
     out: str = field(
         default="runs/train", metadata=option("run folder (config, checkpoints, tb/)", metavar="DIR")
     )
+    init: str | None = field(
+        default=None,
+        metadata=option(
+            "start a fresh run (new optimizer and schedule, step 0) from the weights of this model file or "
+            "checkpoint: fine-tuning; the model's configuration comes from the file",
+            metavar="MODEL",
+        ),
+    )
     # the defaults are docs/training.md's FreiHAND recipe for one GPU (tests/test_recipe.py checks both agree)
     epochs: int = field(default=100, metadata=option("epochs to train", bounds=(1, 1_000_000)))
     batch_size: int = field(default=64, metadata=option("images per step and process", bounds=(1, 65536)))

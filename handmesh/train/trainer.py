@@ -82,16 +82,29 @@ class Trainer:
         ddp.select_kernels(cfg.deterministic, self.device)
         self.out_dir = Path(cfg.out)
         seed_everything(cfg.seed + self.dist.rank)
-        if plan.resume is None and not plan.model_cfg.backbone_weights and self.dist.main:
+        if (
+            plan.resume is None
+            and plan.init is None
+            and not plan.model_cfg.backbone_weights
+            and self.dist.main
+        ):
             # measured: from random weights the regressor fits its training images but barely generalizes
             # in CPU-sized budgets (bench/results/learning_diagnostics.json)
             log(
                 "the encoder starts from random weights; for FreiHAND-level accuracy pass ImageNet weights "
                 "with --backbone-weights PATH (a local timm/Apple FastViT checkpoint)"
             )
-        # a resumed run keeps the hand model its weights were trained against, whatever is configured now
-        kind = plan.resume.hand_model_kind if plan.resume is not None else None
+        # a resumed or fine-tuned run keeps the hand model its weights were trained against, whatever is
+        # configured now
+        start = plan.resume or plan.init
+        kind = start.hand_model_kind if start is not None else None
         self.model = build_model_from_config(plan.model_cfg, hand_model_kind=kind).to(self.device)
+        # where the weights started (path and sha256): recorded in config.json and every checkpoint
+        self.init_record = plan.init.record() if plan.init is not None else None
+        if plan.init is not None:
+            load_own_state(self.model, plan.init.state_dict, f"--init {plan.init.path}")
+            if self.dist.main:
+                log(f"starting from the weights of {plan.init.path} (sha256 {plan.init.sha256[:12]})")
         self.model_cfg = self.model.config
         self.img_size = int(self.model_cfg.img_size)
         freeze_hand_model(self.model)
@@ -129,6 +142,7 @@ class Trainer:
         self.skipped: dict[str, int] = {}  # this epoch's skipped steps by reason
         self.history: list[dict[str, Any]] = []
         if plan.resume is not None:
+            self.init_record = plan.resume.state.get("init")
             self._restore(plan.resume.state)
             if self.dist.main:
                 log(f"resumed {plan.resume.path} at epoch {self.epoch}, step {self.step}")
@@ -331,6 +345,8 @@ class Trainer:
         state = self._state(ranks_rng)
         # what the page and `handmesh predict` say about a model: its data, epoch and validation score
         notes = {"trained_on": cfg.data, "epoch": self.epoch, "epochs": cfg.epochs, **numbers}
+        if self.init_record is not None:
+            notes["init"] = self.init_record
         if improved:
             write_train_checkpoint(self.out_dir / "best.pt", eval_model, state, notes)
             save_model(eval_model, self.out_dir / MODEL_FILE, extra=notes)
@@ -354,6 +370,8 @@ class Trainer:
         if removed:
             log(f"removed from {self.out_dir}: {', '.join(removed)}")
         config = {"train": cfgutil.to_dict(self.cfg), "model": cfgutil.to_dict(self.model_cfg)}
+        if self.init_record is not None:
+            config["init"] = self.init_record
         (self.out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         from torch.utils.tensorboard import SummaryWriter
 
@@ -394,6 +412,7 @@ class Trainer:
             "loader_generator": self.loader_gen.get_state(),
             "rng": ranks_rng,
             "train_config": cfgutil.to_dict(self.cfg),
+            "init": self.init_record,
             "history": self.history,
         }
 
