@@ -121,15 +121,21 @@ def _reading(keypoints, side: str, conf: float) -> HandDetection:
 
 def test_a_hand_read_twice_with_little_box_overlap_merges():
     """The duplicate bench detect saw (render_6_left): boxes overlapping 0.23, wrists 0.74 hand sizes apart,
-    all keypoints 0.30 hand sizes apart on average, but one side and the four fingers in place (0.15)."""
+    all keypoints 0.30 hand sizes apart on average, but the four fingers in place (0.15) and the second
+    reading's wrist at the first one's knuckles (0.1)."""
     whole, fingers = _reading(READ_TWICE[0], "left", 0.81), _reading(READ_TWICE[1], "left", 0.69)
     seen = [_Seen(whole, 0.62, "flip"), _Seen(fingers, 0.79, "flip")]
     (hand,) = merge_views(seen, SearchConfig())
     assert hand.handedness == "left"
-    # the same two readings as a left and a right hand (a person's hands, fingers over each other) stay two
+    # thorough's views name the two readings' sides differently: still one hand (a hand with no palm)
     seen[1].det = dataclasses.replace(fingers, handedness="right")
-    assert sorted(h.handedness for h in merge_views(seen, SearchConfig())) == ["left", "right"]
-    # and a same-side hand whose fingers lie elsewhere (its own wrist, its own fingers) stays another hand
+    assert len(merge_views(seen, SearchConfig())) == 1
+    # the same fingers from a wrist away from the knuckles: a left and a right hand stay two ...
+    elsewhere = np.asarray(READ_TWICE[1], dtype=np.float64)
+    elsewhere[0] = [150.0, 60.0]
+    two = merge_views([seen[0], _Seen(_reading(elsewhere, "right", 0.69), 0.79, "flip")], SearchConfig())
+    assert sorted(h.handedness for h in two) == ["left", "right"]
+    # ... and a same-side hand whose fingers lie elsewhere (its own wrist, its own fingers) is another hand
     apart = _reading(np.asarray(READ_TWICE[1]) + [0.0, 40.0], "left", 0.69)
     assert len(merge_views([seen[0], _Seen(apart, 0.79, "flip")], SearchConfig())) == 2
 

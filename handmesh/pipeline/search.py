@@ -73,6 +73,7 @@ LITE, FULL = 0, 1  # MediaPipe's landmark models (its model_complexity)
 # The four fingers' joints (FreiHAND order: wrist, thumb 1-4, then index to little finger): a hand read with
 # its wrist misplaced keeps them in place.
 FINGERS = slice(5, 21)
+KNUCKLES = [5, 9, 13, 17]  # the four fingers' bases
 
 
 @dataclasses.dataclass
@@ -269,7 +270,7 @@ def same_hand(a: HandDetection, b: HandDetection, cfg: SearchConfig) -> bool:
     """Whether two detections (image coordinates) are one hand: boxes overlap from about the same wrist
     (two hands that touch overlap too, but come from two wrists), keypoints coincide, one is a fragment
     (a much smaller box lying mostly inside the other: part of a hand cut by a window), or one reading
-    repeats the other's side and fingers from another wrist (`_read_twice`)."""
+    repeats the other's fingers from another wrist (`_read_twice`)."""
     ba, bb = np.asarray(a.box, dtype=np.float64), np.asarray(b.box, dtype=np.float64)
     if box_iou(ba, bb) >= cfg.merge_iou:
         if a.keypoints2d is None or b.keypoints2d is None:
@@ -290,12 +291,22 @@ def same_hand(a: HandDetection, b: HandDetection, cfg: SearchConfig) -> bool:
 
 
 def _read_twice(a: HandDetection, b: HandDetection, cfg: SearchConfig, side: float) -> bool:
-    """Whether two readings with different wrists are one hand read twice: its fingers also taken for a
-    smaller hand whose wrist sits at the finger bases (render_6_left in the mirrored view: boxes overlapping
-    only 0.23, all keypoints 0.30 hand sizes apart on average, the four fingers 0.15). Both readings give
-    one side and the fingers coincide; a person's two hands pressed together coincide too, but are a left
-    and a right hand."""
-    return a.handedness == b.handedness and _mean_distance(a, b, FINGERS) < cfg.merge_keypoints * side
+    """Whether two readings with different wrists are one hand read twice, its fingers also taken for a
+    smaller hand whose wrist sits at the finger bases (render_6_left: boxes overlapping 0.23-0.37, all
+    keypoints 0.25-0.30 hand sizes apart on average, the four fingers 0.15, one wrist 0.1 from the other's
+    knuckles). The fingers coincide (within `merge_keypoints` of the hand's size), and either both readings
+    give one side or one's wrist lies at the other's knuckles (as close): a hand sharing another's fingers
+    from there would have no palm. A person's two hands pressed together share fingers too, but are a
+    left and a right hand from two wrists that lie elsewhere."""
+    near = cfg.merge_keypoints * side
+    if _mean_distance(a, b, FINGERS) >= near:
+        return False
+    if a.handedness == b.handedness:
+        return True
+    kp_a, kp_b = a.keypoints2d, b.keypoints2d
+    at_a = float(np.linalg.norm(kp_b[0] - kp_a[KNUCKLES].mean(axis=0)))
+    at_b = float(np.linalg.norm(kp_a[0] - kp_b[KNUCKLES].mean(axis=0)))
+    return min(at_a, at_b) < near
 
 
 def _mean_distance(a: HandDetection, b: HandDetection, joints: slice = slice(None)) -> float:
