@@ -58,7 +58,7 @@ class SynthConfig:
         ),
     )
     subdivisions: int = 2  # Loop steps of the render mesh (rendering only; labels keep 778 vertices)
-    forearm_prob: float = 0.95
+    forearm_prob: float = 1.0  # a real hand always continues into an arm (else the wrist shows a cap)
     sleeve_prob: float = 0.45  # share of forearms in a sleeve
     band_prob: float = 0.15  # share of wrists with a watch or bracelet
     object_prob: float = 0.12  # a held sphere, cylinder or box
