@@ -113,14 +113,29 @@ def _fitted_sides(labels: str, confidence: float, quality: dict[str, float]) -> 
     return "".join(out)
 
 
-@pytest.mark.parametrize("confidence, within", [(0.9, 20), (0.95, 15)])
+WRONG_FITS = {"right": 0.9, "left": 0.0}  # a right hand: fitted as a left hand, its meshes are implausible
+
+
+@pytest.mark.parametrize("confidence, within", [(0.9, 40), (0.95, 35)])
 def test_a_track_settled_on_the_wrong_side_is_corrected(confidence, within):
-    """A right hand whose first frames said left: fitted as a left hand, its fits are implausible, and
+    """A right hand whose first ten frames said left: fitted as a left hand, its fits are implausible, and
     their quality must not mute the detector's confident votes for the right side."""
-    out = _fitted_sides("L" * 10 + "R" * 50, confidence, {"right": 0.9, "left": 0.0})
+    out = _fitted_sides("L" * 10 + "R" * 60, confidence, WRONG_FITS)
     assert out[:10] == "L" * 10  # the first frames settled it wrong
-    assert "R" in out[10 : 10 + within] and out.endswith("R" * (50 - within))
+    assert "R" in out[10 : 10 + within] and out.endswith("R" * (60 - within))
     assert _switches(out) == 1
+
+
+def test_a_wrong_first_frame_is_outvoted_though_its_fit_is_implausible():
+    """handgraph_00348's pattern with the wrong side's fits implausible: the palm detector's first frame says
+    left at 0.65, tracking right at 0.75 (a lean that cannot switch an established side): the first frames
+    must count by their confidences, not by the fits of a side that is still provisional."""
+    sides, out = TrackSides(), []
+    for i in range(30):
+        side, _ = sides.vote(0, "left" if i == 0 else "right", 0.65 if i == 0 else 0.75)
+        sides.set_quality(0, WRONG_FITS[side])
+        out.append(side[0].upper())
+    assert "".join(out) == "L" + "R" * 29
 
 
 @pytest.mark.parametrize("quality", [{"right": 0.05, "left": 0.05}, {"right": 0.9, "left": 0.0}])

@@ -11,7 +11,8 @@ against a fixed bar: its evidence is measured in votes of its own mean weight, s
 all implausible is judged on the detector's confidences alone. A fit on the wrong side is implausible
 too, and weighing every vote by it muted the very votes that would correct the side: a track that settled
 wrong could never switch back. A new track's side is provisional: its first `settle` frames' votes
-decide it together (the sign of their sum, undecayed, so an alternating run does not flicker it), so one
+decide it together (the sign of their sum, undecayed, so an alternating run does not flicker it; by
+their confidences alone, since a provisional side's fits are implausible where that side is wrong), so one
 wrong first frame (the palm detector's, say, against the tracking frames that follow) cannot lock a
 track. After that the side is established and changes only on strong, sustained evidence (hysteresis):
 the votes, decaying by `decay` per frame, must pass `switch` against it *and* their mean must say the
@@ -79,7 +80,9 @@ class TrackSides:
         t = self._tracks.get(track_id)
         if t is None:
             t = self._tracks[track_id] = _Votes(side=side)
-        w = max(t.quality, 0.05)
+        # a provisional side's fits may be on the wrong side, so their plausibility judges the side, not the
+        # frame: the first frames' votes count by their confidences alone
+        w = max(t.quality, 0.05) if t.votes >= cfg.settle else 1.0
         vote = w * math.log(p_right / (1.0 - p_right))
         t.evidence = cfg.decay * t.evidence + vote
         t.weight = cfg.decay * t.weight + w
