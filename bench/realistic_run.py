@@ -147,7 +147,7 @@ def main() -> int:
     from handmesh.checkpoint import load_checkpoint
     from handmesh.data.mix import build_training_data, held_out, load_stream_batch
     from handmesh.models import load_model, save_model
-    from handmesh.train.plan import load_resume_point
+    from handmesh.train.plan import load_resume_point, resume_point
     from handmesh.train.state import TRAIN_FORMAT
 
     torch.set_num_threads(1)
@@ -178,11 +178,11 @@ def main() -> int:
     # run's batch size and processes (a probe may change the epoch's size)
     start, start_notes = None, {}
     if args.start is not None:
-        payload = load_checkpoint(args.start)
+        payload = load_checkpoint(args.start)  # read once: its notes, and its training state if any
         start_notes = payload.get("extra", {})
         # a model file without training state is the weights a fine-tune (--init) started from
-        start = load_resume_point(args.start) if TRAIN_FORMAT in payload else None
-        del payload
+        start = resume_point(args.start, payload) if TRAIN_FORMAT in payload else None
+        del payload  # the weights are scored from the file later; keep only the notes and state
     init = state.get("init")
     init_images = int(start_notes.get("images_seen", 0)) if init else 0
 

@@ -73,10 +73,14 @@ def refuse_resume_with_init(path: str | Path) -> str:
 
 def load_resume_point(path: str | Path) -> ResumePoint:
     """Read a training checkpoint once: its train config, model config and training state."""
+    path = Path(path)
+    return resume_point(path, read_train_checkpoint(path))
+
+
+def resume_point(path: Path, payload: dict[str, Any]) -> ResumePoint:
+    """The resume point of a training checkpoint already loaded from `path` (it holds TRAIN_FORMAT)."""
     from handmesh.models import read_model_config
 
-    path = Path(path)
-    payload = read_train_checkpoint(path)
     state = payload[TRAIN_FORMAT]
     model_cfg, hand_model_kind = read_model_config(payload, str(path))
     try:
